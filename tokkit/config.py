@@ -1,0 +1,29 @@
+"""One source of defaults for tokkit: where the cache lives, and library-wide constants.
+
+User-written configs (YAML recipes, CLI flags) are pydantic models defined beside the code that
+uses them; this module holds only what every package shares. Torch-free.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["tokkit_home", "hub_offline", "HELLO_WORLD"]
+
+#: The probe text `tokkit vocab` encodes.
+HELLO_WORLD = "Hello world"
+
+
+def tokkit_home() -> Path:
+    """The fixture/model cache: ``$TOKKIT_HOME``, else ``$XDG_CACHE_HOME/tokkit``, else ``~/.cache/tokkit``."""
+    env = os.environ.get("TOKKIT_HOME")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tokkit"
+
+
+def hub_offline() -> bool:
+    """True when the HF hub must not be contacted (``HF_HUB_OFFLINE`` or ``TOKKIT_OFFLINE`` set)."""
+    return any(os.environ.get(k, "").lower() in ("1", "true", "yes") for k in ("HF_HUB_OFFLINE", "TOKKIT_OFFLINE"))

@@ -1,0 +1,60 @@
+"""Error types for tokkit.
+
+Every error a user can cause subclasses :class:`TokkitError` *and* the matching builtin, so callers
+can catch either. Messages say what was expected, what was found, and how to fix it; the CLI maps
+any ``TokkitError`` to one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TokkitError",
+    "UnknownNameError",
+    "MissingFileError",
+    "FormatError",
+    "VocabMismatchError",
+    "SpecialTokenError",
+    "OutputExistsError",
+    "FixtureError",
+]
+
+
+class TokkitError(Exception):
+    """Base class of every error caused by bad input (exit code 2 at the CLI)."""
+
+
+class UnknownNameError(TokkitError, LookupError):
+    """An alias, method or recipe name that tokkit does not know."""
+
+    def __str__(self) -> str:  # LookupError/KeyError would repr() the message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class MissingFileError(TokkitError, FileNotFoundError):
+    """A file or folder the user named does not exist."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class FormatError(TokkitError, ValueError):
+    """A file exists but is not what tokkit expected (truncated json, wrong format, bad header)."""
+
+
+class VocabMismatchError(TokkitError, ValueError):
+    """A vocabulary and an embedding (or two vocabularies) do not fit together."""
+
+
+class SpecialTokenError(TokkitError, ValueError):
+    """Text contains a special-token string that the caller did not allow."""
+
+
+class OutputExistsError(TokkitError, FileExistsError):
+    """An output path exists and ``force`` was not given."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class FixtureError(TokkitError, RuntimeError):
+    """A fixture could not be fetched, or its checksum does not match the manifest."""

@@ -1,0 +1,186 @@
+"""HF ``tokenizer.json`` -> :class:`TextVocab`; the only module that knows HF token spellings.
+
+Families, read off the decoder (the part of the file that says how ids become text):
+
+* ``byte_level``: GPT-2's byte<->unicode map (``Ġ`` = space), used by GPT-2, Llama 3, Qwen, SmolLM.
+* ``sentencepiece``: ``▁`` for space and ``<0xNN>`` byte-fallback tokens (Llama 2, Mistral, Gemma);
+  a ``Strip`` decoder means the dummy-prefix space is dropped from decoded text.
+* ``wordpiece``: ``##`` marks a continuation; other tokens start a word (a space is implied).
+* ``unigram`` / ``chars``: tokens are their own UTF-8.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from tokkit.errors import FormatError, MissingFileError
+from tokkit.formats.roles import make_specials
+from tokkit.vocab import TextVocab
+
+__all__ = ["bytes_to_unicode", "unicode_to_bytes", "vocab_from_json", "vocab_from_json_file", "read_json"]
+
+_BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+
+
+@lru_cache(maxsize=1)
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map from the 256 bytes to printable unicode characters."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+@lru_cache(maxsize=1)
+def unicode_to_bytes() -> dict[str, int]:
+    return {c: b for b, c in bytes_to_unicode().items()}
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a json file with errors that say which file is broken and how."""
+    if not path.exists():
+        raise MissingFileError(f"{path} does not exist; check the path or run scripts/fetch_fixtures.py")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        raise FormatError(
+            f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+            "the file is truncated or corrupted: fetch it again"
+        ) from None
+    except UnicodeDecodeError as e:
+        raise FormatError(f"{path} is not UTF-8 text (byte offset {e.start}); expected a tokenizer.json") from None
+    if not isinstance(data, dict):
+        raise FormatError(f"{path}: expected a JSON object at the top level, found {type(data).__name__}")
+    return data
+
+
+def _decoders(dec: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not dec:
+        return []
+    if dec.get("type") == "Sequence":
+        return [d for sub in dec.get("decoders", []) for d in _decoders(sub)]
+    return [dec]
+
+
+def _family(data: dict[str, Any]) -> tuple[str, bool]:
+    """(family, strip_leading_space) from the decoder chain and the model type."""
+    decs = _decoders(data.get("decoder"))
+    types = {d.get("type") for d in decs}
+    model_type = data.get("model", {}).get("type")
+    if "ByteLevel" in types:
+        return "byte_level", False
+    if "Metaspace" in types:
+        d = next(d for d in decs if d.get("type") == "Metaspace")
+        strip = d.get("prepend_scheme", "always") != "never" and d.get("add_prefix_space", True)
+        return "sentencepiece", bool(strip)
+    if any(d.get("type") == "Replace" and d.get("content") == " " and "▁" in json.dumps(d.get("pattern"), ensure_ascii=False) for d in decs):
+        strip = any(d.get("type") == "Strip" and d.get("start", 0) >= 1 for d in decs)
+        return "sentencepiece", strip
+    if "WordPiece" in types or model_type == "WordPiece":
+        return "wordpiece", False
+    if model_type == "Unigram":
+        return "unigram", False
+    return "chars", False
+
+
+def _ordinary_id_map(model: dict[str, Any], path_label: str) -> dict[int, str]:
+    mtype = model.get("type")
+    vocab = model.get("vocab")
+    if mtype == "Unigram":
+        if not isinstance(vocab, list):
+            raise FormatError(f"{path_label}: Unigram model without a vocab list")
+        return {i: piece for i, (piece, _score) in enumerate(vocab)}
+    if not isinstance(vocab, dict):
+        raise FormatError(f"{path_label}: model of type {mtype!r} has no vocab mapping; expected BPE, WordPiece, WordLevel or Unigram")
+    return {i: t for t, i in vocab.items()}
+
+
+def _token_bytes(token: str, family: str, byte_fallback: bool, cont_prefix: str) -> bytes:
+    if family == "byte_level":
+        table = unicode_to_bytes()
+        try:
+            return bytes(table[c] for c in token)
+        except KeyError:
+            return token.encode("utf-8")  # not byte-mapped (added tokens spelled in plain text)
+    if family == "sentencepiece":
+        m = _BYTE_TOKEN.match(token) if byte_fallback else None
+        if m:
+            return bytes([int(m.group(1), 16)])
+        return token.replace("▁", " ").encode("utf-8")
+    if family == "wordpiece" and cont_prefix and token.startswith(cont_prefix):
+        return token[len(cont_prefix):].encode("utf-8")
+    return token.encode("utf-8")
+
+
+def _config_roles(config: dict[str, Any] | None, by_text: dict[str, int]) -> dict[int, str]:
+    roles: dict[int, str] = {}
+    if not config:
+        return roles
+    for role in ("unk", "pad", "bos", "eos"):  # later roles win: a token that is bos and eos is eos
+        v = config.get(f"{role}_token")
+        text = v.get("content") if isinstance(v, dict) else v
+        if isinstance(text, str) and text in by_text:
+            roles[by_text[text]] = role
+    return roles
+
+
+def vocab_from_json(data: dict[str, Any], *, name: str = "", config: dict[str, Any] | None = None) -> TextVocab:
+    """Build the vocab of a parsed ``tokenizer.json`` (``config``: its ``tokenizer_config.json``)."""
+    model = data.get("model")
+    if not isinstance(model, dict):
+        raise FormatError(f"{name or 'tokenizer.json'}: no 'model' section; expected an HF tokenizers file")
+    family, strip = _family(data)
+    byte_fallback = bool(model.get("byte_fallback", False))
+    cont = model.get("continuing_subword_prefix") or ("##" if family == "wordpiece" else "")
+    id_to_tok = _ordinary_id_map(model, name or "tokenizer.json")
+    added = data.get("added_tokens") or []
+    for a in added:
+        id_to_tok[a["id"]] = a["content"]
+    size = max(id_to_tok) + 1 if id_to_tok else 0
+    tokens = [b""] * size
+    for i, t in id_to_tok.items():
+        tokens[i] = _token_bytes(t, family, byte_fallback, cont)
+    special_items = [(a["id"], a["content"]) for a in added if a.get("special")]
+    for i, t in special_items:
+        tokens[i] = t.encode("utf-8")
+    by_text = {t: i for i, t in special_items}
+    if model.get("unk_token") in by_text:
+        roles = {by_text[model["unk_token"]]: "unk"}
+    else:
+        roles = {}
+    roles.update(_config_roles(config, by_text))
+    specials = make_specials(special_items, roles=roles)
+    unused = frozenset(range(size)) - frozenset(id_to_tok)
+    fallback: tuple[int, ...] = ()
+    if family == "sentencepiece" and byte_fallback:
+        found = {int(m.group(1), 16): i for i, t in id_to_tok.items() if (m := _BYTE_TOKEN.match(t))}
+        if len(found) == 256:
+            fallback = tuple(found[b] for b in range(256))
+    return TextVocab(
+        tokens=tuple(tokens),
+        specials=specials,
+        family=family,
+        name=name,
+        byte_fallback_ids=fallback,
+        unused_ids=unused,
+        strip_leading_space=strip,
+    )
+
+
+def vocab_from_json_file(path: str | Path, *, name: str = "") -> TextVocab:
+    """Load ``tokenizer.json`` (and ``tokenizer_config.json`` beside it, for roles)."""
+    p = Path(path)
+    data = read_json(p)
+    cfg_path = p.with_name("tokenizer_config.json")
+    config = read_json(cfg_path) if cfg_path.exists() and cfg_path != p else None
+    return vocab_from_json(data, name=name or p.name, config=config)

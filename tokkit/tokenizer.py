@@ -1,0 +1,287 @@
+"""One small tokenizer API over the native encoders (HF ``tokenizers``, sentencepiece, tiktoken).
+
+Encoding runs in the native library (no Python loop per token); ``encode_batch`` uses the
+native multi-threaded path. The handle pickles as its source description and rebuilds the native
+encoder in the receiving process, so ``datasets.map(..., num_proc=N)`` and DataLoader workers can
+use it cheaply.
+
+Example:
+    >>> tok = load_tokenizer("gpt2")                                     # doctest: +SKIP
+    >>> tok.encode("Hello world")                                        # doctest: +SKIP
+    [15496, 995]
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import AbstractSet, Any, Literal, Sequence
+
+from tokkit.errors import SpecialTokenError, VocabMismatchError
+from tokkit.names import ResolvedTokenizer, resolve_tokenizer
+from tokkit.vocab import TextVocab, VocabReport
+
+__all__ = ["Tokenizer", "load_tokenizer"]
+
+AllowedSpecial = AbstractSet[str] | Literal["all"]
+
+
+@dataclass(frozen=True)
+class _Source:
+    name: str
+    backend: str  # hf | spm | tiktoken | tiktoken_file | tekken | gguf
+    path: str | None
+    encoding: str = ""
+
+
+def _open_native(src: _Source) -> Any:
+    if src.backend in ("hf", "gguf"):
+        if src.backend == "gguf":
+            from tokkit.formats.gguf_tokenizer import hf_tokenizer_from_gguf
+
+            return hf_tokenizer_from_gguf(src.path)
+        from tokenizers import Tokenizer as HFTokenizer
+
+        from tokkit.formats.hf_json import read_json
+
+        read_json(Path(src.path))  # clear error for a missing or truncated file before tokenizers' own
+        try:
+            return HFTokenizer.from_file(src.path)
+        except Exception as e:
+            from tokkit.errors import FormatError
+
+            raise FormatError(f"{src.path} is JSON but not a tokenizer HF tokenizers can load ({e})") from None
+    if src.backend == "spm":
+        from tokkit.formats.spm import load_spm
+
+        return load_spm(src.path)
+    if src.backend == "tekken":
+        from tokkit.formats.tekken import tekken_encoding
+
+        return tekken_encoding(src.path)
+    if src.backend == "tiktoken":
+        from tokkit.fixtures import tiktoken_encoding
+
+        return tiktoken_encoding(src.encoding)
+    if src.backend == "tiktoken_file":
+        import tiktoken
+
+        from tokkit.formats.tiktoken_file import read_ranks
+
+        from tokkit.fixtures import CL100K_PATTERN
+
+        # A bare rank file carries no pattern: use cl100k's, the one modern rank files are trained with.
+        return tiktoken.Encoding(name=src.name, pat_str=CL100K_PATTERN, mergeable_ranks=read_ranks(src.path), special_tokens={})
+    raise AssertionError(src.backend)
+
+
+class Tokenizer:
+    """A loaded tokenizer: ``encode``/``encode_batch``/``decode``/``decode_bytes``/``vocab``/``save``.
+
+    Build it with :func:`load_tokenizer`. Special-token strings in user text are refused unless
+    listed in ``allowed_special`` (as tiktoken does), so a document that happens to contain
+    ``<|endoftext|>`` is never silently cut into two.
+    """
+
+    def __init__(self, source: _Source) -> None:
+        self._src = source
+        self._native = _open_native(source)
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, Any]:
+        return {"src": self._src}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["src"])  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(name={self._src.name!r}, backend={self._src.backend!r}, size={len(self.vocab)})"
+
+    # ------------------------------------------------------------------ metadata
+    @property
+    def name(self) -> str:
+        return self._src.name
+
+    @property
+    def backend(self) -> str:
+        """``hf``, ``spm``, ``tiktoken``, ``tiktoken_file``, ``tekken`` or ``gguf``."""
+        return self._src.backend
+
+    @property
+    def native(self) -> Any:
+        """The wrapped native object (``tokenizers.Tokenizer``, ``SentencePieceProcessor`` or ``tiktoken.Encoding``)."""
+        return self._native
+
+    @cached_property
+    def vocab(self) -> TextVocab:
+        """The id -> bytes vocabulary with special tokens and roles."""
+        b, n = self._src.backend, self._native
+        if b in ("hf", "gguf"):
+            import json
+
+            from tokkit.formats.hf_json import vocab_from_json
+
+            config = None
+            if self._src.path and b == "hf":
+                cfg = Path(self._src.path).with_name("tokenizer_config.json")
+                if cfg.exists() and cfg != Path(self._src.path):
+                    config = json.loads(cfg.read_text(encoding="utf-8"))
+            return vocab_from_json(json.loads(n.to_str()), name=self.name, config=config)
+        if b == "spm":
+            from tokkit.formats.spm import vocab_from_spm
+
+            return vocab_from_spm(n, name=self.name)
+        from tokkit.formats.tiktoken_file import vocab_from_ranks
+
+        return vocab_from_ranks(
+            n._mergeable_ranks, specials=n._special_tokens, n_vocab=n.n_vocab, name=self.name,
+            family="tekken" if b == "tekken" else "tiktoken",
+        )
+
+    @cached_property
+    def _special_re(self) -> re.Pattern[str] | None:
+        texts = sorted({s.text for s in self.vocab.specials if s.text}, key=len, reverse=True)
+        return re.compile("|".join(map(re.escape, texts))) if texts else None
+
+    # ------------------------------------------------------------------ encoding
+    def _check_special(self, text: str, allowed: AllowedSpecial) -> bool:
+        """Raise on disallowed special strings; return True when allowed ones are present."""
+        if self._special_re is None or allowed == "all" and self._src.backend != "spm":
+            return allowed == "all"
+        found = set(self._special_re.findall(text))
+        if not found:
+            return False
+        bad = found if allowed == "all" else found - set(allowed)
+        if bad and allowed != "all":
+            raise SpecialTokenError(
+                f"text contains special-token string(s) {sorted(bad)} of {self.name}; expected plain text. "
+                f"Pass allowed_special={set(sorted(bad))!r} (or 'all') to encode them as special tokens, "
+                "or remove them from the text")
+        return True
+
+    def encode(self, text: str, *, allowed_special: AllowedSpecial = frozenset(), add_special_tokens: bool = False) -> list[int]:
+        """Token ids of ``text`` (no BOS/EOS unless ``add_special_tokens``).
+
+        Raises:
+            SpecialTokenError: ``text`` contains a special-token string not in ``allowed_special``.
+        """
+        has_special = self._check_special(text, allowed_special)
+        b, n = self._src.backend, self._native
+        if b in ("hf", "gguf"):
+            return n.encode(text, add_special_tokens=add_special_tokens).ids
+        if b == "spm":
+            ids = self._spm_encode(text) if has_special else n.encode(text)
+            return self._with_bos_eos(ids) if add_special_tokens else ids
+        return n.encode(text, allowed_special="all" if has_special else set(), disallowed_special=())
+
+    def encode_batch(self, texts: Sequence[str], *, allowed_special: AllowedSpecial = frozenset(), add_special_tokens: bool = False) -> list[list[int]]:
+        """``[encode(t) for t in texts]``, computed by the native library on all cores."""
+        texts = list(texts)
+        flags = [self._check_special(t, allowed_special) for t in texts]
+        b, n = self._src.backend, self._native
+        if b in ("hf", "gguf"):
+            fast = getattr(n, "encode_batch_fast", None) or n.encode_batch
+            return [e.ids for e in fast(texts, add_special_tokens=add_special_tokens)]
+        if b == "spm":
+            if any(flags):
+                return [self.encode(t, allowed_special=allowed_special, add_special_tokens=add_special_tokens) for t in texts]
+            out = n.encode(texts, num_threads=-1)
+            return [self._with_bos_eos(ids) for ids in out] if add_special_tokens else out
+        if any(flags):
+            return n.encode_batch(texts, allowed_special="all", disallowed_special=())
+        return n.encode_ordinary_batch(texts)
+
+    def _spm_encode(self, text: str) -> list[int]:
+        by_text = {s.text: s.id for s in self.vocab.specials}
+        ids: list[int] = []
+        pos = 0
+        for m in self._special_re.finditer(text):  # type: ignore[union-attr]
+            if m.start() > pos:
+                ids += self._native.encode(text[pos:m.start()])
+            ids.append(by_text[m.group()])
+            pos = m.end()
+        if pos < len(text):
+            ids += self._native.encode(text[pos:])
+        return ids
+
+    def _with_bos_eos(self, ids: list[int]) -> list[int]:
+        bos = self._native.bos_id()
+        return ([bos] if bos >= 0 else []) + ids
+
+    # ------------------------------------------------------------------ decoding
+    def _check_ids(self, ids: Sequence[int]) -> None:
+        n = len(self.vocab)
+        for i in ids:
+            if not 0 <= int(i) < n:
+                raise VocabMismatchError(f"token id {i} is out of range for {self.name} ({n} ids: 0..{n - 1})")
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of ``ids`` as the native library decodes it (special tokens included, invalid UTF-8 as U+FFFD)."""
+        ids = [int(i) for i in ids]
+        self._check_ids(ids)
+        b, n = self._src.backend, self._native
+        if b in ("hf", "gguf"):
+            return n.decode(ids, skip_special_tokens=False)
+        if b == "spm":
+            return self.decode_bytes(ids).decode("utf-8", errors="replace")
+        return n.decode(ids, errors="replace")
+
+    def decode_bytes(self, ids: Sequence[int]) -> bytes:
+        """The exact bytes of ``ids`` (lossless, also for byte-fallback and partial UTF-8 tokens)."""
+        ids = [int(i) for i in ids]
+        self._check_ids(ids)
+        tokens = self.vocab.tokens
+        out = b"".join(tokens[i] for i in ids)
+        if self.vocab.strip_leading_space and out[:1] == b" ":
+            out = out[1:]
+        return out
+
+    # ------------------------------------------------------------------ reports and export
+    def report(self) -> VocabReport:
+        """The vocab report plus ids that encoding their own text never yields (unreachable)."""
+        v = self.vocab
+        base = v.report()
+        ids = [i for i in v.ordinary_ids() if i not in set(v.byte_fallback_ids)]
+        texts, keep = [], []
+        for i in ids:
+            try:
+                texts.append(v.tokens[i].decode("utf-8"))
+                keep.append(i)
+            except UnicodeDecodeError:
+                continue  # partial UTF-8 pieces cannot be fed as text; reachable only inside longer text
+        encoded = self.encode_batch(texts, allowed_special="all")
+        unreachable = tuple(i for i, e in zip(keep, encoded) if e != [i])
+        if v.strip_leading_space:  # " word" encodes with the dummy prefix: check "word" instead
+            unreachable = tuple(i for i in unreachable if not v.tokens[i].startswith(b" "))
+        return VocabReport(duplicates=base.duplicates, unused_ids=base.unused_ids, unreachable_ids=unreachable)
+
+    def to_hf(self) -> Any:
+        """This tokenizer as a ``tokenizers.Tokenizer`` (converted exactly for spm/tiktoken/tekken)."""
+        b = self._src.backend
+        if b in ("hf", "gguf"):
+            return self._native
+        from tokkit.formats.convert import spm_to_hf, tiktoken_to_hf
+
+        if b == "spm":
+            return spm_to_hf(self._native, self.vocab)
+        return tiktoken_to_hf(self._native)
+
+    def save(self, out_dir: str | Path, *, force: bool = False) -> Path:
+        """Write an HF tokenizer folder (tokenizer.json, tokenizer_config.json, special_tokens_map.json) atomically."""
+        from tokkit.hf_folder import write_tokenizer_folder
+
+        return write_tokenizer_folder(self.to_hf(), self.vocab, out_dir, force=force)
+
+
+def load_tokenizer(name_or_path: str | Path) -> Tokenizer:
+    """Load a tokenizer by alias (``gpt2``, ``llama3``, ``mistral``...), file path or HF repo id.
+
+    Raises:
+        UnknownNameError: an unknown alias (the message lists the known ones).
+        MissingFileError: a missing file, or an alias whose fixture is not fetched yet.
+        FormatError: a truncated or unreadable tokenizer file.
+    """
+    r: ResolvedTokenizer = resolve_tokenizer(name_or_path)
+    return Tokenizer(_Source(r.name, r.backend, str(r.path) if r.path else None, r.encoding))
