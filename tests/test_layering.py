@@ -66,3 +66,12 @@ def test_dependency_rule():
             if pkg == "train" and target == "embedding":
                 bad.append(f"{f}: train must stay torch-free ({mod})")
     assert not bad, "\n".join(bad)
+
+
+def test_every_package_is_installed():
+    """pyproject lists packages explicitly (cli/ installs as tokkit_cli): a new subpackage must be added there."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "tokkit").rglob("__init__.py")}
+    assert found <= listed, f"add to [tool.setuptools] packages in pyproject.toml: {sorted(found - listed)}"
