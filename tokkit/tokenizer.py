@@ -141,6 +141,10 @@ class Tokenizer:
         )
 
     @cached_property
+    def _fallback_ids(self) -> frozenset[int]:
+        return frozenset(self.vocab.byte_fallback_ids)
+
+    @cached_property
     def _special_re(self) -> re.Pattern[str] | None:
         texts = sorted({s.text for s in self.vocab.specials if s.text}, key=len, reverse=True)
         return re.compile("|".join(map(re.escape, texts))) if texts else None
@@ -194,16 +198,25 @@ class Tokenizer:
         return n.encode_ordinary_batch(texts)
 
     def _spm_encode(self, text: str) -> list[int]:
+        """sentencepiece has no special tokens in text: split at them, and encode each later segment
+        without the dummy-prefix space (transformers' ``legacy=False`` trick: encode after "<unk>" and drop it)."""
         by_text = {s.text: s.id for s in self.vocab.specials}
+        sp = self._native
         ids: list[int] = []
         pos = 0
+        marker = "<unk>"
+        skip = len(sp.encode(marker))
+
+        def seg(t: str, first: bool) -> list[int]:
+            return sp.encode(t) if first else sp.encode(marker + t)[skip:]
+
         for m in self._special_re.finditer(text):  # type: ignore[union-attr]
             if m.start() > pos:
-                ids += self._native.encode(text[pos:m.start()])
+                ids += seg(text[pos:m.start()], pos == 0)
             ids.append(by_text[m.group()])
             pos = m.end()
         if pos < len(text):
-            ids += self._native.encode(text[pos:])
+            ids += seg(text[pos:], pos == 0)
         return ids
 
     def _with_bos_eos(self, ids: list[int]) -> list[int]:
@@ -235,7 +248,9 @@ class Tokenizer:
         tokens = self.vocab.tokens
         out = b"".join(tokens[i] for i in ids)
         if self.vocab.strip_leading_space and out[:1] == b" ":
-            out = out[1:]
+            # HF's Strip decoder drops any leading space; sentencepiece only the "▁" of a piece, not <0x20>
+            if not (self._src.backend == "spm" and ids[0] in self._fallback_ids):
+                out = out[1:]
         return out
 
     # ------------------------------------------------------------------ reports and export

@@ -130,14 +130,15 @@ class TextVocab:
         return ids[0] if ids else None
 
     def id_of(self, token: bytes) -> int | None:
-        """The id of a non-special token with exactly these bytes (the lowest id among duplicates)."""
+        """The id of a non-special token with these bytes: among duplicates a real piece before its ``<0xNN>`` twin."""
         if self._index is None:
             index: dict[bytes, int] = {}
-            specials = self.special_ids
-            for i, t in enumerate(self.tokens):
-                if i in specials or i in self.unused_ids:
-                    continue
-                index.setdefault(t, i)
+            fallback = set(self.byte_fallback_ids)
+            for i in self.ordinary_ids():
+                if i not in fallback:
+                    index.setdefault(self.tokens[i], i)
+            for i in self.byte_fallback_ids:
+                index.setdefault(self.tokens[i], i)
             object.__setattr__(self, "_index", index)
         return self._index.get(token)
 
