@@ -135,3 +135,10 @@ def test_tekken_specials_and_offset():
     v = tok.vocab
     assert len(v.specials) == 1000 and v.role_id("bos") == 1 and v.role_id("eos") == 2
     assert v.tokens[1000] == bytes([0])  # first rank sits right after the 1000 special ids
+
+
+@pytest.mark.parametrize("alias", ["mistral", "llama2"])
+def test_sentencepiece_pieces_are_all_reachable(alias):
+    """Every Llama-2/Mistral piece is what encoding its own text yields (mid-word pieces without the dummy prefix)."""
+    need_fixture(alias)
+    assert load_tokenizer(alias).report().unreachable_ids == ()

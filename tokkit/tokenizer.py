@@ -198,26 +198,22 @@ class Tokenizer:
         return n.encode_ordinary_batch(texts)
 
     def _spm_encode(self, text: str) -> list[int]:
-        """sentencepiece has no special tokens in text: split at them, and encode each later segment
-        without the dummy-prefix space (transformers' ``legacy=False`` trick: encode after "<unk>" and drop it)."""
+        """sentencepiece has no special tokens in text: split at them; a segment after a special token
+        is encoded without the dummy-prefix space (as transformers' ``legacy=False`` does)."""
         by_text = {s.text: s.id for s in self.vocab.specials}
-        sp = self._native
         ids: list[int] = []
         pos = 0
-        marker = "<unk>"
-        skip = len(sp.encode(marker))
-
-        def seg(t: str, first: bool) -> list[int]:
-            return sp.encode(t) if first else sp.encode(marker + t)[skip:]
-
         for m in self._special_re.finditer(text):  # type: ignore[union-attr]
             if m.start() > pos:
-                ids += seg(text[pos:m.start()], pos == 0)
+                ids += self._segment(text[pos:m.start()], first=pos == 0)
             ids.append(by_text[m.group()])
             pos = m.end()
         if pos < len(text):
-            ids += seg(text[pos:], pos == 0)
+            ids += self._segment(text[pos:], first=pos == 0)
         return ids
+
+    def _segment(self, text: str, *, first: bool) -> list[int]:
+        return self._native.encode(text) if first else self._encode_batch_no_prefix([text])[0]
 
     def _with_bos_eos(self, ids: list[int]) -> list[int]:
         bos = self._native.bos_id()
@@ -255,22 +251,60 @@ class Tokenizer:
 
     # ------------------------------------------------------------------ reports and export
     def report(self) -> VocabReport:
-        """The vocab report plus ids that encoding their own text never yields (unreachable)."""
+        """The vocab report plus ids that encoding their own bytes never yields (unreachable).
+
+        With a dummy prefix (SentencePiece), a token ``" in"`` is checked as ``encode("in")`` and a
+        mid-word token ``"in"`` as ``"in"`` encoded without the prefix.
+        """
         v = self.vocab
         base = v.report()
-        ids = [i for i in v.ordinary_ids() if i not in set(v.byte_fallback_ids)]
-        texts, keep = [], []
-        for i in ids:
+        fallback = set(v.byte_fallback_ids)
+        with_prefix, without_prefix = [], []
+        for i in v.ordinary_ids():
+            if i in fallback:
+                continue
             try:
-                texts.append(v.tokens[i].decode("utf-8"))
-                keep.append(i)
+                text = v.tokens[i].decode("utf-8")
             except UnicodeDecodeError:
                 continue  # partial UTF-8 pieces cannot be fed as text; reachable only inside longer text
-        encoded = self.encode_batch(texts, allowed_special="all")
-        unreachable = tuple(i for i, e in zip(keep, encoded) if e != [i])
-        if v.strip_leading_space:  # " word" encodes with the dummy prefix: check "word" instead
-            unreachable = tuple(i for i in unreachable if not v.tokens[i].startswith(b" "))
-        return VocabReport(duplicates=base.duplicates, unused_ids=base.unused_ids, unreachable_ids=unreachable)
+            if not v.strip_leading_space:
+                with_prefix.append((i, text))
+            elif text == " ":
+                continue  # the bare prefix piece: appears before a piece that cannot take it, never alone
+            elif text.startswith(" "):
+                with_prefix.append((i, text[1:]))
+            else:
+                without_prefix.append((i, text))
+        unreachable = []
+        for group, encode in ((with_prefix, self.encode_batch), (without_prefix, self._encode_batch_no_prefix)):
+            if group:
+                encoded = encode([t for _, t in group])
+                unreachable += [i for (i, _), e in zip(group, encoded) if e != [i]]
+        return VocabReport(duplicates=base.duplicates, unused_ids=base.unused_ids, unreachable_ids=tuple(sorted(unreachable)))
+
+    @cached_property
+    def _hf_no_prefix(self) -> Any:
+        """An HF copy of this tokenizer that adds no dummy-prefix space (SentencePiece families)."""
+        import json
+
+        from tokenizers import Tokenizer as HFTokenizer
+
+        data = json.loads(self.to_hf().to_str())  # spm: its exact HF conversion, whose prefix step can be removed
+        norm = data.get("normalizer") or {}
+        if norm.get("type") == "Sequence":
+            norm["normalizers"] = [n for n in norm["normalizers"] if n.get("type") != "Prepend"]
+        elif norm.get("type") == "Prepend":
+            data["normalizer"] = None
+        pre = data.get("pre_tokenizer") or {}
+        if pre.get("type") == "Metaspace":
+            pre["prepend_scheme"] = "never"
+        return HFTokenizer.from_str(json.dumps(data))
+
+    def _encode_batch_no_prefix(self, texts: list[str]) -> list[list[int]]:
+        """Encode as a continuation: no dummy-prefix space (only meaningful for SentencePiece families)."""
+        if self._src.backend in ("hf", "gguf", "spm"):
+            return [e.ids for e in self._hf_no_prefix.encode_batch(texts, add_special_tokens=False)]
+        return self.encode_batch(texts)
 
     def to_hf(self) -> Any:
         """This tokenizer as a ``tokenizers.Tokenizer`` (converted exactly for spm/tiktoken/tekken)."""

@@ -1,0 +1,91 @@
+"""The CLI: commands print the documented output; bad input is one line on stderr, exit code 2, no output left."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import need_fixture
+from tokkit_cli.main import cli
+
+
+@pytest.fixture()
+def run():
+    runner = CliRunner()
+
+    def _run(*args):
+        return runner.invoke(cli, [str(a) for a in args])
+
+    return _run
+
+
+def _one_error_line(r) -> str:
+    assert r.exit_code == 2, (r.exit_code, r.output, r.exception)
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("alias,ids", [("gpt2", [15496, 995]), ("mistral", [22557, 1526]), ("llama3", [9906, 1917])])
+def test_vocab_prints_size_family_specials_ids(run, alias, ids):
+    need_fixture(alias)
+    r = run("vocab", alias)
+    assert r.exit_code == 0, r.output
+    assert f"'Hello world' -> {ids}" in r.output
+    assert "special tokens:" in r.output and "family" in r.output
+    j = json.loads(run("vocab", alias, "--json").output)
+    assert j["ids"] == ids and j["size"] > 30000
+
+
+def test_unknown_alias_lists_known(run):
+    line = _one_error_line(run("vocab", "llama9"))
+    assert "llama9" in line and "gpt2" in line and "mistral" in line
+
+
+def test_missing_file(run, tmp_path):
+    line = _one_error_line(run("vocab", tmp_path / "nope" / "tokenizer.json"))
+    assert "does not exist" in line
+
+
+def test_truncated_tokenizer_json_leaves_no_output(run, tmp_path):
+    need_fixture("llama3")
+    from tokkit.config import tokkit_home
+
+    src = (tokkit_home() / "tokenizers/llama3/tokenizer.json").read_bytes()
+    bad = tmp_path / "tokenizer.json"
+    bad.write_bytes(src[: len(src) // 2])
+    line = _one_error_line(run("vocab", bad))
+    assert "not valid JSON" in line and "truncated" in line
+    out = tmp_path / "exported"
+    _one_error_line(run("export-tokenizer", bad, "-o", out))
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["tokenizer.json"]
+
+
+def test_export_refuses_existing_output_without_force(run, tmp_path):
+    need_fixture("mistral")
+    out = tmp_path / "mistral"
+    assert run("export-tokenizer", "mistral", "-o", out).exit_code == 0
+    line = _one_error_line(run("export-tokenizer", "mistral", "-o", out))
+    assert "--force" in line
+    assert run("export-tokenizer", "mistral", "-o", out, "--force").exit_code == 0
+
+
+def test_tokenizer_larger_than_embedding_is_refused(run, tmp_path, smollm2_dir):
+    need_fixture("llama3")
+    out = tmp_path / "emb.safetensors"
+    line = _one_error_line(run("embeddings", smollm2_dir, "--tokenizer", "llama3", "-o", out))
+    assert "128256 ids but the embedding has only 49152 rows" in line
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_embeddings_extracts_rows(run, tmp_path, smollm2_dir):
+    out = tmp_path / "emb.safetensors"
+    r = run("embeddings", "smollm2", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert "49152 ids, 49152 rows x 576 dims, tied output" in r.output
+    from safetensors import safe_open
+
+    with safe_open(out, framework="pt") as f:
+        assert list(f.keys()) == ["input"] and f.get_slice("input").get_shape() == [49152, 576]
