@@ -5,7 +5,9 @@ Families, read off the decoder (the part of the file that says how ids become te
 * ``byte_level``: GPT-2's byte<->unicode map (``Ġ`` = space), used by GPT-2, Llama 3, Qwen, SmolLM.
 * ``sentencepiece``: ``▁`` for space and ``<0xNN>`` byte-fallback tokens (Llama 2, Mistral, Gemma);
   a ``Strip`` decoder means the dummy-prefix space is dropped from decoded text.
-* ``wordpiece``: ``##`` marks a continuation; other tokens start a word (a space is implied).
+* ``wordpiece``: ``##x`` continues a word (bytes ``x``); any other token starts a word and carries
+  the separating space (bytes `` x``), dropped at the start of text like SentencePiece's prefix.
+  WordPiece normalizers usually lowercase and strip accents, so such vocabs are not lossless.
 * ``unigram`` / ``chars``: tokens are their own UTF-8.
 """
 
@@ -87,7 +89,7 @@ def _family(data: dict[str, Any]) -> tuple[str, bool]:
         strip = any(d.get("type") == "Strip" and d.get("start", 0) >= 1 for d in decs)
         return "sentencepiece", strip
     if "WordPiece" in types or model_type == "WordPiece":
-        return "wordpiece", False
+        return "wordpiece", True  # a word-start token carries the space that separates it from the previous word
     if model_type == "Unigram":
         return "unigram", False
     return "chars", False
@@ -117,8 +119,10 @@ def _token_bytes(token: str, family: str, byte_fallback: bool, cont_prefix: str)
         if m:
             return bytes([int(m.group(1), 16)])
         return token.replace("▁", " ").encode("utf-8")
-    if family == "wordpiece" and cont_prefix and token.startswith(cont_prefix):
-        return token[len(cont_prefix):].encode("utf-8")
+    if family == "wordpiece":
+        if cont_prefix and token.startswith(cont_prefix):
+            return token[len(cont_prefix):].encode("utf-8")
+        return b" " + token.encode("utf-8")
     return token.encode("utf-8")
 
 
