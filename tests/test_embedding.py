@@ -122,3 +122,50 @@ def test_save_load_embeddings_roundtrip(tmp_path):
     assert torch.equal(back.input.weight, emb.input.weight) and torch.equal(back.output.weight, emb.output.weight)
     with pytest.raises(OutputExistsError):
         save_embeddings(emb, p)
+
+
+def _tiny(arch: str, vocab_size: int):
+    """Tiny models of the common architectures, built from a config (no download)."""
+    T = transformers
+    common = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=48, num_attention_heads=4,
+                  num_key_value_heads=2, num_hidden_layers=2)
+    if arch == "gpt2":
+        return T.GPT2LMHeadModel(T.GPT2Config(vocab_size=vocab_size, n_embd=32, n_layer=2, n_head=4))
+    if arch == "mistral":
+        return T.MistralForCausalLM(T.MistralConfig(**common, tie_word_embeddings=False))
+    if arch == "qwen2":
+        return T.Qwen2ForCausalLM(T.Qwen2Config(**common, tie_word_embeddings=True))
+    if arch == "gemma3":
+        return T.Gemma3ForCausalLM(T.Gemma3TextConfig(**common, head_dim=8, tie_word_embeddings=True))
+    raise AssertionError(arch)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "mistral", "qwen2", "gemma3"])
+def test_architectures_sharded_read_write(tmp_path, arch):
+    """Sharded checkpoints (index file) of each naming scheme: read rows, write new ones, reload in transformers."""
+    torch.manual_seed(0)
+    model = _tiny(arch, vocab_size=32000)
+    model.save_pretrained(tmp_path / "src", safe_serialization=True, max_shard_size="300KB")
+    assert (tmp_path / "src" / "model.safetensors.index.json").exists()
+    tok = load_tokenizer("mistral")
+    emb = load_model_embeddings(tmp_path / "src", vocab=tok.vocab)
+    assert torch.equal(emb.input.weight, model.get_input_embeddings().weight.detach())
+    assert emb.tied == (arch in ("gpt2", "qwen2", "gemma3"))
+    new = ModelEmbeddings(EmbeddingTable(tok.vocab, emb.input.weight * 2),
+                          None if emb.tied else EmbeddingTable(tok.vocab, emb.output.weight * 3))
+    out = write_model_folder(tmp_path / "src", tmp_path / "out", new, hf_tokenizer=tok.to_hf(), vocab=tok.vocab)
+    back = transformers.AutoModelForCausalLM.from_pretrained(out)
+    assert torch.equal(back.get_input_embeddings().weight.detach(), emb.input.weight * 2)
+    expect = emb.input.weight * 2 if emb.tied else emb.output.weight * 3
+    assert torch.equal(back.get_output_embeddings().weight.detach(), expect)
+    index = json.loads((out / "model.safetensors.index.json").read_text())
+    assert set(index["weight_map"].values()) <= {p.name for p in out.iterdir()}
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_gemma3_embedding_equals_transformers(gemma3_dir):
+    emb = load_model_embeddings(gemma3_dir)
+    model = transformers.AutoModelForCausalLM.from_pretrained(gemma3_dir)
+    assert emb.input.weight.shape == (262144, 640) and emb.tied
+    assert torch.equal(emb.input.weight, model.get_input_embeddings().weight.detach())
