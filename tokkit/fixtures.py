@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,8 +156,13 @@ def fetch(*, include_all: bool = False, convert_models: bool = True) -> list[Pat
     """
     downloads = tokkit_home() / "downloads"
     written = []
+    done_parts = set()  # parts of an assembled file that is already verified need no fetching
+    for spec in json.loads(MANIFEST.read_text()).get("assemble", []):
+        target = tokkit_home() / spec["dest"]
+        if target.exists() and sha256_file(target) == spec["sha256"]:
+            done_parts |= set(spec["parts"])
     for item in load_manifest():
-        if item.group != "core" and not include_all:
+        if item.group != "core" and not include_all or item.dest in done_parts:
             continue
         dest = _dest_path(item)
         if not (dest.exists() and sha256_file(dest) == item.sha256):
@@ -170,6 +174,9 @@ def fetch(*, include_all: bool = False, convert_models: bool = True) -> list[Pat
                     f"sha256 of {item.member} from {item.package} {item.version} is {got}, expected {item.sha256}; "
                     "the registry served a different file: do not use it")
         written.append(dest)
+    for archive in downloads.glob("*"):  # every needed file is extracted and verified: drop the archives
+        if archive.suffix in (".whl", ".tgz"):
+            archive.unlink()
     extras = _assemble_parts(include_all)
     if convert_models:
         from tokkit.model_convert import convert_gguf_models
@@ -189,6 +196,7 @@ def _assemble_parts(include_all: bool) -> list[Path]:
             out.append(dest)
             continue
         tmp = dest.with_name(dest.name + ".part")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             for part in spec["parts"]:
                 with open(tokkit_home() / part, "rb") as src:
@@ -198,5 +206,7 @@ def _assemble_parts(include_all: bool) -> list[Path]:
             tmp.unlink()
             raise FixtureError(f"assembled {dest.name} has sha256 {got}, expected {spec['sha256']}")
         os.replace(tmp, dest)
+        for part in spec["parts"]:
+            (tokkit_home() / part).unlink()
         out.append(dest)
     return out

@@ -152,8 +152,10 @@ class Tokenizer:
     # ------------------------------------------------------------------ encoding
     def _check_special(self, text: str, allowed: AllowedSpecial) -> bool:
         """Raise on disallowed special strings; return True when allowed ones are present."""
-        if self._special_re is None or allowed == "all" and self._src.backend != "spm":
-            return allowed == "all"
+        if self._special_re is None:
+            return False
+        if allowed == "all" and self._src.backend != "spm":
+            return True  # the native encoder finds them itself
         found = set(self._special_re.findall(text))
         if not found:
             return False
