@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
@@ -46,3 +47,16 @@ def gemma3_dir():
     if not (d / "config.json").exists():
         pytest.skip("Gemma-3-270M not fetched: run `python scripts/fetch_fixtures.py --all`")
     return d
+
+
+@functools.lru_cache(maxsize=None)
+def _load(alias: str):
+    from tokkit import load_tokenizer
+
+    return load_tokenizer(alias)
+
+
+def cached_tokenizer(alias: str):
+    """A real tokenizer by alias, loaded once per test session (Gemma-3's takes seconds to parse)."""
+    need_fixture(alias)
+    return _load(alias)

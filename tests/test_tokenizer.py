@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from conftest import need_fixture
+from conftest import cached_tokenizer, need_fixture
 from tokkit import load_tokenizer
 from tokkit.errors import SpecialTokenError
 
@@ -21,14 +21,14 @@ DOCS = [
 @pytest.mark.parametrize("alias", ["gpt2", "mistral", "llama3", "tekken"])
 def test_batch_equals_loop(alias):
     need_fixture(alias)
-    tok = load_tokenizer(alias)
+    tok = cached_tokenizer(alias)
     assert tok.encode_batch(DOCS) == [tok.encode(d) for d in DOCS]
 
 
 @pytest.mark.parametrize("alias", ["gpt2", "mistral", "llama3"])
 def test_special_strings_refused_unless_allowed(alias):
     need_fixture(alias)
-    tok = load_tokenizer(alias)
+    tok = cached_tokenizer(alias)
     eos = tok.vocab.specials[[s.role for s in tok.vocab.specials].index("eos")]
     text = f"end of doc{eos.text}next"
     with pytest.raises(SpecialTokenError, match="allowed_special"):
@@ -40,15 +40,15 @@ def test_special_strings_refused_unless_allowed(alias):
 
 def test_add_special_tokens_adds_bos():
     need_fixture("mistral")
-    assert load_tokenizer("mistral").encode("Hello world", add_special_tokens=True) == [1, 22557, 1526]
+    assert cached_tokenizer("mistral").encode("Hello world", add_special_tokens=True) == [1, 22557, 1526]
     need_fixture("llama2")
-    assert load_tokenizer("llama2").encode("Hello world", add_special_tokens=True) == [1, 15043, 3186]
+    assert cached_tokenizer("llama2").encode("Hello world", add_special_tokens=True) == [1, 15043, 3186]
 
 
 @pytest.mark.parametrize("alias", ["gpt2", "mistral", "llama3", "tekken"])
 def test_pickle_roundtrip_is_small_and_equal(alias):
     need_fixture(alias)
-    tok = load_tokenizer(alias)
+    tok = cached_tokenizer(alias)
     blob = pickle.dumps(tok)
     assert len(blob) < 2000, "the handle pickles as its source, not as its tables"
     assert pickle.loads(blob).encode(DOCS[1]) == tok.encode(DOCS[1])
@@ -57,7 +57,7 @@ def test_pickle_roundtrip_is_small_and_equal(alias):
 def test_datasets_map_with_processes(tmp_path):
     need_fixture("llama3")
     datasets = pytest.importorskip("datasets")
-    tok = load_tokenizer("llama3")
+    tok = cached_tokenizer("llama3")
     ds = datasets.Dataset.from_dict({"text": DOCS * 4})
     out = ds.map(lambda b: {"ids": tok.encode_batch(b["text"])}, batched=True, num_proc=2, cache_file_name=str(tmp_path / "c.arrow"))
     assert out["ids"] == [tok.encode(d) for d in DOCS * 4]
@@ -66,7 +66,7 @@ def test_datasets_map_with_processes(tmp_path):
 def test_dataloader_workers():
     need_fixture("gpt2")
     torch = pytest.importorskip("torch")
-    tok = load_tokenizer("gpt2")
+    tok = cached_tokenizer("gpt2")
 
     class Docs(torch.utils.data.Dataset):
         def __len__(self):
@@ -83,7 +83,7 @@ def test_dataloader_workers():
 def test_save_to_hf_folder_loads_in_transformers(tmp_path, alias):
     need_fixture(alias)
     transformers = pytest.importorskip("transformers")
-    tok = load_tokenizer(alias)
+    tok = cached_tokenizer(alias)
     out = tok.save(tmp_path / alias)
     hf = transformers.AutoTokenizer.from_pretrained(out)
     for d in DOCS:
@@ -96,4 +96,4 @@ def test_decode_rejects_out_of_range_ids():
     from tokkit.errors import VocabMismatchError
 
     with pytest.raises(VocabMismatchError, match="out of range"):
-        load_tokenizer("gpt2").decode([15496, 50257])
+        cached_tokenizer("gpt2").decode([15496, 50257])

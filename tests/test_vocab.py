@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import CORE_ALIASES, need_fixture
+from conftest import CORE_ALIASES, cached_tokenizer, need_fixture
 from tokkit import load_tokenizer, load_vocab
 from tokkit.config import tokkit_home
 
@@ -41,7 +41,7 @@ def _native_single(tok, ids):
 @pytest.mark.parametrize("alias", CORE_ALIASES)
 def test_hello_world_ids(alias):
     need_fixture(alias)
-    tok = load_tokenizer(alias)
+    tok = cached_tokenizer(alias)
     assert tok.encode("Hello world") == HELLO[alias]
     assert len(tok.vocab) == SIZES[alias]
 
@@ -49,7 +49,7 @@ def test_hello_world_ids(alias):
 @pytest.mark.parametrize("alias", CORE_ALIASES)
 def test_every_id_decodes_to_its_vocab_bytes(alias):
     need_fixture(alias)
-    tok = load_tokenizer(alias)
+    tok = cached_tokenizer(alias)
     v = tok.vocab
     ids = [i for i in range(len(v)) if i not in v.unused_ids]
     native = _native_single(tok, ids)
@@ -70,7 +70,7 @@ def test_every_id_decodes_to_its_vocab_bytes(alias):
 @pytest.mark.parametrize("alias", CORE_ALIASES)
 def test_bytes_roundtrip_on_multilingual_text(alias):
     need_fixture(alias)
-    tok = load_tokenizer(alias)
+    tok = cached_tokenizer(alias)
     ids = tok.encode(TEXT)
     assert tok.decode_bytes(ids) == TEXT.encode("utf-8")
     assert tok.decode(ids) == TEXT
@@ -79,7 +79,7 @@ def test_bytes_roundtrip_on_multilingual_text(alias):
 
 def test_byte_fallback_duplicates_are_reported_not_merged():
     need_fixture("mistral")
-    v = load_tokenizer("mistral").vocab
+    v = cached_tokenizer("mistral").vocab
     r = v.report()
     fallback = set(v.byte_fallback_ids)
     assert len(fallback) == 256 and v.tokens[v.byte_fallback_ids[0x41]] == b"A"
@@ -110,7 +110,7 @@ def test_unreachable_ids_match_a_brute_force_bpe():
 
 def test_unused_ids_in_tiktoken_id_space():
     need_fixture("cl100k")
-    v = load_tokenizer("cl100k").vocab
+    v = cached_tokenizer("cl100k").vocab
     assert v.unused_ids == frozenset({100256, *range(100261, 100276)})
     assert {s.text: s.id for s in v.specials}["<|endoftext|>"] == 100257
     assert v.roles["fim"] == (100258, 100259, 100260)
@@ -118,7 +118,7 @@ def test_unused_ids_in_tiktoken_id_space():
 
 def test_roles_keep_several_ids():
     need_fixture("llama3")
-    v = load_tokenizer("llama3").vocab
+    v = cached_tokenizer("llama3").vocab
     assert v.role_id("bos") == 128000
     assert 128009 in v.roles["eot"]  # <|eot_id|>: the chat end-of-turn is a role of its own
 
@@ -131,7 +131,7 @@ def test_gguf_vocab_equals_the_converted_tokenizer(smollm2_dir):
 
 def test_tekken_specials_and_offset():
     need_fixture("tekken")
-    tok = load_tokenizer("tekken")
+    tok = cached_tokenizer("tekken")
     v = tok.vocab
     assert len(v.specials) == 1000 and v.role_id("bos") == 1 and v.role_id("eos") == 2
     assert v.tokens[1000] == bytes([0])  # first rank sits right after the 1000 special ids
@@ -141,4 +141,4 @@ def test_tekken_specials_and_offset():
 def test_sentencepiece_pieces_are_all_reachable(alias):
     """Every Llama-2/Mistral piece is what encoding its own text yields (mid-word pieces without the dummy prefix)."""
     need_fixture(alias)
-    assert load_tokenizer(alias).report().unreachable_ids == ()
+    assert cached_tokenizer(alias).report().unreachable_ids == ()

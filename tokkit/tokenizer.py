@@ -46,10 +46,10 @@ def _open_native(src: _Source) -> Any:
 
         from tokkit.formats.hf_json import read_json
 
-        read_json(Path(src.path))  # clear error for a missing or truncated file before tokenizers' own
         try:
             return HFTokenizer.from_file(src.path)
         except Exception as e:
+            read_json(Path(src.path))  # a missing, truncated or non-JSON file: raise its clear error
             from tokkit.errors import FormatError
 
             raise FormatError(f"{src.path} is JSON but not a tokenizer HF tokenizers can load ({e})") from None
@@ -125,10 +125,16 @@ class Tokenizer:
 
             config = None
             if self._src.path and b == "hf":
-                cfg = Path(self._src.path).with_name("tokenizer_config.json")
-                if cfg.exists() and cfg != Path(self._src.path):
-                    config = json.loads(cfg.read_text(encoding="utf-8"))
-            return vocab_from_json(json.loads(n.to_str()), name=self.name, config=config)
+                from tokkit.formats.hf_json import read_json
+
+                path = Path(self._src.path)
+                cfg = path.with_name("tokenizer_config.json")
+                if cfg.exists() and cfg != path:
+                    config = read_json(cfg)
+                data = read_json(path)  # the file itself: cheaper than serialising the native object again
+            else:
+                data = json.loads(n.to_str())
+            return vocab_from_json(data, name=self.name, config=config)
         if b == "spm":
             from tokkit.formats.spm import vocab_from_spm
 

@@ -103,11 +103,11 @@ def read_gguf_embeddings(path: str | Path, *, device: str | torch.device = "cpu"
     """Dequantize ``token_embd`` (and ``output`` when untied) of a GGUF file to float32 ``(R, D)``."""
     import gguf
 
-    from tokkit.formats.gguf_vocab import vocab_from_gguf_file
+    from tokkit.formats.gguf_vocab import open_gguf, vocab_from_gguf_file
 
     p = Path(path)
-    vocab = vocab_from_gguf_file(p)
-    reader = gguf.GGUFReader(str(p))
+    reader = open_gguf(p)
+    vocab = vocab_from_gguf_file(p, reader=reader)
     tensors = {t.name: t for t in reader.tensors}
     if "token_embd.weight" not in tensors:
         raise FormatError(f"{p} has no token_embd.weight tensor; expected a GGUF language model")

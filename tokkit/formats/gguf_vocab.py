@@ -14,7 +14,7 @@ from tokkit.formats.hf_json import _token_bytes
 from tokkit.formats.roles import make_specials
 from tokkit.vocab import TextVocab
 
-__all__ = ["vocab_from_gguf_file", "read_gguf_fields"]
+__all__ = ["vocab_from_gguf_file", "read_gguf_fields", "open_gguf"]
 
 _NORMAL, _UNKNOWN, _CONTROL, _USER, _UNUSED, _BYTE = 1, 2, 3, 4, 5, 6
 
@@ -26,22 +26,28 @@ def _field(reader, key: str):
     return f.contents()
 
 
-def read_gguf_fields(path: str | Path, keys: tuple[str, ...]) -> dict[str, object]:
-    """Read some metadata fields of a GGUF file (memory-mapped, tensors untouched)."""
+def open_gguf(path: str | Path):  # -> gguf.GGUFReader
+    """Open (memory-map) a GGUF file with an error that names the file when it is not one."""
     import gguf
 
     p = Path(path)
     if not p.exists():
         raise MissingFileError(f"GGUF file {p} does not exist; check the path or run scripts/fetch_fixtures.py")
     try:
-        reader = gguf.GGUFReader(str(p))
+        return gguf.GGUFReader(str(p))
     except Exception as e:  # gguf raises ValueError/struct.error/IndexError on truncated files
         raise FormatError(f"{p} is not a readable GGUF file ({type(e).__name__}: {e}); fetch it again") from None
+
+
+def read_gguf_fields(reader, keys: tuple[str, ...]) -> dict[str, object]:
+    """Some metadata fields of an open GGUF file (None where absent)."""
     return {k: _field(reader, k) for k in keys}
 
 
-def vocab_from_gguf_file(path: str | Path, *, name: str = "") -> TextVocab:
-    f = read_gguf_fields(path, (
+def vocab_from_gguf_file(path: str | Path, *, name: str = "", reader=None) -> TextVocab:
+    """The vocab in a GGUF file's metadata (pass ``reader`` to reuse an open file)."""
+    reader = reader if reader is not None else open_gguf(path)
+    f = read_gguf_fields(reader, (
         "tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.token_type",
         "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id",
         "tokenizer.ggml.padding_token_id", "tokenizer.ggml.add_space_prefix",
