@@ -106,6 +106,8 @@ def resolve_tokenizer(name_or_path: str | Path) -> ResolvedTokenizer:
     if p.exists():
         from tokkit.formats import detect_format
 
+        p = p.resolve()  # absolute: the handle pickles this path into workers with another cwd
+
         fmt = detect_format(p)
         if p.is_dir():
             p = next(p / n for n in ("tokenizer.json", "tokenizer.model", "tekken.json") if (p / n).exists())
@@ -142,7 +144,7 @@ def resolve_model(name_or_path: str | Path) -> Path:
     """Resolve a model path or alias (``smollm2``, ``gemma3``) to a local HF model folder."""
     p = Path(name_or_path).expanduser()
     if p.exists():
-        return p
+        return p.resolve()
     if str(name_or_path).lower() in ALIASES:
         alias = ALIASES[str(name_or_path).lower()]
         if not alias.model:
