@@ -97,3 +97,12 @@ def test_decode_rejects_out_of_range_ids():
 
     with pytest.raises(VocabMismatchError, match="out of range"):
         cached_tokenizer("gpt2").decode([15496, 50257])
+
+
+def test_save_keeps_the_chat_template(tmp_path, smollm2_dir):
+    transformers = pytest.importorskip("transformers")
+    tok = load_tokenizer(smollm2_dir)
+    assert tok.chat_template and "im_start" in tok.chat_template
+    hf = transformers.AutoTokenizer.from_pretrained(tok.save(tmp_path / "t"))
+    text = hf.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False)
+    assert text.startswith("<|im_start|>") and "Hi" in text

@@ -45,8 +45,9 @@ def write_tokenizer_files(hf_tokenizer: Any, vocab: TextVocab, folder: str | Pat
     (d / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2, ensure_ascii=False) + "\n")
 
 
-def write_tokenizer_folder(hf_tokenizer: Any, vocab: TextVocab, out_dir: str | Path, *, force: bool = False) -> Path:
+def write_tokenizer_folder(hf_tokenizer: Any, vocab: TextVocab, out_dir: str | Path, *, force: bool = False,
+                           chat_template: str | None = None) -> Path:
     """Write a tokenizer folder atomically (refuses an existing one unless ``force``)."""
     with atomic_dir(out_dir, force=force) as tmp:
-        write_tokenizer_files(hf_tokenizer, vocab, tmp)
+        write_tokenizer_files(hf_tokenizer, vocab, tmp, chat_template=chat_template)
     return Path(out_dir)

@@ -325,11 +325,29 @@ class Tokenizer:
             return spm_to_hf(self._native, self.vocab)
         return tiktoken_to_hf(self._native)
 
+    @property
+    def chat_template(self) -> str | None:
+        """The chat template of the source ``tokenizer_config.json`` (or ``chat_template.jinja``), if any."""
+        if not self._src.path:
+            return None
+        folder = Path(self._src.path).parent
+        jinja = folder / "chat_template.jinja"
+        if jinja.exists():
+            return jinja.read_text(encoding="utf-8")
+        cfg = folder / "tokenizer_config.json"
+        if cfg.exists() and cfg != Path(self._src.path):
+            from tokkit.formats.hf_json import read_json
+
+            template = read_json(cfg).get("chat_template")
+            return template if isinstance(template, str) else None
+        return None
+
     def save(self, out_dir: str | Path, *, force: bool = False) -> Path:
-        """Write an HF tokenizer folder (tokenizer.json, tokenizer_config.json, special_tokens_map.json) atomically."""
+        """Write an HF tokenizer folder (tokenizer.json, tokenizer_config.json with the chat template,
+        special_tokens_map.json) atomically; refuses an existing folder unless ``force``."""
         from tokkit.hf_folder import write_tokenizer_folder
 
-        return write_tokenizer_folder(self.to_hf(), self.vocab, out_dir, force=force)
+        return write_tokenizer_folder(self.to_hf(), self.vocab, out_dir, force=force, chat_template=self.chat_template)
 
 
 def load_tokenizer(name_or_path: str | Path) -> Tokenizer:
