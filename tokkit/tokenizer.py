@@ -259,54 +259,17 @@ class Tokenizer:
 
     # ------------------------------------------------------------------ reports and export
     def report(self) -> VocabReport:
-        """The vocab report plus ids that encoding their own bytes never yields (unreachable).
+        """The vocab report plus the ids that encoding their own bytes never yields (unreachable)."""
+        from tokkit.reachability import unreachable_ids
 
-        With a dummy prefix (SentencePiece), a token ``" in"`` is checked as ``encode("in")`` and a
-        mid-word token ``"in"`` as ``"in"`` encoded without the prefix.
-        """
-        v = self.vocab
-        base = v.report()
-        fallback = set(v.byte_fallback_ids)
-        with_prefix, without_prefix = [], []
-        for i in v.ordinary_ids():
-            if i in fallback:
-                continue
-            try:
-                text = v.tokens[i].decode("utf-8")
-            except UnicodeDecodeError:
-                continue  # partial UTF-8 pieces cannot be fed as text; reachable only inside longer text
-            if not v.strip_leading_space:
-                with_prefix.append((i, text))
-            elif text == " ":
-                continue  # the bare prefix piece: appears before a piece that cannot take it, never alone
-            elif text.startswith(" "):
-                with_prefix.append((i, text[1:]))
-            else:
-                without_prefix.append((i, text))
-        unreachable = []
-        for group, encode in ((with_prefix, self.encode_batch), (without_prefix, self._encode_batch_no_prefix)):
-            if group:
-                encoded = encode([t for _, t in group])
-                unreachable += [i for (i, _), e in zip(group, encoded) if e != [i]]
-        return VocabReport(duplicates=base.duplicates, unused_ids=base.unused_ids, unreachable_ids=tuple(sorted(unreachable)))
+        base = self.vocab.report()
+        return VocabReport(duplicates=base.duplicates, unused_ids=base.unused_ids, unreachable_ids=unreachable_ids(self))
 
     @cached_property
     def _hf_no_prefix(self) -> Any:
-        """An HF copy of this tokenizer that adds no dummy-prefix space (SentencePiece families)."""
-        import json
+        from tokkit.reachability import without_dummy_prefix
 
-        from tokenizers import Tokenizer as HFTokenizer
-
-        data = json.loads(self.to_hf().to_str())  # spm: its exact HF conversion, whose prefix step can be removed
-        norm = data.get("normalizer") or {}
-        if norm.get("type") == "Sequence":
-            norm["normalizers"] = [n for n in norm["normalizers"] if n.get("type") != "Prepend"]
-        elif norm.get("type") == "Prepend":
-            data["normalizer"] = None
-        pre = data.get("pre_tokenizer") or {}
-        if pre.get("type") == "Metaspace":
-            pre["prepend_scheme"] = "never"
-        return HFTokenizer.from_str(json.dumps(data))
+        return without_dummy_prefix(self.to_hf())
 
     def _encode_batch_no_prefix(self, texts: list[str]) -> list[list[int]]:
         """Encode as a continuation: no dummy-prefix space (only meaningful for SentencePiece families)."""
