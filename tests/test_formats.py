@@ -72,3 +72,17 @@ def test_detection_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FormatError, match="folder without"):
         load_vocab(tmp_path / "empty")
+
+
+def test_byte_fallback_outside_sentencepiece_spelling(tmp_path):
+    """A char-level BPE with <0xNN> fallback and a ByteFallback+Fuse decoder (no ▁): bytes are exact."""
+    vocab = {f"<0x{b:02X}>": b for b in range(256)}
+    vocab.update({"<unk>": 256, "a": 257, "b": 258, "ab": 259})
+    hf = Tokenizer(models.BPE(vocab=vocab, merges=[("a", "b")], unk_token="<unk>", byte_fallback=True))
+    hf.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
+    hf.save(str(tmp_path / "tokenizer.json"))
+    tok = load_tokenizer(tmp_path / "tokenizer.json")
+    assert tok.vocab.family == "chars" and tok.vocab.byte_fallback_ids == tuple(range(256))
+    ids = tok.encode("ab€")
+    assert ids == [259, 0xE2, 0x82, 0xAC]
+    assert tok.decode_bytes(ids) == "ab€".encode() and tok.decode(ids) == "ab€"

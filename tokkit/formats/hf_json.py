@@ -114,10 +114,10 @@ def _token_bytes(token: str, family: str, byte_fallback: bool, cont_prefix: str)
             return bytes(table[c] for c in token)
         except KeyError:
             return token.encode("utf-8")  # not byte-mapped (added tokens spelled in plain text)
+    m = _BYTE_TOKEN.match(token) if byte_fallback else None
+    if m:  # <0xNN> byte-fallback tokens, whatever the spelling of the other tokens
+        return bytes([int(m.group(1), 16)])
     if family == "sentencepiece":
-        m = _BYTE_TOKEN.match(token) if byte_fallback else None
-        if m:
-            return bytes([int(m.group(1), 16)])
         return token.replace("▁", " ").encode("utf-8")
     if family == "wordpiece":
         if cont_prefix and token.startswith(cont_prefix):
@@ -166,7 +166,7 @@ def vocab_from_json(data: dict[str, Any], *, name: str = "", config: dict[str, A
     specials = make_specials(special_items, roles=roles)
     unused = frozenset(range(size)) - frozenset(id_to_tok)
     fallback: tuple[int, ...] = ()
-    if family == "sentencepiece" and byte_fallback:
+    if family != "byte_level" and byte_fallback:
         found = {int(m.group(1), 16): i for i, t in id_to_tok.items() if (m := _BYTE_TOKEN.match(t))}
         if len(found) == 256:
             fallback = tuple(found[b] for b in range(256))
