@@ -184,7 +184,8 @@ class Corpus:
     ``train_docs()`` can be iterated several times (two-stage training) and yields the same
     documents each time; ``held_out`` and the counters are filled during the first pass.
     ``datasets`` objects (``IterableDataset``/``Dataset``) and plain iterables of strings are
-    accepted as in-memory sources too (``extra``).
+    accepted as in-memory sources too (``extra``); a one-shot iterator is kept in memory after the
+    first pass, a re-iterable (list, ``datasets`` object) is read again.
     """
 
     sources: Sequence[Source]
@@ -216,6 +217,9 @@ class Corpus:
                 if s.rate >= 1.0 or rng.random() < s.rate:
                     yield s.path, d
         for k, it in enumerate(self.extra):
+            if iter(it) is it:  # a one-shot iterator: keep its rows for the later passes
+                it = list(it)
+                self.extra = [*self.extra[:k], it, *self.extra[k + 1:]]
             for i, row in enumerate(it):
                 yield f"<iterable {k}>", (row if isinstance(row, str) else _column(row, self.text_column, f"iterable {k} row {i}"))
 
