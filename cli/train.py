@@ -109,3 +109,15 @@ def compare(tokenizers, texts, text_column, terms_file, no_terms, parallel, json
             report.plot(tmp.with_suffix(".png"))
             tmp.with_suffix(".png").replace(tmp)
         click.echo(f"plot -> {plot}")
+
+
+@cli.command("export-tiktoken")
+@click.argument("tokenizer", type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Rank file to write (OUT.json gets the pattern).")
+@click.option("--force", is_flag=True, help="Replace existing files.")
+def export_tiktoken_cmd(tokenizer, out, force):
+    """Export a trained byte-level BPE (folder or tokenizer.json) to exact tiktoken ranks."""
+    from tokkit.train.tiktoken_export import export_tiktoken
+
+    path = export_tiktoken(tokenizer, out, force=force)
+    click.echo(f"wrote {path} and {path}.json")
