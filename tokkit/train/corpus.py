@@ -255,6 +255,17 @@ class Corpus:
                 f"{f', {self.n_bad_utf8} skipped as non-UTF-8' if self.n_bad_utf8 else ''}); "
                 "give non-empty UTF-8 text files, or lower the held-out share")
 
+    def sample(self, max_bytes: int = 100_000, max_doc_chars: int = 20_000) -> list[str]:
+        """The first documents (each cut to ``max_doc_chars``) up to ``max_bytes``: a cheap partial read for lint."""
+        out: list[str] = []
+        size = 0
+        for _, doc in self._docs([]):
+            out.append(doc[:max_doc_chars])
+            size += len(out[-1])
+            if size >= max_bytes:
+                break
+        return out
+
     def batches(self, size: int = 256) -> Iterator[list[str]]:
         """``train_docs()`` in lists of ``size`` documents (what ``train_from_iterator`` reads fastest)."""
         batch: list[str] = []
