@@ -1,8 +1,8 @@
 """Domain byte-level BPE in the KL3M manner (arXiv 2503.17247), on stock HF ``tokenizers``.
 
 Pipeline: optional NFKC / lowercase normalizer; pre-tokenizer = ``Split(domain tokens | GPT-2
-regex, "isolated")`` then ``ByteLevel(use_regex=False)`` (the same pretokens as GPT-2's ByteLevel
-when there are no domain tokens); ``BPE(ignore_merges=True)``; ByteLevel decoder. The byte
+regex, "isolated")`` then ``ByteLevel(use_regex=False)`` (plain ``ByteLevel`` with GPT-2's regex
+when there are no domain tokens: the same pre-tokens); ``BPE(ignore_merges=True)``; ByteLevel decoder. The byte
 alphabet is complete (all 256 bytes), so every text round-trips unless a normalizer is asked for.
 
 Domain tokens are reserved before training (see :mod:`tokkit.train.domain`); special tokens get ids
@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 from tokkit.errors import TokkitError
 from tokkit.formats.hf_json import bytes_to_unicode
 from tokkit.train.assemble import Layout, relayout
-from tokkit.train.domain import domain_entries, pretokenize_pattern
+from tokkit.train.domain import GPT2_PATTERN, domain_entries, pretokenize_pattern
 from tokkit.train.recipe import TrainRecipe
 
 __all__ = ["VocabTooSmallError", "TrainedModel", "byte_level_spelling", "new_byte_level", "train_byte_level"]
@@ -65,10 +65,13 @@ def new_byte_level(pattern: str, recipe: TrainRecipe) -> Any:
     norm = normalizer_for(recipe)
     if norm is not None:
         tok.normalizer = norm
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    if pattern == GPT2_PATTERN:  # the same pre-tokens, without a second pass over each string
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    else:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ])
     tok.decoder = decoders.ByteLevel()
     return tok
 

