@@ -4,7 +4,7 @@ Before training (:func:`lint_recipe`, on a sample of the corpus):
 
 * a lossy normalizer (NFKC, lowercase): how many sample characters it changes;
 * domain tokens that shadow the pre-tokens merges are learnt on (a match whose edge falls inside a
-  GPT-2 pre-token next to a letter or digit: ``(a)`` in ``(a)bc`` steals from the word);
+  GPT-2 pre-token: ``**`` inside ``***``, ``(a)`` before ``),``);
 * no pre-tokenizer at inference (random-split supertokens) on very long lines.
 
 After training (:func:`lint_tokenizer`, on any ``tokenizers.Tokenizer``):
@@ -55,17 +55,20 @@ def lint_recipe(recipe: TrainRecipe, domain_tokens: Sequence[str], sample: Seque
         combined = regex.compile(pretokenize_pattern(domain_tokens))
         dom = set(domain_tokens) | {" " + t for t in domain_tokens}
         bad: dict[str, int] = {}
+        seen: dict[str, int] = {}
         for d in sample:
             edges = _edges(gpt2, d)
             for m in combined.finditer(d):
-                # Only a cut into a word matters: ")," after "(a)" is punctuation BPE rarely merges.
-                cuts_word = (m.start() not in edges and m.start() > 0 and d[m.start() - 1].isalnum()) or (
-                    m.end() not in edges and m.end() < len(d) and d[m.end()].isalnum())
-                if m.group() in dom and cuts_word:
-                    bad[m.group().strip()] = bad.get(m.group().strip(), 0) + 1
+                if m.group() not in dom:
+                    continue
+                t = m.group().strip()
+                seen[t] = seen.get(t, 0) + 1
+                if m.start() not in edges or m.end() not in edges:
+                    bad[t] = bad.get(t, 0) + 1
         if bad:
-            top = ", ".join(f"{t!r} ({n}x)" for t, n in sorted(bad.items(), key=lambda kv: -kv[1])[:8])
-            out.append(f"domain tokens cut into neighbouring pre-tokens (they shadow merges there): {top}")
+            top = ", ".join(f"{t!r} ({n}/{seen[t]})" for t, n in sorted(bad.items(), key=lambda kv: -kv[1])[:8])
+            out.append("domain tokens cut into neighbouring pre-tokens, so merges there can no longer form "
+                       f"(cuts/occurrences in the sample): {top}")
     if recipe.kind == Kind.SUPERTOKEN and recipe.supertoken.method == SupertokenMethod.RANDOM_SPLIT:
         longest = max((len(line) for d in sample for line in d.split("\n")), default=0)
         out.append("random-split supertokens run without a pre-tokenizer at inference: each text is one BPE word "
@@ -96,7 +99,7 @@ def lint_tokenizer(tok: Any) -> list[str]:
     if ws:
         out.append(f"whitespace-only added tokens {ws[:5]} are split out before the model (kl3m-001 lost 22% this way)")
     if data.get("padding"):
-        out.append(f"padding is enabled ({data['padding'].get('direction')}): encode_batch output is padded; call no_padding()")
+        out.append(f"padding is enabled ({str(data['padding'].get('direction')).lower()}): encode_batch output is padded; call no_padding()")
     if data.get("truncation"):
         out.append("truncation is enabled: long texts are cut silently")
     return out
