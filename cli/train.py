@@ -114,10 +114,12 @@ def compare(tokenizers, texts, text_column, terms_file, no_terms, parallel, json
 @cli.command("export-tiktoken")
 @click.argument("tokenizer", type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Rank file to write (OUT.json gets the pattern).")
+@click.option("--verify", "verify", multiple=True, help="Text file(s) that must segment identically before anything is written.")
 @click.option("--force", is_flag=True, help="Replace existing files.")
-def export_tiktoken_cmd(tokenizer, out, force):
+def export_tiktoken_cmd(tokenizer, out, verify, force):
     """Export a trained byte-level BPE (folder or tokenizer.json) to exact tiktoken ranks."""
     from tokkit.train.tiktoken_export import export_tiktoken
 
-    path = export_tiktoken(tokenizer, out, force=force)
-    click.echo(f"wrote {path} and {path}.json")
+    texts = _read_docs(verify, "text") if verify else []
+    path = export_tiktoken(tokenizer, out, force=force, verify=texts)
+    click.echo(f"wrote {path} and {path}.json" + (f" (verified: {len(texts)} texts segment identically)" if texts else ""))

@@ -49,8 +49,9 @@ def test_export_cli_writes_loadable_rank_file(plain, tmp_path):
     from tiktoken.load import load_tiktoken_bpe
 
     out = tmp_path / "legal.tiktoken"
-    r = CliRunner().invoke(cli, ["export-tiktoken", str(plain), "-o", str(out)])
+    r = CliRunner().invoke(cli, ["export-tiktoken", str(plain), "-o", str(out), "--verify", str(HELDOUT)])
     assert r.exit_code == 0, r.output
+    assert "verified: 11 texts segment identically" in r.output
     meta = json.loads(Path(str(out) + ".json").read_text())
     enc = tiktoken.Encoding("x", pat_str=meta["pat_str"], mergeable_ranks=load_tiktoken_bpe(str(out)),
                             special_tokens=meta["special_tokens"])
@@ -71,3 +72,8 @@ def test_export_refuses_what_cannot_be_exact(tmp_path):
     out = tmp_path / "x.tiktoken"
     r = CliRunner().invoke(cli, ["export-tiktoken", str(dom), "-o", str(out)])
     assert r.exit_code == 2 and "domain tokens" in r.output and not out.exists()
+    sup = tmp_path / "sup"
+    train_tokenizer([TRAIN], out_dir=sup, recipe=load_recipe("supertoken-32k", overrides={"vocab_size": 1024, "held_out": 0.0}),
+                    progress=False)
+    with pytest.raises(ExportError, match="supertoken"):
+        to_tiktoken(Tokenizer.from_file(str(sup / "tokenizer.json")))
