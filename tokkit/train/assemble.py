@@ -70,7 +70,8 @@ def relayout(data: dict[str, Any], *, specials: Sequence[str], reserved_entries:
     old: dict[str, int] = model["vocab"]
     ordered = [t for t, _ in sorted(old.items(), key=lambda kv: kv[1])]
     front = list(dict.fromkeys([*specials, *head_entries, *reserved_entries]))
-    rest = [t for t in ordered if t not in set(front)]
+    in_front = set(front)
+    rest = [t for t in ordered if t not in in_front]
     keep = front + rest[: max(0, vocab_size - len(front))]
     vocab = {t: i for i, t in enumerate(keep)}
     merges = []

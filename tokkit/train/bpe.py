@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 
 from tokkit.errors import TokkitError
 from tokkit.formats.hf_json import bytes_to_unicode
-from tokkit.train.assemble import Layout, relayout
+from tokkit.train.assemble import Layout, padded_size, relayout
 from tokkit.train.domain import GPT2_PATTERN, domain_entries, pretokenize_pattern
 from tokkit.train.recipe import TrainRecipe
 
@@ -102,6 +102,12 @@ def finish(tok: Any, recipe: TrainRecipe, *, reserved: Sequence[str], head: Sequ
     """Re-lay out a trained tokenizer (ids, truncation, padding) and rebuild it from JSON."""
     from tokenizers import Tokenizer
 
+    target = vocab_size or recipe.vocab_size
+    size = tok.get_vocab_size(with_added_tokens=True)
+    if not reserved and not head and size <= target and padded_size(size, recipe.pad_to) == size:
+        # Nothing to move, cut or pad (the trainer put the specials at 0..S-1 and kept ignore_merges):
+        # skip the JSON round trip, which costs ~0.5 s at 32k entries.
+        return tok, Layout(trained=size, reached=size, final=size, reserved=0, dropped_merges=0)
     data = json.loads(tok.to_str())
     layout = relayout(data, specials=recipe.special_tokens, reserved_entries=reserved, head_entries=head,
                       vocab_size=vocab_size or recipe.vocab_size, pad_to=recipe.pad_to)

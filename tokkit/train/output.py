@@ -40,12 +40,15 @@ def special_roles(specials: Sequence[str]) -> dict[str, str]:
 
 
 def write_folder(tok: Any, out_dir: str | Path, *, specials: Sequence[str], manifest: Mapping[str, Any],
-                 force: bool = False) -> Path:
-    """Write ``tok`` (a ``tokenizers.Tokenizer``) and its companion files into ``out_dir`` atomically."""
+                 force: bool = False, data: Mapping[str, Any] | None = None) -> Path:
+    """Write ``tok`` (a ``tokenizers.Tokenizer``) and its companion files into ``out_dir`` atomically.
+
+    ``data``: the parsed JSON of ``tok`` when the caller has it (saves a serialization).
+    """
     roles = special_roles(specials)
     tok.no_padding()
     tok.no_truncation()
-    data = json.loads(tok.to_str())
+    data = data if data is not None else json.loads(tok.to_str())
     added = {str(a["id"]): {k: a[k] for k in ("content", "lstrip", "normalized", "rstrip", "single_word", "special")}
              for a in data.get("added_tokens", [])}
     config = {

@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import resource
@@ -120,10 +121,6 @@ def train_tokenizer(sources: Sequence[str | Path] = (), *, out_dir: str | Path, 
         EmptyCorpusError, NotUtf8Error, MissingFileError, VocabTooSmallError, RecipeError: bad input;
             nothing is written.
     """
-    from tokkit.train.bpe import train_byte_level
-    from tokkit.train.char import train_char
-    from tokkit.train.supertoken import train_supertoken
-
     check_output(out_dir, force=force)
     srcs = parse_sources(sources) if sources or not iterables else []
     corpus = Corpus(srcs, text_column=recipe.text_column, skip_bad_utf8=recipe.skip_bad_utf8,
@@ -143,15 +140,22 @@ def train_tokenizer(sources: Sequence[str | Path] = (), *, out_dir: str | Path, 
 
     t0 = time.perf_counter()
     if recipe.kind == Kind.BPE:
+        from tokkit.train.bpe import train_byte_level
+
         trained = train_byte_level(corpus.batches(), recipe, domain, progress=progress)
     elif recipe.kind == Kind.CHAR:
+        from tokkit.train.char import train_char
+
         trained = train_char(corpus.batches(), recipe, progress=progress)
     else:
+        from tokkit.train.supertoken import train_supertoken
+
         trained = train_supertoken(corpus.batches, recipe, progress=progress)
     secs["train"] = time.perf_counter() - t0
 
     tok, layout = trained.tokenizer, trained.layout
-    warnings += lint_tokenizer(tok)
+    data = json.loads(tok.to_str())
+    warnings += lint_tokenizer(tok, data=data)
     if layout.reached < recipe.vocab_size:
         warnings.append(f"vocab size {recipe.vocab_size} not reached: only {layout.reached} entries could be learnt "
                         f"(min_frequency {recipe.min_frequency}); add text or lower --vocab-size")
@@ -170,7 +174,7 @@ def train_tokenizer(sources: Sequence[str | Path] = (), *, out_dir: str | Path, 
         "seconds": secs, "versions": _versions(),
     }
     t0 = time.perf_counter()
-    out = write_folder(tok, out_dir, specials=recipe.special_tokens, manifest=manifest, force=force)
+    out = write_folder(tok, out_dir, specials=recipe.special_tokens, manifest=manifest, force=force, data=data)
     secs["write"] = time.perf_counter() - t0
     return TrainResult(
         out_dir=out, kind=recipe.kind.value, vocab_asked=recipe.vocab_size, vocab_reached=layout.reached,

@@ -28,7 +28,7 @@ import random
 import re
 from typing import Any, Callable, Iterable, Iterator
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from tokkit.formats.hf_json import unicode_to_bytes
 from tokkit.train.assemble import added_token, padded_size
