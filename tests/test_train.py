@@ -140,3 +140,22 @@ def test_vocab_not_reached_warns(tmp_path):
                                             (1000, "pow2", 1024), (1024, "pow2", 1024), (1025, "pow2", 2048), (7, None, 7)])
 def test_padded_size(size, rule, want):
     assert padded_size(size, rule) == want
+
+
+def test_committed_sample_matches_its_provenance():
+    import hashlib
+    import re
+
+    readme = (ROOT / "data" / "README.md").read_text(encoding="utf-8")
+    for name in ("train.jsonl", "heldout.jsonl"):
+        digest = hashlib.sha256((ROOT / "data" / "legal" / name).read_bytes()).hexdigest()
+        assert re.search(rf"`{re.escape(name)}` `{digest}`", readme), name
+    ids = [json.loads(x)["id"] for x in TRAIN.read_text(encoding="utf-8").splitlines()]
+    held = [json.loads(x)["id"] for x in HELDOUT.read_text(encoding="utf-8").splitlines()]
+    assert len(ids) == 47 and len(held) == 11 and not set(ids) & set(held)
+
+
+def test_cli_help_lists_training_commands():
+    r = CliRunner().invoke(cli, ["--help"])
+    for cmd in ("train-bpe", "compare", "export-tiktoken"):
+        assert f"  {cmd} " in r.output

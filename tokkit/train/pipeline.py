@@ -63,12 +63,12 @@ class TrainResult:
         lines = [
             f"trained {self.kind} tokenizer -> {self.out_dir}",
             f"  vocab        {self.vocab_reached} of {self.vocab_asked} asked{pad}{reached}",
-            f"  corpus       {self.train_docs} documents, {self.train_bytes / 1e6:.2f} MB"
+            f"  corpus       {self.train_docs} documents, {_size(self.train_bytes)}"
             + (f" ({self.skipped_bad_utf8} non-UTF-8 skipped)" if self.skipped_bad_utf8 else ""),
         ]
         if self.held_out_docs:
             rt = "all round-trip" if not self.held_out_roundtrip_failures else f"{self.held_out_roundtrip_failures} FAIL round-trip"
-            lines.append(f"  held-out     {self.held_out_docs} documents, {self.held_out_bytes / 1e6:.2f} MB: "
+            lines.append(f"  held-out     {self.held_out_docs} documents, {_size(self.held_out_bytes)}: "
                          f"{self.bytes_per_token:.3f} bytes/token, {rt}")
         else:
             lines.append("  held-out     none (held_out: 0 or a single document)")
@@ -77,6 +77,10 @@ class TrainResult:
         lines += [f"  note         {n}" for n in self.notes]
         lines += [f"  warning      {w}" for w in self.warnings]
         return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 100_000 else f"{n / 1e3:.1f} KB"
 
 
 def _peak_mb() -> float:
@@ -162,8 +166,8 @@ def train_tokenizer(sources: Sequence[str | Path] = (), *, out_dir: str | Path, 
     t0 = time.perf_counter()
     hb, ht, hf = _held_out(tok, corpus.held_out) if corpus.held_out else (0, 0, 0)
     secs["held-out"] = time.perf_counter() - t0
-    for w in warnings:
-        LOG.warning("%s", w)
+    for w in warnings:  # the summary shows them; logged for library users who do not print it
+        LOG.info("warning: %s", w)
     manifest = {
         "recipe": recipe.model_dump(mode="json"),
         "sources": [{"path": s.path, "rate": s.rate, "dataset": s.dataset} for s in srcs],
