@@ -100,3 +100,12 @@ def test_compare_parity_and_bad_inputs(folders, tmp_path):
     out.write_text("{}")
     r = CliRunner().invoke(cli, ["compare", str(folders / "plain"), "--text", str(HELDOUT), "--json", str(out)])
     assert r.exit_code == 2 and "--force" in r.output and out.read_text() == "{}"
+
+
+def test_compare_plot(folders, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "cmp.png"
+    r = CliRunner().invoke(cli, ["compare", str(folders / "plain"), str(folders / "lossy"), "--text", str(HELDOUT),
+                                 "--no-terms", "--plot", str(png)])
+    assert r.exit_code == 0, r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
