@@ -17,7 +17,6 @@ After training (:func:`lint_tokenizer`, on any ``tokenizers.Tokenizer``):
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from typing import Any, Sequence
 
@@ -78,27 +77,27 @@ def lint_recipe(recipe: TrainRecipe, domain_tokens: Sequence[str], sample: Seque
     return out
 
 
-def lint_tokenizer(tok: Any, *, data: dict[str, Any] | None = None) -> list[str]:
-    """Warnings about a ``tokenizers.Tokenizer`` (trained here or loaded); ``data``: its parsed JSON, if at hand."""
-    data = data if data is not None else json.loads(tok.to_str())
+def lint_tokenizer(tok: Any) -> list[str]:
+    """Warnings about a ``tokenizers.Tokenizer`` (trained here or loaded), read through its API (no JSON dump)."""
     out: list[str] = []
-    model = data.get("model", {})
-    text = json.dumps([data.get("pre_tokenizer"), data.get("decoder")])
-    byte_level = '"ByteLevel"' in text
-    vocab = model.get("vocab") if isinstance(model.get("vocab"), dict) else {}
+    text = (tok.pre_tokenizer.__getstate__() if tok.pre_tokenizer is not None else b"") + (
+        tok.decoder.__getstate__() if tok.decoder is not None else b"")
+    byte_level = b'"ByteLevel"' in text
+    added = tok.get_added_tokens_decoder()
+    specials = {a.content for a in added.values() if a.special}
     if byte_level:
-        specials = {a["content"] for a in data.get("added_tokens", [])}
+        vocab = tok.get_vocab(with_added_tokens=False)
         foreign = set("".join(vocab)) - set(unicode_to_bytes())
         outside = [t for t in vocab if t not in specials and not foreign.isdisjoint(t)] if foreign else []
         if outside:
             out.append(f"{len(outside)} vocabulary entries are outside the byte-level alphabet (dead ids), e.g. {outside[:3]}")
-    elif not model.get("byte_fallback"):
+    elif not getattr(tok.model, "byte_fallback", False):
         out.append("no byte-level alphabet and no byte fallback: characters unseen in training are lost (lossy)")
-    ws = [a["content"] for a in data.get("added_tokens", []) if not a.get("special") and not a["content"].strip()]
+    ws = [a.content for a in added.values() if not a.special and not a.content.strip()]
     if ws:
         out.append(f"whitespace-only added tokens {ws[:5]} are split out before the model (kl3m-001 lost 22% this way)")
-    if data.get("padding"):
-        out.append(f"padding is enabled ({str(data['padding'].get('direction')).lower()}): encode_batch output is padded; call no_padding()")
-    if data.get("truncation"):
+    if tok.padding:
+        out.append(f"padding is enabled ({str(tok.padding.get('direction')).lower()}): encode_batch output is padded; call no_padding()")
+    if tok.truncation:
         out.append("truncation is enabled: long texts are cut silently")
     return out

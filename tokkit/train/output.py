@@ -40,17 +40,14 @@ def special_roles(specials: Sequence[str]) -> dict[str, str]:
 
 
 def write_folder(tok: Any, out_dir: str | Path, *, specials: Sequence[str], manifest: Mapping[str, Any],
-                 force: bool = False, data: Mapping[str, Any] | None = None) -> Path:
-    """Write ``tok`` (a ``tokenizers.Tokenizer``) and its companion files into ``out_dir`` atomically.
-
-    ``data``: the parsed JSON of ``tok`` when the caller has it (saves a serialization).
-    """
+                 force: bool = False) -> Path:
+    """Write ``tok`` (a ``tokenizers.Tokenizer``) and its companion files into ``out_dir`` atomically."""
     roles = special_roles(specials)
     tok.no_padding()
     tok.no_truncation()
-    data = data if data is not None else json.loads(tok.to_str())
-    added = {str(a["id"]): {k: a[k] for k in ("content", "lstrip", "normalized", "rstrip", "single_word", "special")}
-             for a in data.get("added_tokens", [])}
+    added = {str(i): {"content": a.content, "lstrip": a.lstrip, "normalized": a.normalized, "rstrip": a.rstrip,
+                      "single_word": a.single_word, "special": a.special}
+             for i, a in sorted(tok.get_added_tokens_decoder().items())}
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "clean_up_tokenization_spaces": False,

@@ -8,7 +8,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import resource
@@ -158,8 +157,7 @@ def train_tokenizer(sources: Sequence[str | Path] = (), *, out_dir: str | Path, 
     secs["train"] = time.perf_counter() - t0
 
     tok, layout = trained.tokenizer, trained.layout
-    data = json.loads(tok.to_str())
-    warnings += lint_tokenizer(tok, data=data)
+    warnings += lint_tokenizer(tok)
     if layout.reached < recipe.vocab_size:
         warnings.append(f"vocab size {recipe.vocab_size} not reached: only {layout.reached} entries could be learnt "
                         f"(min_frequency {recipe.min_frequency}); add text or lower --vocab-size")
@@ -178,7 +176,7 @@ def train_tokenizer(sources: Sequence[str | Path] = (), *, out_dir: str | Path, 
         "seconds": secs, "versions": _versions(),
     }
     t0 = time.perf_counter()
-    out = write_folder(tok, out_dir, specials=recipe.special_tokens, manifest=manifest, force=force, data=data)
+    out = write_folder(tok, out_dir, specials=recipe.special_tokens, manifest=manifest, force=force)
     secs["write"] = time.perf_counter() - t0
     return TrainResult(
         out_dir=out, kind=recipe.kind.value, vocab_asked=recipe.vocab_size, vocab_reached=layout.reached,
