@@ -68,7 +68,8 @@ elif kind == "sentencepiece":
         allow_whitespace_only_pieces=True, split_digits=False, num_threads=2, input_sentence_size=0,
         max_sentence_length=1 << 20, user_defined_symbols=[], control_symbols=["<|endoftext|>"], minloglevel=2)
 sec = time.perf_counter() - t0
-print(json.dumps({"seconds": sec, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": sec, "cpu": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024}))
 '''
 
 TRAINERS = ("tokkit", "tokenizers", "sentencepiece")
@@ -95,16 +96,23 @@ def main() -> None:
                 res = json.loads(p.stdout.strip().splitlines()[-1])
                 res["wall"] = time.perf_counter() - t0
                 results[k].append(res)
-                print(f"round {r + 1} {k:<14} {res['seconds']:7.2f} s  (process {res['wall']:.2f} s, peak {res['peak_rss_mb']:.0f} MB)", flush=True)
-    print(f"\ncorpus {a.corpus} ({size / 1e6:.2f} MB), vocab {a.vocab_size}, {a.rounds} rounds, training time inside the process")
-    base = statistics.median(x["seconds"] for x in results.get("tokenizers", results[a.trainers[0]]))
-    print(f"{'trainer':<14} {'median s':>9} {'best s':>8} {'MB/s':>6} {'peak MB':>8} {'vs tokenizers':>14}")
+                print(f"round {r + 1} {k:<14} {res['seconds']:7.2f} s  cpu {res['cpu']:7.2f} s  (process {res['wall']:.2f} s, "
+                      f"peak {res['peak_rss_mb']:.0f} MB)", flush=True)
+    print(f"\ncorpus {a.corpus} ({size / 1e6:.2f} MB), vocab {a.vocab_size}, {a.rounds} rounds; wall = training time inside "
+          "the process (imports included), cpu = user+system time of the whole process (less sensitive to other load)")
+    ref = "tokenizers" if "tokenizers" in results else a.trainers[0]
+    base = statistics.median(x["seconds"] for x in results[ref])
+    base_best = min(x["seconds"] for x in results[ref])
+    base_cpu = statistics.median(x["cpu"] for x in results[ref])
+    print(f"{'trainer':<14} {'median s':>9} {'best s':>8} {'cpu s':>7} {'MB/s':>6} {'peak MB':>8} "
+          f"{'median vs ' + ref:>20} {'best vs ' + ref:>18} {'cpu vs ' + ref:>17}")
     for k, rs in results.items():
         med = statistics.median(x["seconds"] for x in rs)
         best = min(x["seconds"] for x in rs)
+        cpu = statistics.median(x["cpu"] for x in rs)
         peak = max(x["peak_rss_mb"] for x in rs)
-        print(f"{k:<14} {med:9.2f} {best:8.2f} {size / 1e6 / med:6.2f} {peak:8.0f} {med / base:13.3f}x")
-
+        print(f"{k:<14} {med:9.2f} {best:8.2f} {cpu:7.2f} {size / 1e6 / med:6.2f} {peak:8.0f} "
+              f"{med / base:19.3f}x {best / base_best:17.3f}x {cpu / base_cpu:16.3f}x")
 
 if __name__ == "__main__":
     main()
