@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-
 from tokkit_cli.main import cli
 
 _KINDS = ["bpe", "char", "supertoken"]

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import need_fixture
+from tokkit_cli.main import cli
 
 from tokkit.train import load_recipe, train_tokenizer
 from tokkit.train.metrics import renyi_efficiency, word_stats
-from tokkit_cli.main import cli
-
-from conftest import need_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "data" / "legal" / "train.jsonl"

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tokkit_cli.main import cli
 
 from tokkit.train import load_recipe, train_tokenizer
 from tokkit.train.assemble import padded_size
 from tokkit.train.bpe import byte_level_spelling
 from tokkit.train.domain import DOMAIN_SETS, domain_entries
 from tokkit.train.recipe import KL3M_SPECIALS
-from tokkit_cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "data" / "legal" / "train.jsonl"

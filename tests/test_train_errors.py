@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tokkit_cli.main import cli
 
 from tokkit.train import load_recipe
 from tokkit.train.recipe import known_recipes
-from tokkit_cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "data" / "legal" / "train.jsonl"

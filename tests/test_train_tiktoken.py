@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tokkit_cli.main import cli
 
 from tokkit.train import load_recipe, train_tokenizer
 from tokkit.train.tiktoken_export import ExportError, to_tiktoken
-from tokkit_cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "data" / "legal" / "train.jsonl"

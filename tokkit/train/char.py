@@ -27,7 +27,7 @@ from tokkit.train.bpe import TrainedModel, VocabTooSmallError, check_room, new_b
 from tokkit.train.domain import GPT2_PATTERN
 from tokkit.train.recipe import TrainRecipe, Unit
 
-__all__ = ["train_char", "token_length"]
+__all__ = ["train_char", "VocabTooSmallError"]
 
 LOG = logging.getLogger(__name__)
 
@@ -37,12 +37,9 @@ def _hf_cap(n: int) -> int | None:
     return n + 1 if n >= 2 else None
 
 
-def token_length(token: str, unit: Unit) -> int:
-    """Length of a vocabulary string in ``unit`` (byte-level strings hold one byte per character)."""
-    return len(token)
-
-
 def _cap_vocab(data: dict[str, Any], cap: int, keep: set[str]) -> int:
+    # Byte-level strings hold one byte per character and char-level strings one character per
+    # character (``<0xNN>`` fallbacks are kept apart by the caller), so len() is the length in units.
     vocab = data["model"]["vocab"]
     long = [t for t in vocab if len(t) > cap and t not in keep]
     for t in long:
@@ -105,5 +102,3 @@ def train_char(batches: Iterable[list[str]], recipe: TrainRecipe, *, progress: b
         return _train_bytes(batches, recipe, progress)
     return _train_chars(batches, recipe, progress)
 
-
-__all__ += ["VocabTooSmallError"]

@@ -32,7 +32,7 @@ class DomainTokenError(TokkitError, ValueError):
     """A domain token that would break tokenization (whitespace-only, or empty)."""
 
 
-def _letters(prefix: str, upper: bool = False) -> list[str]:
+def _letters(upper: bool = False) -> list[str]:
     chars = "abcdefghijklmnopqrstuvwxyz"
     return [f"({c.upper() if upper else c})" for c in chars]
 
@@ -48,7 +48,7 @@ DOMAIN_SETS: dict[str, tuple[str, ...]] = {
          "pursuant", "certiorari", "indemnify", "indemnification", "sublicense", "sublicensable",
          "non-exclusive", "royalty-free", "worldwide", "warranty", "warranties", "liability", "licensor",
          "licensee", "MERCHANTABILITY", "NONINFRINGEMENT", "FITNESS", "PURPOSE", "WARRANTIES", "LIABILITY"]
-        + _letters("") + _letters("", upper=True) + [f"({r})" for r in _ROMAN] + [f"({n})" for n in range(1, 31)]),
+        + _letters() + _letters(upper=True) + [f"({r})" for r in _ROMAN] + [f"({n})" for n in range(1, 31)]),
     "financial": ("EBITDA", "GAAP", "IFRS", "10-K", "10-Q", "8-K", "P/E", "EPS", "YoY", "FY", "bps", "Q1", "Q2", "Q3", "Q4",
                   "ROE", "ROI", "SEC", "NASDAQ", "NYSE", "year-over-year", "per share", "net income"),
     "markup": ("http://", "https://", "www.", "mailto:", "<!--", "-->", "```", "##", "###", "####", "**", "~~",

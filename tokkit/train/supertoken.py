@@ -31,9 +31,8 @@ from typing import Any, Callable, Iterable, Iterator
 from tqdm import tqdm
 
 from tokkit.formats.hf_json import unicode_to_bytes
-from tokkit.train.assemble import added_token, padded_size
+from tokkit.train.assemble import Layout, added_token, padded_size
 from tokkit.train.bpe import TrainedModel, check_room, new_byte_level, train_byte_level, trainer_for
-from tokkit.train.assemble import Layout
 from tokkit.train.recipe import SupertokenMethod, TrainRecipe
 
 __all__ = ["R2_PATTERN", "train_supertoken", "word_count"]
@@ -69,7 +68,7 @@ def _stage2_words(tok1: Any, batches: Iterable[list[str]], progress: bool) -> It
 
 
 def _two_stage(corpus_batches: Callable[[], Iterable[list[str]]], recipe: TrainRecipe, progress: bool) -> TrainedModel:
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     opts = recipe.supertoken
     V = recipe.vocab_size
@@ -150,7 +149,7 @@ def _random_pieces(batches: Iterable[list[str]], p: float, max_words: int, seed:
 
 
 def _random_split(corpus_batches: Callable[[], Iterable[list[str]]], recipe: TrainRecipe, progress: bool) -> TrainedModel:
-    from tokenizers import Tokenizer, pre_tokenizers
+    from tokenizers import pre_tokenizers
 
     from tokkit.train.bpe import finish
 
