@@ -70,6 +70,11 @@ def test_recipe_with_unknown_key(tmp_path):
     _assert_failed(_run([TRAIN, "--recipe", rec, "-o", out]), out, "vocab_sise", "Extra inputs are not permitted", "Known keys")
 
 
+def test_domain_tokens_only_for_bpe(tmp_path):
+    out = tmp_path / "o"
+    _assert_failed(_run([TRAIN, "--recipe", "legal-32k", "--kind", "supertoken", "-o", out]), out, "domain tokens")
+
+
 def test_unknown_recipe_name_lists_known(tmp_path):
     out = tmp_path / "o"
     _assert_failed(_run([TRAIN, "--recipe", "legal-99k", "-o", out]), out, "unknown recipe", "legal-32k")

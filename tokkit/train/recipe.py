@@ -116,6 +116,8 @@ class TrainRecipe(BaseModel):
             raise ValueError(f"max_token_length is only used by kind 'char', not {self.kind.value!r}")
         if self.kind == Kind.CHAR and (self.domain_tokens or self.domain_token_sets):
             raise ValueError("kind 'char' takes no domain tokens (they would break the length cap)")
+        if self.kind == Kind.SUPERTOKEN and (self.domain_tokens or self.domain_token_sets):
+            raise ValueError("kind 'supertoken' does not reserve domain tokens yet; use kind 'bpe' for domain tokens")
         return self
 
 
