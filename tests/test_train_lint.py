@@ -66,3 +66,17 @@ def test_parquet_source_and_streamed_dataset(tmp_path):
     b = train_tokenizer(out_dir=tmp_path / "b", recipe=rec, iterables=[ds], progress=False)
     assert a.train_bytes == b.train_bytes == sum(len(d.encode()) for d in docs)
     assert (tmp_path / "a" / "tokenizer.json").read_text() == (tmp_path / "b" / "tokenizer.json").read_text()
+
+
+def test_hf_dataset_source_streams_a_local_dataset_folder(tmp_path):
+    pytest.importorskip("datasets")
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text(TRAIN.read_text(encoding="utf-8"), encoding="utf-8")
+    rec = load_recipe(overrides={"vocab_size": 500, "held_out": 0.0})
+    a = train_tokenizer([f"hf:{folder}:train"], out_dir=tmp_path / "a", recipe=rec, progress=False)
+    b = train_tokenizer([TRAIN], out_dir=tmp_path / "b", recipe=rec, progress=False)
+    assert a.train_docs == b.train_docs == 47
+    assert (tmp_path / "a" / "tokenizer.json").read_text() == (tmp_path / "b" / "tokenizer.json").read_text()
+    half = train_tokenizer([f"hf:{folder}:train@0.5"], out_dir=tmp_path / "h", recipe=rec, progress=False)
+    assert 0 < half.train_docs < 47
