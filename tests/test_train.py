@@ -159,3 +159,12 @@ def test_cli_help_lists_training_commands():
     r = CliRunner().invoke(cli, ["--help"])
     for cmd in ("train-bpe", "compare", "export-tiktoken"):
         assert f"  {cmd} " in r.output
+
+
+def test_special_roles_from_names():
+    from tokkit.train.output import special_roles
+
+    assert special_roles(KL3M_SPECIALS) == {"bos": "<|start|>", "eos": "<|end|>", "pad": "<|pad|>", "unk": "<|unk|>",
+                                            "sep": "<|sep|>", "cls": "<|cls|>", "mask": "<|mask|>"}
+    assert special_roles(["<|endoftext|>"]) == {"eos": "<|endoftext|>"}
+    assert special_roles(["<s>", "</s>", "<unk>", "<pad>"]) == {"bos": "<s>", "eos": "</s>", "pad": "<pad>", "unk": "<unk>"}

@@ -16,7 +16,7 @@ from tokkit.atomic import atomic_dir
 
 __all__ = ["write_folder", "special_roles"]
 
-_ROLE_WORDS = (("bos", ("start", "bos", "begin", "<s>")), ("eos", ("end", "eos", "</s>")), ("pad", ("pad",)),
+_ROLE_WORDS = (("bos", ("start", "bos", "begin", "<s>")), ("eos", ("end", "eos", "endoftext", "</s>")), ("pad", ("pad",)),
                ("unk", ("unk",)), ("sep", ("sep",)), ("cls", ("cls",)), ("mask", ("mask",)))
 
 
