@@ -1,8 +1,9 @@
 """Training speed: tokkit vs bare HF ``tokenizers`` vs sentencepiece on the same corpus, same settings, one run.
 
 Each trial runs in a fresh subprocess (so peak RSS is per trial); trainers are interleaved over
-``--rounds`` rounds and the median and best wall times are reported with ratios to bare
-``tokenizers``. Settings shared by all: BPE, ``--vocab-size`` (default 32,768), min frequency 2,
+``--rounds`` rounds (the order rotates each round) and the median and best wall times and the
+median CPU time (user + system of the trial process: the least sensitive to other jobs on a shared
+machine) are reported with ratios to bare ``tokenizers``. Settings shared by all: BPE, ``--vocab-size`` (default 32,768), min frequency 2,
 one special token, every document of the corpus (tokkit with ``held_out: 0`` so it trains on the
 same text). HF: byte-level BPE, GPT-2 pattern, complete byte alphabet. sentencepiece: BPE with
 byte fallback, ``character_coverage=1.0``, identity normalization, the document lines as sentences.
@@ -86,7 +87,8 @@ def main() -> None:
     results: dict[str, list[dict]] = {k: [] for k in a.trainers}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.rounds):
-            for k in a.trainers:
+            order = a.trainers[r % len(a.trainers):] + a.trainers[:r % len(a.trainers)]  # rotate: no trainer always first
+            for k in order:
                 out = str(Path(tmp) / f"{k}-{r}")
                 t0 = time.perf_counter()
                 p = subprocess.run([sys.executable, "-c", TRIAL, k, str(a.corpus), str(a.vocab_size), out],
