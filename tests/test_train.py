@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -40,6 +41,9 @@ def test_folder_has_hf_files_and_no_padding(legal_dir):
         assert (legal_dir / name).is_file()
     data = json.loads((legal_dir / "tokenizer.json").read_text())
     assert data["padding"] is None and data["truncation"] is None
+    manifest = json.loads((legal_dir / "tokkit_train.json").read_text())
+    assert manifest["sources"][0]["sha256"] == hashlib.sha256(TRAIN.read_bytes()).hexdigest()
+    assert manifest["recipe"]["domain_token_sets"] == ["legal"] and manifest["versions"]["tokenizers"]
     cfg = json.loads((legal_dir / "tokenizer_config.json").read_text())
     assert cfg["bos_token"] == "<|start|>" and cfg["eos_token"] == "<|end|>" and cfg["pad_token"] == "<|pad|>"
     assert cfg["clean_up_tokenization_spaces"] is False

@@ -82,6 +82,16 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 100_000 else f"{n / 1e3:.1f} KB"
 
 
+def _sha256(path: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _peak_mb() -> float:
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb / 1024 if platform.system() != "Darwin" else kb / 2**20
@@ -168,7 +178,8 @@ def train_tokenizer(sources: Sequence[str | Path] = (), *, out_dir: str | Path, 
         LOG.info("warning: %s", w)
     manifest = {
         "recipe": recipe.model_dump(mode="json"),
-        "sources": [{"path": s.path, "rate": s.rate, "dataset": s.dataset} for s in srcs],
+        "sources": [{"path": s.path, "rate": s.rate, "dataset": s.dataset, "sha256": None if s.dataset else _sha256(s.path)}
+                    for s in srcs],
         "train_documents": corpus.n_docs, "train_bytes": corpus.n_bytes, "skipped_bad_utf8": corpus.n_bad_utf8,
         "held_out_documents": len(corpus.held_out), "held_out_bytes": hb, "held_out_tokens": ht,
         "pre_tokenizer_pattern": trained.pattern, "domain_tokens": list(domain),
