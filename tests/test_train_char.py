@@ -72,3 +72,18 @@ def test_char_recipe_requires_cap():
 
     with pytest.raises(RecipeError, match="max_token_length"):
         load_recipe(overrides={"kind": "char"})
+
+
+def test_char_4k_recipe_as_shipped_never_produces_a_longer_token(tmp_path):
+    from tokenizers import Tokenizer
+
+    res = train_tokenizer([TRAIN], out_dir=tmp_path / "c4k", recipe=load_recipe("char-4k"), progress=False)
+    tok = Tokenizer.from_file(str(tmp_path / "c4k" / "tokenizer.json"))
+    specials = {a.content for a in tok.get_added_tokens_decoder().values()}
+    vocab = [t for t in tok.get_vocab() if t not in specials and not (t.startswith("<0x") and len(t) == 6)]
+    assert max(len(t) for t in vocab) == 3  # over the whole vocabulary
+    held = [json.loads(x)["text"] for x in (ROOT / "data" / "legal" / "heldout.jsonl").read_text(encoding="utf-8").splitlines()]
+    produced = {t for e in tok.encode_batch(held + [HARD], add_special_tokens=False) for t in e.tokens}
+    assert max(len(t) for t in produced if not (t.startswith("<0x") and len(t) == 6)) == 3
+    # 300 KB is too little for 4,096 entries: the summary says so instead of padding silently
+    assert res.vocab_reached < 4096 and any("not reached" in w for w in res.warnings)
