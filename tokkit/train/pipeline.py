@@ -70,7 +70,7 @@ class TrainResult:
             lines.append(f"  held-out     {self.held_out_docs} documents, {_size(self.held_out_bytes)}: "
                          f"{self.bytes_per_token:.3f} bytes/token, {rt}")
         else:
-            lines.append("  held-out     none (held_out: 0 or a single document)")
+            lines.append("  held-out     none (too few documents for the held-out share: pass --held-out 0.1 to measure bytes/token)")
         t = ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds.items())
         lines.append(f"  time         {sum(self.seconds.values()):.1f}s ({t}); peak memory {self.peak_rss_mb:.0f} MB")
         lines += [f"  note         {n}" for n in self.notes]
