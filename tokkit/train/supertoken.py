@@ -88,12 +88,12 @@ def _two_stage(corpus_batches: Callable[[], Iterable[list[str]]], recipe: TrainR
     budget = V - len(vocab)
     s2 = Tokenizer(models.BPE())
     s2.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    words = list(_stage2_words(tok1, corpus_batches(), progress))
-    alphabet = len({c for batch in words for doc in batch for c in doc if c != " "})
-    trainer = trainers.BpeTrainer(vocab_size=alphabet + int(budget * 1.3) + 64, min_frequency=recipe.min_frequency,
+    # The stage-2 alphabet (stage-1 ids seen in multi-token chunks) is at most len(vocab): size the
+    # trainer with that bound so the chunks can stream; surplus merges are never used (the loop below
+    # stops after `budget` new tokens, and HF's merge order does not depend on vocab_size).
+    trainer = trainers.BpeTrainer(vocab_size=len(vocab) + int(budget * 1.3) + 64, min_frequency=recipe.min_frequency,
                                   show_progress=progress, initial_alphabet=[])
-    s2.train_from_iterator(words, trainer=trainer)
-    del words
+    s2.train_from_iterator(_stage2_words(tok1, corpus_batches(), progress), trainer=trainer)
     merges2 = json.loads(s2.to_str())["model"]["merges"]
 
     def spell(sym: str) -> str:
