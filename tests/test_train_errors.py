@@ -116,3 +116,8 @@ def test_every_builtin_recipe_validates(name):
     assert rec.vocab_size >= 4096
     first = (ROOT / "recipes" / f"{name}.yaml").read_text().splitlines()[0]
     assert first.startswith("# ") and len(first) > 20  # the one-line description the README lists
+
+
+def test_unopenable_dataset_source(tmp_path):
+    out = tmp_path / "o"
+    _assert_failed(_run([f"hf:{tmp_path / 'no-such-dataset'}", "--vocab-size", "300", "-o", out]), out, "could not be opened")

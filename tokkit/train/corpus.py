@@ -172,7 +172,11 @@ def _dataset(name: str, column: str) -> Iterator[str]:
     from datasets import load_dataset
 
     base, _, split = name.partition(":")
-    ds = load_dataset(base, split=split or "train", streaming=True)
+    try:
+        ds = load_dataset(base, split=split or "train", streaming=True)
+    except Exception as e:  # datasets raises many types (offline hub, unknown split, no data files)
+        raise MissingFileError(f"dataset hf:{name} could not be opened ({type(e).__name__}: {e}); expected a local dataset "
+                               "folder/file or a hub dataset reachable online, written hf:NAME[:SPLIT]") from None
     for i, row in enumerate(ds):
         yield _column(row, column, f"dataset {name} row {i}")
 
