@@ -122,3 +122,22 @@ def export_tiktoken_cmd(tokenizer, out, verify, force):
     texts = _read_docs(verify, "text") if verify else []
     path = export_tiktoken(tokenizer, out, force=force, verify=texts)
     click.echo(f"wrote {path} and {path}.json" + (f" (verified: {len(texts)} texts segment identically)" if texts else ""))
+
+
+@cli.command("lint-tokenizer")
+@click.argument("tokenizer")
+def lint_tokenizer_cmd(tokenizer):
+    """Check an HF tokenizer (folder, tokenizer.json or alias) for the KL3M-style pitfalls; exit 1 on warnings."""
+    from tokkit import load_tokenizer
+    from tokkit.errors import FormatError
+    from tokkit.train.lint import lint_tokenizer
+
+    tok = load_tokenizer(tokenizer)
+    if tok.backend not in ("hf", "gguf"):
+        raise FormatError(f"{tokenizer} is a {tok.backend} tokenizer; lint-tokenizer reads HF tokenizer.json files only")
+    warnings = lint_tokenizer(tok.native)
+    for w in warnings:
+        click.echo(f"warning: {w}")
+    click.echo(f"{tokenizer}: {len(warnings)} warning(s)")
+    if warnings:
+        raise SystemExit(1)

@@ -80,3 +80,20 @@ def test_hf_dataset_source_streams_a_local_dataset_folder(tmp_path):
     assert (tmp_path / "a" / "tokenizer.json").read_text() == (tmp_path / "b" / "tokenizer.json").read_text()
     half = train_tokenizer([f"hf:{folder}:train@0.5"], out_dir=tmp_path / "h", recipe=rec, progress=False)
     assert 0 < half.train_docs < 47
+
+
+def test_lint_tokenizer_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from conftest import need_fixture
+    from tokkit_cli.main import cli
+
+    train_tokenizer([TRAIN], out_dir=tmp_path / "t", recipe=load_recipe(overrides={"vocab_size": 400}), progress=False)
+    r = CliRunner().invoke(cli, ["lint-tokenizer", str(tmp_path / "t")])
+    assert r.exit_code == 0 and "0 warning(s)" in r.output
+    need_fixture("gemma3")
+    r = CliRunner().invoke(cli, ["lint-tokenizer", "gemma3"])  # Gemma 3 ships newline runs as added tokens
+    assert r.exit_code == 1 and "whitespace-only added tokens" in r.output
+    need_fixture("gpt2")
+    r = CliRunner().invoke(cli, ["lint-tokenizer", "gpt2"])
+    assert r.exit_code == 2 and "HF tokenizer.json files only" in r.output
