@@ -161,7 +161,7 @@ def test_committed_sample_matches_its_provenance():
 
 def test_cli_help_lists_training_commands():
     r = CliRunner().invoke(cli, ["--help"])
-    for cmd in ("train-bpe", "compare", "export-tiktoken"):
+    for cmd in ("train-bpe", "compare", "export-tiktoken", "lint-tokenizer"):
         assert f"  {cmd} " in r.output
 
 

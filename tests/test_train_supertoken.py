@@ -76,3 +76,15 @@ def test_supertokens_use_fewer_tokens_than_plain_bpe_of_the_same_size(trained):
     # tokens than plain BPE (docs/training.md, measured with `tokkit compare`).
     assert _tokens(trained["two_stage"], held) < 0.95 * plain
     assert _tokens(trained["random_split"], held) < plain
+
+
+def test_special_token_strings_in_the_corpus_never_join_supertokens(tmp_path):
+    from tokenizers import Tokenizer
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("<|end|> of the licence <|end|> of the licence. " * 200 + TRAIN.read_text(encoding="utf-8")[:50_000])
+    train_tokenizer([corpus], out_dir=tmp_path / "s", recipe=load_recipe(overrides={"kind": "supertoken", "vocab_size": 700}),
+                    progress=False)
+    tok = Tokenizer.from_file(str(tmp_path / "s" / "tokenizer.json"))
+    assert not [t for t in tok.get_vocab() if "<|end|>" in t and t != "<|end|>"]
+    assert tok.encode("<|end|> of the licence").ids[0] == 1

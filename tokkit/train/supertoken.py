@@ -55,13 +55,18 @@ def _decode(token: str) -> str:
     return bytes(table[c] for c in token).decode("utf-8", errors="replace")
 
 
-def _stage2_words(tok1: Any, batches: Iterable[list[str]], progress: bool) -> Iterator[list[str]]:
-    """Each training document as R2 chunks spelled in private-use characters (one per stage-1 token)."""
+def _stage2_words(tok1: Any, batches: Iterable[list[str]], n_special: int, progress: bool) -> Iterator[list[str]]:
+    """Each training document as R2 chunks spelled in private-use characters (one per stage-1 token).
+
+    Special tokens (ids ``0..n_special-1``, matched in the text by HF) never join a supertoken.
+    """
     for batch in tqdm(batches, desc="stage 2: segment with stage 1", unit="batch", disable=not progress):
         out = []
         for enc in tok1.encode_batch(batch, add_special_tokens=False):
             chunks: dict[int, list[str]] = {}
             for tid, wid in zip(enc.ids, enc.word_ids):
+                if tid < n_special or wid is None:
+                    continue
                 chunks.setdefault(wid, []).append(chr(_PUA + tid))
             out.append(" ".join("".join(c) for c in chunks.values() if len(c) > 1))
         yield out
@@ -93,7 +98,7 @@ def _two_stage(corpus_batches: Callable[[], Iterable[list[str]]], recipe: TrainR
     # stops after `budget` new tokens, and HF's merge order does not depend on vocab_size).
     trainer = trainers.BpeTrainer(vocab_size=len(vocab) + int(budget * 1.3) + 64, min_frequency=recipe.min_frequency,
                                   show_progress=progress, initial_alphabet=[])
-    s2.train_from_iterator(_stage2_words(tok1, corpus_batches(), progress), trainer=trainer)
+    s2.train_from_iterator(_stage2_words(tok1, corpus_batches(), len(recipe.special_tokens), progress), trainer=trainer)
     merges2 = json.loads(s2.to_str())["model"]["merges"]
 
     def spell(sym: str) -> str:
