@@ -21,6 +21,7 @@ _KINDS = ["bpe", "char", "supertoken"]
 @click.option("--max-token-unit", type=click.Choice(["chars", "bytes"]), default=None)
 @click.option("--domain-tokens", "domain_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="File with one domain token per line (reserved before training).")
+@click.option("--special-token", "special_tokens", multiple=True, help="Special token (repeatable; replaces the recipe's list, ids 0..n-1).")
 @click.option("--pad-to", default=None, help="Pad with reserved ids to a multiple of N, or 'pow2'.")
 @click.option("--held-out", type=float, default=None, help="Share of documents kept out of training for the summary.")
 @click.option("--text-column", default=None, help="jsonl/parquet/dataset text column.")
@@ -29,7 +30,7 @@ _KINDS = ["bpe", "char", "supertoken"]
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train_bpe(sources, out_dir, kind, vocab_size, recipe, min_frequency, max_token_length, max_token_unit, domain_file,
-              pad_to, held_out, text_column, skip_bad_utf8, seed, force, quiet):
+              special_tokens, pad_to, held_out, text_column, skip_bad_utf8, seed, force, quiet):
     """Train a tokenizer on SOURCES (files, folders, globs, PATH@RATE, hf:NAME[:SPLIT]) into OUT.
 
     Example: tokkit train-bpe data/legal/train.jsonl --vocab-size 2048 -o out/legal-2k
@@ -39,7 +40,7 @@ def train_bpe(sources, out_dir, kind, vocab_size, recipe, min_frequency, max_tok
     overrides = {
         "kind": kind, "vocab_size": vocab_size, "min_frequency": min_frequency, "max_token_length": max_token_length,
         "max_token_unit": max_token_unit, "held_out": held_out, "text_column": text_column,
-        "skip_bad_utf8": skip_bad_utf8, "seed": seed,
+        "skip_bad_utf8": skip_bad_utf8, "seed": seed, "special_tokens": list(special_tokens) or None,
         "pad_to": (pad_to if pad_to in (None, "pow2") else _int(pad_to, "--pad-to")),
     }
     if domain_file is not None:

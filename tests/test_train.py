@@ -172,3 +172,16 @@ def test_special_roles_from_names():
                                             "sep": "<|sep|>", "cls": "<|cls|>", "mask": "<|mask|>"}
     assert special_roles(["<|endoftext|>"]) == {"eos": "<|endoftext|>"}
     assert special_roles(["<s>", "</s>", "<unk>", "<pad>"]) == {"bos": "<s>", "eos": "</s>", "pad": "<pad>", "unk": "<unk>"}
+
+
+def test_special_token_flag_replaces_the_recipe_list(tmp_path):
+    from tokenizers import Tokenizer
+
+    out = tmp_path / "o"
+    r = CliRunner().invoke(cli, ["train-bpe", str(TRAIN), "--recipe", "legal-32k", "--vocab-size", "600", "--quiet",
+                                 "--special-token", "<s>", "--special-token", "</s>", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    tok = Tokenizer.from_file(str(out / "tokenizer.json"))
+    assert [tok.id_to_token(i) for i in (0, 1)] == ["<s>", "</s>"] and tok.token_to_id("<|start|>") is None
+    cfg = json.loads((out / "tokenizer_config.json").read_text())
+    assert cfg["bos_token"] == "<s>" and cfg["eos_token"] == "</s>"
