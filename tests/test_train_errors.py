@@ -1,0 +1,123 @@
+"""Bad input to train-bpe: clear error (expected / found / fix), exit code 2, nothing left behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from tokkit_cli.main import cli
+
+from tokkit.train import load_recipe
+from tokkit.train.recipe import known_recipes
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = ROOT / "data" / "legal" / "train.jsonl"
+
+
+def _run(args):
+    return CliRunner().invoke(cli, ["train-bpe", *map(str, args), "--quiet"])
+
+
+def _assert_failed(r, out: Path, *needles: str):
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith("error: ") or "Error:" in r.output, r.output
+    for n in needles:
+        assert n in r.output, r.output
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}")]  # no temporary folder left
+
+
+def test_empty_corpus(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    out = tmp_path / "o"
+    _assert_failed(_run([empty, "--vocab-size", "300", "-o", out]), out, "no training text", "empty.txt")
+
+
+def test_non_utf8_file_names_file_and_offset(tmp_path):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes(b"good text\n" * 10 + "na\u00efve caf\u00e9\n".encode("latin-1"))
+    out = tmp_path / "o"
+    _assert_failed(_run([bad, "--vocab-size", "300", "-o", out]), out, "latin1.txt", "byte offset 102", "0xef", "--skip-bad-utf8")
+
+
+def test_non_utf8_skipped_with_count(tmp_path):
+    bad = tmp_path / "mixed.jsonl"
+    good = TRAIN.read_bytes().splitlines(keepends=True)[:10]
+    bad.write_bytes(b"".join(good) + b'{"text": "caf\xe9"}\n')
+    out = tmp_path / "o"
+    r = _run([bad, "--vocab-size", "300", "--skip-bad-utf8", "-o", out])
+    assert r.exit_code == 0, r.output
+    assert "(1 non-UTF-8 skipped)" in r.output
+    assert (out / "tokenizer.json").exists()
+
+
+def test_vocab_smaller_than_alphabet(tmp_path):
+    out = tmp_path / "o"
+    _assert_failed(_run([TRAIN, "--vocab-size", "200", "-o", out]), out, "smaller than the alphabet", "269")
+
+
+def test_char_vocab_smaller_than_alphabet(tmp_path):
+    out = tmp_path / "o"
+    _assert_failed(_run([TRAIN, "--recipe", "char-4k", "--vocab-size", "150", "-o", out]), out, "smaller than the alphabet")
+
+
+def test_recipe_with_unknown_key(tmp_path):
+    rec = tmp_path / "r.yaml"
+    rec.write_text("kind: bpe\nvocab_sise: 1000\n")
+    out = tmp_path / "o"
+    _assert_failed(_run([TRAIN, "--recipe", rec, "-o", out]), out, "vocab_sise", "Extra inputs are not permitted", "Known keys")
+
+
+def test_domain_tokens_only_for_bpe(tmp_path):
+    out = tmp_path / "o"
+    _assert_failed(_run([TRAIN, "--recipe", "legal-32k", "--kind", "supertoken", "-o", out]), out, "domain tokens")
+
+
+def test_unknown_recipe_name_lists_known(tmp_path):
+    out = tmp_path / "o"
+    _assert_failed(_run([TRAIN, "--recipe", "legal-99k", "-o", out]), out, "unknown recipe", "legal-32k")
+
+
+def test_missing_source(tmp_path):
+    out = tmp_path / "o"
+    _assert_failed(_run([tmp_path / "nope.txt", "-o", out]), out, "matches no file")
+
+
+def test_whitespace_domain_token_refused(tmp_path):
+    toks = tmp_path / "toks.txt"
+    toks.write_text("§\n \n")
+    out = tmp_path / "o"
+    _assert_failed(_run([TRAIN, "--domain-tokens", toks, "--vocab-size", "500", "-o", out]), out, "whitespace only")
+
+
+def test_existing_output_needs_force(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    r = _run([TRAIN, "--vocab-size", "300", "-o", out])
+    assert r.exit_code == 2 and "--force" in r.output
+    assert (out / "keep.txt").exists()
+    r = _run([TRAIN, "--vocab-size", "300", "-o", out, "--force"])
+    assert r.exit_code == 0 and (out / "tokenizer.json").exists() and not (out / "keep.txt").exists()
+
+
+def test_jsonl_without_text_column(tmp_path):
+    f = tmp_path / "rows.jsonl"
+    f.write_text('{"body": "hello"}\n')
+    out = tmp_path / "o"
+    _assert_failed(_run([f, "-o", out]), out, "no text column 'text'", "body", "--text-column")
+
+
+@pytest.mark.parametrize("name", known_recipes())
+def test_every_builtin_recipe_validates(name):
+    rec = load_recipe(name)
+    assert rec.vocab_size >= 4096
+    first = (ROOT / "recipes" / f"{name}.yaml").read_text().splitlines()[0]
+    assert first.startswith("# ") and len(first) > 20  # the one-line description the README lists
+
+
+def test_unopenable_dataset_source(tmp_path):
+    out = tmp_path / "o"
+    _assert_failed(_run([f"hf:{tmp_path / 'no-such-dataset'}", "--vocab-size", "300", "-o", out]), out, "could not be opened")

@@ -1,0 +1,131 @@
+"""Domain byte-level BPE in the KL3M manner (arXiv 2503.17247), on stock HF ``tokenizers``.
+
+Pipeline: optional NFKC / lowercase normalizer; pre-tokenizer = ``Split(domain tokens | GPT-2
+regex, "isolated")`` then ``ByteLevel(use_regex=False)`` (plain ``ByteLevel`` with GPT-2's regex
+when there are no domain tokens: the same pre-tokens); ``BPE(ignore_merges=True)``; ByteLevel decoder. The byte
+alphabet is complete (all 256 bytes), so every text round-trips unless a normalizer is asked for.
+
+Domain tokens are reserved before training (see :mod:`tokkit.train.domain`); special tokens get ids
+``0..S-1``, domain tokens the next ids, then the trained tokens. The vocabulary is cut to exactly
+``vocab_size`` and optionally padded with reserved special ids (:mod:`tokkit.train.assemble`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from tokkit.errors import TokkitError
+from tokkit.formats.hf_json import bytes_to_unicode
+from tokkit.train.assemble import Layout, padded_size, relayout
+from tokkit.train.domain import GPT2_PATTERN, domain_entries, pretokenize_pattern
+from tokkit.train.recipe import TrainRecipe
+
+__all__ = ["VocabTooSmallError", "TrainedModel", "byte_level_spelling", "new_byte_level", "train_byte_level"]
+
+LOG = logging.getLogger(__name__)
+
+
+class VocabTooSmallError(TokkitError, ValueError):
+    """The asked vocabulary cannot even hold the alphabet and the reserved tokens."""
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A trained tokenizer (``tokenizers.Tokenizer``) and how its vocabulary was laid out."""
+
+    tokenizer: Any
+    layout: Layout
+    pattern: str  # the pre-tokenizer regex (tiktoken pat_str)
+    notes: tuple[str, ...] = ()
+
+
+def byte_level_spelling(text: str) -> str:
+    """``text`` spelled with GPT-2's byte map (``" the"`` -> ``"Ġthe"``)."""
+    table = bytes_to_unicode()
+    return "".join(table[b] for b in text.encode("utf-8"))
+
+
+def normalizer_for(recipe: TrainRecipe) -> Any:
+    from tokenizers import normalizers
+
+    parts = ([normalizers.NFKC()] if recipe.nfkc else []) + ([normalizers.Lowercase()] if recipe.lowercase else [])
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else normalizers.Sequence(parts)
+
+
+def new_byte_level(pattern: str, recipe: TrainRecipe) -> Any:
+    """An untrained byte-level BPE tokenizer with ``pattern`` as its pre-tokenizer."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+    tok = Tokenizer(models.BPE(ignore_merges=True))
+    norm = normalizer_for(recipe)
+    if norm is not None:
+        tok.normalizer = norm
+    if pattern == GPT2_PATTERN:  # the same pre-tokens, without a second pass over each string
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    else:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ])
+    tok.decoder = decoders.ByteLevel()
+    return tok
+
+
+def check_room(recipe: TrainRecipe, n_reserved: int, alphabet: int, what: str) -> None:
+    need = len(recipe.special_tokens) + n_reserved + alphabet
+    if recipe.vocab_size < need:
+        raise VocabTooSmallError(
+            f"vocab size {recipe.vocab_size} is smaller than the alphabet: expected at least {need} "
+            f"({len(recipe.special_tokens)} special + {n_reserved} reserved domain entries + {alphabet} {what}); "
+            f"pass --vocab-size {need} or more")
+
+
+def trainer_for(recipe: TrainRecipe, vocab_size: int, *, max_token_length: int | None = None,
+                initial_alphabet: Sequence[str] | None = None, progress: bool = True) -> Any:
+    from tokenizers import pre_tokenizers, trainers
+
+    return trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=recipe.min_frequency, show_progress=progress,
+        special_tokens=list(recipe.special_tokens),
+        initial_alphabet=list(initial_alphabet) if initial_alphabet is not None else pre_tokenizers.ByteLevel.alphabet(),
+        max_token_length=max_token_length,
+    )
+
+
+def finish(tok: Any, recipe: TrainRecipe, *, reserved: Sequence[str], head: Sequence[str] = (),
+           vocab_size: int | None = None) -> tuple[Any, Layout]:
+    """Re-lay out a trained tokenizer (ids, truncation, padding) and rebuild it from JSON."""
+    from tokenizers import Tokenizer
+
+    target = vocab_size or recipe.vocab_size
+    size = tok.get_vocab_size(with_added_tokens=True)
+    if not reserved and not head and size <= target and padded_size(size, recipe.pad_to) == size:
+        # Nothing to move, cut or pad (the trainer put the specials at 0..S-1 and kept ignore_merges):
+        # skip the JSON round trip, which costs ~0.5 s at 32k entries.
+        return tok, Layout(trained=size, reached=size, final=size, reserved=0, dropped_merges=0)
+    data = json.loads(tok.to_str())
+    layout = relayout(data, specials=recipe.special_tokens, reserved_entries=reserved, head_entries=head,
+                      vocab_size=vocab_size or recipe.vocab_size, pad_to=recipe.pad_to)
+    data["model"]["ignore_merges"] = True
+    return Tokenizer.from_str(json.dumps(data, ensure_ascii=False)), layout
+
+
+def train_byte_level(batches: Iterable[list[str]], recipe: TrainRecipe, domain_tokens: Sequence[str], *,
+                     vocab_size: int | None = None, progress: bool = True) -> TrainedModel:
+    """Train a byte-level BPE with ``domain_tokens`` reserved; ``vocab_size`` overrides the recipe's."""
+    target = vocab_size or recipe.vocab_size
+    entries = [byte_level_spelling(t) for t in domain_entries(domain_tokens)]
+    check_room(recipe.model_copy(update={"vocab_size": target}), len(entries), 256, "bytes")
+    pattern = pretokenize_pattern(domain_tokens)
+    tok = new_byte_level(pattern, recipe)
+    # Train up to the full size: duplicates of domain entries and the truncation in relayout() take
+    # the surplus back, so the final vocabulary is exactly `target` without a second run.
+    trainer = trainer_for(recipe, target, progress=progress)
+    tok.train_from_iterator(batches, trainer=trainer)
+    tok, layout = finish(tok, recipe, reserved=entries, vocab_size=target)
+    return TrainedModel(tok, layout, pattern)

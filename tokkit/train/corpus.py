@@ -1,0 +1,282 @@
+"""Training corpora: local text/jsonl/parquet files, folders, globs or a streamed ``datasets`` dataset.
+
+A source is written ``PATH[@RATE]`` (``RATE`` in (0, 1], the share of its documents kept, sampled
+with the recipe's seed) or ``hf:NAME[:SPLIT]`` for a hub/local ``datasets`` dataset read in
+streaming mode. Documents are: a ``.jsonl`` line's text column, a parquet row's text column,
+and for plain text files blocks of whole lines of about 4 KB cut at blank lines (every byte of the
+file kept). Text must be UTF-8: a bad byte fails with the file name and byte offset, or, with
+``skip_bad_utf8``, the document is skipped and counted.
+
+The held-out split is deterministic: a document is held out when a CRC of ``seed:source:index``
+falls under the held-out share, until ``held_out_max_bytes`` is reached.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import random
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from tokkit.errors import FormatError, MissingFileError, TokkitError
+
+__all__ = ["Source", "Corpus", "parse_sources", "EmptyCorpusError", "NotUtf8Error"]
+
+LOG = logging.getLogger(__name__)
+
+_BLOCK = 4096
+
+
+class EmptyCorpusError(TokkitError, ValueError):
+    """The sources hold no text to train on."""
+
+
+class NotUtf8Error(FormatError):
+    """A source file is not UTF-8 text."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file (or ``hf:`` dataset) and the share of its documents to keep."""
+
+    path: str
+    rate: float = 1.0
+    dataset: bool = False
+
+
+def _split_rate(spec: str) -> tuple[str, float]:
+    head, sep, tail = spec.rpartition("@")
+    if sep and head:
+        try:
+            rate = float(tail)
+        except ValueError:
+            return spec, 1.0  # an @ that is part of the file name
+        if not 0.0 < rate <= 1.0:
+            raise FormatError(f"source {spec!r}: sampling rate {rate} is outside (0, 1]; write PATH@0.5 to keep half the documents")
+        return head, rate
+    return spec, 1.0
+
+
+def parse_sources(specs: Iterable[str | Path]) -> list[Source]:
+    """Expand ``PATH[@RATE]`` specs (files, folders, globs) and ``hf:NAME[:SPLIT]`` into sources.
+
+    Raises:
+        MissingFileError: a path or glob that matches nothing.
+        EmptyCorpusError: no source given.
+    """
+    out: list[Source] = []
+    for spec in map(str, specs):
+        if spec.startswith("hf:"):
+            name, rate = _split_rate(spec[3:])
+            out.append(Source(name, rate, dataset=True))
+            continue
+        path, rate = _split_rate(spec)
+        p = Path(path).expanduser()
+        if p.is_file():
+            files = [p]
+        elif p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts))
+        else:
+            files = sorted(Path(f) for f in glob.glob(path, recursive=True) if os.path.isfile(f))
+        if not files:
+            raise MissingFileError(f"corpus source {spec!r} matches no file; give an existing file, folder or glob")
+        out += [Source(str(f), rate) for f in files]
+    if not out:
+        raise EmptyCorpusError("no corpus source given; pass at least one text/jsonl/parquet file, folder or glob")
+    return out
+
+
+def _decode(raw: bytes, where: str, offset: int, skip: bool) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if skip:
+            return None
+        raise NotUtf8Error(
+            f"{where} is not UTF-8: invalid byte 0x{raw[e.start]:02x} at byte offset {offset + e.start}; "
+            "convert the file to UTF-8 (iconv -t utf-8) or pass --skip-bad-utf8 to skip such documents") from None
+
+
+def _text_blocks(path: str, skip: bool, bad: list[int]) -> Iterator[str]:
+    buf: list[bytes] = []
+    size = start = pos = 0
+    with open(path, "rb") as f:
+        for line in f:
+            buf.append(line)
+            size += len(line)
+            pos += len(line)
+            if size >= _BLOCK and line.strip() == b"":
+                text = _decode(b"".join(buf), path, start, skip)
+                if text is None:
+                    bad.append(1)
+                else:
+                    yield text
+                buf, size, start = [], 0, pos
+    if buf:
+        text = _decode(b"".join(buf), path, start, skip)
+        if text is None:
+            bad.append(1)
+        else:
+            yield text
+
+
+def _column(row: Any, column: str, where: str) -> str:
+    if not isinstance(row, dict) or column not in row:
+        keys = sorted(row) if isinstance(row, dict) else type(row).__name__
+        raise FormatError(f"{where}: no text column {column!r} (found {keys}); pass --text-column NAME")
+    value = row[column]
+    if not isinstance(value, str):
+        raise FormatError(f"{where}: column {column!r} holds {type(value).__name__}, expected text")
+    return value
+
+
+def _jsonl(path: str, column: str, skip: bool, bad: list[int]) -> Iterator[str]:
+    pos = 0
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            start, pos = pos, pos + len(line)
+            if not line.strip():
+                continue
+            text = _decode(line, f"{path} line {n}", start, skip)
+            if text is None:
+                bad.append(1)
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise FormatError(f"{path} line {n} is not JSON ({e.msg}); expected one JSON object per line") from None
+            yield _column(row, column, f"{path} line {n}")
+
+
+def _parquet(path: str, column: str) -> Iterator[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises its own error types for non-parquet input
+        raise FormatError(f"{path} is not a parquet file ({e})") from None
+    if column not in pf.schema_arrow.names:
+        raise FormatError(f"{path}: no text column {column!r} (found {pf.schema_arrow.names}); pass --text-column NAME")
+    for batch in pf.iter_batches(columns=[column], batch_size=1024):
+        for v in batch.column(0).to_pylist():
+            if v:
+                yield v
+
+
+def _dataset(name: str, column: str) -> Iterator[str]:
+    from datasets import load_dataset
+
+    base, _, split = name.partition(":")
+    try:
+        ds = load_dataset(base, split=split or "train", streaming=True)
+    except Exception as e:  # datasets raises many types (offline hub, unknown split, no data files)
+        raise MissingFileError(f"dataset hf:{name} could not be opened ({type(e).__name__}: {e}); expected a local dataset "
+                               "folder/file or a hub dataset reachable online, written hf:NAME[:SPLIT]") from None
+    for i, row in enumerate(ds):
+        yield _column(row, column, f"dataset {name} row {i}")
+
+
+@dataclass
+class Corpus:
+    """The documents of ``sources``, split into training and held-out documents.
+
+    ``train_docs()`` can be iterated several times (two-stage training) and yields the same
+    documents each time; ``held_out`` and the counters are filled during the first pass.
+    ``datasets`` objects (``IterableDataset``/``Dataset``) and plain iterables of strings are
+    accepted as in-memory sources too (``extra``); a one-shot iterator is kept in memory after the
+    first pass, a re-iterable (list, ``datasets`` object) is read again.
+    """
+
+    sources: Sequence[Source]
+    text_column: str = "text"
+    skip_bad_utf8: bool = False
+    held_out_share: float = 0.0
+    held_out_max_bytes: int = 2_000_000
+    seed: int = 0
+    extra: Sequence[Iterable[Any]] = ()
+    held_out: list[str] = field(default_factory=list)
+    n_docs: int = 0
+    n_bytes: int = 0
+    n_bad_utf8: int = 0
+    _passes: int = 0
+
+    def _docs(self, bad: list[int]) -> Iterator[tuple[str, str]]:
+        for s in self.sources:
+            suffix = Path(s.path).suffix.lower()
+            if s.dataset:
+                docs: Iterable[str] = _dataset(s.path, self.text_column)
+            elif suffix in (".jsonl", ".ndjson"):
+                docs = _jsonl(s.path, self.text_column, self.skip_bad_utf8, bad)
+            elif suffix == ".parquet":
+                docs = _parquet(s.path, self.text_column)
+            else:
+                docs = _text_blocks(s.path, self.skip_bad_utf8, bad)
+            rng = random.Random(f"{self.seed}:{s.path}")
+            for d in docs:
+                if s.rate >= 1.0 or rng.random() < s.rate:
+                    yield s.path, d
+        for k, it in enumerate(self.extra):
+            if iter(it) is it:  # a one-shot iterator: keep its rows for the later passes
+                it = list(it)
+                self.extra = [*self.extra[:k], it, *self.extra[k + 1:]]
+            for i, row in enumerate(it):
+                yield f"<iterable {k}>", (row if isinstance(row, str) else _column(row, self.text_column, f"iterable {k} row {i}"))
+
+    def train_docs(self) -> Iterator[str]:
+        """Training documents (held-out ones removed); raises EmptyCorpusError after an empty pass."""
+        first = self._passes == 0
+        self._passes += 1
+        bad: list[int] = []
+        held_bytes = 0
+        n_train = 0
+        for i, (src, doc) in enumerate(self._docs(bad)):
+            nb = len(doc.encode("utf-8")) if first or self.held_out_share else 0
+            if self.held_out_share and held_bytes < self.held_out_max_bytes:
+                h = zlib.crc32(f"{self.seed}:{src}:{i}".encode()) / 2**32
+                if h < self.held_out_share:
+                    held_bytes += nb
+                    if first:
+                        self.held_out.append(doc)
+                    continue
+            if first:
+                self.n_docs += 1
+                self.n_bytes += nb
+            n_train += 1
+            yield doc
+        if first:
+            self.n_bad_utf8 = len(bad)
+            if bad:
+                LOG.warning("skipped %d document(s) that are not UTF-8", len(bad))
+        if n_train == 0 or (first and self.n_bytes == 0):
+            where = ", ".join(s.path for s in self.sources[:3]) + (" ..." if len(self.sources) > 3 else "")
+            raise EmptyCorpusError(
+                f"the corpus ({where}) holds no training text ({n_train} documents"
+                f"{f', {self.n_bad_utf8} skipped as non-UTF-8' if self.n_bad_utf8 else ''}); "
+                "give non-empty UTF-8 text files, or lower the held-out share")
+
+    def sample(self, max_bytes: int = 100_000, max_doc_chars: int = 20_000) -> list[str]:
+        """The first documents (each cut to ``max_doc_chars``) up to ``max_bytes``: a cheap partial read for lint."""
+        out: list[str] = []
+        size = 0
+        for _, doc in self._docs([]):
+            out.append(doc[:max_doc_chars])
+            size += len(out[-1])
+            if size >= max_bytes:
+                break
+        return out
+
+    def batches(self, size: int = 256) -> Iterator[list[str]]:
+        """``train_docs()`` in lists of ``size`` documents (what ``train_from_iterator`` reads fastest)."""
+        batch: list[str] = []
+        for d in self.train_docs():
+            batch.append(d)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
