@@ -237,7 +237,8 @@ class Corpus:
         for i, (src, doc) in enumerate(self._docs(bad)):
             nb = len(doc.encode("utf-8")) if first or self.held_out_share else 0
             if self.held_out_share and held_bytes < self.held_out_max_bytes:
-                h = zlib.crc32(f"{self.seed}:{src}:{i}".encode()) / 2**32
+                # keyed on the file name, not its folder: the same corpus splits the same way wherever it lives
+                h = zlib.crc32(f"{self.seed}:{Path(src).name}:{i}".encode()) / 2**32
                 if h < self.held_out_share:
                     held_bytes += nb
                     if first:
