@@ -147,12 +147,15 @@ class IdealLM:
         self.w: dict[tuple[int, ...], float] = defaultdict(float)
         self.end: dict[tuple[int, ...], float] = defaultdict(float)
         self.enc: dict[str, tuple[int, ...]] = {}
+        self.children: dict[tuple[int, ...], set[int]] = defaultdict(set)
         for s, p in src.prob.items():
             ids = tuple(tok.encode(s))
             self.enc[s] = ids
             self.end[ids] += p
             for j in range(len(ids) + 1):
                 self.w[ids[:j]] += p
+                if j < len(ids):
+                    self.children[ids[:j]].add(ids[j])
 
     def __call__(self, ctx: tuple[int, ...]) -> np.ndarray:
         ctx = tuple(ctx)
@@ -160,8 +163,8 @@ class IdealLM:
         if wc == 0.0:
             return np.full(self.V, -math.log(self.V))
         p = np.zeros(self.V)
-        for t in range(self.V):
-            p[t] = self.w.get(ctx + (t,), 0.0)
+        for t in self.children.get(ctx, ()):
+            p[t] = self.w[ctx + (t,)]
         p[self.eos] += self.end.get(ctx, 0.0)
         with np.errstate(divide="ignore"):
             return np.log(p / wc)
