@@ -5,8 +5,8 @@ on toys and against each other on SmolLM2), without re-encoding ``window + t`` f
 
 * **Pre-token junction.** Whether ``t`` starts a new pre-token or continues the last one depends on
   the window and the first two characters of ``t`` (three after an apostrophe: contractions; the regexes look ahead one character). Tokens
-  are grouped by those characters and the tokenizer's own pre-tokenizer runs once per group
-  (~2k groups for a 49k vocabulary); all-whitespace starts, whose split depends on what follows,
+  are grouped by the regex classes of those characters (whitespace literally, else the Unicode
+  category) and the tokenizer's own pre-tokenizer runs once per group (~100 for a 49k vocabulary); all-whitespace starts, whose split depends on what follows,
   go to the re-encode path.
 * **Inside a pre-token**, canonicality is pairwise (reference note §3, P0b): ``L·t`` is canonical iff
   no *crossing merge* fires in BPE(bytes(L)+bytes(t)), i.e. no merge ``(a, b)`` with ``a`` on the
@@ -20,6 +20,7 @@ on toys and against each other on SmolLM2), without re-encoding ``window + t`` f
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections import OrderedDict, defaultdict
 
 import numpy as np
@@ -32,6 +33,13 @@ from tokkit.tokenizer import Tokenizer
 __all__ = ["BPECanon"]
 
 _INF = np.iinfo(np.int64).max
+
+
+def _char_class(c: str) -> str:
+    """What the pre-tokenizer regexes can see of a character: whitespace literally, else its Unicode category."""
+    if c.isspace() or c in "'’":
+        return c
+    return unicodedata.category(c)
 
 
 class BPECanon(ReencodeCanon):
@@ -107,7 +115,15 @@ class BPECanon(ReencodeCanon):
             enc = self.tokenizer.encode_batch(texts, allowed_special="all")
             for j, e in zip(text_rows, enc):
                 reach[j] = e == [int(tab.ordinary[j])]
-        self._groups = {k: np.array(v) for k, v in groups.items()}
+        # keys whose characters have the same regex classes split alike: one pre-tokenizer call per class
+        by_class: dict[tuple, tuple[str, list[int]]] = {}
+        for key, rows in groups.items():
+            cls = tuple(_char_class(c) for c in key) if key[0] not in "'’" else (key,)
+            if cls in by_class:
+                by_class[cls][1].extend(rows)
+            else:
+                by_class[cls] = (key, list(rows))
+        self._groups = {rep: np.array(rows) for rep, rows in by_class.values()}
         self._slow = slow
         self._reach = reach
 
