@@ -9,7 +9,8 @@ The cover engine asks for next-token log-probabilities at token contexts. Two ki
   the previous one; :class:`HFCausalLM` crops its cache to the common prefix and runs only the new
   tokens (usually 1-3), so each byte costs one forward call and the cache is never deep-copied per byte.
 
-Log-probs are computed with ``log_softmax`` in float32 and handed to the engine as float64 numpy.
+Log-probs are normalised with ``log_softmax`` in float64 (logits stay in the model's dtype) and handed
+to the engine as numpy.
 """
 
 from __future__ import annotations
@@ -112,8 +113,9 @@ class HFCausalLM:
     # ------------------------------------------------------------------ helpers
     def _logprobs(self, logits: torch.Tensor) -> np.ndarray:
         """(..., V') logits -> (..., V) float64 log-probs over the tokenizer ids."""
-        lp = torch.log_softmax(logits.float(), dim=-1)[..., : self.vocab_size]
-        return lp.double().cpu().numpy()
+        # normalise in float64 so that Σ q = 1 to ~1e-15 and the reported leak log Z is not rounding noise
+        lp = torch.log_softmax(logits.double(), dim=-1)[..., : self.vocab_size]
+        return lp.cpu().numpy()
 
     def _forward(self, ids: Sequence[int], cache, **kw):
         self.calls += 1
