@@ -29,7 +29,7 @@ from tokkit.bytelevel.table import EOS, TokenTable
 from tokkit.errors import TokkitError
 from tokkit.tokenizer import Tokenizer, load_tokenizer
 
-__all__ = ["ByteLM", "ByteScore", "Target"]
+__all__ = ["ByteLM", "ByteModel", "ByteScore", "Target"]
 
 LOG = logging.getLogger(__name__)
 
@@ -100,7 +100,107 @@ def _default_eos(tokenizer: Tokenizer) -> tuple[int, ...]:
     return tuple(sorted(ids))
 
 
-class ByteLM:
+class ByteModel:
+    """Scoring, sampling and completion for anything with ``state(prefix)`` returning an object with
+    ``next_byte() -> NextByte``, ``push(byte)`` and ``mass()`` (a :class:`ByteLM` or a
+    :class:`~tokkit.bytelevel.ensemble.ByteEnsemble`)."""
+
+    def state(self, prefix: str | bytes = b""):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ distributions and scores
+    def next_byte(self, prefix: str | bytes = b"") -> NextByte:
+        """Next-byte distribution after ``prefix`` with its normaliser (see :class:`NextByte`)."""
+        return self.state(prefix).next_byte()
+
+    def next_byte_logprobs(self, prefix: str | bytes = b"") -> np.ndarray:
+        """(257,) float64 log-probabilities of the next byte (0..255) and of end-of-text (256)."""
+        return self.next_byte(prefix).logprobs
+
+    def score(self, text: str | bytes, *, eos: bool = False, context: str | bytes = b"") -> ByteScore:
+        """Byte-by-byte log-probabilities of ``text`` after ``context`` (one LM call per byte)."""
+        st = self.state(context)
+        log_lead = st.mass()
+        lps, zs = [], []
+        for b in _as_bytes(text):
+            nb = st.next_byte()
+            lps.append(nb.logprobs[b])
+            zs.append(nb.log_z)
+            if nb.logprobs[b] == -np.inf:
+                break
+            st.push(b)
+        else:
+            if eos:
+                nb = st.next_byte()
+                lps.append(nb.logprobs[EOS])
+                zs.append(nb.log_z)
+        lp = np.array(lps, dtype=np.float64)
+        return ByteScore(float(lp.sum()), lp, np.array(zs), log_lead)
+
+    def logprob(self, text: str | bytes, *, eos: bool = False, context: str | bytes = b"") -> float:
+        """log P(output starts with ``text`` | ``context``); with ``eos=True``, log P(output is exactly it)."""
+        return self.score(text, eos=eos, context=context).logprob
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, prompt: str | bytes = b"", *, max_bytes: int = 200, seed: int | None = 0,
+                 temperature: float = 1.0, stop: Callable[[bytes], bool] | None = None) -> bytes:
+        """Sample bytes after ``prompt`` (``temperature=0``: greedy). Temperature acts on byte
+        probabilities (``p^(1/T)``), not token ones. Stops at end-of-text, ``max_bytes`` or when
+        ``stop(generated)`` is true."""
+        rng = np.random.default_rng(seed)
+        st = self.state(prompt)
+        out = bytearray()
+        for _ in range(max_bytes):
+            lp = st.next_byte().logprobs
+            if temperature == 0:
+                b = int(np.argmax(lp))
+            else:
+                z = lp / temperature
+                p = np.exp(z - z.max())
+                b = int(rng.choice(257, p=p / p.sum()))
+            if b == EOS or lp[b] == -np.inf:
+                break
+            out.append(b)
+            st.push(b)
+            if stop is not None and stop(bytes(out)):
+                break
+        return bytes(out)
+
+    def complete(self, prefix: str | bytes, suffix: str | bytes | None = None, *, max_bytes: int = 64,
+                 seed: int | None = None, temperature: float = 0.0) -> str:
+        """Complete a prompt that may end mid-token, without tokenization bias.
+
+        With no ``suffix``: the rest of the current word (stops before the first whitespace or
+        punctuation byte after a word byte). With a ``suffix`` (fill-in-the-middle for a plain LM):
+        the middle, ending where the suffix's first byte becomes the most likely next byte.
+        Greedy by default; ``temperature > 0`` samples with ``seed``.
+        """
+        rng = np.random.default_rng(seed)
+        st = self.state(prefix)
+        sfx = _as_bytes(suffix) if suffix is not None else None
+        out = bytearray()
+        for _ in range(max_bytes):
+            lp = st.next_byte().logprobs
+            if temperature == 0:
+                b = int(np.argmax(lp))
+            else:
+                z = lp / temperature
+                p = np.exp(z - z.max())
+                b = int(rng.choice(257, p=p / p.sum()))
+            if b == EOS or lp[b] == -np.inf:
+                break
+            if sfx is not None:
+                if sfx and b == sfx[0] and int(np.argmax(lp)) == sfx[0]:
+                    break
+            elif out and _ends_word(out, b):
+                break
+            out.append(b)
+            st.push(b)
+        return bytes(out).decode("utf-8", errors="replace")
+
+
+
+class ByteLM(ByteModel):
     """A causal LM over bytes, built from a token LM and its tokenizer.
 
     Args:
@@ -193,96 +293,6 @@ class ByteLM:
             q = self.lm.next_logprobs(())
             st.extra_stop = float(np.logaddexp.reduce(q[list(self.eos_ids)])) if self.eos_ids else float("-inf")
         return st
-
-    # ------------------------------------------------------------------ distributions and scores
-    def next_byte(self, prefix: str | bytes = b"") -> NextByte:
-        """Next-byte distribution after ``prefix`` with its normaliser (see :class:`NextByte`)."""
-        return self.state(prefix).next_byte()
-
-    def next_byte_logprobs(self, prefix: str | bytes = b"") -> np.ndarray:
-        """(257,) float64 log-probabilities of the next byte (0..255) and of end-of-text (256)."""
-        return self.next_byte(prefix).logprobs
-
-    def score(self, text: str | bytes, *, eos: bool = False, context: str | bytes = b"") -> ByteScore:
-        """Byte-by-byte log-probabilities of ``text`` after ``context`` (one LM call per byte)."""
-        st = self.state(context)
-        log_lead = st.mass()
-        lps, zs = [], []
-        for b in _as_bytes(text):
-            nb = st.next_byte()
-            lps.append(nb.logprobs[b])
-            zs.append(nb.log_z)
-            if nb.logprobs[b] == -np.inf:
-                break
-            st.push(b)
-        else:
-            if eos:
-                nb = st.next_byte()
-                lps.append(nb.logprobs[EOS])
-                zs.append(nb.log_z)
-        lp = np.array(lps, dtype=np.float64)
-        return ByteScore(float(lp.sum()), lp, np.array(zs), log_lead)
-
-    def logprob(self, text: str | bytes, *, eos: bool = False, context: str | bytes = b"") -> float:
-        """log P(output starts with ``text`` | ``context``); with ``eos=True``, log P(output is exactly it)."""
-        return self.score(text, eos=eos, context=context).logprob
-
-    # ------------------------------------------------------------------ generation
-    def generate(self, prompt: str | bytes = b"", *, max_bytes: int = 200, seed: int | None = 0,
-                 temperature: float = 1.0, stop: Callable[[bytes], bool] | None = None) -> bytes:
-        """Sample bytes after ``prompt`` (``temperature=0``: greedy). Temperature acts on byte
-        probabilities (``p^(1/T)``), not token ones. Stops at end-of-text, ``max_bytes`` or when
-        ``stop(generated)`` is true."""
-        rng = np.random.default_rng(seed)
-        st = self.state(prompt)
-        out = bytearray()
-        for _ in range(max_bytes):
-            lp = st.next_byte().logprobs
-            if temperature == 0:
-                b = int(np.argmax(lp))
-            else:
-                z = lp / temperature
-                p = np.exp(z - z.max())
-                b = int(rng.choice(257, p=p / p.sum()))
-            if b == EOS or lp[b] == -np.inf:
-                break
-            out.append(b)
-            st.push(b)
-            if stop is not None and stop(bytes(out)):
-                break
-        return bytes(out)
-
-    def complete(self, prefix: str | bytes, suffix: str | bytes | None = None, *, max_bytes: int = 64,
-                 seed: int | None = None, temperature: float = 0.0) -> str:
-        """Complete a prompt that may end mid-token, without tokenization bias.
-
-        With no ``suffix``: the rest of the current word (stops before the first whitespace or
-        punctuation byte after a word byte). With a ``suffix`` (fill-in-the-middle for a plain LM):
-        the middle, ending where the suffix's first byte becomes the most likely next byte.
-        Greedy by default; ``temperature > 0`` samples with ``seed``.
-        """
-        rng = np.random.default_rng(seed)
-        st = self.state(prefix)
-        sfx = _as_bytes(suffix) if suffix is not None else None
-        out = bytearray()
-        for _ in range(max_bytes):
-            lp = st.next_byte().logprobs
-            if temperature == 0:
-                b = int(np.argmax(lp))
-            else:
-                z = lp / temperature
-                p = np.exp(z - z.max())
-                b = int(rng.choice(257, p=p / p.sum()))
-            if b == EOS or lp[b] == -np.inf:
-                break
-            if sfx is not None:
-                if sfx and b == sfx[0] and int(np.argmax(lp)) == sfx[0]:
-                    break
-            elif out and _ends_word(out, b):
-                break
-            out.append(b)
-            st.push(b)
-        return bytes(out).decode("utf-8", errors="replace")
 
 
 def _ends_word(out: bytearray, b: int) -> bool:
