@@ -30,7 +30,7 @@ from tokkit.bytelevel.table import TokenTable
 from tokkit.formats.hf_json import bytes_to_unicode
 from tokkit.tokenizer import Tokenizer
 
-__all__ = ["BPECanon"]
+__all__ = ["BPECanon", "PairwiseBPECanon"]
 
 _INF = np.iinfo(np.int64).max
 
@@ -57,10 +57,19 @@ class BPECanon(ReencodeCanon):
     def __init__(self, tokenizer: Tokenizer, table: TokenTable, *, cache_size: int = 4096) -> None:
         super().__init__(tokenizer, table, cache_size=cache_size)
         data = json.loads(tokenizer.native.to_str())
-        vocab: dict[str, int] = data["model"]["vocab"]
         self._b2u = bytes_to_unicode()
         self._pre = tokenizer.native.pre_tokenizer
         self._bpe = tokenizer.native.model
+        self._build_merges(data)
+        self._piece_cache: dict[bytes, tuple[int, ...]] = {}
+        self._groups: dict[str, np.ndarray] | None = None
+        self._slow: np.ndarray | None = None
+        self._reach: np.ndarray | None = None
+
+    def _build_merges(self, data: dict) -> None:
+        """Merge-tree tables: creator of each token, merges by left symbol, inverted left spines."""
+        table = self.table
+        vocab: dict[str, int] = data["model"]["vocab"]
         creator: dict[int, tuple[int, int, int]] = {}
         by_left: dict[int, list[tuple[int, int]]] = defaultdict(list)
         for r, m in enumerate(data["model"]["merges"]):
@@ -84,10 +93,6 @@ class BPECanon(ReencodeCanon):
                 sym, rp = creator[sym][0], creator[sym][2]
         self._inv = {s: (np.array([j for j, _ in v]), np.array([r for _, r in v], dtype=np.int64)) for s, v in inv.items()}
         self._pair_cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._piece_cache: dict[bytes, tuple[int, ...]] = {}
-        self._groups: dict[str, np.ndarray] | None = None
-        self._slow: np.ndarray | None = None
-        self._reach: np.ndarray | None = None
 
     # ------------------------------------------------------------------ per-vocabulary tables
     def _prepare(self) -> None:
@@ -246,3 +251,70 @@ class BPECanon(ReencodeCanon):
             ok &= (b >= 0x80) & (b < 0xC0)
         b = self.table.byte_at(self.table.ordinary, need)
         return ok & ~((b >= 0x80) & (b < 0xC0))  # the character is complete: no stray continuation byte
+
+
+class PairwiseBPECanon(ReencodeCanon):
+    """Validity for SentencePiece-style HF BPE with no pre-tokenizer (Gemma, Llama-2/Mistral
+    ``tokenizer.json``): the whole text is one BPE word, so validity is pairwise (crossing merges,
+    as in :class:`BPECanon`) plus the byte-fallback rule: ``<0xNN>`` spells only characters that are
+    not pieces (a single-byte character that is a piece never uses its fallback token; for
+    multi-byte characters the check is permissive), and a started fallback character must be finished
+    by continuation bytes. The rare tokens that contain "non-space, space" (Gemma: 1 of 262,144)
+    are excluded, which makes spaces after words stable boundaries for the prompt's trunk.
+    """
+
+    @staticmethod
+    def supports(tokenizer: Tokenizer) -> bool:
+        if tokenizer.backend != "hf" or tokenizer.vocab.family != "sentencepiece":
+            return False
+        data = json.loads(tokenizer.native.to_str())
+        model, pre = data.get("model", {}), data.get("pre_tokenizer")
+        no_pre = pre is None or (pre.get("type") == "Split" and pre.get("pattern") == {"String": " "})
+        return model.get("type") == "BPE" and not model.get("ignore_merges") and bool(model.get("merges")) and no_pre
+
+    def __init__(self, tokenizer: Tokenizer, table: TokenTable, *, cache_size: int = 4096) -> None:
+        super().__init__(tokenizer, table, cache_size=cache_size)
+        import re
+
+        toks = [table.token(int(i)) for i in table.ordinary]
+        self._offender = np.array([re.search(rb"[^\s] ", t) is not None for t in toks])
+        self.space_stable = int(self._offender.sum()) <= 8
+        data = json.loads(tokenizer.native.to_str())
+        helper = BPECanon.__new__(BPECanon)
+        helper.table = table
+        BPECanon._build_merges(helper, data)
+        self._pairs = helper
+        v = tokenizer.vocab
+        pos = {int(t): j for j, t in enumerate(table.ordinary)}
+        self._fb_row = np.full(256, -1)
+        for b, i in enumerate(v.byte_fallback_ids):
+            if i in pos:
+                self._fb_row[b] = pos[i]
+        self._is_fb = np.zeros(len(toks), dtype=bool)
+        self._is_fb[self._fb_row[self._fb_row >= 0]] = True
+        self._fb_ids = frozenset(v.byte_fallback_ids)
+        single_piece = {t[0] for j, t in enumerate(toks) if len(t) == 1 and not self._is_fb[j]}
+        self._fb_ok = np.zeros(len(toks), dtype=bool)  # fallback tokens allowed after a complete character
+        for b in range(256):
+            j = self._fb_row[b]
+            if j >= 0 and (0xC2 <= b <= 0xF4 or (b < 0x80 and b not in single_piece)):
+                self._fb_ok[j] = True
+        self._fb_cont = np.zeros(len(toks), dtype=bool)
+        for b in range(0x80, 0xC0):
+            if self._fb_row[b] >= 0:
+                self._fb_cont[self._fb_row[b]] = True
+        self._base = ~self._offender & ~self._is_fb
+
+    def extend_mask(self, seq: tuple[int, ...]) -> np.ndarray:
+        if not seq:
+            mask = self._base | self._fb_ok
+            return mask & self._starts_space if self.strip else mask
+        tail = []
+        for i in reversed(seq):  # the bytes of trailing fallback tokens: is a character still open?
+            if int(i) not in self._fb_ids:
+                break
+            tail.append(self.table.token(int(i)))
+        partial = b"".join(reversed(tail))
+        if partial and _utf8_cut(partial) != len(partial):
+            return self._fb_cont.copy()
+        return (self._base & ~self._pairs.pair_bad(int(seq[-1]))) | self._fb_ok

@@ -307,10 +307,12 @@ def _ends_word(out: bytearray, b: int) -> bool:
 def _make_canon(tokenizer: Tokenizer, table: TokenTable) -> ReencodeCanon:
     """The fastest exact validity oracle for this tokenizer."""
     try:
-        from tokkit.bytelevel.bpe_canon import BPECanon
+        from tokkit.bytelevel.bpe_canon import BPECanon, PairwiseBPECanon
 
         if BPECanon.supports(tokenizer):
             return BPECanon(tokenizer, table)
+        if PairwiseBPECanon.supports(tokenizer):
+            return PairwiseBPECanon(tokenizer, table)
     except ImportError:
         pass
     return ReencodeCanon(tokenizer, table)
