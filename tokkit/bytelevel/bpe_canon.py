@@ -35,6 +35,31 @@ __all__ = ["BPECanon", "PairwiseBPECanon"]
 _INF = np.iinfo(np.int64).max
 
 
+def _histories(vocab: dict[str, int], ranks: dict[tuple[str, str], int]) -> dict[int, tuple[int, int, int]]:
+    """The last merge (left id, right id, rank) of BPE run on each token's own characters."""
+    out: dict[int, tuple[int, int, int]] = {}
+    for text, tid in vocab.items():
+        syms = list(text)
+        if len(syms) < 2:
+            continue
+        last = None
+        while len(syms) > 1:
+            best, at = _INF, -1
+            for i in range(len(syms) - 1):
+                r = ranks.get((syms[i], syms[i + 1]), _INF)
+                if r < best:
+                    best, at = r, i
+            if at < 0:
+                break
+            last = (syms[at], syms[at + 1], best)
+            syms[at: at + 2] = [syms[at] + syms[at + 1]]
+        if len(syms) == 1 and last is not None and last[0] in vocab and last[1] in vocab:
+            out[tid] = (vocab[last[0]], vocab[last[1]], last[2])
+        elif len(syms) > 1:
+            out[tid] = (-1, -1, -1)  # unreachable: BPE never builds this token from its characters
+    return out
+
+
 def _char_class(c: str) -> str:
     """What the pre-tokenizer regexes can see of a character: whitespace literally, else its Unicode category."""
     if c.isspace() or c in "'’":
@@ -72,14 +97,23 @@ class BPECanon(ReencodeCanon):
         vocab: dict[str, int] = data["model"]["vocab"]
         creator: dict[int, tuple[int, int, int]] = {}
         by_left: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        ranks: dict[tuple[str, str], int] = {}
         for r, m in enumerate(data["model"]["merges"]):
             a, b = m.split(" ", 1) if isinstance(m, str) else m
             ia, ib, iab = vocab.get(a), vocab.get(b), vocab.get(a + b)
             if ia is None or ib is None or iab is None:
                 continue
+            ranks.setdefault((a, b), r)
             if iab not in creator:
                 creator[iab] = (ia, ib, r)
             by_left[ia].append((ib, r))
+        if len(ranks) > len(creator):
+            # several merges build the same token (vocabularies converted from SentencePiece, e.g.
+            # Gemma): a token's history is the one BPE takes on its own characters
+            creator = _histories(vocab, ranks)
+        added = {a["id"] for a in data.get("added_tokens") or []}  # matched before BPE: reachable as text
+        self._unreachable = frozenset(t for t, c in creator.items() if c[0] < 0 and t not in added)
+        creator = {t: c for t, c in creator.items() if c[0] >= 0}
         self._creator = creator
         self._by_left = {a: (np.array([b for b, _ in v]), np.array([r for _, r in v])) for a, v in by_left.items()}
         pos = {int(t): j for j, t in enumerate(table.ordinary)}
@@ -303,7 +337,8 @@ class PairwiseBPECanon(ReencodeCanon):
         for b in range(0x80, 0xC0):
             if self._fb_row[b] >= 0:
                 self._fb_cont[self._fb_row[b]] = True
-        self._base = ~self._offender & ~self._is_fb
+        unreachable = np.array([int(t) in helper._unreachable for t in table.ordinary])
+        self._base = ~self._offender & ~self._is_fb & ~unreachable
 
     def extend_mask(self, seq: tuple[int, ...]) -> np.ndarray:
         if not seq:
