@@ -46,7 +46,7 @@ def test_complete_json(run):
     invoke, model = run
     r = invoke("complete", model, "The capital of Fr", "--json", "--baseline")
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output)
+    out = json.loads(r.stdout)
     assert out["completion"] == "ance"
     assert not out["naive"].startswith("ance")
 
@@ -55,21 +55,21 @@ def test_next_and_score(run):
     invoke, model = run
     r = invoke("next", model, "The capital of Fr", "--json", "--top", "3")
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output)
+    out = json.loads(r.stdout)
     assert out["top"][0]["text"] == "a" and out["top"][0]["prob"] > 0.9
     assert len(out["top"]) == 3 and out["log_z"] <= 1e-9
     r = invoke("score", model, "ance", "--context", "The capital of Fr", "--json")
     assert r.exit_code == 0, r.output
-    sc = json.loads(r.output)
+    sc = json.loads(r.stdout)
     assert sc["bytes"] == 4 and -1.0 < sc["logprob"] < 0.0
 
 
 def test_ensemble_degenerate_weights_equal_single_model(run):
     invoke, model = run
-    single = json.loads(invoke("score", model, "Call me Ish", "--json").output)
+    single = json.loads(invoke("score", model, "Call me Ish", "--json").stdout)
     r = invoke("ensemble", model, model, "--text", "Call me Ish", "--weights", "1,0", "--json")
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output)
+    out = json.loads(r.stdout)
     assert out["ensemble"] == pytest.approx(single["bits_per_byte"], abs=1e-9)
     r = invoke("ensemble", model, model, "--text", "x", "--weights", "1,zero")
     assert r.exit_code == 2 and "--weights" in r.output

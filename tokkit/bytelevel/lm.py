@@ -138,8 +138,10 @@ class HFCausalLM:
         lcp = min(lcp, len(full) - 1)
         if self._cache is not None and lcp < len(self._seq):
             try:
-                self._cache.crop(lcp)
-            except Exception:  # sliding-window layers cannot be cropped: start again
+                # a negative argument removes that many tokens in every transformers version
+                # (older ones read a positive one as the size to keep, 5.x refuses it)
+                self._cache.crop(lcp - len(self._seq)) if lcp > 0 else self._reset()
+            except Exception:  # layers that cannot be cropped (sliding windows): start again
                 self._reset()
                 lcp = 0
         if self._cache is None:
