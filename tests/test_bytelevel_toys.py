@@ -15,7 +15,6 @@ import pytest
 
 import reference_bytes as R
 from tokkit.bytelevel import EOS, ByteLM, CallableLM
-from tokkit.bytelevel.engine import CoverState
 
 MAX_LEN = 5
 TOL = 1e-9
@@ -185,13 +184,15 @@ def test_byte_fallback_duplicates_are_not_double_counted(tmp_path):
 
 
 def test_bad_input_errors():
-    from tokkit.errors import TokkitError
+    from tokkit.errors import TokkitError, VocabMismatchError
 
+    tok = _toy_tok()
     with pytest.raises(TokkitError):
-        ByteLM(lambda ids: np.zeros(3), _toy_tok(), target="everything")
+        ByteLM(lambda ids: np.zeros(len(tok.vocab)), tok, target="everything")
+    with pytest.raises(VocabMismatchError):  # an LM over another vocabulary
+        ByteLM(lambda ids: np.zeros(3), tok).next_byte_logprobs(b"a")
+    st = ByteLM(lambda ids: np.zeros(len(tok.vocab)) - math.log(len(tok.vocab)), tok).state(b"")
     with pytest.raises(ValueError):
-        CoverState.__init__  # noqa: B018  (the class is importable)
-        st = ByteLM(lambda ids: np.zeros(12) - math.log(12), _toy_tok()).state(b"")
         st.push(300)
 
 
