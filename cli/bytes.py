@@ -1,0 +1,169 @@
+"""``tokkit bytes score|next|complete|ensemble``: exact byte-level probabilities from tokenized LMs.
+
+Thin layer: parse, overlay flags on :class:`tokkit.bytelevel.options.BytesOptions`, call
+:mod:`tokkit.bytelevel` (imported inside each command so ``tokkit --help`` never loads torch),
+print a summary or JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import click
+
+from tokkit.bytelevel.options import BytesOptions
+from tokkit.errors import MissingFileError
+from tokkit_cli.main import cli
+
+_EOS = 256
+
+
+def _opts(**flags) -> BytesOptions:
+    return BytesOptions.model_validate({k: v for k, v in flags.items() if v is not None})
+
+
+@lru_cache(maxsize=4)
+def _load(model: str, target: str, beam: int | None, device: str):
+    from tokkit.bytelevel import ByteLM
+
+    return ByteLM.from_pretrained(model, target=target, beam=beam, device=device)  # type: ignore[arg-type]
+
+
+def _text(text: str | None, file: Path | None) -> str:
+    if file is not None:
+        if str(file) == "-":
+            return sys.stdin.read()
+        if not file.exists():
+            raise MissingFileError(f"{file} does not exist; pass an existing text file or '-' for stdin")
+        return file.read_text(encoding="utf-8")
+    if text is None:
+        raise click.UsageError("give TEXT or --file PATH")
+    return text
+
+
+def _byte_name(b: int) -> str:
+    return "<end>" if b == _EOS else repr(bytes([b]))[2:-1]
+
+
+def _emit(as_json: bool, payload: dict, lines: list[str]) -> None:
+    click.echo(json.dumps(payload, ensure_ascii=False) if as_json else "\n".join(lines))
+
+
+model_opts = [
+    click.option("--target", type=click.Choice(["canonical", "all"]), default=None, help="Probability target (default canonical)."),
+    click.option("--beam", type=int, default=None, help="Exact sequences kept per byte with --target all."),
+    click.option("--device", default=None, help="cpu, cuda or auto (default auto)."),
+    click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+]
+
+
+def _with(opts):
+    def deco(f):
+        for o in reversed(opts):
+            f = o(f)
+        return f
+    return deco
+
+
+@cli.group("bytes")
+def bytes_group() -> None:
+    """Exact byte-level probabilities, completion from any byte, ensembles across vocabularies."""
+
+
+@bytes_group.command("score")
+@click.argument("model")
+@click.argument("text", required=False)
+@click.option("--file", type=click.Path(path_type=Path), default=None, help="Read the text from a file ('-' = stdin).")
+@click.option("--context", default="", help="Condition on this text first (may end mid-word).")
+@click.option("--eos", is_flag=True, help="Score the text as complete (adds end-of-text).")
+@_with(model_opts)
+def score_cmd(model, text, file, context, eos, target, beam, device, as_json) -> None:
+    """Log-probability and bits per byte of TEXT under MODEL (an HF folder or alias)."""
+    o = _opts(target=target, beam=beam, device=device)
+    blm = _load(model, o.target, o.beam, o.device)
+    t0, c0 = time.perf_counter(), blm.lm.calls
+    sc = blm.score(_text(text, file), eos=eos, context=context)
+    secs, calls = time.perf_counter() - t0, blm.lm.calls - c0
+    payload = {"logprob": sc.logprob, "bits_per_byte": sc.bits_per_byte, "bytes": len(sc.byte_logprobs),
+               "sum_log_z": float(sc.log_z.sum()), "lm_calls": calls, "seconds": secs, "target": o.target}
+    _emit(as_json, payload, [f"logprob {sc.logprob:.4f} nats over {len(sc.byte_logprobs)} bytes "
+                             f"({sc.bits_per_byte:.4f} bits/byte); Σ log Z = {sc.log_z.sum():.3g}",
+                             f"cost: {calls} LM calls, {secs:.1f} s"])
+
+
+@bytes_group.command("next")
+@click.argument("model")
+@click.argument("prefix")
+@click.option("--top", type=int, default=None, help="How many bytes to list (default 10).")
+@_with(model_opts)
+def next_cmd(model, prefix, top, target, beam, device, as_json) -> None:
+    """Next-byte distribution after PREFIX (which may end mid-token)."""
+    import numpy as np
+
+    o = _opts(target=target, beam=beam, device=device, top=top)
+    nb = _load(model, o.target, o.beam, o.device).next_byte(prefix)
+    order = np.argsort(-nb.logprobs)[: o.top]
+    rows = [{"byte": int(b), "text": _byte_name(int(b)), "prob": float(np.exp(nb.logprobs[b]))} for b in order]
+    _emit(as_json, {"prefix": prefix, "top": rows, "log_z": nb.log_z, "log_prefix": nb.log_prefix},
+          [f"{r['text']!s:>8}  {r['prob']:.6f}" for r in rows] + [f"log Z = {nb.log_z:.3g} (0 = no mass outside canonical encodings)"])
+
+
+@bytes_group.command("complete")
+@click.argument("model")
+@click.argument("prefix")
+@click.option("--suffix", default=None, help="Fill in the middle: stop where the suffix's first byte is most likely.")
+@click.option("--max-bytes", type=int, default=None, help="Bytes to generate at most (default 64).")
+@click.option("--temperature", type=float, default=None, help="0 = greedy (default); else sample.")
+@click.option("--seed", type=int, default=None, help="Sampling seed (default 0).")
+@click.option("--baseline", is_flag=True, help="Also show naive token-level continuation and token healing.")
+@_with(model_opts)
+def complete_cmd(model, prefix, suffix, max_bytes, temperature, seed, baseline, target, beam, device, as_json) -> None:
+    """Complete PREFIX from any byte boundary, without tokenization bias."""
+    o = _opts(target=target, beam=beam, device=device, max_bytes=max_bytes, temperature=temperature, seed=seed)
+    blm = _load(model, o.target, o.beam, o.device)
+    t0, c0 = time.perf_counter(), blm.lm.calls
+    out = blm.complete(prefix, suffix, max_bytes=o.max_bytes, temperature=o.temperature, seed=o.seed)
+    payload = {"prefix": prefix, "completion": out, "lm_calls": blm.lm.calls - c0, "seconds": time.perf_counter() - t0}
+    lines = [f"{prefix}[{out}]"]
+    if baseline:
+        from tokkit.bytelevel.heal import naive_continue, token_heal_continue
+
+        payload["naive"] = naive_continue(blm, prefix)
+        payload["token_healing"] = token_heal_continue(blm, prefix)
+        lines += [f"naive token-level: {prefix}[{payload['naive']}]", f"token healing:     {prefix}[{payload['token_healing']}]"]
+    _emit(as_json, payload, lines)
+
+
+@bytes_group.command("ensemble")
+@click.argument("models", nargs=-1, required=True)
+@click.option("--text", default=None, help="Score this text (bits per byte of each model and of the ensemble).")
+@click.option("--file", type=click.Path(path_type=Path), default=None, help="Score the text in this file.")
+@click.option("--complete", "prefix", default=None, help="Complete this prefix with the ensemble instead.")
+@click.option("--weights", default=None, help="Comma-separated weights, one per model (default equal).")
+@click.option("--mode", type=click.Choice(["mixture", "product", "bayes"]), default=None, help="Combination rule (default mixture).")
+@_with(model_opts)
+def ensemble_cmd(models, text, file, prefix, weights, mode, target, beam, device, as_json) -> None:
+    """Combine MODELS with different tokenizers at byte level; score text or complete a prefix."""
+    from tokkit.bytelevel import ByteEnsemble
+    from tokkit.errors import TokkitError
+
+    o = _opts(target=target, beam=beam, device=device, mode=mode)
+    try:
+        w = [float(x) for x in weights.split(",")] if weights else None
+    except ValueError:
+        raise TokkitError(f"--weights must be comma-separated numbers, found {weights!r}") from None
+    members = [_load(m, o.target, o.beam, o.device) for m in models]
+    ens = ByteEnsemble(members, weights=w, mode=o.mode)
+    if prefix is not None:
+        out = ens.complete(prefix)
+        _emit(as_json, {"prefix": prefix, "completion": out, "mode": o.mode}, [f"{prefix}[{out}]"])
+        return
+    body = _text(text, file)
+    bpb = {m: blm.score(body).bits_per_byte for m, blm in zip(models, members)}
+    bpb_ens = ens.score(body).bits_per_byte
+    _emit(as_json, {"bits_per_byte": bpb, "ensemble": bpb_ens, "mode": o.mode, "bytes": len(body.encode())},
+          [f"{m}: {v:.4f} bits/byte" for m, v in bpb.items()] + [f"ensemble ({o.mode}): {bpb_ens:.4f} bits/byte"])
