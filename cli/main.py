@@ -56,4 +56,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m tokkit_cli.main`: commands registered on the imported module, not on this __main__ copy
+    from tokkit_cli.main import main as _main
+
+    _main()
