@@ -32,7 +32,9 @@ def atomic_dir(out: str | Path, *, force: bool = False) -> Iterator[Path]:
     final = check_output(out, force=force)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the output is an ordinary folder
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the output is an ordinary folder
     try:
         yield tmp
         if final.exists():
@@ -56,6 +58,9 @@ def atomic_file(out: str | Path, *, force: bool = False) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp = Path(name)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the output is an ordinary file
     try:
         yield tmp
         os.replace(tmp, final)
