@@ -109,11 +109,12 @@ def eval_cmd(ckpt, images, contrasts, limit, json_out, plot, no_codecs, device, 
     files = image_files(images)[:limit]
     x = load_images(files, size=tok.config.image_size)
     t0 = time.time()
-    results = {str(ckpt): evaluate(tok, x, codecs=not no_codecs)}
+    main = evaluate(tok, x, codecs=not no_codecs)
+    results = {str(ckpt): main}
     for c in contrasts:
-        results[str(c)] = evaluate(_load(c, device), x, codecs=False)
-    main = results[str(ckpt)]
-    main["contrast"] = {name: r["per_k"] for name, r in results.items() if name != str(ckpt)}
+        label = str(c) if str(c) not in results else f"{c} (#{len(results) + 1})"
+        results[label] = evaluate(_load(c, device), x, codecs=False)
+    main["contrast"] = {name: r["per_k"] for name, r in results.items() if r is not main}
     main["images_folder"], main["seconds"] = str(images), round(time.time() - t0, 1)
     _print_table(results, main)
     if json_out is not None:

@@ -141,11 +141,11 @@ def test_image_conversion_notes_and_refusals(tmp_path, caplog):
     from PIL import Image
 
     orig = DATA / "originals" / "arrow2-3-1.png"  # palette image with transparency
-    with caplog.at_level(logging.INFO, logger="tokkit.image.data"):
+    with caplog.at_level(logging.WARNING, logger="tokkit.image.data"):
         x = load_images([orig], size=32)
     assert x.shape == (1, 3, 32, 32) and "composited onto white" in caplog.text
     Image.open(ICONS / "people__a_happy_boy_01.png").convert("L").save(tmp_path / "gray.png")
-    with caplog.at_level(logging.INFO, logger="tokkit.image.data"):
+    with caplog.at_level(logging.WARNING, logger="tokkit.image.data"):
         g = load_images([tmp_path / "gray.png"], size=32)
     assert "grayscale" in caplog.text and torch.equal(g[0, 0], g[0, 1])
     with pytest.raises(ImageSizeError, match="smaller than the model's 64x64"):

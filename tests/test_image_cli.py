@@ -81,3 +81,24 @@ def test_eval_json_has_per_k_and_codecs(ckpt, tmp_path):
     assert res["jpeg"][0]["file_bytes"] > res["jpeg"][0]["payload_bytes"] > 0
     assert [b["name"] for b in res["baselines"]][:2] == ["mean colour", "2x2 thumbnail"]
     assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_prepare_splits_by_content_and_encodes_rgba_with_a_note(ckpt, tmp_path, caplog):
+    out = tmp_path / "prep"
+    r = CliRunner().invoke(cli, ["image", "prepare", "--folder", str(DATA / "originals"), "--size", "32",
+                                 "--heldout-percent", "50", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    train, held = sorted((out / "train").glob("*.png")), sorted((out / "heldout").glob("*.png"))
+    assert len(train) + len(held) == 2 and not {p.name for p in train} & {p.name for p in held}
+    from PIL import Image
+
+    assert all(Image.open(p).size == (36, 36) for p in train) and all(Image.open(p).size == (32, 32) for p in held)
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        r = CliRunner().invoke(cli, ["image", "encode", "--model", str(ckpt), str(DATA / "originals" / "arrow2-3-1.png"),
+                                     "-o", str(tmp_path / "a.tok")])
+    assert r.exit_code == 0, r.output
+    assert "transparency composited onto white" in caplog.text
+    r = CliRunner().invoke(cli, ["image", "prepare", "-o", str(tmp_path / "none")])
+    assert r.exit_code == 2 and "nothing to prepare" in r.output

@@ -40,20 +40,22 @@ def image_files(folder: str | Path) -> list[Path]:
     return files
 
 
-def _to_square_rgb(img, size: int, *, name: str, allow_upscale: bool = False):
+def _to_square_rgb(img, size: int, *, name: str, allow_upscale: bool = False, notes: list[str] | None = None):
     from PIL import Image
+
+    notes = [] if notes is None else notes
 
     if img.mode in ("P", "PA"):
         img = img.convert("RGBA")
     if img.mode in ("L", "I", "I;16", "F", "1"):
-        log.info("%s: grayscale (%s) image converted to RGB", name, img.mode)
+        notes.append(f"{name}: grayscale ({img.mode}) image converted to RGB")
         img = img.convert("RGB")
     if img.mode in ("LA", "RGBA"):
         img = img.convert("RGBA")
         side = max(img.size)
         canvas = Image.new("RGBA", (side, side), (255, 255, 255, 255))
         canvas.alpha_composite(img, ((side - img.width) // 2, (side - img.height) // 2))
-        log.info("%s: transparency composited onto white", name)
+        notes.append(f"{name}: transparency composited onto white")
         img = canvas.convert("RGB")
     img = img.convert("RGB")
     if min(img.size) < size and not allow_upscale:
@@ -77,7 +79,10 @@ def load_images(paths: list[str | Path], *, size: int) -> torch.Tensor:
         try:
             with Image.open(p) as im:
                 im.load()
-                rgb = _to_square_rgb(im, size, name=str(p))
+                notes: list[str] = []
+                rgb = _to_square_rgb(im, size, name=str(p), notes=notes)
+                for note in notes:  # the caller should know the pixels it gets are not the file's
+                    log.warning(note)
         except (UnidentifiedImageError, OSError) as e:
             raise FormatError(f"{p} is not a readable image ({e}); pass PNG/JPEG/WebP files") from None
         out.append(torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1))

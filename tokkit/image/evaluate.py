@@ -95,6 +95,8 @@ def plot_eval(results: dict[str, dict], path) -> None:
         ks = [p["k"] for p in r["per_k"]]
         a.plot(ks, [p["psnr"] for p in r["per_k"]], "o-", label=name)
         b.plot([p["bytes"] for p in r["per_k"]], [p["psnr"] for p in r["per_k"]], "o-", label=f"{name} (payload)")
+        if r is first:
+            b.plot([p["file_bytes"] for p in r["per_k"]], [p["psnr"] for p in r["per_k"]], "o:", label=f"{name} (.tok file)")
     for bl in first["baselines"]:
         a.axhline(bl["psnr"], ls=":", lw=1, color="gray")
         a.text(1, bl["psnr"], f" {bl['name']} ({bl['bytes']} B)", fontsize=7, va="bottom", color="gray")
