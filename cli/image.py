@@ -17,6 +17,17 @@ from tokkit_cli.main import cli
 SAMPLERS = ["none", "tail_batch", "nested_uniform", "nested_pow2", "nested_mix"]
 
 
+def _write(path: Path, data: bytes, *, force: bool) -> None:
+    """Atomic write with ordinary permissions (the temporary file is created private)."""
+    import os
+
+    from tokkit.atomic import atomic_file
+
+    with atomic_file(path, force=force) as tmp:
+        tmp.write_bytes(data)
+        os.chmod(tmp, 0o644)
+
+
 @cli.group("image")
 def image() -> None:
     """1D image tokenizers (TiTok / One-D-Piece / FlexTok): any prefix of the tokens decodes."""
@@ -98,7 +109,7 @@ def _load(model: Path, device: str):
 @click.option("--force", is_flag=True, help="Replace existing --json/--plot files.")
 def eval_cmd(ckpt, images, contrasts, limit, json_out, plot, no_codecs, device, force) -> None:
     """PSNR/SSIM against token count k on held-out images, beside JPEG/WebP and trivial codes at equal bytes."""
-    from tokkit.atomic import atomic_file, check_output
+    from tokkit.atomic import check_output
     from tokkit.image.data import image_files, load_images
     from tokkit.image.evaluate import evaluate, plot_eval
 
@@ -118,13 +129,14 @@ def eval_cmd(ckpt, images, contrasts, limit, json_out, plot, no_codecs, device, 
     main["images_folder"], main["seconds"] = str(images), round(time.time() - t0, 1)
     _print_table(results, main)
     if json_out is not None:
-        with atomic_file(json_out, force=force) as tmp:
-            tmp.write_text(json.dumps(main, indent=1))
+        _write(json_out, json.dumps(main, indent=1).encode(), force=force)
         click.echo(f"wrote {json_out}")
     if plot is not None:
-        with atomic_file(plot, force=force) as tmp:
-            plot_eval(results, tmp.with_suffix(".png"))
-            tmp.with_suffix(".png").replace(tmp)
+        import io
+
+        buf = io.BytesIO()
+        plot_eval(results, buf)
+        _write(plot, buf.getvalue(), force=force)
         click.echo(f"wrote {plot}")
 
 
@@ -158,7 +170,7 @@ def _print_table(results: dict, main: dict) -> None:
 @click.option("--force", is_flag=True)
 def encode_cmd(model, images, out, tokens, min_psnr, max_bytes, device, force) -> None:
     """Tokenize IMAGES into one .tok file (bits per pixel printed)."""
-    from tokkit.atomic import atomic_file, check_output
+    from tokkit.atomic import check_output
     from tokkit.image import load_images, pack
     from tokkit.image.errors import TokenCountError
 
@@ -173,8 +185,7 @@ def encode_cmd(model, images, out, tokens, min_psnr, max_bytes, device, force) -
         lists = tok.tokenize(x, max_tokens=tokens)
     data = pack(lists, model_id=tok.model_id, codebook_size=tok.config.codebook_size,
                 max_tokens=tok.config.max_tokens, image_size=tok.config.image_size)
-    with atomic_file(out, force=force) as tmp:
-        tmp.write_bytes(data)
+    _write(out, data, force=force)
     pixels = len(lists) * tok.config.image_size**2
     click.echo(f"wrote {out}: {len(lists)} images, tokens {[len(t) for t in lists]}, {len(data)} bytes, "
                f"{8 * len(data) / pixels:.4f} bits per pixel (model {tok.model_id})")
@@ -189,7 +200,7 @@ def encode_cmd(model, images, out, tokens, min_psnr, max_bytes, device, force) -
 @click.option("--force", is_flag=True)
 def decode_cmd(model, tokfile, out, device, force) -> None:
     """Decode a .tok file to PNG(s); refuses a file written by another model."""
-    from tokkit.atomic import atomic_dir, atomic_file, check_output
+    from tokkit.atomic import atomic_dir, check_output
     from tokkit.errors import MissingFileError
     from tokkit.image import unpack
     from tokkit.image.data import to_png_bytes
@@ -201,8 +212,7 @@ def decode_cmd(model, tokfile, out, device, force) -> None:
     parsed = unpack(tokfile.read_bytes(), expect_model_id=tok.model_id, source=str(tokfile))
     imgs = tok.detokenize(list(parsed.ids))
     if len(imgs) == 1 and out.suffix.lower() == ".png":
-        with atomic_file(out, force=force) as tmp:
-            tmp.write_bytes(to_png_bytes(imgs[0]))
+        _write(out, to_png_bytes(imgs[0]), force=force)
     else:
         with atomic_dir(out, force=force) as tmp:
             for i, im in enumerate(imgs):

@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from tokkit.embedding import EmbeddingTable
 from tokkit.errors import FormatError, MissingFileError
+from tokkit.image.bitstream import payload_bytes
 from tokkit.image.config import ModelConfig
 from tokkit.image.errors import ImageSizeError, TokenCountError
 from tokkit.image.model import Tokenizer1D
@@ -121,8 +122,6 @@ class ImageTokenizer:
     def encode_adaptive(self, images: torch.Tensor, *, min_psnr: float | None = None,
                         max_bytes: int | None = None) -> list[torch.Tensor]:
         """Smallest k per image reaching ``min_psnr`` dB (N if none does), or largest k within ``max_bytes``."""
-        from tokkit.image.bitstream import payload_bytes
-
         if (min_psnr is None) == (max_bytes is None):
             raise TokenCountError("encode_adaptive needs exactly one of min_psnr= or max_bytes=")
         full = self.tokenize(images)

@@ -117,5 +117,5 @@ def plot_eval(results: dict[str, dict], path) -> None:
     a.legend(fontsize=8)
     b.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
