@@ -1,0 +1,237 @@
+"""``tokkit image``: train, evaluate and use 1D variable-length image tokenizers.
+
+Thin commands: parse, build the config, call :mod:`tokkit.image`, print a summary. torch is imported
+inside each command so ``tokkit --help`` stays light.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from tokkit_cli.main import cli
+
+SAMPLERS = ["none", "tail_batch", "nested_uniform", "nested_pow2", "nested_mix"]
+
+
+def _write(path: Path, data: bytes, *, force: bool) -> None:
+    """Atomic write with ordinary permissions (the temporary file is created private)."""
+    import os
+
+    from tokkit.atomic import atomic_file
+
+    with atomic_file(path, force=force) as tmp:
+        tmp.write_bytes(data)
+        os.chmod(tmp, 0o644)
+
+
+@cli.group("image")
+def image() -> None:
+    """1D image tokenizers (TiTok / One-D-Piece / FlexTok): any prefix of the tokens decodes."""
+
+
+@image.command("prepare")
+@click.option("--emoji-font", type=click.Path(path_type=Path), default=None,
+              help="NotoColorEmoji.ttf (Debian fonts-noto-color-emoji) to render every emoji from.")
+@click.option("--folder", "folders", multiple=True, type=click.Path(path_type=Path),
+              help="Folder of images (e.g. /usr/share/openclipart/png); repeatable.")
+@click.option("--size", type=int, default=32, show_default=True, help="Held-out side; training side adds 1/8 for crops.")
+@click.option("--heldout-percent", type=int, default=5, show_default=True, help="Share held out, chosen by sha1 of the file.")
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+def prepare(emoji_font, folders, size, heldout_percent, out, force) -> None:
+    """Write OUT/train and OUT/heldout PNG folders from real image sources (split by content hash)."""
+    from tokkit.atomic import atomic_dir
+    from tokkit.errors import MissingFileError
+    from tokkit.image.data import prepare_dataset
+
+    if emoji_font is None and not folders:
+        raise MissingFileError("nothing to prepare: pass --emoji-font FILE and/or --folder DIR")
+    if emoji_font is not None and not emoji_font.is_file():
+        raise MissingFileError(f"emoji font {emoji_font} does not exist (apt-get download fonts-noto-color-emoji)")
+    with atomic_dir(out, force=force) as tmp:
+        counts = prepare_dataset(out=tmp / "data", size=size, folders=list(folders), emoji_font=emoji_font,
+                                 heldout_percent=heldout_percent, train_margin=size // 8)
+        for sub in ("train", "heldout"):
+            (tmp / "data" / sub).rename(tmp / sub)
+        (tmp / "data").rmdir()
+    click.echo(f"wrote {out}: {counts['train']} train, {counts['heldout']} held-out images "
+               f"({counts['skipped_small']} smaller than {size}px skipped)")
+
+
+@image.command("train")
+@click.option("--recipe", default="small", show_default=True, help="tiny | small | base, or a YAML file.")
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Folder of training images (e.g. prepare's OUT/train).")
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Checkpoint folder.")
+@click.option("--sampler", type=click.Choice(SAMPLERS), default=None, help="Length sampler (overrides the recipe).")
+@click.option("--steps", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:i].")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint in OUT.")
+@click.option("--force", is_flag=True, help="Replace an existing OUT.")
+def train_cmd(recipe, data, out, sampler, steps, batch_size, lr, seed, threads, device, resume, force) -> None:
+    """Train a 1D image tokenizer on real images; resumable safetensors checkpoints in OUT."""
+    from tokkit.image import load_recipe, train
+
+    cfg = load_recipe(recipe, {"sampler": sampler, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+                               "threads": threads})
+    t0 = time.time()
+    r = train(cfg, data=data, out=out, device=device, resume=resume, force=force)
+    click.echo(f"trained {r.steps} steps ({r.images_seen} images) in {time.time() - t0:.0f} s this call "
+               f"({r.seconds:.0f} s total), peak RSS {r.peak_rss_mb:.0f} MB")
+    click.echo(f"final loss {r.final_loss:.5f}, train-crop PSNR at N {r.final_psnr:.2f} dB, codes used "
+               f"{r.codes_used}/{r.codebook_size}, per-position entropy {r.position_entropy_bits:.2f} bits -> {out}")
+
+
+def _load(model: Path, device: str):
+    from tokkit.image import ImageTokenizer
+    from tokkit.image.train import resolve_device
+
+    return ImageTokenizer.load(model, device=resolve_device(device))
+
+
+@image.command("eval")
+@click.argument("ckpt", type=click.Path(path_type=Path))
+@click.option("--images", required=True, type=click.Path(path_type=Path), help="Folder of held-out images.")
+@click.option("--contrast", "contrasts", multiple=True, type=click.Path(path_type=Path),
+              help="Other checkpoint(s) to evaluate on the same images (e.g. trained without tail drop).")
+@click.option("--limit", type=int, default=None, help="Use the first N images only.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the results here.")
+@click.option("--plot", type=click.Path(path_type=Path), default=None, help="Write a PNG plot here.")
+@click.option("--no-codecs", is_flag=True, help="Skip the JPEG/WebP sweeps.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--force", is_flag=True, help="Replace existing --json/--plot files.")
+def eval_cmd(ckpt, images, contrasts, limit, json_out, plot, no_codecs, device, force) -> None:
+    """PSNR/SSIM against token count k on held-out images, beside JPEG/WebP and trivial codes at equal bytes."""
+    from tokkit.atomic import check_output
+    from tokkit.image.data import image_files, load_images
+    from tokkit.image.evaluate import evaluate, plot_eval
+
+    for p in (json_out, plot):
+        if p is not None:
+            check_output(p, force=force)
+    tok = _load(ckpt, device)
+    files = image_files(images)[:limit]
+    x = load_images(files, size=tok.config.image_size)
+    t0 = time.time()
+    main = evaluate(tok, x, codecs=not no_codecs)
+    results = {str(ckpt): main}
+    for c in contrasts:
+        label = str(c) if str(c) not in results else f"{c} (#{len(results) + 1})"
+        results[label] = evaluate(_load(c, device), x, codecs=False)
+    main["contrast"] = {name: r["per_k"] for name, r in results.items() if r is not main}
+    main["images_folder"], main["seconds"] = str(images), round(time.time() - t0, 1)
+    _print_table(results, main)
+    if json_out is not None:
+        _write(json_out, json.dumps(main, indent=1).encode(), force=force)
+        click.echo(f"wrote {json_out}")
+    if plot is not None:
+        import io
+
+        buf = io.BytesIO()
+        plot_eval(results, buf)
+        _write(plot, buf.getvalue(), force=force)
+        click.echo(f"wrote {plot}")
+
+
+def _print_table(results: dict, main: dict) -> None:
+    names = list(results)
+    click.echo(f"{main['images']} images, {main['image_size']} px, N={main['max_tokens']}, K={main['codebook_size']}, "
+               f"codes used {main['codes_used']}, index entropy {main['index_entropy_bits_per_position']:.2f} bit/position")
+    head = "k  bytes  " + "  ".join(f"PSNR/SSIM[{i}]" for i in range(len(names)))
+    click.echo(head)
+    for j, row in enumerate(main["per_k"]):
+        cells = "  ".join(f"{r['per_k'][j]['psnr']:6.2f}/{r['per_k'][j]['ssim']:.3f}" for r in results.values())
+        click.echo(f"{row['k']:<3}{row['bytes']:>5}  {cells}")
+    for i, n in enumerate(names):
+        click.echo(f"[{i}] {n}")
+    for b in main["baselines"]:
+        click.echo(f"baseline {b['name']:>14}: {b['bytes']:>3} B  {b['psnr']:6.2f} dB / {b['ssim']:.3f}")
+    for codec in ("jpeg", "webp"):
+        for s in main.get(codec, []):
+            click.echo(f"{codec} q={s['quality']:<3} file {s['file_bytes']:6.1f} B  payload {s['payload_bytes']:6.1f} B  "
+                       f"{s['psnr']:6.2f} dB / {s['ssim']:.3f}")
+
+
+@image.command("encode")
+@click.option("--model", "model", required=True, type=click.Path(path_type=Path), help="Checkpoint folder.")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output .tok file.")
+@click.option("-k", "--tokens", type=int, default=None, help="Keep the first k tokens (default N).")
+@click.option("--min-psnr", type=float, default=None, help="Adaptive: smallest k per image reaching this PSNR.")
+@click.option("--max-bytes", type=int, default=None, help="Adaptive: most tokens whose payload fits in this many bytes.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--force", is_flag=True)
+def encode_cmd(model, images, out, tokens, min_psnr, max_bytes, device, force) -> None:
+    """Tokenize IMAGES into one .tok file (bits per pixel printed)."""
+    from tokkit.atomic import check_output
+    from tokkit.image import load_images, pack
+    from tokkit.image.errors import TokenCountError
+
+    check_output(out, force=force)
+    if sum(v is not None for v in (tokens, min_psnr, max_bytes)) > 1:
+        raise TokenCountError("pass at most one of -k/--tokens, --min-psnr, --max-bytes")
+    tok = _load(model, device)
+    x = load_images(list(images), size=tok.config.image_size)
+    if min_psnr is not None or max_bytes is not None:
+        lists = tok.encode_adaptive(x, min_psnr=min_psnr, max_bytes=max_bytes)
+    else:
+        lists = tok.tokenize(x, max_tokens=tokens)
+    data = pack(lists, model_id=tok.model_id, codebook_size=tok.config.codebook_size,
+                max_tokens=tok.config.max_tokens, image_size=tok.config.image_size)
+    _write(out, data, force=force)
+    pixels = len(lists) * tok.config.image_size**2
+    click.echo(f"wrote {out}: {len(lists)} images, tokens {[len(t) for t in lists]}, {len(data)} bytes, "
+               f"{8 * len(data) / pixels:.4f} bits per pixel (model {tok.model_id})")
+
+
+@image.command("decode")
+@click.option("--model", "model", required=True, type=click.Path(path_type=Path), help="Checkpoint folder.")
+@click.argument("tokfile", type=click.Path(path_type=Path))
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path),
+              help="Output PNG (one image) or folder (several).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--force", is_flag=True)
+def decode_cmd(model, tokfile, out, device, force) -> None:
+    """Decode a .tok file to PNG(s); refuses a file written by another model."""
+    from tokkit.atomic import atomic_dir, check_output
+    from tokkit.errors import MissingFileError
+    from tokkit.image import unpack
+    from tokkit.image.data import to_png_bytes
+
+    check_output(out, force=force)
+    if not tokfile.is_file():
+        raise MissingFileError(f"{tokfile} does not exist")
+    tok = _load(model, device)
+    parsed = unpack(tokfile.read_bytes(), expect_model_id=tok.model_id, source=str(tokfile))
+    imgs = tok.detokenize(list(parsed.ids))
+    if len(imgs) == 1 and out.suffix.lower() == ".png":
+        _write(out, to_png_bytes(imgs[0]), force=force)
+    else:
+        with atomic_dir(out, force=force) as tmp:
+            for i, im in enumerate(imgs):
+                (tmp / f"{i:05d}.png").write_bytes(to_png_bytes(im))
+    click.echo(f"decoded {len(imgs)} images (tokens {[len(t) for t in parsed.ids]}) -> {out}")
+
+
+@image.command("add-to-vocab")
+@click.option("--model", "model", required=True, type=click.Path(path_type=Path), help="Image tokenizer checkpoint.")
+@click.option("--lm", required=True, help="HF model folder or alias (smollm2) whose tokenizer and embeddings grow.")
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output HF model folder.")
+@click.option("--force", is_flag=True)
+def add_to_vocab_cmd(model, lm, out, force) -> None:
+    """Append <img_i> tokens to an LM; rows initialised by projecting the codebook into its embedding space."""
+    from tokkit.atomic import check_output
+    from tokkit.image.vocab_bridge import add_image_tokens
+    from tokkit.names import resolve_model
+
+    check_output(out, force=force)
+    summary = add_image_tokens(_load(model, "cpu"), resolve_model(lm), out, force=force)
+    click.echo(f"wrote {out}: image tokens ids {summary['image_token_ids'][0]}..{summary['image_token_ids'][1]}, "
+               f"markers {summary['marker_ids']}, {summary['rows']} rows x {summary['dim']}")

@@ -1,0 +1,104 @@
+"""`tokkit image ...` end to end with CliRunner on the committed real icons (tiny recipe)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("PIL")
+
+from click.testing import CliRunner  # noqa: E402
+
+from tokkit_cli.main import cli  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "image"
+ICONS = DATA / "icons"
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "ckpt"
+    r = CliRunner().invoke(cli, ["image", "train", "--recipe", "tiny", "--data", str(ICONS), "-o", str(out),
+                                 "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert "trained 20 steps" in r.output and "codes used" in r.output
+    return out
+
+
+def test_train_refuses_existing_output(ckpt):
+    r = CliRunner().invoke(cli, ["image", "train", "--recipe", "tiny", "--data", str(ICONS), "-o", str(ckpt)])
+    assert r.exit_code == 2 and "already exists" in r.output
+
+
+def test_encode_decode_round_trip_exact_ids(ckpt, tmp_path):
+    from tokkit.image import ImageTokenizer, load_images, unpack
+
+    imgs = sorted(ICONS.glob("*.png"))[:3]
+    tok_file = tmp_path / "x.tok"
+    r = CliRunner().invoke(cli, ["image", "encode", "--model", str(ckpt), *map(str, imgs), "-k", "5", "-o", str(tok_file)])
+    assert r.exit_code == 0, r.output
+    assert "bits per pixel" in r.output
+    tok = ImageTokenizer.load(ckpt)
+    parsed = unpack(tok_file.read_bytes(), expect_model_id=tok.model_id)
+    expected = tok.tokenize(load_images(imgs, size=16), max_tokens=5)
+    assert all(torch.equal(a, b) for a, b in zip(parsed.ids, expected))
+    r = CliRunner().invoke(cli, ["image", "decode", "--model", str(ckpt), str(tok_file), "-o", str(tmp_path / "dec")])
+    assert r.exit_code == 0, r.output
+    from PIL import Image
+
+    decoded = sorted((tmp_path / "dec").glob("*.png"))
+    assert len(decoded) == 3 and Image.open(decoded[0]).size == (16, 16)
+    # re-encoding the same image file gives the same bytes (determinism)
+    r2 = CliRunner().invoke(cli, ["image", "encode", "--model", str(ckpt), *map(str, imgs), "-k", "5", "-o", str(tmp_path / "y.tok")])
+    assert r2.exit_code == 0 and (tmp_path / "y.tok").read_bytes() == tok_file.read_bytes()
+
+
+def test_bad_input_exit_2_and_nothing_written(ckpt, tmp_path):
+    img = str(sorted(ICONS.glob("*.png"))[0])
+    good = tmp_path / "g.tok"
+    assert CliRunner().invoke(cli, ["image", "encode", "--model", str(ckpt), img, "-o", str(good)]).exit_code == 0
+    bad = tmp_path / "bad.tok"
+    bad.write_bytes(good.read_bytes()[:-3])
+    r = CliRunner().invoke(cli, ["image", "decode", "--model", str(ckpt), str(bad), "-o", str(tmp_path / "o.png")])
+    assert r.exit_code == 2 and "corrupt" in r.output and not (tmp_path / "o.png").exists()
+    r = CliRunner().invoke(cli, ["image", "encode", "--model", str(ckpt), img, "-k", "99", "-o", str(tmp_path / "k.tok")])
+    assert r.exit_code == 2 and "1..8" in r.output and not (tmp_path / "k.tok").exists()
+    r = CliRunner().invoke(cli, ["image", "encode", "--model", str(tmp_path), img, "-o", str(tmp_path / "m.tok")])
+    assert r.exit_code == 2 and "not an image tokenizer checkpoint" in r.output
+
+
+def test_eval_json_has_per_k_and_codecs(ckpt, tmp_path):
+    out, plot = tmp_path / "e.json", tmp_path / "e.png"
+    r = CliRunner().invoke(cli, ["image", "eval", str(ckpt), "--images", str(ICONS), "--limit", "4", "--json", str(out),
+                                 "--plot", str(plot), "--contrast", str(ckpt)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert [p["k"] for p in res["per_k"]] == [1, 2, 3, 4, 6, 7, 8]
+    assert {"k", "psnr", "ssim", "bytes", "file_bytes", "bpp"} <= set(res["per_k"][0])
+    assert res["jpeg"][0]["file_bytes"] > res["jpeg"][0]["payload_bytes"] > 0
+    assert [b["name"] for b in res["baselines"]][:2] == ["mean colour", "2x2 thumbnail"]
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_prepare_splits_by_content_and_encodes_rgba_with_a_note(ckpt, tmp_path, caplog):
+    out = tmp_path / "prep"
+    r = CliRunner().invoke(cli, ["image", "prepare", "--folder", str(DATA / "originals"), "--size", "32",
+                                 "--heldout-percent", "50", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    train, held = sorted((out / "train").glob("*.png")), sorted((out / "heldout").glob("*.png"))
+    assert len(train) + len(held) == 2 and not {p.name for p in train} & {p.name for p in held}
+    from PIL import Image
+
+    assert all(Image.open(p).size == (36, 36) for p in train) and all(Image.open(p).size == (32, 32) for p in held)
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        r = CliRunner().invoke(cli, ["image", "encode", "--model", str(ckpt), str(DATA / "originals" / "arrow2-3-1.png"),
+                                     "-o", str(tmp_path / "a.tok")])
+    assert r.exit_code == 0, r.output
+    assert "transparency composited onto white" in caplog.text
+    r = CliRunner().invoke(cli, ["image", "prepare", "-o", str(tmp_path / "none")])
+    assert r.exit_code == 2 and "nothing to prepare" in r.output

@@ -1,0 +1,150 @@
+"""The public image tokenizer: ``tokenize`` / ``detokenize`` / ``encode_adaptive`` and its codebook.
+
+:class:`ImageTokenizer` wraps a trained :class:`~tokkit.image.model.Tokenizer1D` with its config and a
+model identity (``model_id``: the first 16 hex digits of the sha256 of its weights file) that ``.tok``
+files record. Any prefix of a token list decodes (the model is trained with tail drop / nested dropout).
+The codebook is a :class:`~tokkit.vocab.CodebookVocab` with an :class:`~tokkit.embedding.EmbeddingTable`
+of code vectors — the interface text tokenizers use, so image tokens can join a text vocab.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from tokkit.embedding import EmbeddingTable
+from tokkit.errors import FormatError, MissingFileError
+from tokkit.image.bitstream import payload_bytes
+from tokkit.image.config import ModelConfig
+from tokkit.image.errors import ImageSizeError, TokenCountError
+from tokkit.image.model import Tokenizer1D
+from tokkit.vocab import CodebookVocab
+
+__all__ = ["ImageTokenizer", "psnr_per_image"]
+
+WEIGHTS, CONFIG = "model.safetensors", "model_config.json"
+
+
+def psnr_per_image(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of ``(B, 3, H, W)`` images in [0, 1] after 8-bit rounding: ``(B,)``."""
+    x8, y8 = (x.clamp(0, 1) * 255).round(), (y.clamp(0, 1) * 255).round()
+    mse = ((x8 - y8) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+    return 10 * torch.log10(255.0**2 / mse)
+
+
+class ImageTokenizer:
+    """A trained 1D image tokenizer (inference). Images are ``(B, 3, S, S)`` float in [0, 1], S = ``image_size``."""
+
+    def __init__(self, model: Tokenizer1D, *, model_id: str) -> None:
+        self.model = model.eval()
+        self.config: ModelConfig = model.cfg
+        self.model_id = model_id
+        self.vocab = CodebookVocab(self.config.codebook_size, name=f"image-{model_id}")
+
+    # ---- persistence -------------------------------------------------------------------------
+    @classmethod
+    def load(cls, folder: str | Path, *, device: str | torch.device = "cpu") -> "ImageTokenizer":
+        """Load ``model_config.json`` + ``model.safetensors`` from a checkpoint folder."""
+        d = Path(folder)
+        if not (d / WEIGHTS).is_file() or not (d / CONFIG).is_file():
+            raise MissingFileError(f"{d} is not an image tokenizer checkpoint: expected {WEIGHTS} and {CONFIG} in it; "
+                                   "train one with `tokkit image train -o DIR`")
+        try:
+            cfg = ModelConfig.model_validate_json((d / CONFIG).read_text())
+        except ValueError as e:
+            raise FormatError(f"{d / CONFIG} is not a valid image model config: {e}") from None
+        model = Tokenizer1D(cfg)
+        state = load_file(str(d / WEIGHTS))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or [m for m in missing if not m.startswith("quantizer.")]:
+            raise FormatError(f"{d / WEIGHTS} does not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        return cls(model.to(device), model_id=weights_id(d / WEIGHTS))
+
+    @staticmethod
+    def save_model(model: Tokenizer1D, folder: Path) -> str:
+        """Write weights + config into an existing ``folder``; returns the model id."""
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS))
+        (folder / CONFIG).write_text(json.dumps(model.cfg.model_dump(mode="json"), indent=1))
+        return weights_id(folder / WEIGHTS)
+
+    # ---- checks ------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.model.mask_token.device
+
+    def _check_images(self, images: torch.Tensor) -> torch.Tensor:
+        S = self.config.image_size
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ImageSizeError(f"expected images of shape (B, 3, {S}, {S}), found {tuple(images.shape)}; "
+                                 "load files with tokkit.image.data.load_images(paths, size=...)")
+        if images.shape[-2:] != (S, S):
+            raise ImageSizeError(f"this model takes {S}x{S} images, found {images.shape[-1]}x{images.shape[-2]}; "
+                                 f"resize or crop to {S}x{S} first (load_images does it)")
+        return images.to(self.device, self.model.mask_token.dtype)
+
+    def _check_k(self, k: int) -> int:
+        N = self.config.max_tokens
+        if not 1 <= k <= N:
+            raise TokenCountError(f"token count k must lie in 1..{N} (this model's N), found {k}")
+        return k
+
+    # ---- the API -----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def tokenize(self, images: torch.Tensor, *, max_tokens: int | None = None) -> list[torch.Tensor]:
+        """``images (B, 3, S, S)`` -> B LongTensors of the first ``max_tokens`` (default N) ids, on CPU."""
+        k = self._check_k(max_tokens if max_tokens is not None else self.config.max_tokens)
+        _, ids, _ = self.model.encode(self._check_images(images))
+        return [row[:k].cpu() for row in ids]
+
+    @torch.inference_mode()
+    def detokenize(self, token_lists: list[torch.Tensor]) -> torch.Tensor:
+        """Token lists of any lengths 1..N -> images ``(B, 3, S, S)`` clamped to [0, 1], on CPU."""
+        S, size = self.config.image_size, self.config.codebook_size
+        out = torch.empty(len(token_lists), 3, S, S)
+        by_len: dict[int, list[int]] = {}
+        for i, t in enumerate(token_lists):
+            t = torch.as_tensor(t)
+            self._check_k(int(t.numel()))
+            if int(t.min()) < 0 or int(t.max()) >= size:
+                raise TokenCountError(f"image token ids must lie in 0..{size - 1}, found {int(t.min())}..{int(t.max())}")
+            by_len.setdefault(int(t.numel()), []).append(i)
+        for _, idx in sorted(by_len.items()):
+            ids = torch.stack([torch.as_tensor(token_lists[i]).long() for i in idx]).to(self.device)
+            out[idx] = self.model.decode_ids(ids).clamp(0, 1).float().cpu()
+        return out
+
+    @torch.inference_mode()
+    def encode_adaptive(self, images: torch.Tensor, *, min_psnr: float | None = None,
+                        max_bytes: int | None = None) -> list[torch.Tensor]:
+        """Smallest k per image reaching ``min_psnr`` dB (N if none does), or largest k within ``max_bytes``."""
+        if (min_psnr is None) == (max_bytes is None):
+            raise TokenCountError("encode_adaptive needs exactly one of min_psnr= or max_bytes=")
+        full = self.tokenize(images)
+        N = self.config.max_tokens
+        if max_bytes is not None:
+            fits = [k for k in range(1, N + 1) if payload_bytes(k, self.config.codebook_size) <= max_bytes]
+            if not fits:
+                raise TokenCountError(f"max_bytes={max_bytes} is below the {payload_bytes(1, self.config.codebook_size)} "
+                                      "bytes one token needs; allow more bytes")
+            return [t[: fits[-1]] for t in full]
+        x = self._check_images(images).float().cpu()
+        best = [N] * len(full)
+        for k in range(N, 0, -1):  # smallest k meeting the target, scanning down keeps the first hit cheap to read
+            rec = self.detokenize([t[:k] for t in full])
+            ok = psnr_per_image(rec, x) >= min_psnr
+            best = [k if bool(ok[i]) else b for i, b in enumerate(best)]
+        return [t[:k] for t, k in zip(full, best)]
+
+    def codebook_table(self) -> EmbeddingTable:
+        """The codebook as an ``EmbeddingTable``: ``(size, token_dim)`` code vectors, row i = code of id i."""
+        return EmbeddingTable(self.vocab, self.model.quantizer.codebook().detach().float().cpu())
+
+
+def weights_id(path: Path) -> str:
+    """Model identity: first 16 hex digits of the sha256 of the weights file."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]

@@ -1,0 +1,110 @@
+"""The ``.tok`` file: image token ids packed into bytes, with a model-identity header.
+
+Layout (all integers big-endian)::
+
+    magic  b"TKI1"            4 B
+    version                    1 B   (= 1)
+    model id                   8 B   (sha256 prefix of the weights; decode refuses a mismatch)
+    codebook size K            4 B
+    max tokens N               2 B
+    image size S               2 B
+    image count M              4 B
+    M x [ k-1 (1 B if N <= 256 else 2 B) | ids as one mixed-radix number, payload_bytes(k, K) bytes ]
+    crc32 of everything above  4 B
+
+The payload of k ids is the integer ``sum(id_i * K**i)`` in the fewest whole bytes, i.e.
+``ceil(log2(K**k) / 8)`` — 40 B for 32 FSQ [8,5,5,5] tokens (K = 1000) instead of 64 B for 16-bit ids.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import torch
+
+from tokkit.image.errors import CorruptTokFileError, ModelMismatchError, TokenCountError
+
+__all__ = ["TokFile", "pack", "unpack", "payload_bytes", "HEADER_BYTES", "TRAILER_BYTES"]
+
+MAGIC, VERSION = b"TKI1", 1
+_HEAD = struct.Struct(">4sB8sIHHI")
+HEADER_BYTES, TRAILER_BYTES = _HEAD.size, 4
+
+
+def payload_bytes(k: int, codebook_size: int) -> int:
+    """Bytes holding k ids of a K-code codebook packed as one mixed-radix integer."""
+    return ((codebook_size**k - 1).bit_length() + 7) // 8
+
+
+def length_bytes(max_tokens: int) -> int:
+    return 1 if max_tokens <= 256 else 2
+
+
+@dataclass(frozen=True)
+class TokFile:
+    """Parsed ``.tok`` contents: ``ids`` holds one LongTensor (k_i,) per image."""
+
+    model_id: str
+    codebook_size: int
+    max_tokens: int
+    image_size: int
+    ids: tuple[torch.Tensor, ...]
+
+
+def pack(token_lists: list[torch.Tensor], *, model_id: str, codebook_size: int, max_tokens: int, image_size: int) -> bytes:
+    """Serialise token lists (each 1..N ids in 0..K-1) into ``.tok`` bytes."""
+    lb = length_bytes(max_tokens)
+    out = bytearray(_HEAD.pack(MAGIC, VERSION, bytes.fromhex(model_id), codebook_size, max_tokens, image_size,
+                               len(token_lists)))
+    for t in token_lists:
+        ids = [int(v) for v in torch.as_tensor(t).flatten().tolist()]
+        if not 1 <= len(ids) <= max_tokens:
+            raise TokenCountError(f"each image needs 1..{max_tokens} tokens, found {len(ids)}")
+        if min(ids) < 0 or max(ids) >= codebook_size:
+            raise TokenCountError(f"ids must lie in 0..{codebook_size - 1}, found {min(ids)}..{max(ids)}")
+        value = 0
+        for v in reversed(ids):
+            value = value * codebook_size + v
+        out += (len(ids) - 1).to_bytes(lb, "big") + value.to_bytes(payload_bytes(len(ids), codebook_size), "little")
+    out += struct.pack(">I", zlib.crc32(bytes(out)))
+    return bytes(out)
+
+
+def unpack(data: bytes, *, expect_model_id: str | None = None, source: str = "<bytes>") -> TokFile:
+    """Parse ``.tok`` bytes; raises :class:`CorruptTokFileError` or :class:`ModelMismatchError`."""
+    if len(data) < HEADER_BYTES + TRAILER_BYTES or data[:4] != MAGIC:
+        raise CorruptTokFileError(f"{source} is not a tokkit .tok file: expected magic {MAGIC!r} and at least "
+                                  f"{HEADER_BYTES + TRAILER_BYTES} bytes, found {data[:4]!r} and {len(data)} bytes")
+    body, (crc,) = data[:-4], struct.unpack(">I", data[-4:])
+    if zlib.crc32(body) != crc:
+        raise CorruptTokFileError(f"{source} is corrupt: crc32 mismatch (stored {crc:08x}, computed {zlib.crc32(body):08x}); "
+                                  "the file was truncated or altered — re-encode the image")
+    _, version, mid, K, N, S, count = _HEAD.unpack_from(body)
+    if version != VERSION:
+        raise CorruptTokFileError(f"{source}: .tok version {version} is not supported (expected {VERSION})")
+    model_id = mid.hex()
+    if expect_model_id is not None and model_id != expect_model_id:
+        raise ModelMismatchError(f"{source} was written by model {model_id}, but the model given has id {expect_model_id}; "
+                                 "decode with the checkpoint that encoded it")
+    lb, pos, lists = length_bytes(N), HEADER_BYTES, []
+    for _ in range(count):
+        if pos + lb > len(body):
+            raise CorruptTokFileError(f"{source} is truncated: {count} images declared, {len(lists)} found")
+        k = int.from_bytes(body[pos:pos + lb], "big") + 1
+        n = payload_bytes(k, K)
+        if k > N or pos + lb + n > len(body):
+            raise CorruptTokFileError(f"{source} is corrupt: image {len(lists)} declares {k} tokens (N = {N})")
+        value = int.from_bytes(body[pos + lb:pos + lb + n], "little")
+        ids = []
+        for _ in range(k):
+            value, v = divmod(value, K)
+            ids.append(v)
+        if value:
+            raise CorruptTokFileError(f"{source} is corrupt: image {len(lists)} payload exceeds {k} ids")
+        lists.append(torch.tensor(ids, dtype=torch.long))
+        pos += lb + n
+    if pos != len(body):
+        raise CorruptTokFileError(f"{source} is corrupt: {len(body) - pos} trailing bytes after {count} images")
+    return TokFile(model_id, K, N, S, tuple(lists))

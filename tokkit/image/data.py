@@ -1,0 +1,212 @@
+"""Real images in, ``(B, 3, S, S)`` float tensors out: loading, conversion notes, splits, crops.
+
+* :func:`load_images` reads files for the API/CLI: grayscale and palette images become RGB, RGBA is
+  composited onto white (each with a logged note), then the image is centre-cropped (photos) or
+  white-padded (images with transparency) to a square and box-downsampled to S. An image smaller than
+  S is refused (upscaling would invent detail the codec is then credited for).
+* :func:`prepare_dataset` turns sources (an emoji font rendered with Pillow, folders of PNG/JPEG such as
+  Debian's openclipart-png or scikit-image's bundled photos) into ``train/`` and ``heldout/`` folders of
+  PNGs. The split is by sha1 of the source name, so a held-out image can never enter training.
+* :class:`CropSampler` draws seeded random crops + horizontal flips from a folder loaded into memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from tokkit.errors import FormatError, MissingFileError
+from tokkit.image.errors import ImageSizeError
+
+__all__ = ["load_images", "image_files", "prepare_dataset", "CropSampler", "render_emoji", "to_png_bytes"]
+
+log = logging.getLogger(__name__)
+EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """Image files under ``folder`` (recursive), sorted; refuses a missing or empty folder."""
+    d = Path(folder)
+    if not d.is_dir():
+        raise MissingFileError(f"image folder {d} does not exist; pass a folder of PNG/JPEG files")
+    files = sorted(p for p in d.rglob("*") if p.suffix.lower() in EXTS and p.is_file())
+    if not files:
+        raise MissingFileError(f"no images ({', '.join(sorted(EXTS))}) found under {d}")
+    return files
+
+
+def _to_square_rgb(img, size: int, *, name: str, allow_upscale: bool = False, notes: list[str] | None = None):
+    from PIL import Image
+
+    notes = [] if notes is None else notes
+
+    if img.mode in ("P", "PA"):
+        img = img.convert("RGBA")
+    if img.mode in ("L", "I", "I;16", "F", "1"):
+        notes.append(f"{name}: grayscale ({img.mode}) image converted to RGB")
+        img = img.convert("RGB")
+    if img.mode in ("LA", "RGBA"):
+        img = img.convert("RGBA")
+        side = max(img.size)
+        canvas = Image.new("RGBA", (side, side), (255, 255, 255, 255))
+        canvas.alpha_composite(img, ((side - img.width) // 2, (side - img.height) // 2))
+        notes.append(f"{name}: transparency composited onto white")
+        img = canvas.convert("RGB")
+    img = img.convert("RGB")
+    if min(img.size) < size and not allow_upscale:
+        raise ImageSizeError(f"{name} is {img.width}x{img.height}, smaller than the model's {size}x{size} input; "
+                             f"use an image at least {size}px on its shorter side")
+    side = min(img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    img = img.crop((left, top, left + side, top + side))
+    return img.resize((size, size), Image.Resampling.BOX if side >= size else Image.Resampling.BICUBIC)
+
+
+def load_images(paths: list[str | Path], *, size: int) -> torch.Tensor:
+    """Files -> ``(B, 3, size, size)`` float32 in [0, 1] (see the module note on conversions)."""
+    from PIL import Image, UnidentifiedImageError
+
+    out = []
+    for p in paths:
+        p = Path(p)
+        if not p.is_file():
+            raise MissingFileError(f"image {p} does not exist")
+        try:
+            with Image.open(p) as im:
+                im.load()
+                notes: list[str] = []
+                rgb = _to_square_rgb(im, size, name=str(p), notes=notes)
+                for note in notes:  # the caller should know the pixels it gets are not the file's
+                    log.warning(note)
+        except (UnidentifiedImageError, OSError) as e:
+            raise FormatError(f"{p} is not a readable image ({e}); pass PNG/JPEG/WebP files") from None
+        out.append(torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1))
+    return torch.stack(out).float() / 255
+
+
+def to_png_bytes(image: torch.Tensor) -> bytes:
+    """``(3, H, W)`` in [0, 1] -> PNG bytes."""
+    import io
+
+    from PIL import Image
+
+    arr = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def render_emoji(ttf: str | Path) -> Iterator[tuple[str, "object"]]:
+    """Every single-codepoint emoji the colour font renders, as (name, RGBA PIL image 136x128)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(str(ttf), 109, layout_engine=ImageFont.Layout.BASIC)  # CBDT bitmaps: size 109 only
+    seen: set[bytes] = set()
+    for cp in [*range(0x2000, 0x2c00), *range(0x1f000, 0x1fb00)]:
+        im = Image.new("RGBA", (136, 128), (0, 0, 0, 0))
+        ImageDraw.Draw(im).text((0, 0), chr(cp), font=font, embedded_color=True)
+        if im.getbbox() is None:
+            continue
+        digest = hashlib.sha1(im.tobytes()).digest()
+        if digest not in seen:  # a missing glyph renders the same fallback box every time
+            seen.add(digest)
+            yield f"emoji_u{cp:05x}", im
+
+
+def _is_heldout(name: str, heldout_percent: int) -> bool:
+    return int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) % 100 < heldout_percent
+
+
+def prepare_dataset(*, out: Path, size: int, folders: list[Path], emoji_font: Path | None, heldout_percent: int,
+                    train_margin: int) -> dict[str, int]:
+    """Write ``out/train`` (side ``size + train_margin`` for random crops) and ``out/heldout`` (side ``size``)."""
+    from PIL import Image
+
+    (out / "train").mkdir(parents=True)
+    (out / "heldout").mkdir()
+    counts = {"train": 0, "heldout": 0, "skipped_small": 0}
+
+    def sources() -> Iterator[tuple[str, object]]:
+        if emoji_font is not None:
+            yield from render_emoji(emoji_font)
+        seen: set[str] = set()
+        for folder in folders:
+            for p in image_files(folder):
+                digest = hashlib.sha1(p.read_bytes()).hexdigest()
+                if p.is_symlink() or digest in seen:  # the same file under two names must not straddle the split
+                    continue
+                seen.add(digest)
+                try:
+                    with Image.open(p) as im:
+                        im.load()
+                        yield f"{folder.name}/{p.relative_to(folder)}#{digest}", im.copy()
+                except (OSError, ValueError, Image.DecompressionBombError):
+                    log.warning("skipping unreadable %s", p)
+
+    for name, im in sources():
+        held = _is_heldout(name.rsplit("#", 1)[-1], heldout_percent)
+        name = name.split("#", 1)[0]
+        side = size if held else size + train_margin
+        try:
+            rgb = _to_square_rgb(im, side, name=name)
+        except ImageSizeError:
+            counts["skipped_small"] += 1
+            continue
+        split = "heldout" if held else "train"
+        fname = name.replace("/", "__").rsplit(".", 1)[0] + ".png"
+        rgb.save(out / split / fname)
+        counts[split] += 1
+    return counts
+
+
+class CropSampler:
+    """Images of a folder in memory (uint8 ``(M, 3, T, T)``); seeded random S-crops + flips."""
+
+    def __init__(self, folder: str | Path, *, size: int) -> None:
+        from PIL import Image
+
+        arrs, skipped = [], 0
+        for p in image_files(folder):
+            with Image.open(p) as im:
+                im.load()
+                try:
+                    arrs.append(np.asarray(_to_square_rgb(im, size + size // 8, name=str(p), allow_upscale=False)))
+                except ImageSizeError:
+                    try:
+                        arrs.append(np.asarray(_to_square_rgb(im, size, name=str(p))))
+                    except ImageSizeError:
+                        skipped += 1
+        if not arrs:
+            raise ImageSizeError(f"no image under {folder} is at least {size}px on its shorter side")
+        side = min(a.shape[0] for a in arrs)
+        self.images = torch.from_numpy(np.stack([a[:side, :side] for a in arrs])).permute(0, 3, 1, 2).contiguous()
+        self.size = size
+        if skipped:
+            log.warning("skipped %d images smaller than %dpx under %s", skipped, size, folder)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def batch(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``(n, 3, S, S)`` float in [0, 1]: random images, random crops, random horizontal flips."""
+        M, _, T, _ = self.images.shape
+        idx = torch.randint(0, M, (n,), generator=generator)
+        off = torch.randint(0, T - self.size + 1, (n, 2), generator=generator)
+        flip = torch.rand(n, generator=generator) < 0.5
+        out = torch.empty(n, 3, self.size, self.size, dtype=torch.uint8)
+        for b in range(n):
+            y, x = int(off[b, 0]), int(off[b, 1])
+            crop = self.images[idx[b], :, y:y + self.size, x:x + self.size]
+            out[b] = crop.flip(-1) if flip[b] else crop
+        return out.float() / 255
+
+    def fixed(self, n: int) -> torch.Tensor:
+        """The first ``n`` images, centre-cropped (a deterministic readout set)."""
+        T = self.images.shape[-1]
+        o = (T - self.size) // 2
+        return self.images[:n, :, o:o + self.size, o:o + self.size].float() / 255

@@ -1,0 +1,199 @@
+"""Train a 1D image tokenizer: AdamW + warm-up + cosine, seeded, resumable, with collapse alarms.
+
+MSE (+ optional L1) on pixels in [0, 1] plus the quantizer's loss; the length sampler of the recipe
+decides which leading tokens the decoder sees (:mod:`tokkit.image.samplers`). A checkpoint folder holds
+``model.safetensors`` + ``model_config.json`` (what :class:`~tokkit.image.api.ImageTokenizer` loads),
+``optimizer.safetensors``, ``rng.safetensors`` and ``train_state.json`` (step, recipe, history) and is
+replaced atomically, so an interrupted run resumes from its last checkpoint with ``resume=True``.
+Diagnostics every ``log_every`` steps: codes in use, mean per-position index entropy, encoder gradient
+norm and the mean-image MSE; collapse logs a warning (TiTok issues #27 / #76, reference §6-7).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from tokkit.atomic import atomic_dir, check_output
+from tokkit.image.api import ImageTokenizer, psnr_per_image
+from tokkit.image.config import TrainConfig
+from tokkit.image.data import CropSampler
+from tokkit.image.model import Tokenizer1D
+from tokkit.image.samplers import sample_lengths
+
+__all__ = ["train", "TrainResult", "resolve_device", "code_stats"]
+
+log = logging.getLogger(__name__)
+STATE = "train_state.json"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Summary of a finished run (``history``: one dict per log step)."""
+
+    steps: int
+    seconds: float
+    peak_rss_mb: float
+    images_seen: int
+    final_loss: float
+    final_psnr: float
+    codes_used: int
+    codebook_size: int
+    position_entropy_bits: float
+    history: tuple[dict, ...]
+
+
+def resolve_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def code_stats(ids: torch.Tensor, codebook_size: int) -> tuple[int, float]:
+    """``ids (M, N)`` -> (distinct codes used, mean over positions of the index entropy in bits)."""
+    used = int(torch.unique(ids).numel())
+    ent = []
+    for j in range(ids.shape[1]):
+        c = torch.bincount(ids[:, j], minlength=codebook_size).float()
+        p = c[c > 0] / c.sum()
+        ent.append(float(-(p * p.log2()).sum()))
+    return used, sum(ent) / len(ent)
+
+
+def _lr(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def _save(out: Path, model: Tokenizer1D, opt: torch.optim.Optimizer, gen: torch.Generator, state: dict) -> None:
+    with atomic_dir(out, force=True) as tmp:
+        ImageTokenizer.save_model(model, tmp)
+        flat = {}
+        for i, s in opt.state_dict()["state"].items():
+            for name, t in s.items():
+                flat[f"{i}.{name}"] = torch.as_tensor(t).detach().cpu().contiguous()
+        save_file(flat, str(tmp / "optimizer.safetensors"))
+        save_file({"data": gen.get_state(), "torch": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
+        (tmp / STATE).write_text(json.dumps(state, indent=1))
+
+
+def _load(out: Path, model: Tokenizer1D, opt: torch.optim.Optimizer, gen: torch.Generator) -> dict:
+    state = json.loads((out / STATE).read_text())
+    model.load_state_dict(load_file(str(out / "model.safetensors")), strict=False)
+    flat = load_file(str(out / "optimizer.safetensors"))
+    sd = opt.state_dict()
+    for key, t in flat.items():
+        i, name = key.split(".", 1)
+        sd["state"].setdefault(int(i), {})[name] = t
+    opt.load_state_dict(sd)
+    rng = load_file(str(out / "rng.safetensors"))
+    gen.set_state(rng["data"])
+    torch.set_rng_state(rng["torch"])
+    return state
+
+
+def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto", resume: bool = False,
+          force: bool = False, progress: bool = True, stop_after: int | None = None) -> TrainResult:
+    """Train on the images under ``data`` (random crops + flips) into checkpoint folder ``out``.
+
+    ``stop_after`` ends this call after that many steps (checkpointing first); ``resume=True`` continues.
+    """
+    from tqdm.auto import tqdm
+
+    resuming = resume and (out / STATE).is_file()
+    if not resuming:
+        check_output(out, force=force)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    dev = resolve_device(device)
+    torch.manual_seed(cfg.seed)
+    sampler = CropSampler(data, size=cfg.model.image_size)
+    model = Tokenizer1D(cfg.model).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    state = {"step": 0, "history": [], "recipe": cfg.model_dump(mode="json"), "data": str(data), "seconds": 0.0}
+    if resuming:
+        state = _load(out, model, opt, gen)
+        if state["recipe"] != cfg.model_dump(mode="json"):
+            log.warning("resuming %s with a recipe that differs from the one it was started with", out)
+        log.info("resuming %s at step %d", out, state["step"])
+    readout = sampler.fixed(min(cfg.eval_images, len(sampler))).to(dev)
+    N, K = cfg.model.max_tokens, cfg.model.codebook_size
+    t0, window_ids, loss_v = time.time(), [], float("nan")
+    bar = tqdm(total=cfg.steps, initial=state["step"], disable=not progress, desc="image train", unit="step")
+    model.train()
+    last = cfg.steps if stop_after is None else min(cfg.steps, state["step"] + stop_after)
+    while state["step"] < last:
+        step = state["step"]
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, cfg)
+        x = sampler.batch(cfg.batch_size, gen).to(dev)
+        k, lengths = sample_lengths(cfg.sampler, batch=x.shape[0], n=N, p_full=cfg.p_full, generator=gen)
+        codes, ids, aux = model.encode(x)
+        rec = model.decode_codes(codes[:, :k], None if lengths is None else lengths.to(dev))
+        loss = F.mse_loss(rec, x) + aux
+        if cfg.l1_weight:
+            loss = loss + cfg.l1_weight * (rec - x).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        enc_grad = float(torch.linalg.vector_norm(torch.stack(
+            [p.grad.norm() for n, p in model.named_parameters() if p.grad is not None and n.startswith(("stem", "encoder"))])))
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        loss_v = loss.item()
+        window_ids.append(ids.detach().cpu())
+        state["step"] = step + 1
+        bar.update(1)
+        if state["step"] % cfg.log_every == 0 or state["step"] == cfg.steps:
+            state["history"].append(_diagnose(model, readout, torch.cat(window_ids), state["step"], loss_v, enc_grad, x, K))
+            window_ids = []
+            h = state["history"][-1]
+            bar.set_postfix(loss=f"{loss_v:.4f}", psnr=f"{h['psnr_full']:.2f}", codes=h["codes_used"])
+            model.train()
+        if state["step"] % cfg.checkpoint_every == 0 or state["step"] == last:
+            state["seconds"] = state.get("seconds", 0.0) + time.time() - t0
+            t0 = time.time()
+            _save(out, model, opt, gen, state)
+    bar.close()
+    h = state["history"][-1] if state["history"] else {}
+    return TrainResult(steps=state["step"], seconds=round(state.get("seconds", 0.0), 1),
+                       peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                       images_seen=state["step"] * cfg.batch_size, final_loss=loss_v, final_psnr=h.get("psnr_full", float("nan")),
+                       codes_used=h.get("codes_used", 0), codebook_size=K,
+                       position_entropy_bits=h.get("position_entropy_bits", 0.0), history=tuple(state["history"]))
+
+
+@torch.no_grad()
+def _diagnose(model: Tokenizer1D, readout: torch.Tensor, ids: torch.Tensor, step: int, loss: float, enc_grad: float,
+              batch: torch.Tensor, K: int) -> dict:
+    model.eval()
+    codes, _, _ = model.encode(readout)
+    N = codes.shape[1]
+    rec_full = model.decode_codes(codes)
+    rec_quarter = model.decode_codes(codes[:, : max(1, N // 4)])
+    used, ent = code_stats(ids, K)
+    mean_mse = float(((batch - batch.mean(0, keepdim=True)) ** 2).mean())
+    h = {"step": step, "loss": round(loss, 5), "psnr_full": round(float(psnr_per_image(rec_full, readout).mean()), 3),
+         "psnr_quarter": round(float(psnr_per_image(rec_quarter, readout).mean()), 3), "codes_used": used,
+         "position_entropy_bits": round(ent, 3), "encoder_grad_norm": enc_grad, "mean_image_mse": round(mean_mse, 5)}
+    slots = ids.numel()
+    if used < 0.02 * min(K, slots) or ent < 1.0:
+        log.warning("codebook collapse at step %d: %d of %d codes in use, %.2f bits per position", step, used, K, ent)
+    if enc_grad < 1e-6:
+        log.warning("encoder gradient norm %.1e at step %d: the decoder may be ignoring the tokens", enc_grad, step)
+    if step > 100 and loss > 0.9 * mean_mse:
+        log.warning("loss %.4f at step %d is still near the mean-image MSE %.4f: the model predicts the mean", loss, step,
+                    mean_mse)
+    log.info("step %d %s", step, h)
+    return h
