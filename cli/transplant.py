@@ -32,8 +32,8 @@ def _human(x: float) -> str:
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--device", default=None, help="auto (CUDA when present), cpu, cuda ... [default: auto]")
 @click.option("-k", "--k", "k", type=int, default=None, help="OMP: anchors per new token [default: 64].")
-@click.option("--candidates", type=int, default=None, help="OMP: anchors pre-selected per token [default: 2048].")
-@click.option("--plain-omp", is_flag=True, help="OMP over all anchors (no pre-selection; slow on CPU).")
+@click.option("--per-step", type=int, default=None, help="OMP: atoms added per correlation GEMM; 1 = textbook OMP [default: 4].")
+@click.option("--candidates", type=int, default=None, help="OMP: restrict each token to its L most similar anchors [default: all].")
 @click.option("--global-weight", type=float, default=None, help="heuristic: weight of the kNN estimate [default: 0.3].")
 @click.option("--temperature", type=float, default=None, help="heuristic: softmax temperature [default: 0.3].")
 @click.option("--top-k", type=int, default=None, help="heuristic: neighbours [default: 3].")
@@ -43,19 +43,17 @@ def _human(x: float) -> str:
 @click.option("--heldout", type=int, default=None, help="Shared tokens rebuilt as new for the fidelity check [default: 500].")
 @click.option("--memory-gb", type=float, default=None, help="Working-memory budget per batch [default: from free memory].")
 @click.option("--seed", type=int, default=None)
-def transplant_command(src, dst, donor, method, out_dir, force, device, k, candidates, plain_omp, global_weight,
+def transplant_command(src, dst, donor, method, out_dir, force, device, k, per_step, candidates, global_weight,
                        temperature, top_k, aux_model, chat_template, heldout, memory_gb, seed) -> None:
     """Move the pretrained causal LM SRC onto the tokenizer DST without training."""
     from tokkit.atomic import check_output
     from tokkit.transplant import TransplantConfig, plan_transplant, run_transplant
     from tokkit.transplant.report import summary_lines
 
-    flags = dict(src=src, dst=dst, donor=donor, method=method, device=device, k=k, candidates=candidates,
+    flags = dict(src=src, dst=dst, donor=donor, method=method, device=device, k=k, per_step=per_step, candidates=candidates,
                  global_weight=global_weight, temperature=temperature, top_k=top_k, aux_model=aux_model,
                  chat_template=chat_template, heldout=heldout, memory_gb=memory_gb, seed=seed)
     cfg = TransplantConfig.model_validate({key: v for key, v in flags.items() if v is not None})
-    if plain_omp:
-        cfg = cfg.model_copy(update={"candidates": None})
     check_output(out_dir, force=force)
     t0 = time.perf_counter()
     plan = plan_transplant(cfg)

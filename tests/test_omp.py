@@ -92,3 +92,16 @@ def test_cost_model_and_batch_budget():
     small = omp_batch_size(1000, 64, 8, candidates=None, budget_bytes=1 << 20)
     big = omp_batch_size(1000, 64, 8, candidates=None, budget_bytes=1 << 26)
     assert 1 <= small < big
+
+
+def test_generalized_omp_picks_top_s_per_step_and_fits_by_least_squares():
+    x, atoms = _data(7, 8, 60, 24)
+    res = batch_omp(x, atoms, 12, per_step=4)
+    unit = atoms / atoms.norm(dim=1, keepdim=True)
+    first = (x @ unit.T).abs().topk(4, dim=1).indices
+    assert torch.equal(res.indices[:, :4], first)
+    assert all(len(set(row)) == 12 for row in res.indices.tolist())
+    for r in range(8):
+        c = lstsq_coeffs(x[r].numpy(), atoms[res.indices[r]].numpy())
+        np.testing.assert_allclose(res.coeffs[r].numpy(), c, rtol=1e-3, atol=1e-4)
+    assert omp_flops(10, 100, 8, 12, per_step=4) < omp_flops(10, 100, 8, 12)

@@ -52,22 +52,31 @@ class OMPResult:
         return torch.cat(out) if out else atoms.new_zeros(0, atoms.shape[1], dtype=torch.float32)
 
 
-def omp_flops(m: int, n: int, d: int, k: int, *, candidates: int | None = None) -> float:
+def omp_flops(m: int, n: int, d: int, k: int, *, candidates: int | None = None, per_step: int = 1) -> float:
     """Multiply-add FLOPs of :func:`omp` for ``m`` targets, ``n`` atoms of width ``d``, sparsity ``k``.
 
-    Plain OMP: ``2·k·m·n·d`` (selection GEMMs) + ``≈4·m·d·k²`` (Gram-Schmidt). With ``L``
-    candidates: ``2·m·n·d`` (pre-selection) + ``2·k·m·L·d`` + the same Gram-Schmidt term.
+    Textbook OMP: ``2·k·m·n·d`` (selection GEMMs) + ``≈4·m·d·k²`` (Gram-Schmidt). ``per_step=s``
+    needs ``⌈k/s⌉`` selection GEMMs. With ``L`` candidates: ``2·m·n·d`` (pre-selection) +
+    ``2·⌈k/s⌉·m·L·d`` + the same Gram-Schmidt term.
     """
     gs = 4.0 * m * d * k * k
+    steps = -(-k // per_step)
     if candidates is None or candidates >= n:
-        return 2.0 * k * m * n * d + gs
-    return 2.0 * m * n * d + 2.0 * k * m * candidates * d + gs
+        return 2.0 * steps * m * n * d + gs
+    return 2.0 * m * n * d + 2.0 * steps * m * candidates * d + gs
 
 
 def omp_batch_size(n: int, d: int, k: int, *, candidates: int | None, budget_bytes: int) -> int:
-    """Largest batch (rows) whose working set fits ``budget_bytes`` (float32; ≥ 1)."""
-    width = min(candidates or n, n)
-    per_row = 4 * (width * d + 2 * width + 2 * k * d + 4 * d + (n if candidates else 0))
+    """Largest batch (rows) whose working set fits ``budget_bytes`` (float32; ≥ 1).
+
+    Per row: the correlations (``N`` or ``L``) and mask, ``Q`` (``D·k``), ``R`` (``k²``) and a few
+    ``D`` vectors; with candidates also the gathered ``(L, D)`` atoms and the pre-selection row (``N``).
+    The shared ``(N, D)`` dictionary is not counted (it is resident once).
+    """
+    if candidates is not None and candidates < n:
+        per_row = 4 * (candidates * d + 3 * candidates + n + d * k + k * k + 6 * d)
+    else:
+        per_row = 4 * (3 * n + d * k + k * k + 6 * d)
     return max(1, int(budget_bytes // per_row))
 
 
@@ -78,7 +87,7 @@ def topk_candidates(x: torch.Tensor, atoms_unit: torch.Tensor, count: int) -> to
 
 
 def batch_omp(x: torch.Tensor, atoms: torch.Tensor, k: int, *, candidates: torch.Tensor | None = None,
-              eps: float = 1e-7) -> OMPResult:
+              per_step: int = 1, eps: float = 1e-7) -> OMPResult:
     """OMP for one batch.
 
     Args:
@@ -86,6 +95,8 @@ def batch_omp(x: torch.Tensor, atoms: torch.Tensor, k: int, *, candidates: torch
         atoms: ``(N, D)`` dictionary (any float dtype; same device as ``x``).
         k: atoms per target (``k <= N``, and ``k <= L`` with candidates).
         candidates: optional ``(B, L)`` long, the atoms each row may use.
+        per_step: atoms added per correlation step (1: textbook OMP; s > 1: generalized OMP, Wang,
+            Kwon & Shim 2012, which needs ``⌈k/s⌉`` correlation GEMMs instead of ``k``).
         eps: a new atom whose component orthogonal to the picked ones is below ``eps·‖atom‖`` is
             treated as dependent (coefficient 0).
 
@@ -109,28 +120,31 @@ def batch_omp(x: torch.Tensor, atoms: torch.Tensor, k: int, *, candidates: torch
     r = x.clone()
     rows = torch.arange(B, device=x.device)
     taken = torch.zeros(B, width, dtype=torch.bool, device=x.device)
-    for t in range(k):
+    t = 0
+    while t < k:
         corr = (torch.bmm(sub, r[:, :, None])[:, :, 0] if candidates is not None else r @ unit.T).abs_()  # (B, L|N)
         corr.masked_fill_(taken, -1.0)
-        j = corr.argmax(dim=1)  # (B,)
-        taken[rows, j] = True
-        atom_id = cand[rows, j] if candidates is not None else j
-        idx[:, t] = atom_id
-        v = a[atom_id]  # (B, D) original atom
-        q = v
-        h = x.new_zeros(B, k)
-        if t:
-            for _ in range(2):  # CGS2: project out the picked directions twice
-                p = torch.bmm(Q[:, :, :t].transpose(1, 2), q[:, :, None])[:, :, 0]  # (B, t)
-                q = q - torch.bmm(Q[:, :, :t], p[:, :, None])[:, :, 0]
-                h[:, :t] += p
-        nq = q.norm(dim=1)
-        ok = nq > eps * norms[atom_id]
-        q = torch.where(ok[:, None], q / nq.clamp_min(1e-30)[:, None], torch.zeros_like(q))
-        R[:, :t, t] = torch.where(ok[:, None], h[:, :t], torch.zeros_like(h[:, :t]))
-        R[:, t, t] = torch.where(ok, nq, torch.ones_like(nq))
-        Q[:, :, t] = q
-        r = r - q * (q * r).sum(dim=1, keepdim=True)
+        picks = corr.topk(min(per_step, k - t), dim=1).indices  # (B, s): the s best atoms this step
+        for j in picks.T:
+            taken[rows, j] = True
+            atom_id = cand[rows, j] if candidates is not None else j
+            idx[:, t] = atom_id
+            v = a[atom_id]  # (B, D) original atom
+            q = v
+            h = x.new_zeros(B, k)
+            if t:
+                for _ in range(2):  # CGS2: project out the picked directions twice
+                    p = torch.bmm(Q[:, :, :t].transpose(1, 2), q[:, :, None])[:, :, 0]  # (B, t)
+                    q = q - torch.bmm(Q[:, :, :t], p[:, :, None])[:, :, 0]
+                    h[:, :t] += p
+            nq = q.norm(dim=1)
+            ok = nq > eps * norms[atom_id]
+            q = torch.where(ok[:, None], q / nq.clamp_min(1e-30)[:, None], torch.zeros_like(q))
+            R[:, :t, t] = torch.where(ok[:, None], h[:, :t], torch.zeros_like(h[:, :t]))
+            R[:, t, t] = torch.where(ok, nq, torch.ones_like(nq))
+            Q[:, :, t] = q
+            r = r - q * (q * r).sum(dim=1, keepdim=True)
+            t += 1
     qx = torch.bmm(Q.transpose(1, 2), x[:, :, None])  # (B, k, 1)
     coeffs = torch.linalg.solve_triangular(R, qx, upper=True)[:, :, 0]
     xn = x.norm(dim=1)
@@ -138,12 +152,13 @@ def batch_omp(x: torch.Tensor, atoms: torch.Tensor, k: int, *, candidates: torch
     return OMPResult(idx, coeffs, resid)
 
 
-def omp(x: torch.Tensor, atoms: torch.Tensor, k: int, *, candidates: int | None = None, batch_size: int = 512,
-        progress: Callable[[int], None] | None = None) -> OMPResult:
+def omp(x: torch.Tensor, atoms: torch.Tensor, k: int, *, candidates: int | None = None, per_step: int = 1,
+        batch_size: int = 512, progress: Callable[[int], None] | None = None) -> OMPResult:
     """OMP for all rows of ``x (M, D)`` over ``atoms (N, D)``, in batches of ``batch_size``.
 
     Args:
         candidates: ``L``: pre-select each row's ``L`` largest-``|cos|`` atoms (None: all ``N``).
+        per_step: atoms added per correlation step (see :func:`batch_omp`).
         progress: called with the number of rows finished after each batch (a tqdm ``update``).
     """
     M = x.shape[0]
@@ -156,7 +171,7 @@ def omp(x: torch.Tensor, atoms: torch.Tensor, k: int, *, candidates: int | None 
         if candidates is not None and candidates < a.shape[0]:
             xu = xb / xb.norm(dim=1, keepdim=True).clamp_min(1e-30)
             cand = topk_candidates(xu, unit, candidates)
-        parts.append(batch_omp(xb, a, k, candidates=cand))
+        parts.append(batch_omp(xb, a, k, candidates=cand, per_step=per_step))
         if progress is not None:
             progress(xb.shape[0])
     if not parts:

@@ -30,15 +30,15 @@ def segments(text: str, *, segment_bytes: int = 2048) -> list[str]:
     for line in text.splitlines(keepends=True):
         parts = [line]
         if len(line.encode()) > segment_bytes:  # a long paragraph: cut at spaces
-            parts, buf = [], ""
+            parts, buf = [], None
             for w in line.split(" "):
-                cand = w if not buf else buf + " " + w
-                if len(cand.encode()) > segment_bytes and buf:
+                cand = w if buf is None else buf + " " + w
+                if len(cand.encode()) + 1 > segment_bytes and buf is not None:  # +1: the space kept on the part
                     parts.append(buf + " ")
                     buf = w
                 else:
                     buf = cand
-            parts.append(buf)
+            parts.append(buf or "")
         for p in parts:
             n = len(p.encode())
             if size + n > segment_bytes and cur:

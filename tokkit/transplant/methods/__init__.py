@@ -16,7 +16,7 @@ def build_method(cfg: TransplantConfig) -> EmbeddingInit:
     """The method object for ``cfg`` (``hypernet`` is registered by its own package when installed)."""
     m = cfg.resolved_method()
     if m is Method.OMP:
-        return OMPInit(k=cfg.k, candidates=cfg.candidates)
+        return OMPInit(k=cfg.k, per_step=cfg.per_step, candidates=cfg.candidates)
     if m is Method.HEURISTIC:
         return HeuristicInit(global_weight=cfg.global_weight, temperature=cfg.temperature, top_k=cfg.top_k,
                              threshold=cfg.threshold, aux_model=cfg.aux_model)

@@ -6,8 +6,10 @@ anchors give the new base row: ``ê = Σ_l c_l · E_base[anchor_l]``. Anchors ar
 tokens under the byte-level alignment. Differences from mergekit, on purpose:
 
 * atoms are selected on unit-norm donor rows (no bias towards high-norm tokens);
-* ``candidates=L`` pre-selects each target's ``L`` most cosine-similar anchors (one GEMM), so the
-  ``k`` selection steps cost ``k·L`` instead of ``k·N`` per target (``None`` = plain OMP);
+* ``per_step=s`` adds the ``s`` best atoms per correlation GEMM (generalized OMP, Wang, Kwon & Shim
+  2012): ``⌈k/s⌉`` GEMMs of ``2·M·N·D`` instead of ``k`` (the dominant cost); ``s=1`` is textbook OMP;
+* ``candidates=L`` optionally restricts each target to its ``L`` most cosine-similar anchors (measured
+  on CPU: slower, memory-bound gathers, and a worse fit at k=64, so off by default);
 * a tied donor's coefficients are reused for an untied base's lm_head (one OMP, not two); an untied
   donor gets a second OMP on its lm_head rows.
 """
@@ -32,12 +34,14 @@ class OMPInit:
 
     Attributes:
         k: atoms per new token (mergekit's default 64).
-        candidates: anchors pre-selected per token by ``|cos|`` (None: all anchors, plain OMP).
+        per_step: atoms added per correlation GEMM (1: textbook OMP; 4: generalized OMP with k/4 GEMMs).
+        candidates: anchors pre-selected per token by ``|cos|`` (None: all anchors).
         report_top: how many (anchor, coefficient) pairs per token go into the provenance report.
     """
 
     k: int = 64
-    candidates: int | None = 2048
+    per_step: int = 4
+    candidates: int | None = None
     report_top: int = 8
     name: str = "omp"
 
@@ -56,7 +60,7 @@ class OMPInit:
         self._check(ctx)
         n = len(ctx.alignment.anchors()[0])
         d = ctx.donor.dim  # type: ignore[union-attr]
-        flops = omp_flops(n_new, n, d, self.k, candidates=self.candidates) * self._passes(ctx)
+        flops = omp_flops(n_new, n, d, self.k, candidates=self.candidates, per_step=self.per_step) * self._passes(ctx)
         bs = omp_batch_size(n, d, self.k, candidates=self.candidates, budget_bytes=ctx.batch_bytes)
         per_row = ctx.batch_bytes // max(bs, 1)
         mem = 4 * n * (d + ctx.base.dim) + min(bs, max(n_new, 1)) * per_row
@@ -71,7 +75,7 @@ class OMPInit:
         cand = None if self.candidates is None or self.candidates >= len(anchors) else max(self.candidates, k)
         bs = omp_batch_size(len(anchors), atoms.shape[1], k, candidates=cand, budget_bytes=ctx.batch_bytes)
         with tqdm(total=len(dst_ids), desc=f"OMP {what} (k={k})", unit="tok", disable=not ctx.progress) as bar:
-            return omp(x, atoms, k, candidates=cand, batch_size=bs, progress=bar.update)
+            return omp(x, atoms, k, candidates=cand, per_step=self.per_step, batch_size=bs, progress=bar.update)
 
     def initialize(self, ctx: InitContext, dst_ids: Sequence[int]) -> InitResult:
         self._check(ctx)
