@@ -189,3 +189,46 @@ def test_errors_exit_2_without_partial_output(tmp_path, toks):
     assert r.exit_code == 2 and "--force" in r.output
     assert [p.name for p in (tmp_path / "exists").iterdir()] == ["mine.txt"]
     shutil.rmtree(tmp_path / "exists")
+
+
+def _ctx(tmp_path, toks, *, tied=True):
+    from tokkit.transplant import InitContext
+
+    sm, mi = toks
+    src = _tiny(tmp_path / "src", sm, hidden=16, tied=tied)
+    base = load_model_embeddings(src)
+    return src, InitContext(base=base, alignment=align_vocabs(sm.vocab, mi.vocab), src_hf=sm.to_hf())
+
+
+def test_heuristic_matches_the_formula_for_one_token(tmp_path, toks):
+    from tokkit.transplant.methods import HeuristicInit
+
+    _, ctx = _ctx(tmp_path, toks)
+    sm, mi = toks
+    t = mi.vocab.id_of(b" differe") or next(i for i in ctx.alignment.new_ids if len(ctx.pieces([i])[0]) == 3)
+    res = HeuristicInit().initialize(ctx, [t])
+    E = ctx.base.input.weight.float()
+    unit = E / E.norm(dim=1, keepdim=True)
+    p = ctx.pieces([t])[0]
+    phi = E[p].mean(0)
+    phi = phi / phi.norm()
+    alpha = unit[p] @ phi
+    lam = torch.tensor([len(sm.vocab.tokens[i]) / len(mi.vocab.tokens[t]) for i in p])
+    w = ((alpha.softmax(0) + lam) / 2 / (0.3 + 1e-5)).softmax(0)
+    loc = w @ E[p]
+    pool = torch.tensor(sm.vocab.ordinary_ids())
+    top = (unit[pool] @ phi).topk(3)
+    wg = (top.values / (0.3 + 1e-5)).softmax(0)
+    glob = wg @ E[pool[top.indices]]
+    torch.testing.assert_close(res.input[0], 0.7 * loc + 0.3 * glob, rtol=1e-4, atol=1e-5)
+    assert res.details["neighbours"][0] == pool[top.indices].tolist()
+
+
+def test_heuristic_with_an_auxiliary_model_untied(tmp_path, toks):
+    from tokkit.transplant.methods import HeuristicInit
+
+    src, ctx = _ctx(tmp_path, toks, tied=False)
+    ids = ctx.alignment.new_ids[100:110]
+    res = HeuristicInit(aux_model=str(src)).initialize(ctx, ids)  # the tiny model itself as the embedder
+    assert res.input.shape == (10, 16) and res.output.shape == (10, 16)
+    assert torch.isfinite(res.input).all() and not torch.equal(res.input, res.output)
