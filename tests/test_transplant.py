@@ -20,6 +20,12 @@ from tokkit_cli.main import cli
 transformers = pytest.importorskip("transformers")
 
 
+def sm_chat_template():
+    from tokkit import resolve_model
+
+    return resolve_model("smollm2") / "chat_template.jinja"
+
+
 def _tiny(path, tok, *, hidden: int, tied: bool, rows: int | None = None, seed: int = 0):
     """A 1-layer Llama with ``tok``'s vocabulary saved as an HF folder."""
     v = tok.vocab
@@ -161,7 +167,10 @@ def test_added_tokens_in_destination_are_matched_by_text(tmp_path, toks):
     dst = load_tokenizer(d)
     assert len(dst.vocab) == 32003
     src = _tiny(tmp_path / "src", sm, hidden=16, tied=True)
+    shutil.copy(sm_chat_template(), src / "chat_template.jinja")  # SmolLM2's template: <|im_start|> ... <|im_end|>
     res = run_transplant(plan_transplant(TransplantConfig(src=str(src), dst=str(d), method="mean", heldout=0)), tmp_path / "out")
+    # the target has no template; the source's control tokens all exist in the new vocab -> kept
+    assert res.report["chat_template"].startswith("source")
     kinds = {t["text"]: t["kind"] for t in res.report["tokens"][32000:]}
     assert kinds == {"<|im_start|>": "special_text", "<|im_end|>": "special_text", "Queequeg": "new"}
     new, base = load_model_embeddings(res.out_dir), load_model_embeddings(src)
@@ -169,6 +178,14 @@ def test_added_tokens_in_destination_are_matched_by_text(tmp_path, toks):
     assert torch.equal(new.input.weight[32000], base.input.weight[sm.vocab.specials[1].id])
     hf_tok = transformers.AutoTokenizer.from_pretrained(res.out_dir)
     assert hf_tok.convert_tokens_to_ids("<|im_end|>") == 32001
+    chat = hf_tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False)
+    assert hf_tok(chat, add_special_tokens=False).input_ids[0] == 32000
+    # without the added control tokens the template is dropped (auto) and the report says why
+    src2 = _tiny(tmp_path / "src2", sm, hidden=16, tied=True)
+    shutil.copy(sm_chat_template(), src2 / "chat_template.jinja")
+    res2 = run_transplant(plan_transplant(TransplantConfig(src=str(src2), dst="mistral", method="zero", heldout=0)), tmp_path / "out2")
+    assert res2.report["chat_template"].startswith("none") and "<|im_start|>" in res2.report["chat_template"]
+    assert "chat_template" not in json.loads((tmp_path / "out2" / "tokenizer_config.json").read_text())
 
 
 def test_errors_exit_2_without_partial_output(tmp_path, toks):
