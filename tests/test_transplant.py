@@ -249,3 +249,18 @@ def test_heuristic_with_an_auxiliary_model_untied(tmp_path, toks):
     res = HeuristicInit(aux_model=str(src)).initialize(ctx, ids)  # the tiny model itself as the embedder
     assert res.input.shape == (10, 16) and res.output.shape == (10, 16)
     assert torch.isfinite(res.input).all() and not torch.equal(res.input, res.output)
+
+
+@pytest.mark.parametrize("alias", ["mistral", "gemma3"])
+def test_identity_alignment_keeps_every_row(alias):
+    """Aligning a vocab with itself maps every id to itself: a real piece never to its <0xNN> twin."""
+    from conftest import need_fixture
+
+    need_fixture(alias)
+    v = load_tokenizer(alias).vocab
+    al = align_vocabs(v, v)
+    used = [i for i in range(len(v)) if al.kind[i] is not Match.UNUSED]
+    assert [al.source_id[i] for i in used] == used
+    assert al.counts()["new"] == 0
+    space = v.id_of(b" ") if alias == "mistral" else 236743
+    assert al.source_id[space] == space and v.tokens[space] == b" "

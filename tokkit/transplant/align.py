@@ -20,7 +20,7 @@ from enum import Enum
 
 from tokkit.vocab import TextVocab
 
-__all__ = ["Match", "Alignment", "align_vocabs"]
+__all__ = ["Match", "Alignment", "align_vocabs", "canonical_index"]
 
 #: Roles that identify a token's function; ``control`` (unknown role) is matched by text only.
 MAPPED_ROLES = ("bos", "eos", "pad", "unk", "mask", "sep", "cls", "eot", "chat", "fim", "tool", "image")
@@ -106,9 +106,33 @@ def _match_specials(src: TextVocab, dst: TextVocab) -> dict[int, tuple[int, Matc
     return out
 
 
+def canonical_index(vocab: TextVocab) -> dict[bytes, int]:
+    """Bytes -> id of ordinary tokens, preferring a real piece over its ``<0xNN>`` byte-fallback twin.
+
+    SentencePiece vocabularies hold ``a`` and ``<0x61>`` with equal bytes, and the fallback id is
+    usually the lower one; its row is barely trained, so matching bytes to it would replace the
+    model's ``' '``, ``'.'`` and ``'e'`` rows with near-untrained ones.
+    """
+    fallback = set(vocab.byte_fallback_ids)
+    skip = vocab.special_ids | vocab.unused_ids
+    out: dict[bytes, int] = {}
+    for i, t in enumerate(vocab.tokens):
+        if t and i not in skip and i not in fallback:
+            out.setdefault(t, i)
+    for i in vocab.byte_fallback_ids:  # bytes with no real piece
+        out.setdefault(vocab.tokens[i], i)
+    return out
+
+
 def align_vocabs(src: TextVocab, dst: TextVocab) -> Alignment:
-    """Match every destination id to a source id by bytes (ordinary tokens) or text/role (specials)."""
+    """Match every destination id to a source id by bytes (ordinary tokens) or text/role (specials).
+
+    A destination byte-fallback token maps to the source's byte-fallback token of the same byte when
+    the source has them (same spelling), else to the source's piece with that byte.
+    """
     specials = _match_specials(src, dst)
+    index = canonical_index(src)
+    dst_byte = {i: b for b, i in enumerate(dst.byte_fallback_ids)}
     dst_special = dst.special_ids
     dst_fallback = set(dst.byte_fallback_ids)
     src_fallback = set(src.byte_fallback_ids)
@@ -121,7 +145,7 @@ def align_vocabs(src: TextVocab, dst: TextVocab) -> Alignment:
         elif i in dst.unused_ids or not tok:
             s, m = -1, Match.UNUSED
         else:
-            j = src.id_of(tok)
+            j = src.byte_fallback_ids[dst_byte[i]] if (i in dst_byte and src.byte_fallback_ids) else index.get(tok)
             if j is None:
                 s, m = -1, Match.NEW
             else:

@@ -32,11 +32,9 @@ class Decomposer:
         self.vocab = src_vocab
         self._model = hf_tokenizer.model if hf_tokenizer is not None else None
         self._bmap = bytes_to_unicode()
-        skip = src_vocab.special_ids | src_vocab.unused_ids
-        self._index: dict[bytes, int] = {}
-        for i, t in enumerate(src_vocab.tokens):
-            if t and i not in skip:
-                self._index.setdefault(t, i)
+        from tokkit.transplant.align import canonical_index
+
+        self._index = canonical_index(src_vocab)  # a real piece before its <0xNN> twin
         self._maxlen = max((len(t) for t in self._index), default=1)
 
     def _spellings(self, tok: bytes) -> Iterable[str]:
