@@ -128,6 +128,7 @@ def test_fvt_transplant_tiny_model_loads_generates_and_reports(tmp_path, toks, t
     assert report["plan"]["counts"]["new"] == 10124 and report["tokens"][the]["source_text"] == " the"
 
 
+@pytest.mark.slow
 def test_omp_with_donor_of_other_width_untied_base(tmp_path, toks):
     sm, mi = toks
     src = _tiny(tmp_path / "src", sm, hidden=16, tied=False)
@@ -241,6 +242,7 @@ def test_heuristic_matches_the_formula_for_one_token(tmp_path, toks):
     assert res.details["neighbours"][0] == pool[top.indices].tolist()
 
 
+@pytest.mark.slow
 def test_heuristic_with_an_auxiliary_model_untied(tmp_path, toks):
     from tokkit.transplant.methods import HeuristicInit
 
