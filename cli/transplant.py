@@ -1,0 +1,107 @@
+"""``tokkit transplant`` (move a model onto another tokenizer) and ``tokkit eval-lm`` (bits per byte)."""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+
+import click
+
+from tokkit_cli.main import cli
+
+_METHODS = ["omp", "heuristic", "fvt", "mean", "zero", "hypernet"]
+
+
+def _human(x: float) -> str:
+    for unit in ("", "K", "M", "G", "T", "P"):
+        if abs(x) < 1000:
+            return f"{x:.1f}{unit}"
+        x /= 1000
+    return f"{x:.1f}E"
+
+
+@cli.command("transplant")
+@click.option("--src", required=True, help="Base model: alias (smollm2, gemma3), HF folder or repo id.")
+@click.option("--dst", required=True, help="New tokenizer: alias (mistral, llama3, ...), file, folder or repo id.")
+@click.option("--donor", default=None, help="Donor model that uses the new tokenizer (needed by --method omp).")
+@click.option("--method", type=click.Choice(_METHODS, case_sensitive=False), default=None,
+              help="Reconstruction method [default: omp with --donor, else heuristic].")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output HF model folder.")
+@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@click.option("--device", default=None, help="auto (CUDA when present), cpu, cuda ... [default: auto]")
+@click.option("-k", "--k", "k", type=int, default=None, help="OMP: anchors per new token [default: 64].")
+@click.option("--per-step", type=int, default=None, help="OMP: atoms added per correlation GEMM; 1 = textbook OMP [default: 4].")
+@click.option("--candidates", type=int, default=None, help="OMP: restrict each token to its L most similar anchors [default: all].")
+@click.option("--global-weight", type=float, default=None, help="heuristic: weight of the kNN estimate [default: 0.3].")
+@click.option("--temperature", type=float, default=None, help="heuristic: softmax temperature [default: 0.3].")
+@click.option("--top-k", type=int, default=None, help="heuristic: neighbours [default: 3].")
+@click.option("--aux-model", default=None, help="heuristic: HF text-embedding model folder for similarities.")
+@click.option("--chat-template", type=click.Choice(["auto", "target", "source", "none"]), default=None,
+              help="Chat template of the output [default: auto = target's, else source's if its tokens exist].")
+@click.option("--heldout", type=int, default=None, help="Shared tokens rebuilt as new for the fidelity check [default: 500].")
+@click.option("--memory-gb", type=float, default=None, help="Working-memory budget per batch [default: from free memory].")
+@click.option("--seed", type=int, default=None)
+def transplant_command(src, dst, donor, method, out_dir, force, device, k, per_step, candidates, global_weight,
+                       temperature, top_k, aux_model, chat_template, heldout, memory_gb, seed) -> None:
+    """Move the pretrained causal LM SRC onto the tokenizer DST without training."""
+    from tokkit.atomic import check_output
+    from tokkit.transplant import TransplantConfig, plan_transplant, run_transplant
+    from tokkit.transplant.report import summary_lines
+
+    flags = dict(src=src, dst=dst, donor=donor, method=method, device=device, k=k, per_step=per_step, candidates=candidates,
+                 global_weight=global_weight, temperature=temperature, top_k=top_k, aux_model=aux_model,
+                 chat_template=chat_template, heldout=heldout, memory_gb=memory_gb, seed=seed)
+    cfg = TransplantConfig.model_validate({key: v for key, v in flags.items() if v is not None})
+    check_output(out_dir, force=force)
+    t0 = time.perf_counter()
+    plan = plan_transplant(cfg)
+    s = plan.summary()
+    click.echo(f"transplant {cfg.src} -> {cfg.dst} with {s['method']} on {s['device']} "
+               f"({'tied' if s['tied'] else 'untied'} head, {s['rows']} rows)")
+    click.echo(f"cost: {s['new_tokens']} new tokens, {s['anchors']} anchors, {_human(s['flops'])}FLOP, "
+               f"~{s['memory_bytes'] / 2**30:.2f} GiB working memory")
+    result = run_transplant(plan, out_dir, force=force)
+    for line in summary_lines(result.report):
+        click.echo(line)
+    click.echo(f"chat template: {result.report['chat_template']}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    click.echo(f"wrote {result.out_dir} (+ transplant_report.json) in {time.perf_counter() - t0:.1f} s, "
+               f"peak RSS {peak:.2f} GiB")
+
+
+@cli.command("eval-lm")
+@click.argument("models", nargs=-1, required=True)
+@click.option("--text", "texts", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Raw text file (repeat for several domains; each is reported separately).")
+@click.option("--segment-bytes", type=int, default=2048, show_default=True, help="Longest scored segment (bytes).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per model and domain (plus 'all').")
+def eval_lm_command(models, texts, segment_bytes, device, as_json) -> None:
+    """Bits per byte of each MODEL (folder or alias) on identical raw text: fair across tokenizers."""
+    from tokkit.names import resolve_model
+    from tokkit.transplant.evaluate import bits_per_byte, combine
+    from tokkit.transplant.pipeline import pick_device
+
+    data = {p.stem: p.read_text(encoding="utf-8") for p in texts}
+    dev = pick_device(device)
+    rows = []
+    for m in models:
+        folder = resolve_model(m)
+        scores = bits_per_byte(folder, data, segment_bytes=segment_bytes, device=dev, progress=not as_json)
+        both = scores + ([combine(scores)] if len(scores) > 1 else [])
+        for sc in both:
+            d = sc.as_dict()
+            d["model"] = m
+            rows.append(d)
+    if as_json:
+        for d in rows:
+            click.echo(json.dumps(d))
+        return
+    base = {}
+    click.echo(f"{'model':<40} {'text':<14} {'bytes':>8} {'tokens':>7} {'bits/byte':>9} {'vs first':>8}")
+    for d in rows:
+        ref = base.setdefault(d["domain"], d["bits_per_byte"])
+        click.echo(f"{d['model'][-40:]:<40} {d['domain'][:14]:<14} {d['bytes']:>8} {d['tokens']:>7} "
+                   f"{d['bits_per_byte']:>9.4f} {d['bits_per_byte'] / ref:>7.3f}x")

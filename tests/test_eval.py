@@ -1,0 +1,73 @@
+"""Bits per byte: exact segment partition, agreement with a token-by-token oracle, the eval-lm CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from tokkit import load_tokenizer
+from tokkit.hf_folder import write_tokenizer_files
+from tokkit.transplant.evaluate import bits_per_byte, segments
+from tokkit_cli.main import cli
+
+transformers = pytest.importorskip("transformers")
+HELDOUT = Path(__file__).resolve().parents[1] / "data" / "heldout"
+
+
+def test_segments_partition_the_text_exactly():
+    text = (HELDOUT / "moby_dick_ch1.txt").read_text(encoding="utf-8")
+    for size in (64, 500, 2048):
+        segs = segments(text, segment_bytes=size)
+        assert "".join(segs) == text
+        assert all(len(s.encode()) <= size for s in segs if " " in s)
+    assert segments("", segment_bytes=10) == []
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory, smollm2_dir):
+    tok = load_tokenizer(smollm2_dir)
+    cfg = transformers.LlamaConfig(vocab_size=len(tok.vocab), hidden_size=16, intermediate_size=32, num_attention_heads=2,
+                                   num_key_value_heads=1, num_hidden_layers=1, bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny")
+    transformers.LlamaForCausalLM(cfg).save_pretrained(path)
+    write_tokenizer_files(tok.to_hf(), tok.vocab, path)
+    return path, tok
+
+
+def test_bits_per_byte_equals_token_by_token_oracle(tiny_lm):
+    path, tok = tiny_lm
+    text = "Call me Ishmael. Some years ago—never mind how long\nprecisely—having little or no money"
+    got = bits_per_byte(path, {"t": text}, segment_bytes=40)[0]
+    model = transformers.AutoModelForCausalLM.from_pretrained(path).eval()
+    nll, ntok = 0.0, 0
+    for seg in segments(text, segment_bytes=40):
+        ids = [1] + tok.encode(seg)  # SmolLM2 prepends nothing: its bos <|im_start|> starts each segment
+        for i in range(1, len(ids)):
+            with torch.no_grad():
+                logits = model(torch.tensor([ids[:i]])).logits[0, -1]
+            nll -= float(logits.log_softmax(-1)[ids[i]])
+            ntok += 1
+    assert got.tokens == ntok and got.bytes == len(text.encode())
+    assert got.bits_per_byte == pytest.approx(nll / (math.log(2) * len(text.encode())), rel=1e-4)
+
+
+def test_eval_lm_cli_json_one_object_per_model_and_domain(tiny_lm, tmp_path):
+    path, _ = tiny_lm
+    a = tmp_path / "a.txt"
+    a.write_text("It is a way I have of driving off the spleen.\n", encoding="utf-8")
+    b = tmp_path / "b.txt"
+    b.write_text("Madam Speaker, Madam Vice President.\n", encoding="utf-8")
+    r = CliRunner().invoke(cli, ["eval-lm", str(path), "--text", str(a), "--text", str(b), "--json", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["domain"] for x in rows] == ["a", "b", "all"]
+    assert {"model", "bits_per_byte", "bytes", "tokens"} <= set(rows[0])
+    assert rows[2]["bytes"] == rows[0]["bytes"] + rows[1]["bytes"] == len(a.read_bytes()) + len(b.read_bytes())
+    r = CliRunner().invoke(cli, ["eval-lm", str(tmp_path / "missing"), "--text", str(a)])
+    assert r.exit_code == 2 and "error:" in r.output

@@ -1,0 +1,126 @@
+"""Bits per byte: a language-model score that is comparable across tokenizers.
+
+``bpb = Σ NLL / (ln 2 · UTF-8 bytes)`` on identical raw text. Per-token perplexity is not
+comparable across tokenizers (a better-compressing tokenizer has fewer, harder tokens), so it is
+never reported. The text is cut into segments of at most ``segment_bytes`` at line boundaries;
+every model scores the same segments, each from a fresh context that starts with the model's
+beginning-of-text token (what its tokenizer prepends, else its ``bos``, else its ``eos``); that
+token is conditioned on, not scored, and every text byte is scored exactly once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from tokkit.errors import VocabMismatchError
+
+__all__ = ["segments", "LMScore", "bits_per_byte"]
+
+
+def segments(text: str, *, segment_bytes: int = 2048) -> list[str]:
+    """Split ``text`` into consecutive pieces of ≤ ``segment_bytes`` UTF-8 bytes (at newlines, else spaces)."""
+    out: list[str] = []
+    cur, size = [], 0
+    for line in text.splitlines(keepends=True):
+        parts = [line]
+        if len(line.encode()) > segment_bytes:  # a long paragraph: cut at spaces
+            parts, buf = [], None
+            for w in line.split(" "):
+                cand = w if buf is None else buf + " " + w
+                if len(cand.encode()) + 1 > segment_bytes and buf is not None:  # +1: the space kept on the part
+                    parts.append(buf + " ")
+                    buf = w
+                else:
+                    buf = cand
+            parts.append(buf or "")
+        for p in parts:
+            n = len(p.encode())
+            if size + n > segment_bytes and cur:
+                out.append("".join(cur))
+                cur, size = [], 0
+            cur.append(p)
+            size += n
+    if cur:
+        out.append("".join(cur))
+    return [s for s in out if s]
+
+
+@dataclass(frozen=True)
+class LMScore:
+    """One model on one text: total NLL (nats), bytes, tokens, bits per byte."""
+
+    model: str
+    domain: str
+    nll_nats: float
+    bytes: int
+    tokens: int
+    seconds: float
+
+    @property
+    def bits_per_byte(self) -> float:
+        return self.nll_nats / (math.log(2) * self.bytes) if self.bytes else float("nan")
+
+    def as_dict(self) -> dict[str, object]:
+        return {"model": self.model, "domain": self.domain, "bits_per_byte": round(self.bits_per_byte, 5),
+                "bytes": self.bytes, "tokens": self.tokens, "nll_nats": round(self.nll_nats, 3),
+                "seconds": round(self.seconds, 1)}
+
+
+def _prefix(tok) -> list[int]:
+    probe = tok.encode("a", add_special_tokens=True)
+    plain = tok.encode("a")
+    if len(probe) > len(plain) and probe[-len(plain):] == plain:
+        return probe[: len(probe) - len(plain)]
+    v = tok.vocab
+    for role in ("bos", "eos"):
+        if v.role_id(role) is not None:
+            return [v.role_id(role)]
+    return []
+
+
+@torch.no_grad()
+def bits_per_byte(model_dir: str | Path, texts: dict[str, str], *, segment_bytes: int = 2048,
+                  device: str | torch.device = "cpu", progress: bool = False) -> list[LMScore]:
+    """Score each named text with the HF causal LM in ``model_dir`` (its own tokenizer files).
+
+    Returns one :class:`LMScore` per text (``domain`` = its name).
+    """
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM
+
+    from tokkit.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tok.vocab) > rows:
+        raise VocabMismatchError(f"{model_dir}: tokenizer has {len(tok.vocab)} ids but the model only {rows} rows")
+    prefix = _prefix(tok)
+    scores = []
+    for name, text in texts.items():
+        t0 = time.perf_counter()
+        nll, ntok = 0.0, 0
+        segs = segments(text, segment_bytes=segment_bytes)
+        for seg in tqdm(segs, desc=f"{Path(model_dir).name}:{name}", disable=not progress):
+            ids = tok.encode(seg)
+            if not prefix:  # no start token at all: the first token is conditioned on, its bytes not scored
+                raise VocabMismatchError(f"{model_dir}: the tokenizer has no bos/eos token to start a segment with")
+            x = torch.tensor([prefix + ids], device=device)
+            logits = model(x).logits[0, len(prefix) - 1:-1].float()
+            lp = logits.log_softmax(-1).gather(1, x[0, len(prefix):, None])
+            nll -= float(lp.sum())
+            ntok += len(ids)
+        scores.append(LMScore(str(model_dir), name, nll, len(text.encode()), ntok, time.perf_counter() - t0))
+    return scores
+
+
+def combine(scores: Sequence[LMScore], *, domain: str = "all") -> LMScore:
+    """Sum several texts' scores of one model into one (bytes-weighted bits per byte)."""
+    return LMScore(scores[0].model, domain, sum(s.nll_nats for s in scores), sum(s.bytes for s in scores),
+                   sum(s.tokens for s in scores), sum(s.seconds for s in scores))

@@ -1,0 +1,30 @@
+"""Reconstruction methods behind :class:`tokkit.transplant.base.EmbeddingInit`; ``build_method`` maps the config."""
+
+from __future__ import annotations
+
+from tokkit.errors import UnknownNameError
+from tokkit.transplant.base import EmbeddingInit
+from tokkit.transplant.config import Method, TransplantConfig
+from tokkit.transplant.methods.heuristic import HeuristicInit
+from tokkit.transplant.methods.omp import OMPInit
+from tokkit.transplant.methods.simple import FVTInit, MeanInit, ZeroInit
+
+__all__ = ["build_method", "OMPInit", "HeuristicInit", "FVTInit", "MeanInit", "ZeroInit"]
+
+
+def build_method(cfg: TransplantConfig) -> EmbeddingInit:
+    """The method object for ``cfg`` (``hypernet`` is registered by its own package when installed)."""
+    m = cfg.resolved_method()
+    if m is Method.OMP:
+        return OMPInit(k=cfg.k, per_step=cfg.per_step, candidates=cfg.candidates)
+    if m is Method.HEURISTIC:
+        return HeuristicInit(global_weight=cfg.global_weight, temperature=cfg.temperature, top_k=cfg.top_k,
+                             threshold=cfg.threshold, aux_model=cfg.aux_model)
+    if m is Method.FVT:
+        return FVTInit()
+    if m is Method.MEAN:
+        return MeanInit()
+    if m is Method.ZERO:
+        return ZeroInit()
+    raise UnknownNameError(f"method {m.value!r} is not available yet (issue 7: hypernetwork); "
+                           f"choose one of {[x.value for x in Method if x is not Method.HYPERNET]}")

@@ -1,0 +1,196 @@
+"""Plan and run a transplant: load, align, estimate the cost, reconstruct, check, write.
+
+``plan_transplant`` does everything cheap (reads the two embedding tensors, aligns the vocabularies,
+builds the method, estimates FLOPs and memory) so the CLI can print the cost before any heavy
+work; ``transplant_embeddings`` computes the new matrices and the provenance report without
+touching the disk; ``run_transplant`` also writes the HF model folder (atomically) and the report
+``transplant_report.json`` inside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tokkit.atomic import check_output
+from tokkit.embedding import EmbeddingTable, ModelEmbeddings, load_model_embeddings, write_model_folder
+from tokkit.errors import VocabMismatchError
+from tokkit.names import resolve_model
+from tokkit.tokenizer import Tokenizer, load_tokenizer
+from tokkit.transplant.align import Alignment, Match, align_vocabs
+from tokkit.transplant.base import Cost, EmbeddingInit, InitContext
+from tokkit.transplant.config import TransplantConfig
+from tokkit.transplant.methods import build_method
+from tokkit.transplant.report import build_report, resolve_chat_template
+
+__all__ = ["Plan", "TransplantResult", "plan_transplant", "transplant_embeddings", "run_transplant", "pick_device"]
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _batch_budget(device: torch.device, memory_gb: float | None) -> int:
+    if memory_gb is not None:
+        return int(memory_gb * (1 << 30))
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.5)
+    import os
+
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        avail = 4 << 30
+    return int(min(avail / 8, 1 << 30))
+
+
+@dataclass
+class Plan:
+    """A transplant ready to run, with its cost known."""
+
+    cfg: TransplantConfig
+    src_folder: Path
+    src_tok: Tokenizer
+    dst_tok: Tokenizer
+    method: EmbeddingInit
+    ctx: InitContext
+    cost: Cost
+    rows: int
+
+    @property
+    def alignment(self) -> Alignment:
+        return self.ctx.alignment
+
+    def summary(self) -> dict[str, Any]:
+        a_dst, _ = self.alignment.anchors()
+        return {
+            "method": self.method.name, "device": str(self.ctx.device), "new_tokens": len(self.alignment.new_ids),
+            "anchors": len(a_dst), "counts": self.alignment.counts(), "flops": self.cost.flops,
+            "memory_bytes": self.cost.memory_bytes, "rows": self.rows, "tied": self.ctx.base.tied,
+        }
+
+
+def plan_transplant(cfg: TransplantConfig) -> Plan:
+    """Load tokenizers and embedding tensors, align, build the method and estimate its cost."""
+    src_folder = resolve_model(cfg.src)
+    src_tok = load_tokenizer(src_folder)
+    dst_tok = load_tokenizer(cfg.dst)
+    device = pick_device(cfg.device)
+    base = load_model_embeddings(src_folder, vocab=src_tok.vocab)
+    donor = None
+    if cfg.donor is not None:
+        donor_folder = resolve_model(cfg.donor)
+        donor_vocab = load_tokenizer(donor_folder).vocab
+        if donor_vocab.tokens != dst_tok.vocab.tokens:
+            raise VocabMismatchError(
+                f"the donor {cfg.donor} uses a different tokenizer ({len(donor_vocab)} ids) than --dst {cfg.dst} "
+                f"({len(dst_tok.vocab)} ids); OMP needs a donor trained with the destination tokenizer")
+        donor = load_model_embeddings(donor_folder, vocab=dst_tok.vocab)
+    alignment = align_vocabs(src_tok.vocab, dst_tok.vocab)
+    method = build_method(cfg)
+    ctx = InitContext(base=base, alignment=alignment, src_hf=src_tok.to_hf(), donor=donor, device=device,
+                      batch_bytes=_batch_budget(device, cfg.memory_gb), progress=True, seed=cfg.seed)
+    n_new = len(alignment.new_ids)
+    cost = method.cost(ctx, n_new)
+    if cfg.heldout:
+        extra = method.cost(ctx, min(cfg.heldout, len(alignment.anchors()[0])))
+        cost = Cost(cost.flops + extra.flops, max(cost.memory_bytes, extra.memory_bytes))
+    rows = math.ceil(len(dst_tok.vocab) / cfg.pad_to) * cfg.pad_to
+    return Plan(cfg, src_folder, src_tok, dst_tok, method, ctx, cost, rows)
+
+
+def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=1)
+
+
+def heldout_check(plan: Plan) -> dict[str, Any]:
+    """Reconstruct a seeded sample of shared tokens as if new; cosine to their true base rows."""
+    a_dst, a_src = plan.alignment.anchors()
+    n = min(plan.cfg.heldout, len(a_dst))
+    if n == 0:
+        return {}
+    pick = sorted(random.Random(plan.cfg.seed).sample(range(len(a_dst)), n))
+    held_dst, held_src = [a_dst[i] for i in pick], [a_src[i] for i in pick]
+    ctx = replace(plan.ctx, alignment=plan.alignment.holding_out(held_dst), banned_source_ids=frozenset(held_src))
+    res = plan.method.initialize(ctx, held_dst)
+    idx = torch.tensor(held_src, device=res.input.device)
+    out: dict[str, Any] = {"tokens": n}
+    c = _cos(res.input, plan.ctx.base_input()[idx])
+    out["cosine_input_mean"], out["cosine_input_median"] = round(float(c.mean()), 4), round(float(c.median()), 4)
+    base_out = plan.ctx.base_output()
+    if res.output is not None and base_out is not None:
+        c = _cos(res.output, base_out[idx])
+        out["cosine_output_mean"], out["cosine_output_median"] = round(float(c.mean()), 4), round(float(c.median()), 4)
+    return out
+
+
+def transplant_embeddings(plan: Plan) -> tuple[ModelEmbeddings, dict[str, Any]]:
+    """The new input/output rows ``(rows, D)`` for the destination vocab, and the provenance report."""
+    al, ctx = plan.alignment, plan.ctx
+    e_in, e_out = ctx.base_input(), ctx.base_output()
+    D = e_in.shape[1]
+    new_in = torch.zeros(plan.rows, D, device=ctx.device)
+    new_out = None if e_out is None else torch.zeros(plan.rows, D, device=ctx.device)
+    matched = [i for i, s in enumerate(al.source_id) if s >= 0]
+    if matched:
+        d_idx = torch.tensor(matched, device=ctx.device)
+        s_idx = torch.tensor([al.source_id[i] for i in matched], device=ctx.device)
+        new_in[d_idx] = e_in[s_idx]
+        if new_out is not None:
+            new_out[d_idx] = e_out[s_idx]  # type: ignore[index]
+    unmatched = al.ids(Match.SPECIAL_UNMATCHED)
+    if unmatched:  # no counterpart: the mean ordinary row (never a mixture of '<', '|', 'im' pieces)
+        ords = torch.tensor(ctx.ordinary_source_ids(), device=ctx.device)
+        new_in[torch.tensor(unmatched, device=ctx.device)] = e_in[ords].mean(0)
+        if new_out is not None:
+            new_out[torch.tensor(unmatched, device=ctx.device)] = e_out[ords].mean(0)  # type: ignore[index]
+    new_ids = al.new_ids
+    t0 = time.perf_counter()
+    details: dict[str, list[Any]] = {}
+    if new_ids:
+        res = plan.method.initialize(ctx, new_ids)
+        idx = torch.tensor(new_ids, device=ctx.device)
+        new_in[idx] = res.input.to(ctx.device)
+        if new_out is not None:
+            new_out[idx] = res.output.to(ctx.device)  # type: ignore[union-attr]
+        details = res.details
+    seconds = time.perf_counter() - t0
+    held = heldout_check(plan) if plan.cfg.heldout else {}
+    dst = al.dst
+    emb = ModelEmbeddings(EmbeddingTable(dst, new_in), None if new_out is None else EmbeddingTable(dst, new_out))
+    report = build_report(plan, details, heldout=held, seconds=seconds)
+    return emb, report
+
+
+@dataclass(frozen=True)
+class TransplantResult:
+    out_dir: Path
+    report: dict[str, Any]
+
+
+def run_transplant(plan: Plan, out_dir: str | Path, *, force: bool = False) -> TransplantResult:
+    """Compute the new embeddings and write the HF model folder plus ``transplant_report.json``."""
+    import json
+
+    check_output(out_dir, force=force)
+    emb, report = transplant_embeddings(plan)
+    template, note = resolve_chat_template(plan)
+    report["chat_template"] = note
+    text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
+    out = write_model_folder(plan.src_folder, out_dir, emb, hf_tokenizer=plan.dst_tok.to_hf(), vocab=plan.alignment.dst,
+                             force=force, chat_template=template)
+    (out / "transplant_report.json").write_text(text, encoding="utf-8")
+    return TransplantResult(out, report)
