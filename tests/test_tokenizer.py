@@ -88,6 +88,7 @@ def test_save_to_hf_folder_loads_in_transformers(tmp_path, alias):
     hf = transformers.AutoTokenizer.from_pretrained(out)
     for d in DOCS:
         assert hf(d, add_special_tokens=False).input_ids == tok.encode(d)
+        assert hf(d).input_ids == tok.encode(d, add_special_tokens=True)  # BOS where the family adds one
     assert load_tokenizer(out).encode(DOCS[2]) == tok.encode(DOCS[2])
 
 

@@ -62,8 +62,17 @@ def spm_to_hf(sp: Any, vocab: TextVocab) -> Any:
                  "vocab": index, "merges": [[m[4], m[5]] for m in merges]}
     added = [{"id": s.id, "content": s.text, "single_word": False, "lstrip": False, "rstrip": False,
               "normalized": False, "special": True} for s in vocab.specials]
+    post = None
+    bos = sp.bos_id()
+    if bos >= 0:  # sentencepiece LMs (Llama 2, Mistral) start every sequence with <s>: AutoTokenizer should too
+        b = pieces[bos]
+        post = {"type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": b, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                "pair": [{"SpecialToken": {"id": b, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                         {"SpecialToken": {"id": b, "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                "special_tokens": {b: {"id": b, "ids": [bos], "tokens": [b]}}}
     data = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
-            "normalizer": normalizer, "pre_tokenizer": None, "post_processor": None,
+            "normalizer": normalizer, "pre_tokenizer": None, "post_processor": post,
             "decoder": _sp_decoder_json(vocab.strip_leading_space), "model": model}
     return Tokenizer.from_str(json.dumps(data, ensure_ascii=False))
 
