@@ -152,12 +152,7 @@ class ByteModel:
         out = bytearray()
         for _ in range(max_bytes):
             lp = st.next_byte().logprobs
-            if temperature == 0:
-                b = int(np.argmax(lp))
-            else:
-                z = lp / temperature
-                p = np.exp(z - z.max())
-                b = int(rng.choice(257, p=p / p.sum()))
+            b = _pick_byte(lp, temperature, rng)
             if b == EOS or lp[b] == -np.inf:
                 break
             out.append(b)
@@ -181,12 +176,7 @@ class ByteModel:
         out = bytearray()
         for _ in range(max_bytes):
             lp = st.next_byte().logprobs
-            if temperature == 0:
-                b = int(np.argmax(lp))
-            else:
-                z = lp / temperature
-                p = np.exp(z - z.max())
-                b = int(rng.choice(257, p=p / p.sum()))
+            b = _pick_byte(lp, temperature, rng)
             if b == EOS or lp[b] == -np.inf:
                 break
             if sfx is not None:
@@ -316,3 +306,12 @@ def _make_canon(tokenizer: Tokenizer, table: TokenTable) -> ReencodeCanon:
     except ImportError:
         pass
     return ReencodeCanon(tokenizer, table)
+
+
+def _pick_byte(lp: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
+    """Greedy (``temperature == 0``) or sampled choice among the 257 outcomes of ``lp`` (log-probs)."""
+    if temperature == 0:
+        return int(np.argmax(lp))
+    z = lp / temperature
+    p = np.exp(z - z.max())
+    return int(rng.choice(257, p=p / p.sum()))

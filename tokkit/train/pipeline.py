@@ -83,13 +83,9 @@ def _size(n: int) -> str:
 
 
 def _sha256(path: str) -> str:
-    import hashlib
+    from tokkit.fixtures import sha256_file
 
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(Path(path))
 
 
 def _peak_mb() -> float:
