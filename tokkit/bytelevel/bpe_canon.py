@@ -200,21 +200,8 @@ class BPECanon(ReencodeCanon):
         return hit
 
     # ------------------------------------------------------------------ masks
-    def extend_mask(self, seq: tuple[int, ...]) -> np.ndarray:
-        k = self._window_start(seq)
-        head = tuple(seq[k:])
-        hit = self._cache.get(head)
-        if hit is not None:
-            self._cache.move_to_end(head)
-            return hit
-        self._prepare()
-        mask = self._mask(head)
-        self._cache[head] = mask
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return mask
-
     def _mask(self, head: tuple[int, ...]) -> np.ndarray:
+        self._prepare()  # tables built lazily, once
         tab = self.table
         n = len(tab.ordinary)
         wbytes = tab.decode(head)

@@ -189,12 +189,20 @@ class ReencodeCanon:
 
     # ------------------------------------------------------------------ masks
     def extend_mask(self, seq: tuple[int, ...]) -> np.ndarray:
+        """Valid next tokens after ``seq``: computed by ``_mask`` for the open window, LRU-cached."""
         k = self._window_start(seq)
         head = tuple(seq[k:])
         hit = self._cache.get(head)
         if hit is not None:
             self._cache.move_to_end(head)
             return hit
+        mask = self._mask(head)
+        self._cache[head] = mask
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return mask
+
+    def _mask(self, head: tuple[int, ...]) -> np.ndarray:
         tab = self.table
         wbytes = tab.decode(head)
         mask = np.zeros(len(tab.ordinary), dtype=bool)
@@ -209,9 +217,6 @@ class ReencodeCanon:
         if todo.size:
             ids = tab.ordinary[todo]
             mask[todo] = self._check([head] * todo.size, [wbytes + tab.token(int(t)) for t in ids], ids)
-        self._cache[head] = mask
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
         if LOG.isEnabledFor(logging.DEBUG):
             LOG.debug("mask for window %r: %d of %d valid", wbytes, int(mask.sum()), mask.size)
         return mask
