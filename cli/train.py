@@ -11,7 +11,7 @@ _KINDS = ["bpe", "char", "supertoken"]
 
 
 @cli.command("train-bpe")
-@click.argument("sources", nargs=-1, required=True)
+@click.argument("sources", nargs=-1, required=False)
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder (tokenizer.json + HF files).")
 @click.option("--kind", type=click.Choice(_KINDS, case_sensitive=False), default=None, help="bpe (domain byte-level), char, supertoken.")
 @click.option("--vocab-size", type=int, default=None, help="Final vocabulary size (specials and domain tokens included).")
@@ -27,14 +27,26 @@ _KINDS = ["bpe", "char", "supertoken"]
 @click.option("--text-column", default=None, help="jsonl/parquet/dataset text column.")
 @click.option("--skip-bad-utf8", is_flag=True, default=None, help="Skip non-UTF-8 documents (counted) instead of failing.")
 @click.option("--seed", type=int, default=None)
+@click.option("--counts", "counts", multiple=True, type=click.Path(path_type=Path),
+              help="Train from count table(s) made by `tokkit count` instead of SOURCES (repeatable; summed).")
+@click.option("--prune-below", type=int, default=None, help="With --counts: drop pre-tokens seen fewer times (reported).")
+@click.option("--resume", is_flag=True, help="With --counts: continue an interrupted merge loop from its checkpoint.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train_bpe(sources, out_dir, kind, vocab_size, recipe, min_frequency, max_token_length, max_token_unit, domain_file,
-              special_tokens, pad_to, held_out, text_column, skip_bad_utf8, seed, force, quiet):
+              special_tokens, pad_to, held_out, text_column, skip_bad_utf8, seed, counts, prune_below, resume, force, quiet):
     """Train a tokenizer on SOURCES (files, folders, globs, PATH@RATE, hf:NAME[:SPLIT]) into OUT.
 
     Example: tokkit train-bpe data/legal/train.jsonl --vocab-size 2048 -o out/legal-2k
+
+    Or from count tables (the same tokenizer, merge for merge):
+    tokkit count data/legal/train.jsonl -o legal.counts && tokkit train-bpe --counts legal.counts --vocab-size 2048 -o out/legal-2k
     """
+    if bool(sources) == bool(counts):
+        raise click.UsageError("give either SOURCES (text to train on) or --counts TABLE (from `tokkit count`), "
+                               f"found {'both' if sources else 'neither'}")
+    if (prune_below is not None or resume) and not counts:
+        raise click.UsageError("--prune-below and --resume apply to training from --counts")
     from tokkit.train import load_recipe, train_tokenizer
 
     overrides = {
@@ -47,7 +59,8 @@ def train_bpe(sources, out_dir, kind, vocab_size, recipe, min_frequency, max_tok
         lines = domain_file.read_text(encoding="utf-8").splitlines()
         overrides["domain_tokens"] = [t for t in lines if t and not t.startswith("#")]
     rec = load_recipe(recipe, overrides=overrides)
-    res = train_tokenizer(list(sources), out_dir=out_dir, recipe=rec, force=force, progress=not quiet)
+    res = train_tokenizer(list(sources), out_dir=out_dir, recipe=rec, force=force, progress=not quiet,
+                          counts=list(counts), prune_below=prune_below, resume=resume)
     click.echo(res.summary())
 
 

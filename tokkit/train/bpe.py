@@ -23,7 +23,7 @@ from tokkit.train.assemble import Layout, padded_size, relayout
 from tokkit.train.domain import GPT2_PATTERN, domain_entries, pretokenize_pattern
 from tokkit.train.recipe import TrainRecipe
 
-__all__ = ["VocabTooSmallError", "TrainedModel", "byte_level_spelling", "new_byte_level", "train_byte_level"]
+__all__ = ["VocabTooSmallError", "TrainedModel", "CountsInput", "fit", "byte_level_spelling", "new_byte_level", "train_byte_level"]
 
 LOG = logging.getLogger(__name__)
 
@@ -97,6 +97,42 @@ def trainer_for(recipe: TrainRecipe, vocab_size: int, *, max_token_length: int |
     )
 
 
+@dataclass(frozen=True)
+class CountsInput:
+    """Train from a count table instead of documents (:mod:`tokkit.train.bpe_counts`).
+
+    ``checkpoint`` is the merge-loop state file (written every ``checkpoint_every`` merges);
+    ``resume`` continues from it.
+    """
+
+    table: Any  # tokkit.train.count_table.CountTable
+    checkpoint: Any = None
+    checkpoint_every: int = 2000
+    resume: bool = False
+
+
+def fit(tok: Any, data: Iterable[list[str]] | CountsInput, recipe: TrainRecipe, vocab_size: int, *,
+        max_token_length: int | None = None, initial_alphabet: Sequence[str] | None = None,
+        byte_level: bool = True, progress: bool = True) -> Any:
+    """Train ``tok``'s BPE model on document batches (HF ``BpeTrainer``) or on a count table (the same
+    result, merge for merge: :func:`tokkit.train.bpe_counts.train_bpe_counts`); returns the tokenizer."""
+    if not isinstance(data, CountsInput):
+        tok.train_from_iterator(data, trainer=trainer_for(recipe, vocab_size, max_token_length=max_token_length,
+                                                          initial_alphabet=initial_alphabet, progress=progress))
+        return tok
+    from tokenizers import pre_tokenizers
+
+    from tokkit.train.bpe_counts import BpeSpec, to_hf_model, train_bpe_counts
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet() if initial_alphabet is None else list(initial_alphabet)
+    spec = BpeSpec(vocab_size, recipe.min_frequency, tuple(recipe.special_tokens), tuple(sorted(set(alphabet))),
+                   max_token_length)
+    vocab, merges = train_bpe_counts(data.table.words(byte_level=byte_level), spec, progress=progress,
+                                     checkpoint=data.checkpoint, checkpoint_every=data.checkpoint_every,
+                                     resume=data.resume)
+    return to_hf_model(tok, vocab, merges, recipe.special_tokens)
+
+
 def finish(tok: Any, recipe: TrainRecipe, *, reserved: Sequence[str], head: Sequence[str] = (),
            vocab_size: int | None = None) -> tuple[Any, Layout]:
     """Re-lay out a trained tokenizer (ids, truncation, padding) and rebuild it from JSON."""
@@ -115,7 +151,7 @@ def finish(tok: Any, recipe: TrainRecipe, *, reserved: Sequence[str], head: Sequ
     return Tokenizer.from_str(json.dumps(data, ensure_ascii=False)), layout
 
 
-def train_byte_level(batches: Iterable[list[str]], recipe: TrainRecipe, domain_tokens: Sequence[str], *,
+def train_byte_level(batches: Iterable[list[str]] | CountsInput, recipe: TrainRecipe, domain_tokens: Sequence[str], *,
                      vocab_size: int | None = None, progress: bool = True) -> TrainedModel:
     """Train a byte-level BPE with ``domain_tokens`` reserved; ``vocab_size`` overrides the recipe's."""
     target = vocab_size or recipe.vocab_size
@@ -125,7 +161,6 @@ def train_byte_level(batches: Iterable[list[str]], recipe: TrainRecipe, domain_t
     tok = new_byte_level(pattern, recipe)
     # Train up to the full size: duplicates of domain entries and the truncation in relayout() take
     # the surplus back, so the final vocabulary is exactly `target` without a second run.
-    trainer = trainer_for(recipe, target, progress=progress)
-    tok.train_from_iterator(batches, trainer=trainer)
+    tok = fit(tok, batches, recipe, target, progress=progress)
     tok, layout = finish(tok, recipe, reserved=entries, vocab_size=target)
     return TrainedModel(tok, layout, pattern)

@@ -23,7 +23,7 @@ import logging
 from typing import Any, Iterable
 
 from tokkit.train.assemble import relayout
-from tokkit.train.bpe import TrainedModel, VocabTooSmallError, check_room, new_byte_level, normalizer_for, trainer_for
+from tokkit.train.bpe import CountsInput, TrainedModel, VocabTooSmallError, check_room, fit, new_byte_level, normalizer_for
 from tokkit.train.domain import GPT2_PATTERN
 from tokkit.train.recipe import TrainRecipe, Unit
 
@@ -49,14 +49,14 @@ def _cap_vocab(data: dict[str, Any], cap: int, keep: set[str]) -> int:
     return len(long)
 
 
-def _train_bytes(batches: Iterable[list[str]], recipe: TrainRecipe, progress: bool) -> TrainedModel:
+def _train_bytes(batches: Iterable[list[str]] | CountsInput, recipe: TrainRecipe, progress: bool) -> TrainedModel:
     from tokenizers import Tokenizer
 
     n = recipe.max_token_length or 1
     check_room(recipe, 0, 256, "bytes")
     tok = new_byte_level(GPT2_PATTERN, recipe)
     size = recipe.vocab_size if n >= 2 else len(recipe.special_tokens) + 256  # N = 1: the alphabet only
-    tok.train_from_iterator(batches, trainer=trainer_for(recipe, size, max_token_length=_hf_cap(n), progress=progress))
+    tok = fit(tok, batches, recipe, size, max_token_length=_hf_cap(n), progress=progress)
     data = json.loads(tok.to_str())
     dropped = _cap_vocab(data, n, set(recipe.special_tokens))
     layout = relayout(data, specials=recipe.special_tokens, reserved_entries=(), vocab_size=recipe.vocab_size, pad_to=recipe.pad_to)
@@ -65,7 +65,7 @@ def _train_bytes(batches: Iterable[list[str]], recipe: TrainRecipe, progress: bo
     return TrainedModel(Tokenizer.from_str(json.dumps(data, ensure_ascii=False)), layout, GPT2_PATTERN, notes)
 
 
-def _train_chars(batches: Iterable[list[str]], recipe: TrainRecipe, progress: bool) -> TrainedModel:
+def _train_chars(batches: Iterable[list[str]] | CountsInput, recipe: TrainRecipe, progress: bool) -> TrainedModel:
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
     n = recipe.max_token_length or 1
@@ -75,8 +75,8 @@ def _train_chars(batches: Iterable[list[str]], recipe: TrainRecipe, progress: bo
         tok.normalizer = norm
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(GPT2_PATTERN), behavior="isolated")
     tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
-    trainer = trainer_for(recipe, recipe.vocab_size, max_token_length=_hf_cap(n), initial_alphabet=[], progress=progress)
-    tok.train_from_iterator(batches, trainer=trainer)
+    tok = fit(tok, batches, recipe, recipe.vocab_size, max_token_length=_hf_cap(n), initial_alphabet=[],
+              byte_level=False, progress=progress)
     data = json.loads(tok.to_str())
     specials = set(recipe.special_tokens)
     alphabet = {t for t in data["model"]["vocab"] if len(t) == 1 and t not in specials}
@@ -92,7 +92,7 @@ def _train_chars(batches: Iterable[list[str]], recipe: TrainRecipe, progress: bo
     return TrainedModel(Tokenizer.from_str(json.dumps(data, ensure_ascii=False)), layout, GPT2_PATTERN, notes)
 
 
-def train_char(batches: Iterable[list[str]], recipe: TrainRecipe, *, progress: bool = True) -> TrainedModel:
+def train_char(batches: Iterable[list[str]] | CountsInput, recipe: TrainRecipe, *, progress: bool = True) -> TrainedModel:
     """Train a character-level BPE whose tokens hold at most ``recipe.max_token_length`` units.
 
     Raises:

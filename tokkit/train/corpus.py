@@ -25,11 +25,14 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from tokkit.errors import FormatError, MissingFileError, TokkitError
 
-__all__ = ["Source", "Corpus", "parse_sources", "EmptyCorpusError", "NotUtf8Error"]
+__all__ = ["Source", "Corpus", "SEGMENT_BYTES", "parse_sources", "source_documents", "line_ranges", "EmptyCorpusError", "NotUtf8Error"]
 
 LOG = logging.getLogger(__name__)
 
 _BLOCK = 4096
+#: Plain-text files are cut into documents afresh in each range of this size (line-aligned): the unit a
+#: counting worker may take on its own (recorded in count-table headers).
+SEGMENT_BYTES = 64 << 20
 
 
 class EmptyCorpusError(TokkitError, ValueError):
@@ -102,11 +105,34 @@ def _decode(raw: bytes, where: str, offset: int, skip: bool) -> str | None:
             "convert the file to UTF-8 (iconv -t utf-8) or pass --skip-bad-utf8 to skip such documents") from None
 
 
-def _text_blocks(path: str, skip: bool, bad: list[int]) -> Iterator[str]:
-    buf: list[bytes] = []
-    size = start = pos = 0
+def line_ranges(path: str, chunk: int) -> list[tuple[int, int]]:
+    """``[start, end)`` byte ranges that cover ``path``, each starting at the first line start at or after
+    a multiple of ``chunk`` (so a range never cuts a line, and the ranges depend on the file alone)."""
+    size = os.path.getsize(path)
+    starts = [0]
     with open(path, "rb") as f:
+        k = 1
+        while k * chunk < size:
+            f.seek(k * chunk - 1)
+            f.readline()  # to the end of the line holding byte k*chunk - 1
+            pos = f.tell()
+            if pos >= size:
+                break
+            if pos > starts[-1]:
+                starts.append(pos)
+            k = max(k + 1, pos // chunk + 1)
+    return list(zip(starts, starts[1:] + [size]))
+
+
+def _text_blocks(path: str, skip: bool, bad: list[int], start: int = 0, end: int | None = None) -> Iterator[str]:
+    buf: list[bytes] = []
+    size = 0
+    pos = start
+    with open(path, "rb") as f:
+        f.seek(start)
         for line in f:
+            if end is not None and pos >= end:
+                break
             buf.append(line)
             size += len(line)
             pos += len(line)
@@ -135,22 +161,26 @@ def _column(row: Any, column: str, where: str) -> str:
     return value
 
 
-def _jsonl(path: str, column: str, skip: bool, bad: list[int]) -> Iterator[str]:
-    pos = 0
+def _jsonl(path: str, column: str, skip: bool, bad: list[int], start: int = 0, end: int | None = None) -> Iterator[str]:
+    pos = start
     with open(path, "rb") as f:
+        f.seek(start)
         for n, line in enumerate(f, 1):
-            start, pos = pos, pos + len(line)
+            if end is not None and pos >= end:
+                break
+            where = f"{path} line {n}" if start == 0 else f"{path} line at byte offset {pos}"
+            begin, pos = pos, pos + len(line)
             if not line.strip():
                 continue
-            text = _decode(line, f"{path} line {n}", start, skip)
+            text = _decode(line, where, begin, skip)
             if text is None:
                 bad.append(1)
                 continue
             try:
                 row = json.loads(text)
             except json.JSONDecodeError as e:
-                raise FormatError(f"{path} line {n} is not JSON ({e.msg}); expected one JSON object per line") from None
-            yield _column(row, column, f"{path} line {n}")
+                raise FormatError(f"{where} is not JSON ({e.msg}); expected one JSON object per line") from None
+            yield _column(row, column, where)
 
 
 def _parquet(path: str, column: str) -> Iterator[str]:
@@ -181,6 +211,38 @@ def _dataset(name: str, column: str) -> Iterator[str]:
         yield _column(row, column, f"dataset {name} row {i}")
 
 
+def source_documents(source: Source, *, text_column: str = "text", skip_bad_utf8: bool = False, seed: int = 0,
+                     bad: list[int] | None = None, start: int = 0, end: int | None = None) -> Iterator[str]:
+    """The documents of one source (its ``[start, end)`` byte range for text and jsonl files).
+
+    Plain text is cut into blocks of whole lines of about 4 KB at blank lines, and the cutting starts
+    afresh at each :data:`SEGMENT_BYTES` range (:func:`line_ranges`), so a huge file reads as the same
+    documents whether one process reads it or each range goes to another worker. ``PATH@RATE``
+    sampling draws from one random stream per file (a sampled file is read by one worker).
+    """
+    bad = [] if bad is None else bad
+    suffix = Path(source.path).suffix.lower()
+    if source.dataset:
+        docs: Iterable[str] = _dataset(source.path, text_column)
+    elif suffix in (".jsonl", ".ndjson"):
+        docs = _jsonl(source.path, text_column, skip_bad_utf8, bad, start, end)
+    elif suffix == ".parquet":
+        docs = _parquet(source.path, text_column)
+    else:
+        if start == 0 and end is None:
+            ranges = line_ranges(source.path, SEGMENT_BYTES)
+        else:
+            ranges = [(a, b) for a, b in line_ranges(source.path, SEGMENT_BYTES) if start <= a < (end if end is not None else 1 << 62)]
+        docs = (d for a, b in ranges for d in _text_blocks(source.path, skip_bad_utf8, bad, a, b))
+    if source.rate >= 1.0:
+        yield from docs
+        return
+    rng = random.Random(f"{seed}:{source.path}")
+    for d in docs:
+        if rng.random() < source.rate:
+            yield d
+
+
 @dataclass
 class Corpus:
     """The documents of ``sources``, split into training and held-out documents.
@@ -207,19 +269,9 @@ class Corpus:
 
     def _docs(self, bad: list[int]) -> Iterator[tuple[str, str]]:
         for s in self.sources:
-            suffix = Path(s.path).suffix.lower()
-            if s.dataset:
-                docs: Iterable[str] = _dataset(s.path, self.text_column)
-            elif suffix in (".jsonl", ".ndjson"):
-                docs = _jsonl(s.path, self.text_column, self.skip_bad_utf8, bad)
-            elif suffix == ".parquet":
-                docs = _parquet(s.path, self.text_column)
-            else:
-                docs = _text_blocks(s.path, self.skip_bad_utf8, bad)
-            rng = random.Random(f"{self.seed}:{s.path}")
-            for d in docs:
-                if s.rate >= 1.0 or rng.random() < s.rate:
-                    yield s.path, d
+            for d in source_documents(s, text_column=self.text_column, skip_bad_utf8=self.skip_bad_utf8, seed=self.seed,
+                                      bad=bad):
+                yield s.path, d
         for k, it in enumerate(self.extra):
             if iter(it) is it:  # a one-shot iterator: keep its rows for the later passes
                 it = list(it)

@@ -49,6 +49,7 @@ class TrainResult:
     held_out_roundtrip_failures: int
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    counted: tuple[int, int] | None = None  # trained from count tables: (distinct pre-tokens, occurrences)
     tokenizer: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -62,10 +63,16 @@ class TrainResult:
         lines = [
             f"trained {self.kind} tokenizer -> {self.out_dir}",
             f"  vocab        {self.vocab_reached} of {self.vocab_asked} asked{pad}{reached}",
-            f"  corpus       {self.train_docs} documents, {_size(self.train_bytes)}"
-            + (f" ({self.skipped_bad_utf8} non-UTF-8 skipped)" if self.skipped_bad_utf8 else ""),
         ]
-        if self.held_out_docs:
+        if self.counted is not None:
+            lines.append(f"  corpus       count table(s): {self.counted[0]} distinct pre-tokens, {self.counted[1]} occurrences")
+        else:
+            lines.append(f"  corpus       {self.train_docs} documents, {_size(self.train_bytes)}"
+                         + (f" ({self.skipped_bad_utf8} non-UTF-8 skipped)" if self.skipped_bad_utf8 else ""))
+        if self.counted is not None:
+            lines.append("  held-out     none (a count table counts every document): measure with "
+                         "`tokkit compare OUT --text HELD_OUT_FILE`")
+        elif self.held_out_docs:
             rt = "all round-trip" if not self.held_out_roundtrip_failures else f"{self.held_out_roundtrip_failures} FAIL round-trip"
             lines.append(f"  held-out     {self.held_out_docs} documents, {_size(self.held_out_bytes)}: "
                          f"{self.bytes_per_token:.3f} bytes/token, {rt}")
@@ -110,7 +117,8 @@ def _held_out(tok: Any, docs: Sequence[str]) -> tuple[int, int, int]:
 
 
 def train_tokenizer(sources: Sequence[str | Path] = (), *, out_dir: str | Path, recipe: TrainRecipe,
-                    force: bool = False, progress: bool = True, iterables: Sequence[Iterable[Any]] = ()) -> TrainResult:
+                    force: bool = False, progress: bool = True, iterables: Sequence[Iterable[Any]] = (),
+                    counts: Sequence[Any] = (), prune_below: int | None = None, resume: bool = False) -> TrainResult:
     """Train a tokenizer of ``recipe.kind`` on ``sources`` and write an HF folder to ``out_dir``.
 
     Args:
@@ -121,6 +129,12 @@ def train_tokenizer(sources: Sequence[str | Path] = (), *, out_dir: str | Path, 
         progress: show progress bars.
         iterables: in-memory sources (strings, or rows with ``recipe.text_column``; e.g. a
             streamed ``datasets.IterableDataset``).
+        counts: count tables (paths or :class:`~tokkit.train.count_table.CountTable`) to train from
+            instead of ``sources`` (:func:`tokkit.train.count.count_corpus`); the result equals training on
+            the text they counted. No held-out measurement (a table counts every document).
+        prune_below: with ``counts``, drop pre-tokens seen fewer times (the summary reports the effect).
+        resume: with ``counts``, continue an interrupted merge loop from its checkpoint
+            (``.OUT.merges.ckpt`` beside ``out_dir``, removed after a successful run).
 
     Returns:
         TrainResult with sizes, costs, held-out bytes/token and warnings.
@@ -131,6 +145,9 @@ def train_tokenizer(sources: Sequence[str | Path] = (), *, out_dir: str | Path, 
             nothing is written.
     """
     check_output(out_dir, force=force)
+    if counts:
+        return _train_from_counts(counts, out_dir=Path(out_dir), recipe=recipe, force=force, progress=progress,
+                                  prune_below=prune_below, resume=resume)
     srcs = parse_sources(sources) if sources or not iterables else []
     corpus = Corpus(srcs, text_column=recipe.text_column, skip_bad_utf8=recipe.skip_bad_utf8,
                     held_out_share=recipe.held_out, held_out_max_bytes=recipe.held_out_max_bytes, seed=recipe.seed,
@@ -148,46 +165,87 @@ def train_tokenizer(sources: Sequence[str | Path] = (), *, out_dir: str | Path, 
     secs["lint"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    trained = _train(recipe, domain, corpus.batches(), corpus.batches, progress)
+    secs["train"] = time.perf_counter() - t0
+    sources_manifest = [{"path": s.path, "rate": s.rate, "dataset": s.dataset, "sha256": None if s.dataset else _sha256(s.path)}
+                        for s in srcs]
+    return _finish(trained, recipe, domain, out_dir=out_dir, force=force, warnings=warnings, secs=secs, corpus=corpus,
+                   sources_manifest=sources_manifest)
+
+
+def _train(recipe: TrainRecipe, domain: Sequence[str], data: Any, corpus_batches: Any, progress: bool) -> Any:
     if recipe.kind == Kind.BPE:
         from tokkit.train.bpe import train_byte_level
 
-        trained = train_byte_level(corpus.batches(), recipe, domain, progress=progress)
-    elif recipe.kind == Kind.CHAR:
+        return train_byte_level(data, recipe, domain, progress=progress)
+    if recipe.kind == Kind.CHAR:
         from tokkit.train.char import train_char
 
-        trained = train_char(corpus.batches(), recipe, progress=progress)
-    else:
-        from tokkit.train.supertoken import train_supertoken
+        return train_char(data, recipe, progress=progress)
+    from tokkit.train.supertoken import train_supertoken
 
-        trained = train_supertoken(corpus.batches, recipe, progress=progress)
+    return train_supertoken(corpus_batches, recipe, progress=progress)
+
+
+def _train_from_counts(counts: Sequence[Any], *, out_dir: Path, recipe: TrainRecipe, force: bool, progress: bool,
+                       prune_below: int | None, resume: bool) -> TrainResult:
+    from tokkit.train.bpe import CountsInput
+    from tokkit.train.from_counts import load_counts
+
+    secs: dict[str, float] = {}
+    t0 = time.perf_counter()
+    loaded = load_counts(counts, recipe, prune_below=prune_below)
+    secs["read counts"] = time.perf_counter() - t0
+    domain = expand_domain_tokens(recipe.domain_tokens, recipe.domain_token_sets) if recipe.kind == Kind.BPE else ()
+    warnings = lint_recipe(recipe, domain, [])
+    ckpt = out_dir.with_name(f".{out_dir.name}.merges.ckpt")
+    if ckpt.exists() and not resume:
+        ckpt.unlink()  # a stale state from an earlier run: start afresh unless asked to resume
+    t0 = time.perf_counter()
+    trained = _train(recipe, domain, CountsInput(loaded.table, checkpoint=ckpt, resume=resume), None, progress)
     secs["train"] = time.perf_counter() - t0
+    trained = type(trained)(trained.tokenizer, trained.layout, trained.pattern, loaded.notes + trained.notes)
+    res = _finish(trained, recipe, domain, out_dir=out_dir, force=force, warnings=warnings, secs=secs, corpus=None,
+                  sources_manifest=[], counts_manifest=loaded.manifest)
+    ckpt.unlink(missing_ok=True)
+    return res
 
+
+def _finish(trained: Any, recipe: TrainRecipe, domain: Sequence[str], *, out_dir: str | Path, force: bool,
+            warnings: list[str], secs: dict[str, float], corpus: Corpus | None, sources_manifest: list[dict[str, Any]],
+            counts_manifest: dict[str, Any] | None = None) -> TrainResult:
     tok, layout = trained.tokenizer, trained.layout
     warnings += lint_tokenizer(tok)
     if layout.reached < recipe.vocab_size:
         warnings.append(f"vocab size {recipe.vocab_size} not reached: only {layout.reached} entries could be learnt "
                         f"(min_frequency {recipe.min_frequency}); add text or lower --vocab-size")
     t0 = time.perf_counter()
-    hb, ht, hf = _held_out(tok, corpus.held_out) if corpus.held_out else (0, 0, 0)
+    held = corpus.held_out if corpus is not None else []
+    hb, ht, hf = _held_out(tok, held) if held else (0, 0, 0)
     secs["held-out"] = time.perf_counter() - t0
     for w in warnings:  # the summary shows them; logged for library users who do not print it
         LOG.info("warning: %s", w)
+    n_docs = corpus.n_docs if corpus is not None else 0
+    n_bytes = corpus.n_bytes if corpus is not None else 0
+    n_bad = corpus.n_bad_utf8 if corpus is not None else 0
     manifest = {
         "recipe": recipe.model_dump(mode="json"),
-        "sources": [{"path": s.path, "rate": s.rate, "dataset": s.dataset, "sha256": None if s.dataset else _sha256(s.path)}
-                    for s in srcs],
-        "train_documents": corpus.n_docs, "train_bytes": corpus.n_bytes, "skipped_bad_utf8": corpus.n_bad_utf8,
-        "held_out_documents": len(corpus.held_out), "held_out_bytes": hb, "held_out_tokens": ht,
+        "sources": sources_manifest,
+        "train_documents": n_docs, "train_bytes": n_bytes, "skipped_bad_utf8": n_bad,
+        "held_out_documents": len(held), "held_out_bytes": hb, "held_out_tokens": ht,
         "pre_tokenizer_pattern": trained.pattern, "domain_tokens": list(domain),
         "vocab": {"asked": recipe.vocab_size, "reached": layout.reached, "final": layout.final, "reserved": layout.reserved},
         "seconds": secs, "versions": _versions(),
     }
+    if counts_manifest is not None:
+        manifest["counts"] = counts_manifest
     t0 = time.perf_counter()
     out = write_folder(tok, out_dir, specials=recipe.special_tokens, manifest=manifest, force=force)
     secs["write"] = time.perf_counter() - t0
     return TrainResult(
         out_dir=out, kind=recipe.kind.value, vocab_asked=recipe.vocab_size, vocab_reached=layout.reached,
-        vocab_final=layout.final, reserved=layout.reserved, train_docs=corpus.n_docs, train_bytes=corpus.n_bytes,
-        skipped_bad_utf8=corpus.n_bad_utf8, seconds=secs, peak_rss_mb=_peak_mb(), held_out_docs=len(corpus.held_out),
+        vocab_final=layout.final, reserved=layout.reserved, train_docs=n_docs, train_bytes=n_bytes,
+        skipped_bad_utf8=n_bad, seconds=secs, peak_rss_mb=_peak_mb(), held_out_docs=len(held),
         held_out_bytes=hb, held_out_tokens=ht, held_out_roundtrip_failures=hf, warnings=tuple(warnings),
-        notes=trained.notes, tokenizer=tok)
+        notes=trained.notes, tokenizer=tok,
+        counted=(counts_manifest["records"], counts_manifest["occurrences"]) if counts_manifest is not None else None)

@@ -1,0 +1,283 @@
+"""BPE training from pre-token counts that reproduces HF ``tokenizers``' ``BpeTrainer`` merge for merge.
+
+HF ``tokenizers`` cannot train from counts from Python (tokenizers#760): its trainer first counts
+every pre-token of the corpus in RAM, then runs ``BpeTrainer::do_train(word_counts)``. This module
+is a port of that second half (tokenizers 0.20–0.23, ``models/bpe/trainer.rs`` and ``word.rs``), so a
+count table made anywhere (:mod:`tokkit.train.count_table`) trains the tokenizer that
+``train_from_iterator`` would have trained on the raw text: same alphabet ids (specials, then the
+alphabet sorted by code point), same merges in the same order — the max-count pair first, ties to
+the smallest ``(left id, right id)``, stale heap entries re-queued with their current count, the
+``min_frequency`` stop and the ``max_token_length`` rule of ``Word::merge`` (a new pair is only
+formed while its length in characters stays below the cap).
+
+One deliberate difference: pair counts are Python integers. HF keeps them in ``i32`` and
+overflows past 2^31 occurrences of a pair (tokenizers#437, #2058: "the" split into t/h/e at 160 GB);
+below that the two are identical, above it ours is the correct one.
+
+The merge loop checkpoints its whole state (words, pair counts, heap) with :mod:`pickle` every
+``checkpoint_every`` merges into one file, written atomically; ``resume=True`` continues from it
+and ends with exactly the merges of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import pickle
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from tokkit.errors import FormatError
+
+__all__ = ["BpeSpec", "BpeCheckpointError", "train_bpe_counts", "to_hf_model"]
+
+LOG = logging.getLogger(__name__)
+_CKPT_VERSION = 1
+
+
+class BpeCheckpointError(FormatError):
+    """A merge-loop checkpoint that does not belong to this training run."""
+
+
+@dataclass(frozen=True)
+class BpeSpec:
+    """The ``BpeTrainer`` options that decide the result (same names and meaning as HF's)."""
+
+    vocab_size: int
+    min_frequency: int = 0
+    special_tokens: tuple[str, ...] = ()
+    initial_alphabet: tuple[str, ...] = ()
+    max_token_length: int | None = None
+
+
+@dataclass
+class _State:
+    spec: BpeSpec
+    fingerprint: tuple[int, int]  # (number of words, total count): a cheap check that a checkpoint fits
+    id_to_word: list[str]
+    word_to_id: dict[str, int]
+    words: list[list[int]]
+    lens: list[list[int]]  # per symbol, its length in characters (only read when a length cap is set)
+    counts: list[int]
+    pair_counts: dict[tuple[int, int], int]
+    heap: list[tuple[int, int, int, int, set[int]]]  # (-count, left, right, seq, positions)
+    merges: list[tuple[tuple[int, int], int]] = field(default_factory=list)
+    seq: int = 0
+    done: bool = False
+
+
+def _initial_state(word_counts: Mapping[str, int], spec: BpeSpec) -> _State:
+    w2id: dict[str, int] = {}
+    id2w: list[str] = []
+    for t in spec.special_tokens:
+        if t not in w2id:
+            w2id[t] = len(id2w)
+            id2w.append(t)
+    alphabet = set(spec.initial_alphabet)
+    for w in word_counts:
+        alphabet.update(w)
+    for c in sorted(alphabet, key=ord):  # HF: sort_unstable_by_key(char as u32); no limit_alphabet
+        if c not in w2id:
+            w2id[c] = len(id2w)
+            id2w.append(c)
+    words: list[list[int]] = []
+    counts: list[int] = []
+    for w, n in word_counts.items():
+        words.append([w2id[c] for c in w])
+        counts.append(int(n))
+    lens = [[1] * len(w) for w in words] if spec.max_token_length is not None else []
+    pair_counts: dict[tuple[int, int], int] = {}
+    where: dict[tuple[int, int], set[int]] = {}
+    for i, (syms, n) in enumerate(zip(words, counts)):
+        for p in zip(syms, syms[1:]):
+            pair_counts[p] = pair_counts.get(p, 0) + n
+            s = where.get(p)
+            if s is None:
+                where[p] = {i}
+            else:
+                s.add(i)
+    st = _State(spec, (len(words), sum(counts)), id2w, w2id, words, lens, counts, pair_counts, [])
+    for p, pos in where.items():
+        c = pair_counts[p]
+        if c > 0:
+            st.heap.append((-c, p[0], p[1], st.seq, pos))
+            st.seq += 1
+    heapq.heapify(st.heap)
+    return st
+
+
+def _merge_words(st: _State, a: int, b: int, new: int, pos: set[int], max_len: int) -> None:
+    """``Word::merge`` on every word in ``pos`` plus the trainer's pair-count update."""
+    pc = st.pair_counts
+    where: dict[tuple[int, int], set[int]] = {}
+    capped = st.spec.max_token_length is not None
+
+    def change(p: tuple[int, int], d: int, iw: int) -> None:
+        pc[p] = pc.get(p, 0) + d * st.counts[iw]
+        if d > 0:
+            s = where.get(p)
+            if s is None:
+                where[p] = {iw}
+            else:
+                s.add(iw)
+
+    for iw in sorted(pos):
+        syms = st.words[iw]
+        lens = st.lens[iw] if capped else None
+        i = 0
+        while i < len(syms):
+            if syms[i] == a and i + 1 < len(syms) and syms[i + 1] == b:
+                nl = lens[i] + lens[i + 1] if lens is not None else 0
+                if i > 0:
+                    change((syms[i - 1], a), -1, iw)
+                    if lens is None or lens[i - 1] + nl < max_len:
+                        change((syms[i - 1], new), 1, iw)
+                second = syms[i + 1]
+                syms[i:i + 2] = [new]
+                if lens is not None:
+                    lens[i:i + 2] = [nl]
+                if i < len(syms) - 1:
+                    change((second, syms[i + 1]), -1, iw)
+                    if lens is None or lens[i + 1] + nl < max_len:
+                        change((new, syms[i + 1]), 1, iw)
+            i += 1
+    for p, ps in where.items():
+        c = pc[p]
+        if c > 0:
+            heapq.heappush(st.heap, (-c, p[0], p[1], st.seq, ps))
+            st.seq += 1
+
+
+def _step(st: _State, max_len: int) -> bool:
+    """One iteration of HF's merge loop; False when training is over."""
+    if len(st.word_to_id) >= st.spec.vocab_size or not st.heap:
+        return False
+    negc, a, b, _, pos = heapq.heappop(st.heap)
+    cur = st.pair_counts[(a, b)]
+    if -negc != cur:  # stale entry: re-queue with the current count (and the same positions)
+        heapq.heappush(st.heap, (-cur, a, b, st.seq, pos))
+        st.seq += 1
+        return True
+    if cur < 1 or st.spec.min_frequency > cur:
+        return False
+    token = st.id_to_word[a] + st.id_to_word[b]
+    new = st.word_to_id.get(token)
+    if new is None:
+        new = len(st.id_to_word)
+        st.id_to_word.append(token)
+        st.word_to_id[token] = new
+    st.merges.append(((a, b), new))
+    _merge_words(st, a, b, new, pos, max_len)
+    return True
+
+
+def _save(st: _State, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump((_CKPT_VERSION, st), f, protocol=pickle.HIGHEST_PROTOCOL)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _load(path: Path, spec: BpeSpec, fingerprint: tuple[int, int]) -> _State:
+    try:
+        with open(path, "rb") as f:
+            version, st = pickle.load(f)
+    except Exception as e:  # a truncated or foreign file
+        raise BpeCheckpointError(f"{path} is not a tokkit merge checkpoint ({type(e).__name__}: {e}); "
+                                 "delete it to start from the beginning") from None
+    if version != _CKPT_VERSION or st.spec != spec or st.fingerprint != fingerprint:
+        diffs = [f"{k}: expected {_short(getattr(spec, k))}, found {_short(getattr(st.spec, k))}"
+                 for k in spec.__dataclass_fields__ if getattr(spec, k) != getattr(st.spec, k)]
+        if st.fingerprint != fingerprint:
+            diffs.append(f"counts: expected {fingerprint[0]} pre-tokens / {fingerprint[1]} occurrences, found "
+                         f"{st.fingerprint[0]} / {st.fingerprint[1]}")
+        raise BpeCheckpointError(f"{path} belongs to another training run ({'; '.join(diffs) or 'format version'}); "
+                                 "delete it or train with the same counts and options")
+    return st
+
+
+def _short(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def train_bpe_counts(word_counts: Mapping[str, int], spec: BpeSpec, *, progress: bool = True,
+                     checkpoint: str | Path | None = None, checkpoint_every: int = 2000, resume: bool = False,
+                     stop_after: int | None = None,
+                     on_merge: Callable[[int], None] | None = None) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Train BPE on ``{pre-token string: count}`` exactly as HF's ``BpeTrainer`` would.
+
+    Args:
+        word_counts: pre-tokens as the trainer sees them (byte-level spelled for byte-level BPE).
+        spec: trainer options.
+        checkpoint: file for the merge-loop state (written every ``checkpoint_every`` merges and at the end).
+        resume: continue from ``checkpoint`` when it exists.
+        stop_after: stop after this many merges in this call (leaves the checkpoint; for tests and
+            for splitting a long run across jobs).
+
+    Returns:
+        ``(vocab, merges)``: token -> id (specials, alphabet, merged tokens) and the merges in rank
+        order, as HF serialises them (a pair merged twice keeps its last rank).
+    """
+    from tqdm.auto import tqdm
+
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    fingerprint = (len(word_counts), sum(int(v) for v in word_counts.values()))
+    st = _load(ckpt, spec, fingerprint) if resume and ckpt is not None and ckpt.exists() else None
+    if st is None:
+        st = _initial_state(word_counts, spec)
+    else:
+        LOG.info("resumed from %s after %d merges", ckpt, len(st.merges))
+    max_len = spec.max_token_length if spec.max_token_length is not None else 1 << 62
+    t0, start = time.perf_counter(), len(st.merges)
+    bar = tqdm(total=max(spec.vocab_size - len(st.word_to_id), 0), desc="merges from counts", unit="merge",
+               disable=not progress, mininterval=1.0)
+    last = len(st.word_to_id)
+    while not st.done:
+        if stop_after is not None and len(st.merges) - start >= stop_after:
+            break
+        before = len(st.merges)
+        if not _step(st, max_len):
+            st.done = True
+            break
+        if len(st.merges) != before:
+            bar.update(len(st.word_to_id) - last)
+            last = len(st.word_to_id)
+            if on_merge is not None:
+                on_merge(len(st.merges))
+            if ckpt is not None and len(st.merges) % checkpoint_every == 0:
+                _save(st, ckpt)
+    bar.close()
+    if ckpt is not None:
+        _save(st, ckpt)
+    LOG.info("%d merges in %.1fs", len(st.merges) - start, time.perf_counter() - t0)
+    ranked: dict[tuple[int, int], int] = {}
+    for rank, (pair, _) in enumerate(st.merges):
+        ranked[pair] = rank  # HF collects merges into a map: a repeated pair keeps its last rank
+    merges = [(st.id_to_word[p[0]], st.id_to_word[p[1]]) for p, _ in sorted(ranked.items(), key=lambda kv: kv[1])]
+    return dict(st.word_to_id), merges
+
+
+def to_hf_model(tok: Any, vocab: Mapping[str, int], merges: Sequence[tuple[str, str]],
+                special_tokens: Sequence[str]) -> Any:
+    """``tok`` (an untrained HF tokenizer with a BPE model) with the trained vocab and merges.
+
+    What ``Tokenizer.train`` does after ``BpeTrainer::do_train``: the model gets the vocabulary
+    and merges and keeps its own options; the trainer's special tokens are added as special tokens.
+    """
+    import json
+
+    from tokenizers import Tokenizer
+
+    data = json.loads(tok.to_str())
+    data["model"]["vocab"] = dict(vocab)
+    data["model"]["merges"] = [list(m) for m in merges]
+    out = Tokenizer.from_str(json.dumps(data, ensure_ascii=False))
+    if special_tokens:
+        out.add_special_tokens(list(special_tokens))
+    return out
