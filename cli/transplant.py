@@ -41,10 +41,13 @@ def _human(x: float) -> str:
 @click.option("--chat-template", type=click.Choice(["auto", "target", "source", "none"]), default=None,
               help="Chat template of the output [default: auto = target's, else source's if its tokens exist].")
 @click.option("--heldout", type=int, default=None, help="Shared tokens rebuilt as new for the fidelity check [default: 500].")
+@click.option("--treat-as-new", type=float, default=None,
+              help="Evaluation only: rebuild this share of the shared multi-byte tokens as if new, so bits per byte "
+                   "on any text measures the method [default: 0].")
 @click.option("--memory-gb", type=float, default=None, help="Working-memory budget per batch [default: from free memory].")
 @click.option("--seed", type=int, default=None)
 def transplant_command(src, dst, donor, method, out_dir, force, device, k, per_step, candidates, global_weight,
-                       temperature, top_k, aux_model, chat_template, heldout, memory_gb, seed) -> None:
+                       temperature, top_k, aux_model, chat_template, heldout, treat_as_new, memory_gb, seed) -> None:
     """Move the pretrained causal LM SRC onto the tokenizer DST without training."""
     from tokkit.atomic import check_output
     from tokkit.transplant import TransplantConfig, plan_transplant, run_transplant
@@ -52,7 +55,7 @@ def transplant_command(src, dst, donor, method, out_dir, force, device, k, per_s
 
     flags = dict(src=src, dst=dst, donor=donor, method=method, device=device, k=k, per_step=per_step, candidates=candidates,
                  global_weight=global_weight, temperature=temperature, top_k=top_k, aux_model=aux_model,
-                 chat_template=chat_template, heldout=heldout, memory_gb=memory_gb, seed=seed)
+                 chat_template=chat_template, heldout=heldout, treat_as_new=treat_as_new, memory_gb=memory_gb, seed=seed)
     cfg = TransplantConfig.model_validate({key: v for key, v in flags.items() if v is not None})
     check_output(out_dir, force=force)
     t0 = time.perf_counter()
@@ -86,9 +89,9 @@ def eval_lm_command(models, texts, segment_bytes, device, as_json) -> None:
 
     data = {p.stem: p.read_text(encoding="utf-8") for p in texts}
     dev = pick_device(device)
+    folders = [resolve_model(m) for m in models]  # every name checked before the first (slow) evaluation
     rows = []
-    for m in models:
-        folder = resolve_model(m)
+    for m, folder in zip(models, folders):
         scores = bits_per_byte(folder, data, segment_bytes=segment_bytes, device=dev, progress=not as_json)
         both = scores + ([combine(scores)] if len(scores) > 1 else [])
         for sc in both:

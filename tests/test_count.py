@@ -163,3 +163,28 @@ def test_small_text_files_read_as_before():
     corpus = Corpus(parse_sources([str(MOBY)]))
     assert list(corpus.train_docs()) == list(source_documents(Source(str(MOBY))))
     assert line_ranges(str(MOBY), 64 << 20) == [(0, MOBY.stat().st_size)]
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "domain"])
+def test_ascii_fast_path_splits_exactly_like_hf(pattern):
+    """Brute force: every ASCII character in many contexts, and 20,000 random ASCII strings, split by the
+    `regex` fast path (findall) and by HF's own Split pre-tokenizer (the one the trainer uses)."""
+    import random
+
+    from tokenizers import Regex, pre_tokenizers
+
+    from tokkit.train.count import _fast
+    from tokkit.train.domain import GPT2_PATTERN, pretokenize_pattern
+
+    pat = GPT2_PATTERN if pattern == "gpt2" else pretokenize_pattern(["Section", "U.S.C.", "Inc.", "'s"])
+    hf = pre_tokenizers.Split(Regex(pat), behavior="isolated")
+    rx = _fast(pat)
+    texts = [ctx.format(c=chr(c)) for c in range(128)
+             for ctx in ["a{c}b", "{c}", "{c}{c}", " {c} ", "1{c}2", "'{c}s", "{c} x", "x{c}\n", "\n{c}\n{c}", "  {c}"]]
+    rng = random.Random(0)
+    alphabet = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1fabcXYZ0129'.,;-_SectionU.S.C."
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30))) for _ in range(20_000)]
+    for t in texts:
+        parts = rx.findall(t)
+        assert sum(map(len, parts)) == len(t), repr(t)  # the matches cover the text: no gap, as count_shard checks
+        assert parts == [p for p, _ in hf.pre_tokenize_str(t)], repr(t)

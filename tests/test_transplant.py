@@ -266,3 +266,33 @@ def test_identity_alignment_keeps_every_row(alias):
     assert al.counts()["new"] == 0
     space = v.id_of(b" ") if alias == "mistral" else 236743
     assert al.source_id[space] == space and v.tokens[space] == b" "
+
+
+def test_treat_as_new_rebuilds_a_seeded_share_of_shared_tokens_without_their_own_rows(tmp_path, toks):
+    sm, mi = toks
+    src = _tiny(tmp_path / "src", sm, hidden=16, tied=True)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["transplant", "--src", str(src), "--dst", "mistral", "--method", "fvt", "-o", str(out),
+                                 "--heldout", "0", "--treat-as-new", "0.5"])
+    assert r.exit_code == 0, r.output
+    report = json.loads((out / "transplant_report.json").read_text())
+    al = align_vocabs(sm.vocab, mi.vocab)
+    a_dst, a_src = al.anchors()
+    multi = [(d, s) for d, s in zip(a_dst, a_src) if len(mi.vocab.tokens[d]) >= 2]
+    treated = report["plan"]["treated_as_new"]
+    assert treated == round(0.5 * len(multi)) and report["plan"]["new_tokens"] == 10124 + treated
+    banned = {s for d, s in multi if report["tokens"][d]["kind"] == "new"}
+    assert len(banned) == treated
+    base, new = load_model_embeddings(src), load_model_embeddings(out)
+    rebuilt = [report["tokens"][d] for d, _ in multi if report["tokens"][d]["kind"] == "new"]
+    assert all(not banned.intersection(t["pieces"]) for t in rebuilt)  # never its own (or another treated) row
+    t = next(t for t in rebuilt if len(t["pieces"]) > 1)
+    expect = piece_mean(base.input.weight, [t["pieces"]], base.input.weight[0])[0]
+    torch.testing.assert_close(new.input.weight[t["id"]], expect)
+    single = [d for d, s in zip(a_dst, a_src) if len(mi.vocab.tokens[d]) == 1]
+    assert all(report["tokens"][d]["kind"] != "new" for d in single)  # every byte stays copied
+    again = tmp_path / "again"
+    CliRunner().invoke(cli, ["transplant", "--src", str(src), "--dst", "mistral", "--method", "mean", "-o", str(again),
+                             "--heldout", "0", "--treat-as-new", "0.5"])
+    rep2 = json.loads((again / "transplant_report.json").read_text())
+    assert [x["kind"] for x in rep2["tokens"]] == [x["kind"] for x in report["tokens"]]  # seeded: the same tokens

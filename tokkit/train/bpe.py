@@ -101,13 +101,13 @@ def trainer_for(recipe: TrainRecipe, vocab_size: int, *, max_token_length: int |
 class CountsInput:
     """Train from a count table instead of documents (:mod:`tokkit.train.bpe_counts`).
 
-    ``checkpoint`` is the merge-loop state file (written every ``checkpoint_every`` merges);
+    ``checkpoint`` is the merge-loop state file (written every ``checkpoint_seconds``);
     ``resume`` continues from it.
     """
 
     table: Any  # tokkit.train.count_table.CountTable
     checkpoint: Any = None
-    checkpoint_every: int = 2000
+    checkpoint_seconds: float = 120.0
     resume: bool = False
 
 
@@ -128,7 +128,7 @@ def fit(tok: Any, data: Iterable[list[str]] | CountsInput, recipe: TrainRecipe, 
     spec = BpeSpec(vocab_size, recipe.min_frequency, tuple(recipe.special_tokens), tuple(sorted(set(alphabet))),
                    max_token_length)
     vocab, merges = train_bpe_counts(data.table.words(byte_level=byte_level), spec, progress=progress,
-                                     checkpoint=data.checkpoint, checkpoint_every=data.checkpoint_every,
+                                     checkpoint=data.checkpoint, checkpoint_seconds=data.checkpoint_seconds,
                                      resume=data.resume)
     return to_hf_model(tok, vocab, merges, recipe.special_tokens)
 

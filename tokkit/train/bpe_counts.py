@@ -15,7 +15,7 @@ overflows past 2^31 occurrences of a pair (tokenizers#437, #2058: "the" split in
 below that the two are identical, above it ours is the correct one.
 
 The merge loop checkpoints its whole state (words, pair counts, heap) with :mod:`pickle` every
-``checkpoint_every`` merges into one file, written atomically; ``resume=True`` continues from it
+``checkpoint_seconds`` (or ``checkpoint_every`` merges) into one file, written atomically; ``resume=True`` continues from it
 and ends with exactly the merges of an uninterrupted run.
 """
 
@@ -207,7 +207,8 @@ def _short(v: Any) -> str:
 
 
 def train_bpe_counts(word_counts: Mapping[str, int], spec: BpeSpec, *, progress: bool = True,
-                     checkpoint: str | Path | None = None, checkpoint_every: int = 2000, resume: bool = False,
+                     checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
+                     checkpoint_seconds: float = 120.0, resume: bool = False,
                      stop_after: int | None = None,
                      on_merge: Callable[[int], None] | None = None) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Train BPE on ``{pre-token string: count}`` exactly as HF's ``BpeTrainer`` would.
@@ -215,7 +216,8 @@ def train_bpe_counts(word_counts: Mapping[str, int], spec: BpeSpec, *, progress:
     Args:
         word_counts: pre-tokens as the trainer sees them (byte-level spelled for byte-level BPE).
         spec: trainer options.
-        checkpoint: file for the merge-loop state (written every ``checkpoint_every`` merges and at the end).
+        checkpoint: file for the merge-loop state, written every ``checkpoint_seconds`` (and every
+            ``checkpoint_every`` merges when given) and at the end; a save costs about the table's size.
         resume: continue from ``checkpoint`` when it exists.
         stop_after: stop after this many merges in this call (leaves the checkpoint; for tests and
             for splitting a long run across jobs).
@@ -238,6 +240,7 @@ def train_bpe_counts(word_counts: Mapping[str, int], spec: BpeSpec, *, progress:
     bar = tqdm(total=max(spec.vocab_size - len(st.word_to_id), 0), desc="merges from counts", unit="merge",
                disable=not progress, mininterval=1.0)
     last = len(st.word_to_id)
+    saved_at = time.monotonic()
     while not st.done:
         if stop_after is not None and len(st.merges) - start >= stop_after:
             break
@@ -250,10 +253,12 @@ def train_bpe_counts(word_counts: Mapping[str, int], spec: BpeSpec, *, progress:
             last = len(st.word_to_id)
             if on_merge is not None:
                 on_merge(len(st.merges))
-            if ckpt is not None and len(st.merges) % checkpoint_every == 0:
+            if ckpt is not None and ((checkpoint_every and len(st.merges) % checkpoint_every == 0)
+                                     or time.monotonic() - saved_at >= checkpoint_seconds):
                 _save(st, ckpt)
+                saved_at = time.monotonic()
     bar.close()
-    if ckpt is not None:
+    if ckpt is not None and not st.done:  # stopped early: leave the state for --resume
         _save(st, ckpt)
     LOG.info("%d merges in %.1fs", len(st.merges) - start, time.perf_counter() - t0)
     ranked: dict[tuple[int, int], int] = {}

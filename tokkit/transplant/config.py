@@ -49,6 +49,10 @@ class TransplantConfig(BaseModel):
     chat_template: TemplatePolicy = Field(TemplatePolicy.AUTO, description="chat template policy")
     pad_to: int = Field(64, ge=1, description="round the embedding rows up to a multiple of this")
     heldout: int = Field(500, ge=0, description="shared tokens reconstructed as if new for the fidelity check (0: skip)")
+    treat_as_new: float = Field(0.0, ge=0.0, lt=1.0, description=(
+        "evaluation only: seeded share of the shared multi-byte ordinary tokens rebuilt by the method as if they "
+        "were new (their source rows banned from decompositions, anchors and neighbours), so bits per byte on any "
+        "text measures the method and not the copied rows"))
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:1 ...")
     memory_gb: float | None = Field(None, gt=0, description="working-memory budget per batch (default: from free memory)")
     seed: int = 0

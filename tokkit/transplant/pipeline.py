@@ -80,6 +80,7 @@ class Plan:
             "method": self.method.name, "device": str(self.ctx.device), "new_tokens": len(self.alignment.new_ids),
             "anchors": len(a_dst), "counts": self.alignment.counts(), "flops": self.cost.flops,
             "memory_bytes": self.cost.memory_bytes, "rows": self.rows, "tied": self.ctx.base.tied,
+            "treated_as_new": len(self.ctx.banned_source_ids),
         }
 
 
@@ -100,9 +101,13 @@ def plan_transplant(cfg: TransplantConfig) -> Plan:
                 f"({len(dst_tok.vocab)} ids); OMP needs a donor trained with the destination tokenizer")
         donor = load_model_embeddings(donor_folder, vocab=dst_tok.vocab)
     alignment = align_vocabs(src_tok.vocab, dst_tok.vocab)
+    banned: frozenset[int] = frozenset()
+    if cfg.treat_as_new:
+        alignment, banned = _treat_as_new(alignment, cfg.treat_as_new, cfg.seed)
     method = build_method(cfg)
     ctx = InitContext(base=base, alignment=alignment, src_hf=src_tok.to_hf(), donor=donor, device=device,
-                      batch_bytes=_batch_budget(device, cfg.memory_gb), progress=True, seed=cfg.seed)
+                      batch_bytes=_batch_budget(device, cfg.memory_gb), progress=True, seed=cfg.seed,
+                      banned_source_ids=banned)
     n_new = len(alignment.new_ids)
     cost = method.cost(ctx, n_new)
     if cfg.heldout:
@@ -110,6 +115,20 @@ def plan_transplant(cfg: TransplantConfig) -> Plan:
         cost = Cost(cost.flops + extra.flops, max(cost.memory_bytes, extra.memory_bytes))
     rows = math.ceil(len(dst_tok.vocab) / cfg.pad_to) * cfg.pad_to
     return Plan(cfg, src_folder, src_tok, dst_tok, method, ctx, cost, rows)
+
+
+def _treat_as_new(al: Alignment, share: float, seed: int) -> tuple[Alignment, frozenset[int]]:
+    """Mark a seeded ``share`` of the shared multi-byte anchors new; their source rows become banned.
+
+    An evaluation device: with byte-level alignment nearly every token of English prose is copied, so
+    bits per byte cannot tell methods apart; rebuilding half of the shared tokens can. Single bytes stay
+    (every decomposition needs them).
+    """
+    a_dst, a_src = al.anchors()
+    pool = [(d, s) for d, s in zip(a_dst, a_src) if len(al.dst.tokens[d]) >= 2]
+    pick = sorted(random.Random(f"treat-as-new:{seed}").sample(range(len(pool)), int(round(share * len(pool)))))
+    dst = [pool[i][0] for i in pick]
+    return al.holding_out(dst), frozenset(pool[i][1] for i in pick)
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -124,7 +143,8 @@ def heldout_check(plan: Plan) -> dict[str, Any]:
         return {}
     pick = sorted(random.Random(plan.cfg.seed).sample(range(len(a_dst)), n))
     held_dst, held_src = [a_dst[i] for i in pick], [a_src[i] for i in pick]
-    ctx = replace(plan.ctx, alignment=plan.alignment.holding_out(held_dst), banned_source_ids=frozenset(held_src))
+    ctx = replace(plan.ctx, alignment=plan.alignment.holding_out(held_dst),
+                  banned_source_ids=plan.ctx.banned_source_ids | frozenset(held_src))
     res = plan.method.initialize(ctx, held_dst)
     idx = torch.tensor(held_src, device=res.input.device)
     out: dict[str, Any] = {"tokens": n}
