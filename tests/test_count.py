@@ -188,3 +188,14 @@ def test_ascii_fast_path_splits_exactly_like_hf(pattern):
         parts = rx.findall(t)
         assert sum(map(len, parts)) == len(t), repr(t)  # the matches cover the text: no gap, as count_shard checks
         assert parts == [p for p, _ in hf.pre_tokenize_str(t)], repr(t)
+
+
+def test_count_bad_input_exits_2_and_writes_nothing(tmp_path):
+    run = CliRunner().invoke
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    for args, msg in [([str(tmp_path / "missing.txt")], "matches no file"), ([str(empty)], "holds no text"),
+                      ([str(MOBY), "--engine", "spark"], "spark")]:
+        r = run(cli, ["count", *args, "-o", str(tmp_path / "t.counts")])
+        assert r.exit_code == 2 and msg in r.output, r.output
+        assert not (tmp_path / "t.counts").exists()

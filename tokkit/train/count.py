@@ -258,6 +258,12 @@ def count_corpus(sources: Sequence[str | Path], *, spec: CountSpec, engine: str 
     docs = sum(s[0] for s in parts_stats)
     nbytes = sum(s[1] for s in parts_stats)
     bad = sum(s[2] for s in parts_stats)
+    if len(table) == 0:
+        from tokkit.train.corpus import EmptyCorpusError
+
+        raise EmptyCorpusError(f"the corpus ({', '.join(map(str, sources))[:200]}) holds no text to count "
+                               f"({docs} documents{f', {bad} skipped as non-UTF-8' if bad else ''}); give non-empty "
+                               "UTF-8 text, jsonl or parquet files")
     stats = CountStats(len(shards), docs, nbytes, bad, time.perf_counter() - t0, _peak_mb(), engine, n)
     LOG.info("counted %d shards: %s", len(shards), asdict(stats))
     return table, stats
