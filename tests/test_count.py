@@ -199,3 +199,14 @@ def test_count_bad_input_exits_2_and_writes_nothing(tmp_path):
         r = run(cli, ["count", *args, "-o", str(tmp_path / "t.counts")])
         assert r.exit_code == 2 and msg in r.output, r.output
         assert not (tmp_path / "t.counts").exists()
+
+
+def test_parquet_source_counts_like_the_same_documents_in_jsonl(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = [json.loads(line) for line in LEGAL.read_text(encoding="utf-8").splitlines() if line.strip()]
+    pq.write_table(pa.table({"text": [r["text"] for r in rows]}), tmp_path / "legal.parquet", row_group_size=7)
+    a = _count([str(LEGAL)])
+    b = _count([str(tmp_path / "legal.parquet")])
+    assert b.keys == a.keys and b.counts.tolist() == a.counts.tolist()
