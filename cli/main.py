@@ -46,6 +46,7 @@ def cli(verbose: int) -> None:
 def _register() -> None:
     # One line per command module; each module adds its commands to `cli`.
     from tokkit_cli import bytes as _bytes, export_cmd, image, train, transplant, vocab_cmd  # noqa: F401
+    from tokkit_cli import hypernet  # noqa: F401
 
 
 _register()
