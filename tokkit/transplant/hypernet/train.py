@@ -136,7 +136,8 @@ def _lm_step(net, base: _Base, cache: PieceCache, texts: list[str], tk, cfg: Hyp
     nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum")
     n_tok = int((labels >= 0).sum())
     n_bytes = sum(len(tk.tokens[i]) for s in seqs for i in s)
-    stats = {"lm": float(nll) / max(n_tok, 1), "bpb": float(nll) / (math.log(2) * max(n_bytes, 1)),
+    total = nll.item()
+    stats = {"lm": total / max(n_tok, 1), "bpb": total / (math.log(2) * max(n_bytes, 1)),
              "new": len(new) / max(len(vocab_ids), 1)}
     aux_ids = [base_ids[j] for j in shared if len(tk.tokens[vocab_ids[j]]) >= 2]
     return nll / max(n_tok, 1), aux_ids, stats | {"tokens": n_tok}
