@@ -50,6 +50,8 @@ def train_command(base, corpus, out_dir, force, steps, warmup_steps, batch_size,
                  device=device, seed=seed)
     cfg = HypernetConfig.model_validate({k: v for k, v in flags.items() if v is not None})
     r = train_hypernet(cfg, out_dir, force=force)
+    if r.rank != 0:
+        return
     if r.resumed_from:
         click.echo(f"resumed from step {r.resumed_from}")
     loss = ", ".join(f"{k} {v:.4f}" for k, v in r.last_loss.items())

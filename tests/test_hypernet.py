@@ -235,3 +235,25 @@ def test_bad_checkpoints_exit_2_without_output(tmp_path, sm, trained):
     assert r.exit_code == 2 and "another run" in r.output
     r = run(cli, ["hypernet", "train", "--base", str(src), "--corpus", str(tmp_path / "missing.txt"), "-o", str(tmp_path / "x")])
     assert r.exit_code == 2 and not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_one_checkpoint(tmp_path, sm):
+    """Multi-process data parallelism through torch's own launcher (gloo on CPU here; NCCL on GPUs)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun not installed")
+    src = _tiny(tmp_path / "src", sm)
+    cmd = [torchrun, "--nproc-per-node", "2", "-m", "tokkit_cli.main", "hypernet", "train", "--base", str(src),
+           "--corpus", CORPUS, "-o", str(tmp_path / "ck"), "--steps", "3", "--warmup-steps", "1", "--batch-size", "1",
+           "--seq-len", "16", "--vocab-size", "300", "--hidden", "16", "--layers", "1", "--heads", "2", "--device", "cpu"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("to step 3/3") == 1  # only rank 0 reports
+    assert load_checkpoint(tmp_path / "ck").step == 3

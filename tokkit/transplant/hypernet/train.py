@@ -55,6 +55,7 @@ class TrainResult:
     tokens: int
     last_loss: dict[str, float]
     peak_rss_gb: float
+    rank: int = 0  # under torchrun: this process's rank (only rank 0 writes checkpoints)
 
 
 def lr_at(step: int, cfg: HypernetConfig) -> float:
@@ -239,4 +240,4 @@ def train_hypernet(cfg: HypernetConfig, out_dir: str | Path, *, force: bool = Fa
         dist.destroy_process_group()
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    return TrainResult(out_dir, end, start, seconds, n_tokens, stats, peak)
+    return TrainResult(out_dir, end, start, seconds, n_tokens, stats, peak, rank)
