@@ -47,7 +47,7 @@ def main() -> None:
         return out
 
     src_tok = load_tokenizer(resolve_model(a.src))
-    rows = [("original", a.src, "", score(resolve_model(a.src)), 0.0)]
+    rows = [("original", a.src, "", score(resolve_model(a.src)), 0.0, float("nan"))]
     for dst in a.dst:
         dst_tok = load_tokenizer(dst)
         new = set(align_vocabs(src_tok.vocab, dst_tok.vocab).new_ids)
@@ -62,20 +62,23 @@ def main() -> None:
             out = a.work / f"{label}-{m}"
             t0 = time.perf_counter()
             if not (out / "transplant_report.json").exists():
-                cfg = TransplantConfig(src=a.src, dst=dst, method=m, device="cpu", heldout=0,
+                cfg = TransplantConfig(src=a.src, dst=dst, method=m, device="cpu", heldout=500,
                                        hypernet=a.hypernet if m == "hypernet" else None)
                 run_transplant(plan_transplant(cfg), out, force=True)
             sec = time.perf_counter() - t0
-            rows.append((m, label, frac, score(out), sec))
+            import json
+
+            held = json.loads((out / "transplant_report.json").read_text()).get("heldout_anchor_check", {})
+            rows.append((m, label, frac, score(out), sec, held.get("cosine_input_mean", float("nan"))))
             print(f"done {label} {m}", flush=True)
     cols = ["English"] + rest
-    print("\n| tokenizer | method | " + " | ".join(f"{c} bpb" for c in cols) + " | transplant s |")
-    print("|---|---|" + "---|" * (len(cols) + 1))
-    for m, label, frac, sc, sec in rows:
+    print("\n| tokenizer | method | " + " | ".join(f"{c} bpb" for c in cols) + " | held-out anchor cosine | transplant s |")
+    print("|---|---|" + "---|" * (len(cols) + 2))
+    for m, label, frac, sc, sec, cos in rows:
         cells = []
         for c in cols:
             cells.append(f"{sc[c]:.4f}" + (f" ({frac[c]:.1%} new)" if frac else ""))
-        print(f"| {label} | {m} | " + " | ".join(cells) + f" | {sec:.0f} |")
+        print(f"| {label} | {m} | " + " | ".join(cells) + f" | {cos:.3f} | {sec:.0f} |")
 
 
 if __name__ == "__main__":

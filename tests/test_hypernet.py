@@ -122,6 +122,7 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, sm, monkeypatch):
     assert load_checkpoint(tmp_path / "cut").step == 4
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cut")], "a temporary checkpoint was left behind"
     monkeypatch.setattr(tr, "sample_tokenizer", real)
+    (tmp_path / "cut").rename(tmp_path / ".cut.old")  # as if killed between the two renames of a checkpoint swap
     resumed = tr.train_hypernet(cfg, tmp_path / "cut", progress=False)
     assert resumed.resumed_from == 4 and resumed.steps == 6
     for name in ("model.safetensors", "optimizer.safetensors"):

@@ -145,6 +145,9 @@ def _lm_step(net, base: _Base, cache: PieceCache, texts: list[str], tk, cfg: Hyp
 
 
 def _resume_or_start(out_dir: Path, cfg: HypernetConfig, fp: dict[str, Any], force: bool):
+    old = out_dir.with_name(f".{out_dir.name}.old")
+    if not out_dir.exists() and old.is_dir():  # killed between the two renames of a checkpoint swap
+        os.replace(old, out_dir)
     if not out_dir.exists():
         return None
     if force:
