@@ -26,6 +26,10 @@ def hypernet_group() -> None:
 @click.option("--batch-size", type=int, default=None, help="Sequences per step [default: 4].")
 @click.option("--seq-len", type=int, default=None, help="Tokens per sequence [default: 128].")
 @click.option("--vocab-size", type=int, default=None, help="Largest sampled tokenizer, bytes excluded [default: 3000].")
+@click.option("--noise-log-sigma", type=float, default=None, help="Sampled tokenizers: noise on log scores [default: 1.0].")
+@click.option("--max-words", type=int, default=None, help="Sampled tokenizers: longest piece in words [default: 3].")
+@click.option("--multiword-prob", type=float, default=None, help="Share of sampled tokenizers with multi-word pieces [default: 0.5].")
+@click.option("--negatives", type=int, default=None, help="Extra sampled-vocab rows per step's softmax [default: 512].")
 @click.option("--hidden", type=int, default=None, help="Hypernetwork width [default: 256].")
 @click.option("--layers", type=int, default=None, help="Encoder layers [default: 2].")
 @click.option("--heads", type=int, default=None, help="Attention heads [default: 4].")
@@ -35,8 +39,9 @@ def hypernet_group() -> None:
 @click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints [default: 50].")
 @click.option("--device", default=None, help="auto (CUDA when present), cpu, cuda ... [default: auto]")
 @click.option("--seed", type=int, default=None)
-def train_command(base, corpus, out_dir, force, steps, warmup_steps, batch_size, seq_len, vocab_size, hidden, layers,
-                  heads, max_pieces, lr, aux_weight, checkpoint_every, device, seed) -> None:
+def train_command(base, corpus, out_dir, force, steps, warmup_steps, batch_size, seq_len, vocab_size, noise_log_sigma,
+                  max_words, multiword_prob, negatives, hidden, layers, heads, max_pieces, lr, aux_weight,
+                  checkpoint_every, device, seed) -> None:
     """Train a hypernetwork for BASE on a fresh sampled tokenizer per step; checkpoints in OUT.
 
     Multi-GPU: `torchrun --nproc-per-node N -m tokkit_cli.main hypernet train ...`.
@@ -45,7 +50,8 @@ def train_command(base, corpus, out_dir, force, steps, warmup_steps, batch_size,
     from tokkit.transplant.hypernet.train import train_hypernet
 
     flags = dict(base=base, corpus=tuple(str(c) for c in corpus), steps=steps, warmup_steps=warmup_steps,
-                 batch_size=batch_size, seq_len=seq_len, vocab_size=vocab_size, hidden=hidden, layers=layers,
+                 batch_size=batch_size, seq_len=seq_len, vocab_size=vocab_size, noise_log_sigma=noise_log_sigma,
+                 max_words=max_words, multiword_prob=multiword_prob, negatives=negatives, hidden=hidden, layers=layers,
                  heads=heads, max_pieces=max_pieces, lr=lr, aux_weight=aux_weight, checkpoint_every=checkpoint_every,
                  device=device, seed=seed)
     cfg = HypernetConfig.model_validate({k: v for k, v in flags.items() if v is not None})
