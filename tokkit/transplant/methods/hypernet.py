@@ -22,8 +22,16 @@ from tokkit.transplant.hypernet.model import HyperNet, pad_pieces
 __all__ = ["HypernetInit"]
 
 
-@lru_cache(maxsize=4)
 def _load(path: str) -> Checkpoint:
+    """The checkpoint at ``path``, read once per version of its config.json (a resumed run rewrites it)."""
+    from pathlib import Path
+
+    cfg = Path(path) / "config.json"
+    return _load_version(path, cfg.stat().st_mtime_ns if cfg.is_file() else -1)
+
+
+@lru_cache(maxsize=4)
+def _load_version(path: str, mtime_ns: int) -> Checkpoint:
     return load_checkpoint(path)
 
 
