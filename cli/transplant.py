@@ -27,7 +27,7 @@ def _human(x: float) -> str:
 @click.option("--dst", required=True, help="New tokenizer: alias (mistral, llama3, ...), file, folder or repo id.")
 @click.option("--donor", default=None, help="Donor model that uses the new tokenizer (needed by --method omp).")
 @click.option("--method", type=click.Choice(_METHODS, case_sensitive=False), default=None,
-              help="Reconstruction method [default: omp with --donor, else heuristic].")
+              help="Reconstruction method [default: omp with --donor, hypernet with --hypernet, else heuristic].")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output HF model folder.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--device", default=None, help="auto (CUDA when present), cpu, cuda ... [default: auto]")
@@ -38,6 +38,8 @@ def _human(x: float) -> str:
 @click.option("--temperature", type=float, default=None, help="heuristic: softmax temperature [default: 0.3].")
 @click.option("--top-k", type=int, default=None, help="heuristic: neighbours [default: 3].")
 @click.option("--aux-model", default=None, help="heuristic: HF text-embedding model folder for similarities.")
+@click.option("--hypernet", "hypernet", default=None, type=click.Path(path_type=Path),
+              help="hypernet: checkpoint folder from `tokkit hypernet train` (implies --method hypernet).")
 @click.option("--chat-template", type=click.Choice(["auto", "target", "source", "none"]), default=None,
               help="Chat template of the output [default: auto = target's, else source's if its tokens exist].")
 @click.option("--heldout", type=int, default=None, help="Shared tokens rebuilt as new for the fidelity check [default: 500].")
@@ -47,7 +49,8 @@ def _human(x: float) -> str:
 @click.option("--memory-gb", type=float, default=None, help="Working-memory budget per batch [default: from free memory].")
 @click.option("--seed", type=int, default=None)
 def transplant_command(src, dst, donor, method, out_dir, force, device, k, per_step, candidates, global_weight,
-                       temperature, top_k, aux_model, chat_template, heldout, treat_as_new, memory_gb, seed) -> None:
+                       temperature, top_k, aux_model, hypernet, chat_template, heldout, treat_as_new, memory_gb,
+                       seed) -> None:
     """Move the pretrained causal LM SRC onto the tokenizer DST without training."""
     from tokkit.atomic import check_output
     from tokkit.transplant import TransplantConfig, plan_transplant, run_transplant
@@ -55,7 +58,8 @@ def transplant_command(src, dst, donor, method, out_dir, force, device, k, per_s
 
     flags = dict(src=src, dst=dst, donor=donor, method=method, device=device, k=k, per_step=per_step, candidates=candidates,
                  global_weight=global_weight, temperature=temperature, top_k=top_k, aux_model=aux_model,
-                 chat_template=chat_template, heldout=heldout, treat_as_new=treat_as_new, memory_gb=memory_gb, seed=seed)
+                 hypernet=None if hypernet is None else str(hypernet), chat_template=chat_template, heldout=heldout,
+                 treat_as_new=treat_as_new, memory_gb=memory_gb, seed=seed)
     cfg = TransplantConfig.model_validate({key: v for key, v in flags.items() if v is not None})
     check_output(out_dir, force=force)
     t0 = time.perf_counter()

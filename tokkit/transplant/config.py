@@ -46,6 +46,7 @@ class TransplantConfig(BaseModel):
     top_k: int = Field(3, ge=1, description="heuristic: neighbours of the global estimate")
     threshold: float = Field(0.0, description="heuristic: minimum neighbour similarity")
     aux_model: str | None = Field(None, description="heuristic: HF text-embedding model folder for similarities")
+    hypernet: str | None = Field(None, description="hypernet: checkpoint folder written by `tokkit hypernet train`")
     chat_template: TemplatePolicy = Field(TemplatePolicy.AUTO, description="chat template policy")
     pad_to: int = Field(64, ge=1, description="round the embedding rows up to a multiple of this")
     heldout: int = Field(500, ge=0, description="shared tokens reconstructed as if new for the fidelity check (0: skip)")
@@ -58,4 +59,4 @@ class TransplantConfig(BaseModel):
     seed: int = 0
 
     def resolved_method(self) -> Method:
-        return self.method or (Method.OMP if self.donor else Method.HEURISTIC)
+        return self.method or (Method.OMP if self.donor else Method.HYPERNET if self.hypernet else Method.HEURISTIC)

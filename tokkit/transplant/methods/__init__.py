@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tokkit.errors import UnknownNameError
+from tokkit.errors import MissingFileError
 from tokkit.transplant.base import EmbeddingInit
 from tokkit.transplant.config import Method, TransplantConfig
 from tokkit.transplant.methods.heuristic import HeuristicInit
@@ -13,7 +13,7 @@ __all__ = ["build_method", "OMPInit", "HeuristicInit", "FVTInit", "MeanInit", "Z
 
 
 def build_method(cfg: TransplantConfig) -> EmbeddingInit:
-    """The method object for ``cfg`` (``hypernet`` is registered by its own package when installed)."""
+    """The method object for ``cfg``."""
     m = cfg.resolved_method()
     if m is Method.OMP:
         return OMPInit(k=cfg.k, per_step=cfg.per_step, candidates=cfg.candidates)
@@ -26,5 +26,9 @@ def build_method(cfg: TransplantConfig) -> EmbeddingInit:
         return MeanInit()
     if m is Method.ZERO:
         return ZeroInit()
-    raise UnknownNameError(f"method {m.value!r} is not available yet (issue 7: hypernetwork); "
-                           f"choose one of {[x.value for x in Method if x is not Method.HYPERNET]}")
+    if cfg.hypernet is None:
+        raise MissingFileError("--method hypernet needs --hypernet CKPT, a checkpoint folder written by "
+                               "`tokkit hypernet train --base MODEL --corpus TEXT -o CKPT`")
+    from tokkit.transplant.methods.hypernet import HypernetInit
+
+    return HypernetInit(checkpoint=cfg.hypernet)
