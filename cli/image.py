@@ -14,7 +14,7 @@ import click
 
 from tokkit_cli.main import cli
 
-SAMPLERS = ["none", "tail_batch", "nested_uniform", "nested_pow2", "nested_mix"]
+SAMPLERS = ["none", "tail_batch", "nested_uniform", "nested_pow2", "nested_mix", "nested_dual"]
 
 
 def _write(path: Path, data: bytes, *, force: bool) -> None:

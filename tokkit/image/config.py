@@ -27,6 +27,7 @@ class LengthSampler(str, Enum):
     NESTED_UNIFORM = "nested_uniform"  # FlexTok nested dropout: k ~ U{1..N} per sample (key mask)
     NESTED_POW2 = "nested_pow2"  # per sample, k uniform over {1, 2, 4, ..., N}
     NESTED_MIX = "nested_mix"  # per sample, k = N with prob p_full, else U{1..N} (reference §7.3 run O)
+    NESTED_DUAL = "nested_dual"  # every sample decoded twice: at k = N and at k ~ U{1..N-1} (2x decoder cost)
 
 
 class ModelConfig(BaseModel):
@@ -72,6 +73,8 @@ class TrainConfig(BaseModel):
     model: ModelConfig = ModelConfig()
     sampler: LengthSampler = LengthSampler.NESTED_MIX
     p_full: float = Field(0.5, ge=0.0, le=1.0, description="nested_mix: probability of keeping all N tokens")
+    full_final: float = Field(0.0, ge=0.0, lt=1.0,
+                              description="share of the last steps trained at k = N only, whatever the sampler")
     steps: int = Field(1200, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)
