@@ -29,7 +29,7 @@ def test_fit_counts_per_position_plus_one():
 def test_round_trip_every_prefix_and_length_bound(n, k):
     prior = _prior(n, k, seed=n)
     g = torch.Generator().manual_seed(k)
-    for trial in range(30):
+    for trial in range(30 if k < 10_000 else 6):
         probs = prior.counts.double()
         ids = [int(torch.multinomial(probs[j], 1, generator=g)) if trial % 2 else int(torch.randint(0, k, (1,), generator=g))
                for j in range(n)]
@@ -70,7 +70,7 @@ def test_refusals():
 
 def test_save_load(tmp_path):
     prior = _prior(8, 100)
-    prior.save(tmp_path)
+    prior.save(tmp_path / "token_prior.safetensors")
     back = TokenPrior.load(tmp_path)
     assert torch.equal(back.counts, prior.counts) and back.prior_id == prior.prior_id
     from tokkit.errors import MissingFileError

@@ -15,18 +15,18 @@ The output is the shortest big-endian byte string v with ``v / 2**(8*len) in [lo
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from tokkit.errors import MissingFileError
 from tokkit.image.errors import CorruptTokFileError, TokenCountError
 
-__all__ = ["TokenPrior", "PRIOR_FILE", "encode_ids", "decode_ids", "ideal_bits"]
+__all__ = ["TokenPrior", "PRIOR_FILE", "encode_ids", "decode_ids", "ideal_bits", "fit_prior"]
 
 PRIOR_FILE = "token_prior.safetensors"
 
@@ -36,14 +36,14 @@ class TokenPrior:
     """Per-position code frequencies ``counts (N, K)`` int64, every entry >= 1."""
 
     counts: torch.Tensor
-    _cum: tuple[tuple[int, ...], ...] = field(init=False, repr=False, compare=False)
+    _cum: np.ndarray = field(init=False, repr=False, compare=False)  # (N, K + 1) cumulative counts
 
     def __post_init__(self) -> None:
         c = self.counts
         if c.dim() != 2 or c.dtype != torch.int64 or int(c.min()) < 1:
             raise ValueError("counts must be an (N, K) int64 tensor with every entry >= 1")
         cum = torch.cat([torch.zeros(c.shape[0], 1, dtype=torch.int64), c.cumsum(1)], 1)
-        object.__setattr__(self, "_cum", tuple(tuple(r) for r in cum.tolist()))
+        object.__setattr__(self, "_cum", cum.numpy())
 
     @classmethod
     def fit(cls, ids: torch.Tensor, codebook_size: int) -> "TokenPrior":
@@ -64,10 +64,16 @@ class TokenPrior:
         """16 hex digits: sha256 prefix of the counts (stored in entropy-coded ``.tok`` headers)."""
         return hashlib.sha256(self.counts.numpy().astype(">i8").tobytes()).hexdigest()[:16]
 
-    def save(self, folder: Path) -> Path:
-        path = Path(folder) / PRIOR_FILE
+    @property
+    def fitted_entropy_bits(self) -> float:
+        """Mean over positions of the index entropy of the counts it was fitted on (the +1 removed)."""
+        c = (self.counts - 1).double()
+        p = c / c.sum(1, keepdim=True).clamp_min(1)
+        return float(-(p * p.clamp_min(1e-300).log2()).sum(1).mean())
+
+    def save(self, path: Path) -> None:
+        """Write the counts to the file ``path`` (a checkpoint keeps it as ``PRIOR_FILE``)."""
         save_file({"counts": self.counts.contiguous()}, str(path))
-        return path
 
     @classmethod
     def load(cls, folder: Path) -> "TokenPrior":
@@ -91,7 +97,7 @@ def encode_ids(ids: list[int], prior: TokenPrior) -> bytes:
     low, width, denom = 0, 1, 1
     for j, s in enumerate(ids):
         cum = prior._cum[j]
-        total, c, f = cum[-1], cum[s], cum[s + 1] - cum[s]
+        total, c, f = int(cum[-1]), int(cum[s]), int(cum[s + 1] - cum[s])
         low, width, denom = low * total + c * width, width * f, denom * total
     nbytes = 0  # at most ceil((-log2(width / denom) + 2) / 8) iterations
     while True:
@@ -110,12 +116,12 @@ def decode_ids(data: bytes, k: int, prior: TokenPrior) -> list[int]:
     low, width, denom, out = 0, 1, 1, []
     for j in range(k):
         cum = prior._cum[j]
-        total = cum[-1]
+        total = int(cum[-1])
         t = (total * (v * denom - low * scale)) // (width * scale)
         if not 0 <= t < total:
             raise CorruptTokFileError("entropy-coded ids do not decode with this prior (corrupt data or another prior)")
-        s = bisect.bisect_right(cum, t) - 1
-        c, f = cum[s], cum[s + 1] - cum[s]
+        s = int(np.searchsorted(cum, t, side="right")) - 1
+        c, f = int(cum[s]), int(cum[s + 1] - cum[s])
         low, width, denom = low * total + c * width, width * f, denom * total
         out.append(s)
     return out
@@ -125,5 +131,11 @@ def ideal_bits(ids: list[int], prior: TokenPrior) -> float:
     """``-sum_j log2(f_j(id_j) / T_j)``: the information content the coder gets within 2 bits of."""
     import math
 
-    return -sum(math.log2(prior._cum[j][s + 1] - prior._cum[j][s]) - math.log2(prior._cum[j][-1])
+    return -sum(math.log2(int(prior._cum[j][s + 1] - prior._cum[j][s])) - math.log2(int(prior._cum[j][-1]))
                 for j, s in enumerate(ids))
+
+
+def fit_prior(tok, images: torch.Tensor, *, batch_size: int = 256) -> TokenPrior:
+    """Tokenize ``images (M, 3, S, S)`` (the model's *training* images) with ``tok`` and count codes per position."""
+    ids = torch.cat([torch.stack(tok.tokenize(images[i:i + batch_size])) for i in range(0, images.shape[0], batch_size)])
+    return TokenPrior.fit(ids, tok.config.codebook_size)

@@ -16,6 +16,7 @@ import torch
 
 from tokkit.image.api import ImageTokenizer
 from tokkit.image.bitstream import HEADER_BYTES, TRAILER_BYTES, length_bytes, payload_bytes
+from tokkit.image.entropy import TokenPrior, encode_ids
 from tokkit.image.codecs import JPEG_QUALITIES, WEBP_QUALITIES, codec_sweep, trivial_baselines
 from tokkit.image.metrics import ms_ssim_or_none, psnr, ssim
 from tokkit.image.train import code_stats
@@ -38,8 +39,13 @@ def _interp(x: float, xs: list[float], ys: list[float]) -> float | None:
 
 
 @torch.inference_mode()
-def evaluate(tok: ImageTokenizer, images: torch.Tensor, *, ks: list[int] | None = None, codecs: bool = True) -> dict:
-    """``images (M, 3, S, S)`` in [0, 1] -> the result dict written by ``tokkit image eval --json``."""
+def evaluate(tok: ImageTokenizer, images: torch.Tensor, *, ks: list[int] | None = None, codecs: bool = True,
+             prior: TokenPrior | None = None) -> dict:
+    """``images (M, 3, S, S)`` in [0, 1] -> the result dict written by ``tokkit image eval --json``.
+
+    With ``prior`` (the checkpoint's training-image token frequencies) each k also reports the mean bytes of
+    the entropy-coded ids (``entropy_bytes``) and of a one-image entropy-coded ``.tok`` file.
+    """
     cfg, M = tok.config, images.shape[0]
     N, K, S = cfg.max_tokens, cfg.codebook_size, cfg.image_size
     ks = ks or default_ks(N)
@@ -57,6 +63,11 @@ def evaluate(tok: ImageTokenizer, images: torch.Tensor, *, ks: list[int] | None 
                       "ms_ssim": None if ms is None else round(float(ms.mean()), 4),
                       "bytes": pay, "file_bytes": fileb, "bpp": round(8 * pay / (S * S), 4),
                       "bpp_file": round(8 * fileb / (S * S), 4)})
+        if prior is not None:
+            codes = [len(encode_ids(row[:k].tolist(), prior)) for row in ids]
+            per_k[-1]["entropy_bytes"] = round(sum(codes) / M, 3)
+            per_k[-1]["entropy_file_bytes"] = round(HEADER_BYTES + 8 + length_bytes(N) + TRAILER_BYTES
+                                                    + sum(c + (1 if c < 128 else 2) for c in codes) / M, 3)
     _, ms_note = ms_ssim_or_none(images[:1], images[:1])
     out = {"model_id": tok.model_id, "images": M, "image_size": S, "max_tokens": N, "codebook_size": K,
            "bits_per_token": round(math.log2(K), 3), "codes_used": used, "index_entropy_bits_per_position": round(ent, 3),
@@ -64,6 +75,8 @@ def evaluate(tok: ImageTokenizer, images: torch.Tensor, *, ks: list[int] | None 
            "byte_accounting": f"bytes = ids packed as one mixed-radix integer; file_bytes adds the {HEADER_BYTES}-byte "
                               f".tok header, a {length_bytes(N)}-byte length field and a 4-byte crc32",
            "baselines": trivial_baselines(images)}
+    if prior is not None:
+        out["token_prior_id"] = prior.prior_id
     if codecs:
         jpeg, webp = codec_sweep(images, "JPEG", JPEG_QUALITIES), codec_sweep(images, "WEBP", WEBP_QUALITIES)
         out["jpeg"], out["webp"] = jpeg, webp
