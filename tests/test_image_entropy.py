@@ -23,6 +23,10 @@ def test_fit_counts_per_position_plus_one():
     p = TokenPrior.fit(ids, 3)
     assert p.counts.tolist() == [[3, 2, 1], [1, 2, 3]]
     assert p.max_tokens == 2 and p.codebook_size == 3 and len(p.prior_id) == 16
+    q = TokenPrior.fit(ids, 3, scale=4)
+    assert q.counts.tolist() == [[9, 5, 1], [1, 5, 9]] and q.prior_id != p.prior_id
+    assert abs(q.fitted_entropy_bits - p.fitted_entropy_bits) < 1e-12  # entropy of the observed counts: 0.918 bit
+    assert abs(p.fitted_entropy_bits - (-(2 / 3) * math.log2(2 / 3) - (1 / 3) * math.log2(1 / 3))) < 1e-12
 
 
 @pytest.mark.parametrize("n,k", [(1, 2), (4, 3), (32, 1000), (40, 64000)])

@@ -46,10 +46,13 @@ class TokenPrior:
         object.__setattr__(self, "_cum", cum.numpy())
 
     @classmethod
-    def fit(cls, ids: torch.Tensor, codebook_size: int) -> "TokenPrior":
-        """``ids (M, N)`` long from the training images -> add-one smoothed per-position counts."""
+    def fit(cls, ids: torch.Tensor, codebook_size: int, *, scale: int = 1) -> "TokenPrior":
+        """``ids (M, N)`` long from the training images -> ``scale * count + 1`` per position and code.
+
+        ``scale`` sets the smoothing: an unseen code gets a pseudo-count of ``1 / scale`` observations.
+        """
         counts = torch.stack([torch.bincount(ids[:, j], minlength=codebook_size) for j in range(ids.shape[1])])
-        return cls(counts.to(torch.int64) + 1)
+        return cls(counts.to(torch.int64) * scale + 1)
 
     @property
     def max_tokens(self) -> int:
@@ -67,7 +70,7 @@ class TokenPrior:
     @property
     def fitted_entropy_bits(self) -> float:
         """Mean over positions of the index entropy of the counts it was fitted on (the +1 removed)."""
-        c = (self.counts - 1).double()
+        c = (self.counts - 1).double()  # proportional to the observed counts whatever the scale
         p = c / c.sum(1, keepdim=True).clamp_min(1)
         return float(-(p * p.clamp_min(1e-300).log2()).sum(1).mean())
 
@@ -135,7 +138,7 @@ def ideal_bits(ids: list[int], prior: TokenPrior) -> float:
                 for j, s in enumerate(ids))
 
 
-def fit_prior(tok, images: torch.Tensor, *, batch_size: int = 256) -> TokenPrior:
+def fit_prior(tok, images: torch.Tensor, *, scale: int = 1, batch_size: int = 256) -> TokenPrior:
     """Tokenize ``images (M, 3, S, S)`` (the model's *training* images) with ``tok`` and count codes per position."""
     ids = torch.cat([torch.stack(tok.tokenize(images[i:i + batch_size])) for i in range(0, images.shape[0], batch_size)])
-    return TokenPrior.fit(ids, tok.config.codebook_size)
+    return TokenPrior.fit(ids, tok.config.codebook_size, scale=scale)
