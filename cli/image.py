@@ -124,6 +124,7 @@ def fit_prior_cmd(ckpt, data, limit, device, force) -> None:
     prior = fit_prior(tok, load_images(files, size=tok.config.image_size))
     with atomic_file(out, force=force) as tmp:
         prior.save(tmp)
+        tmp.chmod(0o644)  # safetensors recreates the file private
     click.echo(f"wrote {out}: {len(files)} images, N = {prior.max_tokens}, K = {prior.codebook_size}, "
                f"training-set index entropy {prior.fitted_entropy_bits:.2f} bit/position (packed: "
                f"{math.log2(prior.codebook_size):.2f}), prior id {prior.prior_id}, {time.time() - t0:.0f} s")

@@ -20,7 +20,7 @@ def _prior(n: int, k: int, seed: int = 0) -> TokenPrior:
 
 def test_fit_counts_per_position_plus_one():
     ids = torch.tensor([[0, 2], [0, 1], [1, 2]])
-    p = TokenPrior.fit(ids, 3)
+    p = TokenPrior.fit(ids, 3, scale=1)
     assert p.counts.tolist() == [[3, 2, 1], [1, 2, 3]]
     assert p.max_tokens == 2 and p.codebook_size == 3 and len(p.prior_id) == 16
     q = TokenPrior.fit(ids, 3, scale=4)

@@ -96,7 +96,7 @@ RECIPES: dict[str, dict] = {
              "steps": 20, "batch_size": 8, "warmup": 5, "log_every": 5, "checkpoint_every": 10, "eval_images": 8},
     "small": {"model": {"image_size": 32, "patch": 4, "width": 96, "enc_depth": 3, "dec_depth": 3, "heads": 4,
                         "max_tokens": 32, "fsq_levels": [8, 5, 5, 5], "conv_head": True},
-              "steps": 1200, "batch_size": 32, "checkpoint_every": 200},
+              "sampler": "nested_dual", "steps": 2400, "batch_size": 32, "checkpoint_every": 200},
     "base": {"model": {"image_size": 256, "patch": 16, "width": 512, "enc_depth": 8, "dec_depth": 8, "heads": 8,
                        "max_tokens": 128, "fsq_levels": [8, 8, 8, 5, 5, 5], "conv_head": True},
              "steps": 200_000, "batch_size": 128, "lr": 1e-4, "warmup": 5000, "log_every": 200,

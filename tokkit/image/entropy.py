@@ -29,6 +29,9 @@ from tokkit.image.errors import CorruptTokFileError, TokenCountError
 __all__ = ["TokenPrior", "PRIOR_FILE", "encode_ids", "decode_ids", "ideal_bits", "fit_prior"]
 
 PRIOR_FILE = "token_prior.safetensors"
+# Smoothing: an unseen code counts as 1/4 of an observation. Chosen on the training images only (fit on 90 %,
+# code the other 10 %, nested_dual small model): 25.80 / 25.46 / 25.46 / 25.44 B for 32 tokens at 1 / 4 / 8 / 16.
+DEFAULT_SCALE = 4
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class TokenPrior:
         object.__setattr__(self, "_cum", cum.numpy())
 
     @classmethod
-    def fit(cls, ids: torch.Tensor, codebook_size: int, *, scale: int = 1) -> "TokenPrior":
+    def fit(cls, ids: torch.Tensor, codebook_size: int, *, scale: int = DEFAULT_SCALE) -> "TokenPrior":
         """``ids (M, N)`` long from the training images -> ``scale * count + 1`` per position and code.
 
         ``scale`` sets the smoothing: an unseen code gets a pseudo-count of ``1 / scale`` observations.
@@ -138,7 +141,7 @@ def ideal_bits(ids: list[int], prior: TokenPrior) -> float:
                 for j, s in enumerate(ids))
 
 
-def fit_prior(tok, images: torch.Tensor, *, scale: int = 1, batch_size: int = 256) -> TokenPrior:
+def fit_prior(tok, images: torch.Tensor, *, scale: int = DEFAULT_SCALE, batch_size: int = 256) -> TokenPrior:
     """Tokenize ``images (M, 3, S, S)`` (the model's *training* images) with ``tok`` and count codes per position."""
     ids = torch.cat([torch.stack(tok.tokenize(images[i:i + batch_size])) for i in range(0, images.shape[0], batch_size)])
     return TokenPrior.fit(ids, tok.config.codebook_size, scale=scale)
