@@ -104,12 +104,15 @@ def plot_eval(results: dict[str, dict], path) -> None:
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
     first = next(iter(results.values()))
-    for name, r in results.items():
-        ks = [p["k"] for p in r["per_k"]]
-        a.plot(ks, [p["psnr"] for p in r["per_k"]], "o-", label=name)
-        b.plot([p["bytes"] for p in r["per_k"]], [p["psnr"] for p in r["per_k"]], "o-", label=f"{name} (payload)")
+    for i, (name, r) in enumerate(results.items()):
+        color, ks, ys = f"C{i}", [p["k"] for p in r["per_k"]], [p["psnr"] for p in r["per_k"]]
+        a.plot(ks, ys, "o-", color=color, label=name)
+        b.plot([p["bytes"] for p in r["per_k"]], ys, "o-", color=color, label=f"{name} (payload)")
         if r is first:
-            b.plot([p["file_bytes"] for p in r["per_k"]], [p["psnr"] for p in r["per_k"]], "o:", label=f"{name} (.tok file)")
+            b.plot([p["file_bytes"] for p in r["per_k"]], ys, "o:", color=color, mfc="none", label=f"{name} (.tok file)")
+            if "entropy_bytes" in r["per_k"][0]:
+                b.plot([p["entropy_bytes"] for p in r["per_k"]], ys, "d--", color=color, mfc="none",
+                       label=f"{name} (entropy-coded payload)")
     for bl in first["baselines"]:
         a.axhline(bl["psnr"], ls=":", lw=1, color="gray")
         a.text(1, bl["psnr"], f" {bl['name']} ({bl['bytes']} B)", fontsize=7, va="bottom", color="gray")
@@ -117,8 +120,11 @@ def plot_eval(results: dict[str, dict], path) -> None:
         b.annotate(bl["name"], (bl["bytes"], bl["psnr"]), fontsize=7)
     for codec in ("jpeg", "webp"):
         if codec in first:
-            b.plot([s["payload_bytes"] for s in first[codec]], [s["psnr"] for s in first[codec]], "s--", label=f"{codec} payload")
-            b.plot([s["file_bytes"] for s in first[codec]], [s["psnr"] for s in first[codec]], "x:", label=f"{codec} file")
+            c = "k" if codec == "jpeg" else "m"
+            b.plot([s["payload_bytes"] for s in first[codec]], [s["psnr"] for s in first[codec]], "s--", color=c,
+                   label=f"{codec} payload")
+            b.plot([s["file_bytes"] for s in first[codec]], [s["psnr"] for s in first[codec]], "x:", color=c,
+                   label=f"{codec} file")
     a.set_xscale("log", base=2)
     a.set_xlabel("tokens kept k")
     a.set_ylabel("PSNR (dB)")
