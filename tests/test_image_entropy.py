@@ -81,3 +81,8 @@ def test_save_load(tmp_path):
 
     with pytest.raises(MissingFileError, match="fit-prior"):
         TokenPrior.load(tmp_path / "nope")
+    from tokkit.errors import FormatError
+
+    (tmp_path / "token_prior.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(FormatError, match="not a token prior"):
+        TokenPrior.load(tmp_path)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from tokkit.errors import MissingFileError
+from tokkit.errors import FormatError, MissingFileError
 from tokkit.image.errors import CorruptTokFileError, TokenCountError
 
 __all__ = ["TokenPrior", "PRIOR_FILE", "encode_ids", "decode_ids", "ideal_bits", "fit_prior"]
@@ -34,7 +34,7 @@ PRIOR_FILE = "token_prior.safetensors"
 DEFAULT_SCALE = 4
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TokenPrior:
     """Per-position code frequencies ``counts (N, K)`` int64, every entry >= 1."""
 
@@ -87,7 +87,10 @@ class TokenPrior:
         if not path.is_file():
             raise MissingFileError(f"{folder} has no {PRIOR_FILE}: the model has no token frequencies for entropy coding; "
                                    f"run `tokkit image fit-prior {folder} --data TRAIN_IMAGES` first")
-        return cls(load_file(str(path))["counts"].to(torch.int64))
+        try:
+            return cls(load_file(str(path))["counts"].to(torch.int64))
+        except Exception as e:  # safetensors raises its own SafetensorError on a damaged file
+            raise FormatError(f"{path} is not a token prior ({e}); rerun `tokkit image fit-prior ... --force`") from None
 
 
 def _check(ids: list[int], prior: TokenPrior) -> None:
