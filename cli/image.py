@@ -14,7 +14,7 @@ import click
 
 from tokkit_cli.main import cli
 
-SAMPLERS = ["none", "tail_batch", "nested_uniform", "nested_pow2", "nested_mix"]
+SAMPLERS = ["none", "tail_batch", "nested_uniform", "nested_pow2", "nested_mix", "nested_dual"]
 
 
 def _write(path: Path, data: bytes, *, force: bool) -> None:
@@ -96,6 +96,40 @@ def _load(model: Path, device: str):
     return ImageTokenizer.load(model, device=resolve_device(device))
 
 
+def _prior_or_none(ckpt: Path):
+    from tokkit.image.entropy import PRIOR_FILE, TokenPrior
+
+    return TokenPrior.load(ckpt) if (Path(ckpt) / PRIOR_FILE).is_file() else None
+
+
+@image.command("fit-prior")
+@click.argument("ckpt", type=click.Path(path_type=Path))
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="Folder of the model's TRAINING images (never the images you evaluate on).")
+@click.option("--limit", type=int, default=None, help="Use the first N images only.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing token_prior.safetensors.")
+def fit_prior_cmd(ckpt, data, limit, device, force) -> None:
+    """Count codes per token position on training images -> CKPT/token_prior.safetensors (for encode --entropy)."""
+    import math
+
+    from tokkit.atomic import atomic_file, check_output
+    from tokkit.image.data import image_files, load_images
+    from tokkit.image.entropy import PRIOR_FILE, fit_prior
+
+    tok = _load(ckpt, device)
+    out = check_output(Path(ckpt) / PRIOR_FILE, force=force)
+    t0 = time.time()
+    files = image_files(data)[:limit]
+    prior = fit_prior(tok, load_images(files, size=tok.config.image_size))
+    with atomic_file(out, force=force) as tmp:
+        prior.save(tmp)
+        tmp.chmod(0o644)  # safetensors recreates the file private
+    click.echo(f"wrote {out}: {len(files)} images, N = {prior.max_tokens}, K = {prior.codebook_size}, "
+               f"training-set index entropy {prior.fitted_entropy_bits:.2f} bit/position (packed: "
+               f"{math.log2(prior.codebook_size):.2f}), prior id {prior.prior_id}, {time.time() - t0:.0f} s")
+
+
 @image.command("eval")
 @click.argument("ckpt", type=click.Path(path_type=Path))
 @click.option("--images", required=True, type=click.Path(path_type=Path), help="Folder of held-out images.")
@@ -120,7 +154,7 @@ def eval_cmd(ckpt, images, contrasts, limit, json_out, plot, no_codecs, device, 
     files = image_files(images)[:limit]
     x = load_images(files, size=tok.config.image_size)
     t0 = time.time()
-    main = evaluate(tok, x, codecs=not no_codecs)
+    main = evaluate(tok, x, codecs=not no_codecs, prior=_prior_or_none(ckpt))
     results = {str(ckpt): main}
     for c in contrasts:
         label = str(c) if str(c) not in results else f"{c} (#{len(results) + 1})"
@@ -148,7 +182,8 @@ def _print_table(results: dict, main: dict) -> None:
     click.echo(head)
     for j, row in enumerate(main["per_k"]):
         cells = "  ".join(f"{r['per_k'][j]['psnr']:6.2f}/{r['per_k'][j]['ssim']:.3f}" for r in results.values())
-        click.echo(f"{row['k']:<3}{row['bytes']:>5}  {cells}")
+        ent = f"  (entropy-coded {row['entropy_bytes']:.1f} B)" if "entropy_bytes" in row else ""
+        click.echo(f"{row['k']:<3}{row['bytes']:>5}  {cells}{ent}")
     for i, n in enumerate(names):
         click.echo(f"[{i}] {n}")
     for b in main["baselines"]:
@@ -166,9 +201,12 @@ def _print_table(results: dict, main: dict) -> None:
 @click.option("-k", "--tokens", type=int, default=None, help="Keep the first k tokens (default N).")
 @click.option("--min-psnr", type=float, default=None, help="Adaptive: smallest k per image reaching this PSNR.")
 @click.option("--max-bytes", type=int, default=None, help="Adaptive: most tokens whose payload fits in this many bytes.")
+@click.option("--entropy", is_flag=True,
+              help="Arithmetic-code the ids with the per-position frequencies of MODEL/token_prior.safetensors "
+                   "(see fit-prior); --max-bytes still counts plain packed bytes.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--force", is_flag=True)
-def encode_cmd(model, images, out, tokens, min_psnr, max_bytes, device, force) -> None:
+def encode_cmd(model, images, out, tokens, min_psnr, max_bytes, entropy, device, force) -> None:
     """Tokenize IMAGES into one .tok file (bits per pixel printed)."""
     from tokkit.atomic import check_output
     from tokkit.image import load_images, pack
@@ -183,8 +221,13 @@ def encode_cmd(model, images, out, tokens, min_psnr, max_bytes, device, force) -
         lists = tok.encode_adaptive(x, min_psnr=min_psnr, max_bytes=max_bytes)
     else:
         lists = tok.tokenize(x, max_tokens=tokens)
+    prior = None
+    if entropy:
+        from tokkit.image.entropy import TokenPrior
+
+        prior = TokenPrior.load(model)
     data = pack(lists, model_id=tok.model_id, codebook_size=tok.config.codebook_size,
-                max_tokens=tok.config.max_tokens, image_size=tok.config.image_size)
+                max_tokens=tok.config.max_tokens, image_size=tok.config.image_size, prior=prior)
     _write(out, data, force=force)
     pixels = len(lists) * tok.config.image_size**2
     click.echo(f"wrote {out}: {len(lists)} images, tokens {[len(t) for t in lists]}, {len(data)} bytes, "
@@ -209,7 +252,7 @@ def decode_cmd(model, tokfile, out, device, force) -> None:
     if not tokfile.is_file():
         raise MissingFileError(f"{tokfile} does not exist")
     tok = _load(model, device)
-    parsed = unpack(tokfile.read_bytes(), expect_model_id=tok.model_id, source=str(tokfile))
+    parsed = unpack(tokfile.read_bytes(), expect_model_id=tok.model_id, source=str(tokfile), prior=_prior_or_none(model))
     imgs = tok.detokenize(list(parsed.ids))
     if len(imgs) == 1 and out.suffix.lower() == ".png":
         _write(out, to_png_bytes(imgs[0]), force=force)

@@ -13,7 +13,7 @@ pytest.importorskip("PIL")
 from tokkit.image import ImageTokenizer, LengthSampler, Tokenizer1D, load_images, load_recipe, payload_bytes, train  # noqa: E402
 from tokkit.image.errors import ImageSizeError, TokenCountError  # noqa: E402
 from tokkit.image.quantizers import FSQ  # noqa: E402
-from tokkit.image.samplers import sample_lengths  # noqa: E402
+from tokkit.image.samplers import sample_lengths, sampler_at  # noqa: E402
 from tokkit.errors import FormatError  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "image"
@@ -52,6 +52,18 @@ def test_length_samplers():
     k, lens = sample_lengths(LengthSampler.NESTED_MIX, batch=4000, n=32, p_full=0.5, generator=g)
     full = float((lens == 32).float().mean())
     assert 0.5 < full < 0.56 and k == 32 and int(lens.min()) == 1  # p_full + (1 - p_full) / N = 0.516
+    k, lens = sample_lengths(LengthSampler.NESTED_DUAL, batch=4000, n=32, p_full=0.5, generator=g)
+    assert k == 32 and lens.shape == (8000,) and bool((lens[:4000] == 32).all())
+    assert set(lens[4000:].tolist()) == set(range(1, 32))  # every prefix 1..N-1, never N
+    _, lens = sample_lengths(LengthSampler.NESTED_DUAL, batch=3, n=1, p_full=0.5, generator=g)
+    assert lens.tolist() == [1] * 6
+
+
+def test_final_full_length_phase():
+    kinds = [sampler_at(s, kind=LengthSampler.NESTED_MIX, steps=10, full_final=0.3) for s in range(10)]
+    assert kinds == [LengthSampler.NESTED_MIX] * 7 + [LengthSampler.NONE] * 3
+    assert {sampler_at(s, kind=LengthSampler.TAIL_BATCH, steps=10, full_final=0.0) for s in range(10)} == {
+        LengthSampler.TAIL_BATCH}
 
 
 def test_key_mask_decoding_equals_slicing():
@@ -118,8 +130,9 @@ def test_codebook_is_a_codebook_vocab_embedding_table(tiny):
     torch.testing.assert_close(table.rows(ids), tiny.model.quantizer.codes_from_ids(ids))
 
 
-def test_same_seed_same_model_and_resume_is_exact(tmp_path):
-    cfg = load_recipe("tiny", {"steps": 6, "checkpoint_every": 3, "log_every": 3})
+@pytest.mark.parametrize("over", [{}, {"sampler": "nested_dual", "full_final": 0.34}])
+def test_same_seed_same_model_and_resume_is_exact(tmp_path, over):
+    cfg = load_recipe("tiny", {"steps": 6, "checkpoint_every": 3, "log_every": 3, **over})
     a = train(cfg, data=ICONS, out=tmp_path / "a", device="cpu", progress=False)
     train(cfg, data=ICONS, out=tmp_path / "b", device="cpu", progress=False, stop_after=3)
     b = train(cfg, data=ICONS, out=tmp_path / "b", device="cpu", progress=False, resume=True)

@@ -6,6 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tokkit.errors import MissingFileError  # noqa: E402
 from tokkit.image.bitstream import HEADER_BYTES, pack, payload_bytes, unpack  # noqa: E402
 from tokkit.image.errors import CorruptTokFileError, ModelMismatchError, TokenCountError  # noqa: E402
 
@@ -61,3 +62,28 @@ def test_model_mismatch_and_bad_ids():
         pack([torch.arange(5)], model_id=MID, codebook_size=10, max_tokens=4, image_size=16)
     with pytest.raises(TokenCountError, match="0..9"):
         pack([torch.tensor([10])], model_id=MID, codebook_size=10, max_tokens=4, image_size=16)
+
+
+@pytest.mark.parametrize("K,N", [(1000, 32), (64000, 40), (7, 300)])
+def test_entropy_coded_round_trip_and_corruption(K, N):
+    from tokkit.image.entropy import TokenPrior
+
+    g = torch.Generator().manual_seed(K)
+    counts = (torch.rand(N, K, generator=g) > 0.99).to(torch.int64) * 10**6 + 1  # ~1 % of codes frequent
+    counts[torch.arange(N), torch.randint(0, K, (N,), generator=g)] += 10**6  # and at least one per position
+    prior = TokenPrior(counts)
+    lists = [torch.multinomial(prior.counts[:k].double(), 1, generator=g).flatten() for k in (1, 2, N - 1, N, 7)]
+    data = pack(lists, model_id=MID, codebook_size=K, max_tokens=N, image_size=32, prior=prior)
+    f = unpack(data, expect_model_id=MID, prior=prior)
+    assert f.prior_id == prior.prior_id and all(torch.equal(a, b) for a, b in zip(lists, f.ids))
+    plain = pack(lists, model_id=MID, codebook_size=K, max_tokens=N, image_size=32)
+    assert len(data) < len(plain) - 20  # ids drawn from the prior cost ~log2(K / 100) bits, not log2(K)
+    with pytest.raises(MissingFileError):
+        unpack(data)
+    for pos in range(0, len(data), 7):
+        bad = bytearray(data)
+        bad[pos] ^= 0x10
+        with pytest.raises(CorruptTokFileError):
+            unpack(bytes(bad), prior=prior)
+    with pytest.raises(TokenCountError):
+        pack(lists, model_id=MID, codebook_size=K + 1, max_tokens=N, image_size=32, prior=prior)

@@ -102,3 +102,42 @@ def test_prepare_splits_by_content_and_encodes_rgba_with_a_note(ckpt, tmp_path, 
     assert "transparency composited onto white" in caplog.text
     r = CliRunner().invoke(cli, ["image", "prepare", "-o", str(tmp_path / "none")])
     assert r.exit_code == 2 and "nothing to prepare" in r.output
+
+
+def test_entropy_coded_tok_round_trip_and_refusals(ckpt, tmp_path):
+    import shutil
+
+    from tokkit.image import ImageTokenizer, unpack
+    from tokkit.image.entropy import TokenPrior
+    from tokkit.image.errors import ModelMismatchError
+
+    model = tmp_path / "m"
+    shutil.copytree(ckpt, model)
+    imgs = [str(p) for p in sorted(ICONS.glob("*.png"))]
+    run = CliRunner().invoke
+    r = run(cli, ["image", "encode", "--model", str(model), *imgs, "--entropy", "-o", str(tmp_path / "e.tok")])
+    assert r.exit_code == 2 and "fit-prior" in r.output and not (tmp_path / "e.tok").exists()
+    r = run(cli, ["image", "fit-prior", str(model), "--data", str(ICONS)])
+    assert r.exit_code == 0 and "bit/position" in r.output, r.output
+    assert run(cli, ["image", "fit-prior", str(model), "--data", str(ICONS)]).exit_code == 2  # exists, no --force
+    for name, extra in (("p.tok", []), ("e.tok", ["--entropy"]), ("e5.tok", ["--entropy", "-k", "5"])):
+        r = run(cli, ["image", "encode", "--model", str(model), *imgs, *extra, "-o", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+    tok, prior = ImageTokenizer.load(model), TokenPrior.load(model)
+    plain = unpack((tmp_path / "p.tok").read_bytes(), expect_model_id=tok.model_id)
+    coded = unpack((tmp_path / "e.tok").read_bytes(), expect_model_id=tok.model_id, prior=prior)
+    short = unpack((tmp_path / "e5.tok").read_bytes(), expect_model_id=tok.model_id, prior=prior)
+    assert plain.prior_id is None and coded.prior_id == prior.prior_id and len(coded.ids) == len(imgs)
+    assert all(torch.equal(a, b) for a, b in zip(plain.ids, coded.ids))
+    assert all(torch.equal(a[:5], b) for a, b in zip(plain.ids, short.ids))
+    for name in ("p.tok", "e.tok"):
+        r = run(cli, ["image", "decode", "--model", str(model), str(tmp_path / name), "-o", str(tmp_path / f"{name}.d")])
+        assert r.exit_code == 0, r.output
+    pa, pb = (sorted((tmp_path / f"{n}.d").glob("*.png")) for n in ("p.tok", "e.tok"))
+    assert [a.read_bytes() for a in pa] == [b.read_bytes() for b in pb]
+    # the same weights without the prior cannot decode it; another prior is refused
+    r = run(cli, ["image", "decode", "--model", str(ckpt), str(tmp_path / "e.tok"), "-o", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "entropy-coded" in r.output and not (tmp_path / "x").exists()
+    other = TokenPrior(prior.counts + 1)
+    with pytest.raises(ModelMismatchError):
+        unpack((tmp_path / "e.tok").read_bytes(), prior=other)

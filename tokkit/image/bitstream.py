@@ -12,6 +12,11 @@ Layout (all integers big-endian)::
     M x [ k-1 (1 B if N <= 256 else 2 B) | ids as one mixed-radix number, payload_bytes(k, K) bytes ]
     crc32 of everything above  4 B
 
+Version 2 (``pack(..., prior=...)``, entropy-coded ids, :mod:`tokkit.image.entropy`): after the header comes
+the 8-byte id of the per-position frequency table (``token_prior.safetensors`` of the checkpoint), and each
+image is ``k-1 | code length in bytes (LEB128 varint) | arithmetic code of the ids``. Decoding needs the same
+table; a file coded with another table is refused.
+
 The payload of k ids is the integer ``sum(id_i * K**i)`` in the fewest whole bytes, i.e.
 ``ceil(log2(K**k) / 8)`` — 40 B for 32 FSQ [8,5,5,5] tokens (K = 1000) instead of 64 B for 16-bit ids.
 """
@@ -24,11 +29,13 @@ from dataclasses import dataclass
 
 import torch
 
+from tokkit.errors import MissingFileError
+from tokkit.image.entropy import TokenPrior, decode_ids, encode_ids
 from tokkit.image.errors import CorruptTokFileError, ModelMismatchError, TokenCountError
 
 __all__ = ["TokFile", "pack", "unpack", "payload_bytes", "HEADER_BYTES", "TRAILER_BYTES"]
 
-MAGIC, VERSION = b"TKI1", 1
+MAGIC, VERSION, VERSION_ENTROPY = b"TKI1", 1, 2
 _HEAD = struct.Struct(">4sB8sIHHI")
 HEADER_BYTES, TRAILER_BYTES = _HEAD.size, 4
 
@@ -51,19 +58,49 @@ class TokFile:
     max_tokens: int
     image_size: int
     ids: tuple[torch.Tensor, ...]
+    prior_id: str | None = None  # set when the ids were entropy-coded (version 2)
 
 
-def pack(token_lists: list[torch.Tensor], *, model_id: str, codebook_size: int, max_tokens: int, image_size: int) -> bytes:
-    """Serialise token lists (each 1..N ids in 0..K-1) into ``.tok`` bytes."""
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def _read_varint(body: bytes, pos: int, source: str) -> tuple[int, int]:
+    n, shift = 0, 0
+    while pos < len(body) and shift < 35:
+        b = body[pos]
+        n, pos, shift = n | (b & 0x7F) << shift, pos + 1, shift + 7
+        if not b & 0x80:
+            return n, pos
+    raise CorruptTokFileError(f"{source} is corrupt: a code length runs past the end of the file")
+
+
+def pack(token_lists: list[torch.Tensor], *, model_id: str, codebook_size: int, max_tokens: int, image_size: int,
+         prior: TokenPrior | None = None) -> bytes:
+    """Serialise token lists (each 1..N ids in 0..K-1) into ``.tok`` bytes; entropy-coded when ``prior`` is given."""
     lb = length_bytes(max_tokens)
-    out = bytearray(_HEAD.pack(MAGIC, VERSION, bytes.fromhex(model_id), codebook_size, max_tokens, image_size,
-                               len(token_lists)))
+    if prior is not None and (prior.max_tokens, prior.codebook_size) != (max_tokens, codebook_size):
+        raise TokenCountError(f"the token prior is for N = {prior.max_tokens}, K = {prior.codebook_size}, the model has "
+                              f"N = {max_tokens}, K = {codebook_size}; refit it with `tokkit image fit-prior`")
+    out = bytearray(_HEAD.pack(MAGIC, VERSION if prior is None else VERSION_ENTROPY, bytes.fromhex(model_id),
+                               codebook_size, max_tokens, image_size, len(token_lists)))
+    if prior is not None:
+        out += bytes.fromhex(prior.prior_id)
     for t in token_lists:
         ids = [int(v) for v in torch.as_tensor(t).flatten().tolist()]
         if not 1 <= len(ids) <= max_tokens:
             raise TokenCountError(f"each image needs 1..{max_tokens} tokens, found {len(ids)}")
         if min(ids) < 0 or max(ids) >= codebook_size:
             raise TokenCountError(f"ids must lie in 0..{codebook_size - 1}, found {min(ids)}..{max(ids)}")
+        if prior is not None:
+            code = encode_ids(ids, prior)
+            out += (len(ids) - 1).to_bytes(lb, "big") + _varint(len(code)) + code
+            continue
         value = 0
         for v in reversed(ids):
             value = value * codebook_size + v
@@ -72,8 +109,12 @@ def pack(token_lists: list[torch.Tensor], *, model_id: str, codebook_size: int, 
     return bytes(out)
 
 
-def unpack(data: bytes, *, expect_model_id: str | None = None, source: str = "<bytes>") -> TokFile:
-    """Parse ``.tok`` bytes; raises :class:`CorruptTokFileError` or :class:`ModelMismatchError`."""
+def unpack(data: bytes, *, expect_model_id: str | None = None, source: str = "<bytes>",
+           prior: TokenPrior | None = None) -> TokFile:
+    """Parse ``.tok`` bytes; raises :class:`CorruptTokFileError` or :class:`ModelMismatchError`.
+
+    An entropy-coded file (version 2) needs the ``prior`` it was written with.
+    """
     if len(data) < HEADER_BYTES + TRAILER_BYTES or data[:4] != MAGIC:
         raise CorruptTokFileError(f"{source} is not a tokkit .tok file: expected magic {MAGIC!r} and at least "
                                   f"{HEADER_BYTES + TRAILER_BYTES} bytes, found {data[:4]!r} and {len(data)} bytes")
@@ -82,17 +123,33 @@ def unpack(data: bytes, *, expect_model_id: str | None = None, source: str = "<b
         raise CorruptTokFileError(f"{source} is corrupt: crc32 mismatch (stored {crc:08x}, computed {zlib.crc32(body):08x}); "
                                   "the file was truncated or altered — re-encode the image")
     _, version, mid, K, N, S, count = _HEAD.unpack_from(body)
-    if version != VERSION:
-        raise CorruptTokFileError(f"{source}: .tok version {version} is not supported (expected {VERSION})")
+    if version not in (VERSION, VERSION_ENTROPY):
+        raise CorruptTokFileError(f"{source}: .tok version {version} is not supported (expected {VERSION} or "
+                                  f"{VERSION_ENTROPY})")
     model_id = mid.hex()
     if expect_model_id is not None and model_id != expect_model_id:
         raise ModelMismatchError(f"{source} was written by model {model_id}, but the model given has id {expect_model_id}; "
                                  "decode with the checkpoint that encoded it")
-    lb, pos, lists = length_bytes(N), HEADER_BYTES, []
+    lb, pos, lists, prior_id = length_bytes(N), HEADER_BYTES, [], None
+    if version == VERSION_ENTROPY:
+        prior_id, pos = body[pos:pos + 8].hex(), pos + 8
+        if prior is None:
+            raise MissingFileError(f"{source} is entropy-coded with token prior {prior_id}; decode it with the checkpoint "
+                                   "folder that holds that token_prior.safetensors")
+        if prior.prior_id != prior_id or (prior.max_tokens, prior.codebook_size) != (N, K):
+            raise ModelMismatchError(f"{source} was entropy-coded with token prior {prior_id}, but the prior given has id "
+                                     f"{prior.prior_id}; decode with the checkpoint folder that encoded it")
     for _ in range(count):
         if pos + lb > len(body):
             raise CorruptTokFileError(f"{source} is truncated: {count} images declared, {len(lists)} found")
         k = int.from_bytes(body[pos:pos + lb], "big") + 1
+        if prior_id is not None:
+            n, start = _read_varint(body, pos + lb, source)
+            if k > N or start + n > len(body):
+                raise CorruptTokFileError(f"{source} is corrupt: image {len(lists)} declares {k} tokens in {n} bytes")
+            lists.append(torch.tensor(decode_ids(body[start:start + n], k, prior), dtype=torch.long))
+            pos = start + n
+            continue
         n = payload_bytes(k, K)
         if k > N or pos + lb + n > len(body):
             raise CorruptTokFileError(f"{source} is corrupt: image {len(lists)} declares {k} tokens (N = {N})")
@@ -107,4 +164,4 @@ def unpack(data: bytes, *, expect_model_id: str | None = None, source: str = "<b
         pos += lb + n
     if pos != len(body):
         raise CorruptTokFileError(f"{source} is corrupt: {len(body) - pos} trailing bytes after {count} images")
-    return TokFile(model_id, K, N, S, tuple(lists))
+    return TokFile(model_id, K, N, S, tuple(lists), prior_id)

@@ -27,6 +27,7 @@ class LengthSampler(str, Enum):
     NESTED_UNIFORM = "nested_uniform"  # FlexTok nested dropout: k ~ U{1..N} per sample (key mask)
     NESTED_POW2 = "nested_pow2"  # per sample, k uniform over {1, 2, 4, ..., N}
     NESTED_MIX = "nested_mix"  # per sample, k = N with prob p_full, else U{1..N} (reference §7.3 run O)
+    NESTED_DUAL = "nested_dual"  # every sample decoded twice: at k = N and at k ~ U{1..N-1} (2x decoder cost)
 
 
 class ModelConfig(BaseModel):
@@ -72,6 +73,8 @@ class TrainConfig(BaseModel):
     model: ModelConfig = ModelConfig()
     sampler: LengthSampler = LengthSampler.NESTED_MIX
     p_full: float = Field(0.5, ge=0.0, le=1.0, description="nested_mix: probability of keeping all N tokens")
+    full_final: float = Field(0.0, ge=0.0, lt=1.0,
+                              description="share of the last steps trained at k = N only, whatever the sampler")
     steps: int = Field(1200, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)
@@ -93,7 +96,7 @@ RECIPES: dict[str, dict] = {
              "steps": 20, "batch_size": 8, "warmup": 5, "log_every": 5, "checkpoint_every": 10, "eval_images": 8},
     "small": {"model": {"image_size": 32, "patch": 4, "width": 96, "enc_depth": 3, "dec_depth": 3, "heads": 4,
                         "max_tokens": 32, "fsq_levels": [8, 5, 5, 5], "conv_head": True},
-              "steps": 1200, "batch_size": 32, "checkpoint_every": 200},
+              "sampler": "nested_dual", "steps": 2400, "batch_size": 32, "checkpoint_every": 200},
     "base": {"model": {"image_size": 256, "patch": 16, "width": 512, "enc_depth": 8, "dec_depth": 8, "heads": 8,
                        "max_tokens": 128, "fsq_levels": [8, 8, 8, 5, 5, 5], "conv_head": True},
              "steps": 200_000, "batch_size": 128, "lr": 1e-4, "warmup": 5000, "log_every": 200,

@@ -16,6 +16,7 @@ import torch
 
 from tokkit.image.api import ImageTokenizer
 from tokkit.image.bitstream import HEADER_BYTES, TRAILER_BYTES, length_bytes, payload_bytes
+from tokkit.image.entropy import TokenPrior, encode_ids
 from tokkit.image.codecs import JPEG_QUALITIES, WEBP_QUALITIES, codec_sweep, trivial_baselines
 from tokkit.image.metrics import ms_ssim_or_none, psnr, ssim
 from tokkit.image.train import code_stats
@@ -38,8 +39,13 @@ def _interp(x: float, xs: list[float], ys: list[float]) -> float | None:
 
 
 @torch.inference_mode()
-def evaluate(tok: ImageTokenizer, images: torch.Tensor, *, ks: list[int] | None = None, codecs: bool = True) -> dict:
-    """``images (M, 3, S, S)`` in [0, 1] -> the result dict written by ``tokkit image eval --json``."""
+def evaluate(tok: ImageTokenizer, images: torch.Tensor, *, ks: list[int] | None = None, codecs: bool = True,
+             prior: TokenPrior | None = None) -> dict:
+    """``images (M, 3, S, S)`` in [0, 1] -> the result dict written by ``tokkit image eval --json``.
+
+    With ``prior`` (the checkpoint's training-image token frequencies) each k also reports the mean bytes of
+    the entropy-coded ids (``entropy_bytes``) and of a one-image entropy-coded ``.tok`` file.
+    """
     cfg, M = tok.config, images.shape[0]
     N, K, S = cfg.max_tokens, cfg.codebook_size, cfg.image_size
     ks = ks or default_ks(N)
@@ -57,6 +63,11 @@ def evaluate(tok: ImageTokenizer, images: torch.Tensor, *, ks: list[int] | None 
                       "ms_ssim": None if ms is None else round(float(ms.mean()), 4),
                       "bytes": pay, "file_bytes": fileb, "bpp": round(8 * pay / (S * S), 4),
                       "bpp_file": round(8 * fileb / (S * S), 4)})
+        if prior is not None:
+            codes = [len(encode_ids(row[:k].tolist(), prior)) for row in ids]
+            per_k[-1]["entropy_bytes"] = round(sum(codes) / M, 3)
+            per_k[-1]["entropy_file_bytes"] = round(HEADER_BYTES + 8 + length_bytes(N) + TRAILER_BYTES
+                                                    + sum(c + (1 if c < 128 else 2) for c in codes) / M, 3)
     _, ms_note = ms_ssim_or_none(images[:1], images[:1])
     out = {"model_id": tok.model_id, "images": M, "image_size": S, "max_tokens": N, "codebook_size": K,
            "bits_per_token": round(math.log2(K), 3), "codes_used": used, "index_entropy_bits_per_position": round(ent, 3),
@@ -64,6 +75,8 @@ def evaluate(tok: ImageTokenizer, images: torch.Tensor, *, ks: list[int] | None 
            "byte_accounting": f"bytes = ids packed as one mixed-radix integer; file_bytes adds the {HEADER_BYTES}-byte "
                               f".tok header, a {length_bytes(N)}-byte length field and a 4-byte crc32",
            "baselines": trivial_baselines(images)}
+    if prior is not None:
+        out["token_prior_id"] = prior.prior_id
     if codecs:
         jpeg, webp = codec_sweep(images, "JPEG", JPEG_QUALITIES), codec_sweep(images, "WEBP", WEBP_QUALITIES)
         out["jpeg"], out["webp"] = jpeg, webp
@@ -91,12 +104,15 @@ def plot_eval(results: dict[str, dict], path) -> None:
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
     first = next(iter(results.values()))
-    for name, r in results.items():
-        ks = [p["k"] for p in r["per_k"]]
-        a.plot(ks, [p["psnr"] for p in r["per_k"]], "o-", label=name)
-        b.plot([p["bytes"] for p in r["per_k"]], [p["psnr"] for p in r["per_k"]], "o-", label=f"{name} (payload)")
+    for i, (name, r) in enumerate(results.items()):
+        color, ks, ys = f"C{i}", [p["k"] for p in r["per_k"]], [p["psnr"] for p in r["per_k"]]
+        a.plot(ks, ys, "o-", color=color, label=name)
+        b.plot([p["bytes"] for p in r["per_k"]], ys, "o-", color=color, label=f"{name} (payload)")
         if r is first:
-            b.plot([p["file_bytes"] for p in r["per_k"]], [p["psnr"] for p in r["per_k"]], "o:", label=f"{name} (.tok file)")
+            b.plot([p["file_bytes"] for p in r["per_k"]], ys, "o:", color=color, mfc="none", label=f"{name} (.tok file)")
+            if "entropy_bytes" in r["per_k"][0]:
+                b.plot([p["entropy_bytes"] for p in r["per_k"]], ys, "d--", color=color, mfc="none",
+                       label=f"{name} (entropy-coded payload)")
     for bl in first["baselines"]:
         a.axhline(bl["psnr"], ls=":", lw=1, color="gray")
         a.text(1, bl["psnr"], f" {bl['name']} ({bl['bytes']} B)", fontsize=7, va="bottom", color="gray")
@@ -104,8 +120,11 @@ def plot_eval(results: dict[str, dict], path) -> None:
         b.annotate(bl["name"], (bl["bytes"], bl["psnr"]), fontsize=7)
     for codec in ("jpeg", "webp"):
         if codec in first:
-            b.plot([s["payload_bytes"] for s in first[codec]], [s["psnr"] for s in first[codec]], "s--", label=f"{codec} payload")
-            b.plot([s["file_bytes"] for s in first[codec]], [s["psnr"] for s in first[codec]], "x:", label=f"{codec} file")
+            c = "k" if codec == "jpeg" else "m"
+            b.plot([s["payload_bytes"] for s in first[codec]], [s["psnr"] for s in first[codec]], "s--", color=c,
+                   label=f"{codec} payload")
+            b.plot([s["file_bytes"] for s in first[codec]], [s["psnr"] for s in first[codec]], "x:", color=c,
+                   label=f"{codec} file")
     a.set_xscale("log", base=2)
     a.set_xlabel("tokens kept k")
     a.set_ylabel("PSNR (dB)")

@@ -28,7 +28,7 @@ from tokkit.image.api import ImageTokenizer, psnr_per_image
 from tokkit.image.config import TrainConfig
 from tokkit.image.data import CropSampler
 from tokkit.image.model import Tokenizer1D
-from tokkit.image.samplers import sample_lengths
+from tokkit.image.samplers import sample_lengths, sampler_at
 
 __all__ = ["train", "TrainResult", "resolve_device", "code_stats"]
 
@@ -139,8 +139,11 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
         for g in opt.param_groups:
             g["lr"] = _lr(step, cfg)
         x = sampler.batch(cfg.batch_size, gen).to(dev)
-        k, lengths = sample_lengths(cfg.sampler, batch=x.shape[0], n=N, p_full=cfg.p_full, generator=gen)
+        kind = sampler_at(step, kind=cfg.sampler, steps=cfg.steps, full_final=cfg.full_final)
+        k, lengths = sample_lengths(kind, batch=x.shape[0], n=N, p_full=cfg.p_full, generator=gen)
         codes, ids, aux = model.encode(x)
+        if lengths is not None and lengths.numel() != x.shape[0]:  # nested_dual: each sample at N and at a prefix
+            codes, x = codes.repeat(2, 1, 1), x.repeat(2, 1, 1, 1)
         rec = model.decode_codes(codes[:, :k], None if lengths is None else lengths.to(dev))
         loss = F.mse_loss(rec, x) + aux
         if cfg.l1_weight:
