@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from tokkit.train import load_recipe, train_tokenizer
 from tokkit.train.corpus import Corpus, Source, line_ranges, parse_sources, source_documents
 from tokkit.train.count import CountSpec, count_corpus, plan_shards
-from tokkit.train.count_table import CountTable, CountTableError, TableMismatchError, merge_tables, read_table
+from tokkit.train.count_table import CountTableError, TableMismatchError, merge_tables, read_table
 from tokkit_cli.main import cli
 
 DATA = Path(__file__).resolve().parents[1] / "data"

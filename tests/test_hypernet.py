@@ -17,7 +17,6 @@ from click.testing import CliRunner
 
 from tokkit import load_tokenizer
 from tokkit.embedding import load_model_embeddings
-from tokkit.hf_folder import write_tokenizer_files
 from tokkit.transplant import InitContext, align_vocabs
 from tokkit.transplant.hypernet import HypernetConfig
 from tokkit.transplant.hypernet.checkpoint import load_checkpoint
@@ -36,16 +35,10 @@ TINY = dict(steps=4, warmup_steps=1, batch_size=2, seq_len=32, vocab_size=300, n
             hidden=16, layers=1, heads=2, max_pieces=4, checkpoint_every=2, device="cpu")
 
 
-def _tiny(path, tok, *, hidden: int = 16, tied: bool = True, seed: int = 0):
-    """A 1-layer Llama with ``tok``'s vocabulary saved as an HF folder."""
-    v = tok.vocab
-    cfg = transformers.LlamaConfig(vocab_size=len(v), hidden_size=hidden, intermediate_size=2 * hidden,
-                                   num_attention_heads=2, num_key_value_heads=1, num_hidden_layers=1,
-                                   tie_word_embeddings=tied, bos_token_id=v.role_id("bos"), eos_token_id=v.role_id("eos"))
-    torch.manual_seed(seed)
-    transformers.LlamaForCausalLM(cfg).save_pretrained(path)
-    write_tokenizer_files(tok.to_hf(), v, path)
-    return path
+def _tiny(path, tok, **kw):
+    from conftest import tiny_llama
+
+    return tiny_llama(path, tok, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from click.testing import CliRunner
 
 from tokkit import load_tokenizer
 from tokkit.embedding import load_model_embeddings
-from tokkit.hf_folder import write_tokenizer_files
 from tokkit.transplant import Match, TransplantConfig, align_vocabs, plan_transplant, run_transplant
 from tokkit.transplant.methods.simple import piece_mean
 from tokkit_cli.main import cli
@@ -26,16 +25,10 @@ def sm_chat_template():
     return resolve_model("smollm2") / "chat_template.jinja"
 
 
-def _tiny(path, tok, *, hidden: int, tied: bool, rows: int | None = None, seed: int = 0):
-    """A 1-layer Llama with ``tok``'s vocabulary saved as an HF folder."""
-    v = tok.vocab
-    cfg = transformers.LlamaConfig(vocab_size=rows or len(v), hidden_size=hidden, intermediate_size=2 * hidden,
-                                   num_attention_heads=2, num_key_value_heads=1, num_hidden_layers=1,
-                                   tie_word_embeddings=tied, bos_token_id=v.role_id("bos"), eos_token_id=v.role_id("eos"))
-    torch.manual_seed(seed)
-    transformers.LlamaForCausalLM(cfg).save_pretrained(path)
-    write_tokenizer_files(tok.to_hf(), v, path)
-    return path
+def _tiny(path, tok, **kw):
+    from conftest import tiny_llama
+
+    return tiny_llama(path, tok, **kw)
 
 
 @pytest.fixture(scope="module")
