@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import resource
 import time
 from pathlib import Path
 
@@ -53,6 +52,7 @@ def transplant_command(src, dst, donor, method, out_dir, force, device, k, per_s
                        seed) -> None:
     """Move the pretrained causal LM SRC onto the tokenizer DST without training."""
     from tokkit.atomic import check_output
+    from tokkit.config import peak_rss_mb
     from tokkit.transplant import TransplantConfig, plan_transplant, run_transplant
     from tokkit.transplant.report import summary_lines
 
@@ -73,7 +73,7 @@ def transplant_command(src, dst, donor, method, out_dir, force, device, k, per_s
     for line in summary_lines(result.report):
         click.echo(line)
     click.echo(f"chat template: {result.report['chat_template']}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    peak = peak_rss_mb() / 1024  # GiB
     click.echo(f"wrote {result.out_dir} (+ transplant_report.json) in {time.perf_counter() - t0:.1f} s, "
                f"peak RSS {peak:.2f} GiB")
 

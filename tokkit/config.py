@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["tokkit_home", "hub_offline", "HELLO_WORLD"]
+__all__ = ["tokkit_home", "hub_offline", "peak_rss_mb", "HELLO_WORLD"]
 
 #: The probe text `tokkit vocab` encodes.
 HELLO_WORLD = "Hello world"
@@ -27,3 +27,12 @@ def tokkit_home() -> Path:
 def hub_offline() -> bool:
     """True when the HF hub must not be contacted (``HF_HUB_OFFLINE`` or ``TOKKIT_OFFLINE`` set)."""
     return any(os.environ.get(k, "").lower() in ("1", "true", "yes") for k in ("HF_HUB_OFFLINE", "TOKKIT_OFFLINE"))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (``ru_maxrss`` is KB on Linux, bytes on macOS)."""
+    import platform
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if platform.system() == "Darwin" else rss / 1024

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 
@@ -147,16 +147,9 @@ class ByteModel:
         """Sample bytes after ``prompt`` (``temperature=0``: greedy). Temperature acts on byte
         probabilities (``p^(1/T)``), not token ones. Stops at end-of-text, ``max_bytes`` or when
         ``stop(generated)`` is true."""
-        rng = np.random.default_rng(seed)
-        st = self.state(prompt)
         out = bytearray()
-        for _ in range(max_bytes):
-            lp = st.next_byte().logprobs
-            b = _pick_byte(lp, temperature, rng)
-            if b == EOS or lp[b] == -np.inf:
-                break
+        for b, _ in _draw(self.state(prompt), max_bytes, temperature, seed):
             out.append(b)
-            st.push(b)
             if stop is not None and stop(bytes(out)):
                 break
         return bytes(out)
@@ -170,22 +163,15 @@ class ByteModel:
         the middle, ending where the suffix's first byte becomes the most likely next byte.
         Greedy by default; ``temperature > 0`` samples with ``seed``.
         """
-        rng = np.random.default_rng(seed)
-        st = self.state(prefix)
         sfx = _as_bytes(suffix) if suffix is not None else None
         out = bytearray()
-        for _ in range(max_bytes):
-            lp = st.next_byte().logprobs
-            b = _pick_byte(lp, temperature, rng)
-            if b == EOS or lp[b] == -np.inf:
-                break
+        for b, lp in _draw(self.state(prefix), max_bytes, temperature, seed):
             if sfx is not None:
                 if sfx and b == sfx[0] and int(np.argmax(lp)) == sfx[0]:
                     break
             elif out and _ends_word(out, b):
                 break
             out.append(b)
-            st.push(b)
         return bytes(out).decode("utf-8", errors="replace")
 
 
@@ -306,6 +292,19 @@ def _make_canon(tokenizer: Tokenizer, table: TokenTable) -> ReencodeCanon:
     except ImportError:
         pass
     return ReencodeCanon(tokenizer, table)
+
+
+def _draw(st: Any, max_bytes: int, temperature: float, seed: int | None) -> Iterator[tuple[int, np.ndarray]]:
+    """Bytes drawn one at a time from the byte state ``st`` (with their ``(256,)`` log-probs), each
+    pushed once the caller takes the next; ends at end-of-text, an impossible byte or ``max_bytes``."""
+    rng = np.random.default_rng(seed)
+    for _ in range(max_bytes):
+        lp = st.next_byte().logprobs
+        b = _pick_byte(lp, temperature, rng)
+        if b == EOS or lp[b] == -np.inf:
+            return
+        yield b, lp
+        st.push(b)
 
 
 def _pick_byte(lp: np.ndarray, temperature: float, rng: np.random.Generator) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from tokkit.atomic import atomic_dir, check_output
+from tokkit.config import peak_rss_mb
 from tokkit.image.api import ImageTokenizer, psnr_per_image
 from tokkit.image.config import TrainConfig
 from tokkit.image.data import CropSampler
@@ -171,7 +171,7 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
     bar.close()
     h = state["history"][-1] if state["history"] else {}
     return TrainResult(steps=state["step"], seconds=round(state.get("seconds", 0.0), 1),
-                       peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                       peak_rss_mb=peak_rss_mb(),
                        images_seen=state["step"] * cfg.batch_size, final_loss=loss_v, final_psnr=h.get("psnr_full", float("nan")),
                        codes_used=h.get("codes_used", 0), codebook_size=K,
                        position_entropy_bits=h.get("position_entropy_bits", 0.0), history=tuple(state["history"]))

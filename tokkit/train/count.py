@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
-import resource
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -29,6 +27,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from tokkit.config import peak_rss_mb
 from tokkit.train.corpus import SEGMENT_BYTES, Source, line_ranges, parse_sources, source_documents
 from tokkit.train.count_table import CountTable
 from tokkit.train.domain import GPT2_PATTERN, expand_domain_tokens, pretokenize_pattern
@@ -214,11 +213,6 @@ def _local(shards: Sequence[Shard], spec: CountSpec, workers: int,
     bar.close()
 
 
-def _peak_mb() -> float:
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb / 1024 if platform.system() != "Darwin" else kb / 2**20
-
-
 def count_corpus(sources: Sequence[str | Path], *, spec: CountSpec, engine: str = "local", workers: int | None = None,
                  address: str | None = None, shard_bytes: int = DEFAULT_SHARD_BYTES,
                  progress: bool = True) -> tuple[CountTable, CountStats]:
@@ -264,6 +258,6 @@ def count_corpus(sources: Sequence[str | Path], *, spec: CountSpec, engine: str 
         raise EmptyCorpusError(f"the corpus ({', '.join(map(str, sources))[:200]}) holds no text to count "
                                f"({docs} documents{f', {bad} skipped as non-UTF-8' if bad else ''}); give non-empty "
                                "UTF-8 text, jsonl or parquet files")
-    stats = CountStats(len(shards), docs, nbytes, bad, time.perf_counter() - t0, _peak_mb(), engine, n)
+    stats = CountStats(len(shards), docs, nbytes, bad, time.perf_counter() - t0, peak_rss_mb(), engine, n)
     LOG.info("counted %d shards: %s", len(shards), asdict(stats))
     return table, stats

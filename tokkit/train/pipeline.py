@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import platform
-import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from tokkit.atomic import check_output
+from tokkit.config import peak_rss_mb
 from tokkit.train.corpus import Corpus, parse_sources
 from tokkit.train.domain import expand_domain_tokens
 from tokkit.train.lint import lint_recipe, lint_tokenizer
@@ -93,11 +93,6 @@ def _sha256(path: str) -> str:
     from tokkit.fixtures import sha256_file
 
     return sha256_file(Path(path))
-
-
-def _peak_mb() -> float:
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb / 1024 if platform.system() != "Darwin" else kb / 2**20
 
 
 def _versions() -> dict[str, str]:
@@ -245,7 +240,7 @@ def _finish(trained: Any, recipe: TrainRecipe, domain: Sequence[str], *, out_dir
     return TrainResult(
         out_dir=out, kind=recipe.kind.value, vocab_asked=recipe.vocab_size, vocab_reached=layout.reached,
         vocab_final=layout.final, reserved=layout.reserved, train_docs=n_docs, train_bytes=n_bytes,
-        skipped_bad_utf8=n_bad, seconds=secs, peak_rss_mb=_peak_mb(), held_out_docs=len(held),
+        skipped_bad_utf8=n_bad, seconds=secs, peak_rss_mb=peak_rss_mb(), held_out_docs=len(held),
         held_out_bytes=hb, held_out_tokens=ht, held_out_roundtrip_failures=hf, warnings=tuple(warnings),
         notes=trained.notes, tokenizer=tok,
         counted=(counts_manifest["records"], counts_manifest["occurrences"]) if counts_manifest is not None else None)

@@ -21,7 +21,6 @@ import logging
 import math
 import os
 import random
-import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from tokkit.config import peak_rss_mb
 from tokkit.errors import OutputExistsError, VocabMismatchError
 from tokkit.names import resolve_model
 from tokkit.tokenizer import load_tokenizer
@@ -242,5 +242,5 @@ def train_hypernet(cfg: HypernetConfig, out_dir: str | Path, *, force: bool = Fa
         dist.barrier()
         dist.destroy_process_group()
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    peak = peak_rss_mb() / 1024  # GiB
     return TrainResult(out_dir, end, start, seconds, n_tokens, stats, peak, rank)
