@@ -213,7 +213,8 @@ def _dataset(name: str, column: str) -> Iterator[str]:
 
 def source_documents(source: Source, *, text_column: str = "text", skip_bad_utf8: bool = False, seed: int = 0,
                      bad: list[int] | None = None, start: int = 0, end: int | None = None) -> Iterator[str]:
-    """The documents of one source (its ``[start, end)`` byte range for text and jsonl files).
+    """The documents of one source (its ``[start, end)`` byte range for text and jsonl files; for text
+    files that range is one :func:`line_ranges` segment).
 
     Plain text is cut into blocks of whole lines of about 4 KB at blank lines, and the cutting starts
     afresh at each :data:`SEGMENT_BYTES` range (:func:`line_ranges`), so a huge file reads as the same
@@ -229,10 +230,8 @@ def source_documents(source: Source, *, text_column: str = "text", skip_bad_utf8
     elif suffix == ".parquet":
         docs = _parquet(source.path, text_column)
     else:
-        if start == 0 and end is None:
-            ranges = line_ranges(source.path, SEGMENT_BYTES)
-        else:
-            ranges = [(a, b) for a, b in line_ranges(source.path, SEGMENT_BYTES) if start <= a < (end if end is not None else 1 << 62)]
+        # a whole file reads segment by segment; a given range must be one of its segments (plan_shards)
+        ranges = line_ranges(source.path, SEGMENT_BYTES) if start == 0 and end is None else [(start, end)]
         docs = (d for a, b in ranges for d in _text_blocks(source.path, skip_bad_utf8, bad, a, b))
     if source.rate >= 1.0:
         yield from docs
