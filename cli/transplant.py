@@ -107,8 +107,15 @@ def eval_lm_command(models, texts, segment_bytes, device, as_json) -> None:
             click.echo(json.dumps(d))
         return
     base = {}
-    click.echo(f"{'model':<40} {'text':<14} {'bytes':>8} {'tokens':>7} {'bits/byte':>9} {'vs first':>8}")
+    split = any("new_targets" in d for d in rows)
+    click.echo(f"{'model':<40} {'text':<14} {'bytes':>8} {'tokens':>7} {'bits/byte':>9} {'vs first':>8}"
+               + (f" {'new tok':>7} {'their nats':>10} {'leak nats':>9}" if split else ""))
     for d in rows:
         ref = base.setdefault(d["domain"], d["bits_per_byte"])
+        tail = (f" {d['new_targets']:>7} {d['nll_new_targets']:>10.1f} {d['leak_nats']:>9.1f}" if "new_targets" in d
+                else f" {'-':>7} {'-':>10} {'-':>9}" if split else "")
         click.echo(f"{d['model'][-40:]:<40} {d['domain'][:14]:<14} {d['bytes']:>8} {d['tokens']:>7} "
-                   f"{d['bits_per_byte']:>9.4f} {d['bits_per_byte'] / ref:>7.3f}x")
+                   f"{d['bits_per_byte']:>9.4f} {d['bits_per_byte'] / ref:>7.3f}x" + tail)
+    if split:
+        click.echo("new tok / their nats: target tokens whose rows the transplant built, and their NLL; leak nats: "
+                   "NLL the other positions lose to probability on built rows")

@@ -71,3 +71,49 @@ def test_eval_lm_cli_json_one_object_per_model_and_domain(tiny_lm, tmp_path):
     assert rows[2]["bytes"] == rows[0]["bytes"] + rows[1]["bytes"] == len(a.read_bytes()) + len(b.read_bytes())
     r = CliRunner().invoke(cli, ["eval-lm", str(tmp_path / "missing"), "--text", str(a)])
     assert r.exit_code == 2 and "error:" in r.output
+
+
+def test_transplanted_model_splits_nll_into_new_targets_and_leak(tiny_lm, tmp_path):
+    """A folder with a transplant report: new-target count/NLL and the leak agree with a per-position oracle."""
+    import shutil
+
+    path, tok = tiny_lm
+    text = "Call me Ishmael. Some years ago—never mind how long\nprecisely"
+    folder = tmp_path / "transplanted"
+    shutil.copytree(path, folder)
+    ids = [i for seg in segments(text, segment_bytes=40) for i in tok.encode(seg)]
+    new = sorted(set(ids[1::3]) | set(range(5000, 9000)))  # some ids of the text and many that never occur
+    rows = len(tok.vocab)
+    (folder / "transplant_report.json").write_text(json.dumps(
+        {"tokens": [{"id": i, "kind": "new" if i in set(new) else "byte_matched"} for i in range(rows)]}))
+    got = bits_per_byte(folder, {"t": text}, segment_bytes=40)[0]
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+    is_new = torch.zeros(rows, dtype=torch.bool)
+    is_new[new] = True
+    n_new, nll_new, leak = 0, 0.0, 0.0
+    for seg in segments(text, segment_bytes=40):
+        seq = [1] + tok.encode(seg)
+        for i in range(1, len(seq)):
+            with torch.no_grad():
+                logits = model(torch.tensor([seq[:i]])).logits[0, -1].double()
+            if is_new[seq[i]]:
+                n_new += 1
+                nll_new -= float(logits.log_softmax(-1)[seq[i]])
+            else:
+                leak += float(logits.exp().sum().log() - logits[~is_new].exp().sum().log())
+    assert got.new_targets == n_new > 0
+    assert got.nll_new_targets == pytest.approx(nll_new, rel=1e-4)
+    assert got.leak_nats == pytest.approx(leak, rel=1e-3) and leak > 0
+    plain = bits_per_byte(path, {"t": text}, segment_bytes=40)[0]  # no report: no split, same score
+    assert plain.new_targets is None and plain.bits_per_byte == pytest.approx(got.bits_per_byte, rel=1e-6)
+    r = CliRunner().invoke(cli, ["eval-lm", str(folder), str(path), "--text", str(_write(tmp_path, text)),
+                                 "--segment-bytes", "40", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    table = [line for line in r.stdout.splitlines() if line.startswith(("model", str(folder)[-40:], str(path)[-40:]))]
+    assert "leak nats" in table[0] and table[1].split()[-3] == str(n_new) and table[2].split()[-3:] == ["-", "-", "-"]
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "t.txt"
+    p.write_text(text, encoding="utf-8")
+    return p

@@ -6,6 +6,12 @@ never reported. The text is cut into segments of at most ``segment_bytes`` at li
 every model scores the same segments, each from a fresh context that starts with the model's
 beginning-of-text token (what its tokenizer prepends, else its ``bos``, else its ``eos``); that
 token is conditioned on, not scored, and every text byte is scored exactly once.
+
+For a model written by ``tokkit transplant`` (a ``transplant_report.json`` beside it) the score also
+splits the NLL by the rows the transplant *built* (``new`` tokens): how many target tokens are new and
+what they cost, and the **leak** — the nats lost at every other position to probability mass on new
+rows, ``Σ log(Z_all / Z_copied)``. On text where few tokens are new the leak, not the new tokens'
+own cost, decides between reconstruction methods.
 """
 
 from __future__ import annotations
@@ -61,15 +67,36 @@ class LMScore:
     bytes: int
     tokens: int
     seconds: float
+    new_targets: int | None = None  # transplanted model: target tokens whose rows were built (else None)
+    nll_new_targets: float | None = None  # their NLL (nats)
+    leak_nats: float | None = None  # Σ over other positions of log(Z_all / Z_without_new_rows)
 
     @property
     def bits_per_byte(self) -> float:
         return self.nll_nats / (math.log(2) * self.bytes) if self.bytes else float("nan")
 
     def as_dict(self) -> dict[str, object]:
-        return {"model": self.model, "domain": self.domain, "bits_per_byte": round(self.bits_per_byte, 5),
-                "bytes": self.bytes, "tokens": self.tokens, "nll_nats": round(self.nll_nats, 3),
-                "seconds": round(self.seconds, 1)}
+        d = {"model": self.model, "domain": self.domain, "bits_per_byte": round(self.bits_per_byte, 5),
+             "bytes": self.bytes, "tokens": self.tokens, "nll_nats": round(self.nll_nats, 3),
+             "seconds": round(self.seconds, 1)}
+        if self.new_targets is not None:
+            d |= {"new_targets": self.new_targets, "nll_new_targets": round(self.nll_new_targets or 0.0, 3),
+                  "leak_nats": round(self.leak_nats or 0.0, 3)}
+        return d
+
+
+def _new_rows(model_dir: Path, rows: int) -> torch.Tensor | None:
+    """Bool mask ``(rows,)`` of the rows a transplant built (``kind == "new"``), or None if not a transplant."""
+    import json
+
+    rep = Path(model_dir) / "transplant_report.json"
+    if not rep.is_file():
+        return None
+    mask = torch.zeros(rows, dtype=torch.bool)
+    for t in json.loads(rep.read_text(encoding="utf-8")).get("tokens", []):
+        if t.get("kind") == "new" and t["id"] < rows:
+            mask[t["id"]] = True
+    return mask
 
 
 def _prefix(tok) -> list[int]:
@@ -102,10 +129,13 @@ def bits_per_byte(model_dir: str | Path, texts: dict[str, str], *, segment_bytes
     if len(tok.vocab) > rows:
         raise VocabMismatchError(f"{model_dir}: tokenizer has {len(tok.vocab)} ids but the model only {rows} rows")
     prefix = _prefix(tok)
+    new = _new_rows(Path(model_dir), rows)
+    if new is not None:
+        new = new.to(device)
     scores = []
     for name, text in texts.items():
         t0 = time.perf_counter()
-        nll, ntok = 0.0, 0
+        nll, ntok, n_new, nll_new, leak = 0.0, 0, 0, 0.0, 0.0
         segs = segments(text, segment_bytes=segment_bytes)
         for seg in tqdm(segs, desc=f"{Path(model_dir).name}:{name}", disable=not progress):
             ids = tok.encode(seg)
@@ -113,14 +143,26 @@ def bits_per_byte(model_dir: str | Path, texts: dict[str, str], *, segment_bytes
                 raise VocabMismatchError(f"{model_dir}: the tokenizer has no bos/eos token to start a segment with")
             x = torch.tensor([prefix + ids], device=device)
             logits = model(x).logits[0, len(prefix) - 1:-1].float()
-            lp = logits.log_softmax(-1).gather(1, x[0, len(prefix):, None])
+            y = x[0, len(prefix):]
+            z = logits.logsumexp(-1)  # (T,)
+            lp = logits.gather(1, y[:, None])[:, 0] - z
             nll -= float(lp.sum())
             ntok += len(ids)
-        scores.append(LMScore(str(model_dir), name, nll, len(text.encode()), ntok, time.perf_counter() - t0))
+            if new is not None and bool(new.any()):
+                is_new = new[y]
+                n_new += int(is_new.sum())
+                nll_new -= float(lp[is_new].sum())
+                leak += float((z - logits[:, ~new].logsumexp(-1))[~is_new].sum())
+        extra = (n_new, nll_new, leak) if new is not None else (None, None, None)
+        scores.append(LMScore(str(model_dir), name, nll, len(text.encode()), ntok, time.perf_counter() - t0, *extra))
     return scores
 
 
 def combine(scores: Sequence[LMScore], *, domain: str = "all") -> LMScore:
     """Sum several texts' scores of one model into one (bytes-weighted bits per byte)."""
+    split = all(s.new_targets is not None for s in scores)
     return LMScore(scores[0].model, domain, sum(s.nll_nats for s in scores), sum(s.bytes for s in scores),
-                   sum(s.tokens for s in scores), sum(s.seconds for s in scores))
+                   sum(s.tokens for s in scores), sum(s.seconds for s in scores),
+                   sum(s.new_targets or 0 for s in scores) if split else None,
+                   sum(s.nll_new_targets or 0.0 for s in scores) if split else None,
+                   sum(s.leak_nats or 0.0 for s in scores) if split else None)
