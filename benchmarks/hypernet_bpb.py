@@ -7,8 +7,9 @@
 Every model is transplanted with ``tokkit.transplant`` (same alignment, same copied rows; only the
 rows of ``new`` tokens differ between methods) and scored with ``tokkit eval-lm``'s
 ``bits_per_byte`` on identical raw text. Prints one markdown table (English = the first two texts
-combined, as in docs/transplant.md) with the share of each text's tokens that are ``new`` and the
-wall time of each transplant.
+combined, as in docs/transplant.md) with the share of each text's tokens that are ``new``, the English
+leak (nats lost at the other positions to probability on the built rows; see ``tokkit eval-lm``) and
+the wall time of each transplant.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def main() -> None:
     def score(folder) -> dict[str, float]:
         sc = bits_per_byte(folder, texts, device="cpu")
         out = {s.domain: s.bits_per_byte for s in sc}
-        out["English"] = combine([s for s in sc if s.domain in english]).bits_per_byte
+        en = combine([s for s in sc if s.domain in english])
+        out["English"] = en.bits_per_byte
+        out["leak"] = en.leak_nats if en.leak_nats is not None else float("nan")  # nats lost to built rows
         return out
 
     src_tok = load_tokenizer(resolve_model(a.src))
@@ -72,13 +75,13 @@ def main() -> None:
             rows.append((m, label, frac, score(out), sec, held.get("cosine_input_mean", float("nan"))))
             print(f"done {label} {m}", flush=True)
     cols = ["English"] + rest
-    print("\n| tokenizer | method | " + " | ".join(f"{c} bpb" for c in cols) + " | held-out anchor cosine | transplant s |")
-    print("|---|---|" + "---|" * (len(cols) + 2))
+    print("\n| tokenizer | method | " + " | ".join(f"{c} bpb" for c in cols) + " | English leak nats | held-out anchor cosine | transplant s |")
+    print("|---|---|" + "---|" * (len(cols) + 3))
     for m, label, frac, sc, sec, cos in rows:
         cells = []
         for c in cols:
             cells.append(f"{sc[c]:.4f}" + (f" ({frac[c]:.1%} new)" if frac else ""))
-        print(f"| {label} | {m} | " + " | ".join(cells) + f" | {cos:.3f} | {sec:.0f} |")
+        print(f"| {label} | {m} | " + " | ".join(cells) + f" | {sc['leak']:.1f} | {cos:.3f} | {sec:.0f} |")
 
 
 if __name__ == "__main__":

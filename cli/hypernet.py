@@ -30,6 +30,8 @@ def hypernet_group() -> None:
 @click.option("--max-words", type=int, default=None, help="Sampled tokenizers: longest piece in words [default: 3].")
 @click.option("--multiword-prob", type=float, default=None, help="Share of sampled tokenizers with multi-word pieces [default: 0.5].")
 @click.option("--negatives", type=int, default=None, help="Extra sampled-vocab rows per step's softmax [default: 512].")
+@click.option("--softmax-rows", type=int, default=None,
+              help="Vocabulary size each step's softmax stands for (negatives weighted up; 0 = off) [default: 32000].")
 @click.option("--hidden", type=int, default=None, help="Hypernetwork width [default: 256].")
 @click.option("--layers", type=int, default=None, help="Encoder layers [default: 2].")
 @click.option("--heads", type=int, default=None, help="Attention heads [default: 4].")
@@ -40,7 +42,7 @@ def hypernet_group() -> None:
 @click.option("--device", default=None, help="auto (CUDA when present), cpu, cuda ... [default: auto]")
 @click.option("--seed", type=int, default=None)
 def train_command(base, corpus, out_dir, force, steps, warmup_steps, batch_size, seq_len, vocab_size, noise_log_sigma,
-                  max_words, multiword_prob, negatives, hidden, layers, heads, max_pieces, lr, aux_weight,
+                  max_words, multiword_prob, negatives, softmax_rows, hidden, layers, heads, max_pieces, lr, aux_weight,
                   checkpoint_every, device, seed) -> None:
     """Train a hypernetwork for BASE on a fresh sampled tokenizer per step; checkpoints in OUT.
 
@@ -51,7 +53,8 @@ def train_command(base, corpus, out_dir, force, steps, warmup_steps, batch_size,
 
     flags = dict(base=base, corpus=tuple(str(c) for c in corpus), steps=steps, warmup_steps=warmup_steps,
                  batch_size=batch_size, seq_len=seq_len, vocab_size=vocab_size, noise_log_sigma=noise_log_sigma,
-                 max_words=max_words, multiword_prob=multiword_prob, negatives=negatives, hidden=hidden, layers=layers,
+                 max_words=max_words, multiword_prob=multiword_prob, negatives=negatives, softmax_rows=softmax_rows,
+                 hidden=hidden, layers=layers,
                  heads=heads, max_pieces=max_pieces, lr=lr, aux_weight=aux_weight, checkpoint_every=checkpoint_every,
                  device=device, seed=seed)
     cfg = HypernetConfig.model_validate({k: v for k, v in flags.items() if v is not None})

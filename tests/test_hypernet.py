@@ -92,6 +92,25 @@ def test_untrained_network_is_fvt(tied):
     torch.testing.assert_close(got, piece_mean(table, pieces, table[0]), rtol=0, atol=1e-6)
 
 
+def test_sampled_softmax_equals_a_softmax_with_each_negative_repeated():
+    """softmax_rows weights each negative like w copies of it (oracle: the columns repeated w times)."""
+    from tokkit.transplant.hypernet.train import sampled_softmax_nll
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(7, 10, generator=g, dtype=torch.float64)  # 4 batch columns, 6 negatives
+    labels = torch.tensor([0, 3, 1, -100, 2, 2, 0])
+    for rows, w in ((4 + 6 * 5, 5), (4 + 6 * 37, 37)):
+        repeated = torch.cat([logits[:, :4]] + [logits[:, 4:]] * w, dim=1)
+        want = torch.nn.functional.cross_entropy(repeated, labels, ignore_index=-100, reduction="sum")
+        got = sampled_softmax_nll(logits, labels, n_batch=4, softmax_rows=rows)
+        assert torch.allclose(got, want, rtol=1e-12)
+    plain = torch.nn.functional.cross_entropy(logits, labels, ignore_index=-100, reduction="sum")
+    assert torch.equal(sampled_softmax_nll(logits, labels, n_batch=4, softmax_rows=0), plain)
+    assert torch.equal(sampled_softmax_nll(logits, labels, n_batch=4, softmax_rows=8), plain)  # fewer rows: w = 1
+    assert torch.equal(sampled_softmax_nll(logits[:, :4], labels, n_batch=4, softmax_rows=32000),
+                       torch.nn.functional.cross_entropy(logits[:, :4], labels, ignore_index=-100, reduction="sum"))
+
+
 def test_resume_after_crash_equals_uninterrupted_run(tmp_path, sm, monkeypatch):
     """A run that dies inside step 5 (last checkpoint: step 4) and is resumed ends bitwise equal to one run."""
     import tokkit.transplant.hypernet.train as tr

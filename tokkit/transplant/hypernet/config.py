@@ -30,6 +30,9 @@ class HypernetConfig(BaseModel):
     max_words: int = Field(3, ge=1, le=8, description="longest sampled piece in words (>1: multi-word pieces)")
     multiword_prob: float = Field(0.5, ge=0, le=1, description="share of sampled tokenizers whose pieces may cross words")
     negatives: int = Field(512, ge=0, description="extra sampled-vocab rows in each step's softmax besides the batch's")
+    softmax_rows: int = Field(32000, ge=0, description="vocabulary size the step's softmax stands for: each negative "
+                              "counts as (softmax_rows - batch rows) / negatives rows (sampled-softmax correction); "
+                              "0 = every row counts once")
     aux_tokens: int = Field(256, ge=0, description="base tokens per step rebuilt from sub-pieces for the auxiliary loss")
     aux_weight: float = Field(0.5, ge=0, description="weight of the auxiliary MSE (ZeTT: 0.5)")
     hidden: int = Field(256, ge=8, description="hypernetwork width")

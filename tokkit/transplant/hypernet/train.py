@@ -4,7 +4,8 @@ One step: draw ``batch_size`` text chunks, sample a fresh UnigramLM tokenizer fr
 more chunks), encode the chunks with it, build the rows of every token in the batch plus random
 negatives of the sampled vocabulary (shared tokens copied from the base, new ones predicted), run
 the **frozen** base model on the predicted input rows and score the next tokens against the
-predicted output rows (the softmax runs over this step's rows only), and add the auxiliary MSE of
+predicted output rows (the softmax runs over this step's rows, each negative weighted so that it
+estimates a softmax over a ``softmax_rows`` vocabulary), and add the auxiliary MSE of
 base tokens rebuilt from their sub-pieces. The first ``warmup_steps`` use the auxiliary loss alone
 (ZeTT's identity warm-up; with our residual initialisation the identity is exact from the start, so
 the warm-up teaches the composition of sub-pieces instead).
@@ -40,10 +41,11 @@ from tokkit.transplant.hypernet.data import PieceCache, TextSampler, read_corpus
 from tokkit.transplant.hypernet.model import HyperNet, pad_pieces
 from tokkit.transplant.hypernet.sampler import sample_tokenizer
 
-__all__ = ["TrainResult", "train_hypernet", "lr_at"]
+__all__ = ["TrainResult", "train_hypernet", "lr_at", "sampled_softmax_nll"]
 
 log = logging.getLogger(__name__)
 _RESUMABLE_CHANGES = {"steps", "checkpoint_every", "device"}  # settings a resumed run may change
+_BEFORE_FIELD = {"softmax_rows": 0}  # what a checkpoint written before a setting existed was trained with
 
 
 @dataclass(frozen=True)
@@ -133,15 +135,36 @@ def _lm_step(net, base: _Base, cache: PieceCache, texts: list[str], tk, cfg: Hyp
     start = base.table[base.start, : base.dim].expand(B, 1, -1)
     x = torch.cat([start, e_in[idx]], dim=1) * base.scale
     h = base.backbone(inputs_embeds=x, attention_mask=attn).last_hidden_state[:, :-1]
-    logits = h @ e_out.T  # (B, T, V_step): the softmax runs over this step's rows
-    nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum")
+    logits = (h @ e_out.T).reshape(-1, len(vocab_ids))  # (B*T, V_step): the softmax runs over this step's rows
+    flat = labels.reshape(-1)
+    nll = sampled_softmax_nll(logits, flat, n_batch=len(used), softmax_rows=cfg.softmax_rows)
+    with torch.no_grad():  # reported: the plain step softmax, comparable across settings
+        total = F.cross_entropy(logits, flat, ignore_index=-100, reduction="sum").item()
     n_tok = int((labels >= 0).sum())
     n_bytes = sum(len(tk.tokens[i]) for s in seqs for i in s)
-    total = nll.item()
     stats = {"lm": total / max(n_tok, 1), "bpb": total / (math.log(2) * max(n_bytes, 1)),
-             "new": len(new) / max(len(vocab_ids), 1)}
+             "new": len(new) / max(len(vocab_ids), 1), "lmw": nll.item() / max(n_tok, 1)}
     aux_ids = [base_ids[j] for j in shared if len(tk.tokens[vocab_ids[j]]) >= 2]
     return nll / max(n_tok, 1), aux_ids, stats | {"tokens": n_tok}
+
+
+def sampled_softmax_nll(logits: torch.Tensor, labels: torch.Tensor, *, n_batch: int, softmax_rows: int) -> torch.Tensor:
+    """Summed NLL of ``labels (N,)`` under ``logits (N, V)`` whose columns ``n_batch:`` are sampled negatives.
+
+    Each negative stands for ``w = max(1, (softmax_rows - n_batch) / (V - n_batch))`` rows (``log w`` added
+    to its logit), so the partition function estimates one over a ``softmax_rows`` vocabulary: the
+    sampled-softmax correction of Jean et al. (ACL 2015). Labels must point at batch columns; -100 is
+    ignored. ``softmax_rows = 0`` (or no negatives) is the plain softmax over the ``V`` columns. Without
+    the correction a network trained against ~1k competitors puts too much probability on the thousands
+    of rows it builds at transplant time (measured as the leak by ``tokkit eval-lm``).
+    """
+    n_neg = logits.shape[-1] - n_batch
+    if softmax_rows and n_neg > 0:
+        w = max(1.0, (softmax_rows - n_batch) / n_neg)
+        shift = torch.zeros(logits.shape[-1], device=logits.device, dtype=logits.dtype)
+        shift[n_batch:] = math.log(w)
+        logits = logits + shift
+    return F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum")
 
 
 def _resume_or_start(out_dir: Path, cfg: HypernetConfig, fp: dict[str, Any], force: bool):
@@ -157,7 +180,8 @@ def _resume_or_start(out_dir: Path, cfg: HypernetConfig, fp: dict[str, Any], for
     except Exception:  # noqa: BLE001 - not a checkpoint: refuse to overwrite it
         raise OutputExistsError(f"{out_dir} exists and is not a hypernetwork checkpoint; pass --force to replace it") from None
     old = ck.meta.get("config", {})
-    diff = sorted(k for k in cfg.model_dump() if k not in _RESUMABLE_CHANGES and old.get(k) != cfg.model_dump()[k]
+    diff = sorted(k for k in cfg.model_dump() if k not in _RESUMABLE_CHANGES
+                  and old.get(k, _BEFORE_FIELD.get(k)) != cfg.model_dump()[k]
                   and not (k == "corpus" and list(old.get(k, [])) == list(cfg.corpus)))
     if diff or ck.meta.get("base_fingerprint") != fp:
         raise OutputExistsError(f"{out_dir} holds a checkpoint of another run (differs in {diff or ['base model']}); "
