@@ -248,6 +248,20 @@ def test_bad_checkpoints_exit_2_without_output(tmp_path, sm, trained):
     assert r.exit_code == 2 and "another run" in r.output
     r = run(cli, ["hypernet", "train", "--base", str(src), "--corpus", str(tmp_path / "missing.txt"), "-o", str(tmp_path / "x")])
     assert r.exit_code == 2 and not (tmp_path / "x").exists()
+    # a checkpoint written before --softmax-rows existed (no such key) was trained without the correction
+    import shutil
+
+    legacy = tmp_path / "legacy"
+    shutil.copytree(ckpt, legacy)
+    meta = json.loads((legacy / "config.json").read_text())
+    del meta["config"]["softmax_rows"]
+    (legacy / "config.json").write_text(json.dumps(meta))
+    again = ["hypernet", "train", "--base", str(src), "--corpus", CORPUS, "-o", str(legacy)]
+    again += [a for k, v in TINY.items() if k != "aux_tokens" for a in (f"--{k.replace('_', '-')}", str(v))]
+    r = run(cli, again)
+    assert r.exit_code == 2 and "softmax_rows" in r.output
+    r = run(cli, again + ["--softmax-rows", "0"])
+    assert r.exit_code == 0 and "resumed from step 4" in r.output, r.output
 
 
 @pytest.mark.slow
