@@ -31,7 +31,8 @@ def hypernet_group() -> None:
 @click.option("--multiword-prob", type=float, default=None, help="Share of sampled tokenizers with multi-word pieces [default: 0.5].")
 @click.option("--negatives", type=int, default=None, help="Extra sampled-vocab rows per step's softmax [default: 512].")
 @click.option("--softmax-rows", type=int, default=None,
-              help="Vocabulary size each step's softmax stands for (negatives weighted up; 0 = off) [default: 32000].")
+              help="Vocabulary size each step's softmax stands for (negatives weighted up; 0 = off); "
+                   "about the size of the target vocabularies [default: 32000].")
 @click.option("--hidden", type=int, default=None, help="Hypernetwork width [default: 256].")
 @click.option("--layers", type=int, default=None, help="Encoder layers [default: 2].")
 @click.option("--heads", type=int, default=None, help="Attention heads [default: 4].")
