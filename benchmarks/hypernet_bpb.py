@@ -15,6 +15,7 @@ the wall time of each transplant.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -36,6 +37,7 @@ def main() -> None:
     from tokkit import load_tokenizer, resolve_model
     from tokkit.transplant import TransplantConfig, align_vocabs, plan_transplant, run_transplant
     from tokkit.transplant.evaluate import bits_per_byte, combine
+    from tokkit.transplant.report import REPORT_FILE
 
     texts = {p.stem: p.read_text(encoding="utf-8") for p in a.text}
     names = list(texts)
@@ -64,14 +66,12 @@ def main() -> None:
         for m in a.methods.split(","):
             out = a.work / f"{label}-{m}"
             t0 = time.perf_counter()
-            if not (out / "transplant_report.json").exists():
+            if not (out / REPORT_FILE).exists():
                 cfg = TransplantConfig(src=a.src, dst=dst, method=m, device="cpu", heldout=500,
                                        hypernet=a.hypernet if m == "hypernet" else None)
                 run_transplant(plan_transplant(cfg), out, force=True)
             sec = time.perf_counter() - t0
-            import json
-
-            held = json.loads((out / "transplant_report.json").read_text()).get("heldout_anchor_check", {})
+            held = json.loads((out / REPORT_FILE).read_text()).get("heldout_anchor_check", {})
             rows.append((m, label, frac, score(out), sec, held.get("cosine_input_mean", float("nan"))))
             print(f"done {label} {m}", flush=True)
     cols = ["English"] + rest

@@ -67,6 +67,7 @@ def write_model_folder(
     vocab: TextVocab,
     force: bool = False,
     chat_template: str | None = None,
+    extra_files: dict[str, str] | None = None,
 ) -> Path:
     """Copy the model at ``src_folder`` to ``out_dir`` with new embeddings and tokenizer.
 
@@ -78,6 +79,8 @@ def write_model_folder(
         vocab: its vocab (roles give bos/eos/pad ids).
         force: replace an existing ``out_dir``.
         chat_template: written into tokenizer_config.json when given.
+        extra_files: more text files (name -> UTF-8 content) written into the folder before it is
+            renamed into place, e.g. a provenance report; they replace same-named files of the source.
 
     Returns:
         ``out_dir``, which ``transformers.AutoModelForCausalLM.from_pretrained`` loads.
@@ -101,6 +104,9 @@ def write_model_folder(
 
     with atomic_dir(out_dir, force=force) as tmp:
         from safetensors.torch import load_file, save_file
+
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
 
         for shard in sorted(set(layout.weight_map.values())):
             if shard not in emb_shards:

@@ -86,16 +86,14 @@ class LMScore:
 
 
 def _new_rows(model_dir: Path, rows: int) -> torch.Tensor | None:
-    """Bool mask ``(rows,)`` of the rows a transplant built (``kind == "new"``), or None if not a transplant."""
-    import json
+    """Bool mask ``(rows,)`` of the rows a transplant built, or None if ``model_dir`` is not a transplant."""
+    from tokkit.transplant.report import built_ids
 
-    rep = Path(model_dir) / "transplant_report.json"
-    if not rep.is_file():
+    ids = built_ids(model_dir)
+    if ids is None:
         return None
     mask = torch.zeros(rows, dtype=torch.bool)
-    for t in json.loads(rep.read_text(encoding="utf-8")).get("tokens", []):
-        if t.get("kind") == "new" and t["id"] < rows:
-            mask[t["id"]] = True
+    mask[[i for i in ids if i < rows]] = True
     return mask
 
 

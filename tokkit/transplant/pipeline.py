@@ -28,7 +28,7 @@ from tokkit.transplant.align import Alignment, Match, align_vocabs
 from tokkit.transplant.base import Cost, EmbeddingInit, InitContext
 from tokkit.transplant.config import TransplantConfig
 from tokkit.transplant.methods import build_method
-from tokkit.transplant.report import build_report, resolve_chat_template
+from tokkit.transplant.report import REPORT_FILE, build_report, resolve_chat_template
 
 __all__ = ["Plan", "TransplantResult", "plan_transplant", "transplant_embeddings", "run_transplant", "pick_device"]
 
@@ -211,6 +211,5 @@ def run_transplant(plan: Plan, out_dir: str | Path, *, force: bool = False) -> T
     report["chat_template"] = note
     text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
     out = write_model_folder(plan.src_folder, out_dir, emb, hf_tokenizer=plan.dst_tok.to_hf(), vocab=plan.alignment.dst,
-                             force=force, chat_template=template)
-    (out / "transplant_report.json").write_text(text, encoding="utf-8")
+                             force=force, chat_template=template, extra_files={REPORT_FILE: text})
     return TransplantResult(out, report)

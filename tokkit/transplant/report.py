@@ -21,9 +21,21 @@ from tokkit.transplant.align import Match
 if TYPE_CHECKING:
     from tokkit.transplant.pipeline import Plan
 
-__all__ = ["build_report", "resolve_chat_template", "summary_lines"]
+__all__ = ["REPORT_FILE", "build_report", "built_ids", "resolve_chat_template", "summary_lines"]
 
 log = logging.getLogger(__name__)
+
+#: The report's file name inside a transplanted model folder.
+REPORT_FILE = "transplant_report.json"
+
+
+def built_ids(folder: str | Path) -> list[int] | None:
+    """Ids whose rows the transplant in ``folder`` built (kind ``new``), or None if it has no report."""
+    path = Path(folder) / REPORT_FILE
+    if not path.is_file():
+        return None
+    tokens = json.loads(path.read_text(encoding="utf-8")).get("tokens", [])
+    return [t["id"] for t in tokens if t.get("kind") == Match.NEW.value]
 
 
 def _text(b: bytes) -> str:
