@@ -64,7 +64,8 @@ def prepare(emoji_font, folders, size, heldout_percent, out, force) -> None:
 
 @image.command("train")
 @click.option("--recipe", default="small", show_default=True, help="tiny | small | base, or a YAML file.")
-@click.option("--data", required=True, type=click.Path(path_type=Path), help="Folder of training images (e.g. prepare's OUT/train).")
+@click.option("--data", default=None, type=click.Path(path_type=Path),
+              help="Folder of training images (e.g. prepare's OUT/train); default: the committed data/image/icons.")
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Checkpoint folder.")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default=None, help="Length sampler (overrides the recipe).")
 @click.option("--steps", type=int, default=None)
@@ -82,11 +83,24 @@ def train_cmd(recipe, data, out, sampler, steps, batch_size, lr, seed, threads, 
     cfg = load_recipe(recipe, {"sampler": sampler, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
                                "threads": threads})
     t0 = time.time()
-    r = train(cfg, data=data, out=out, device=device, resume=resume, force=force)
-    click.echo(f"trained {r.steps} steps ({r.images_seen} images) in {time.time() - t0:.0f} s this call "
-               f"({r.seconds:.0f} s total), peak RSS {r.peak_rss_mb:.0f} MB")
+    r = train(cfg, data=_default_icons() if data is None else data, out=out, device=device, resume=resume, force=force)
+    this_call = time.time() - t0
+    took = (f"{this_call:.0f} s this call ({r.earlier_seconds + this_call:.0f} s in all calls)" if r.earlier_seconds
+            else f"{this_call:.0f} s")
+    click.echo(f"trained {r.steps} steps ({r.images_seen} images) in {took}, peak RSS {r.peak_rss_mb:.0f} MB")
     click.echo(f"final loss {r.final_loss:.5f}, train-crop PSNR at N {r.final_psnr:.2f} dB, codes used "
                f"{r.codes_used}/{r.codebook_size}, per-position entropy {r.position_entropy_bits:.2f} bits -> {out}")
+
+
+def _default_icons() -> Path:
+    """The 22 icons committed in data/image/icons (the embedded default, as data/legal is for text)."""
+    from tokkit.errors import MissingFileError
+
+    d = Path(__file__).resolve().parents[1] / "data" / "image" / "icons"
+    if not d.is_dir():
+        raise MissingFileError(f"no --data given and the default {d} is absent (an installed copy without the "
+                               "repository's data/): pass --data FOLDER of training images")
+    return d
 
 
 def _load(model: Path, device: str):
