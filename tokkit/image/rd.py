@@ -6,9 +6,15 @@ For a budget of B bytes, every image gets its own best code whose **payload** fi
   codings of the same ids — packed mixed-radix (``.tok`` v1), per-position arithmetic coding (v2) and
   context coding with the AR prior (v3); the payload is the ids' bytes (the 1-byte k and the code-length
   byte are framing, as JPEG's headers are);
-* JPEG (Pillow, ``optimize=True``) and WebP (``method=6``): the best PSNR among every quality of a sweep
-  **at every resolution** of {S, S/2, S/4} (box-downsampled, decoded, bicubic up-sampled) — a codec at
-  these budgets needs the down-scaling, so the baseline gets it; payload as in :mod:`tokkit.image.codecs`;
+* JPEG (Pillow, baseline, the **standard** Huffman tables of Annex K, ``optimize=False``) and WebP
+  (``method=6``): the best PSNR among every quality of a sweep **at every resolution** of {S, S/2, S/4}
+  (box-downsampled, decoded, bicubic up-sampled) — a codec at these budgets needs the down-scaling, so the
+  baseline gets it; payload as in :mod:`tokkit.image.codecs` (JPEG: the entropy-coded segment; WebP: file
+  minus the 20-byte RIFF headers). With the standard tables, JPEG's headers hold nothing a decoder could not
+  know in advance, which makes its payload comparable with the token payload (whose "tables", the model and
+  the prior, are shared in advance too). ``jpeg_opt`` is the same sweep with ``optimize=True``: per-image
+  Huffman tables that live in the uncounted header, i.e. the payload leaves out information about the image;
+  it is listed for comparison with :mod:`tokkit.image.codecs`, which uses it;
 * an image for which a code has no setting within B falls back to its mean colour (4 bit/channel, 2 B),
   for every code alike; ``served`` says which share of the images the code itself covered.
 
@@ -38,19 +44,21 @@ def _encode(arr: np.ndarray, fmt: str, q: int) -> tuple[bytes, int]:
     from PIL import Image
 
     buf = io.BytesIO()
-    if fmt == "JPEG":
-        Image.fromarray(arr).save(buf, format="JPEG", quality=q, optimize=True)
+    if fmt.startswith("JPEG"):
+        Image.fromarray(arr).save(buf, format="JPEG", quality=q, optimize=fmt == "JPEG_OPT")
     else:
         Image.fromarray(arr).save(buf, format="WEBP", quality=q, method=6)
     data = buf.getvalue()
-    return data, jpeg_payload(data) if fmt == "JPEG" else len(data) - 20
+    return data, jpeg_payload(data) if fmt.startswith("JPEG") else len(data) - 20
 
 
 def codec_candidates(images: torch.Tensor, fmt: str, *, qualities=None, scales=(1, 2, 4)) -> tuple[np.ndarray, np.ndarray]:
-    """``images (M, 3, S, S)`` -> payload bytes and PSNR, both ``(M, C)``, C = len(scales) * len(qualities)."""
+    """``images (M, 3, S, S)`` -> payload bytes and PSNR, both ``(M, C)``, C = len(scales) * len(qualities).
+
+    ``fmt``: ``JPEG`` (standard tables), ``JPEG_OPT`` (optimised tables) or ``WEBP``."""
     from PIL import Image
 
-    qualities = qualities or (JPEG_Q if fmt == "JPEG" else WEBP_Q)
+    qualities = qualities or (JPEG_Q if fmt.startswith("JPEG") else WEBP_Q)
     S = images.shape[-1]
     arrs = (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
     nb, ps = [], []
@@ -109,8 +117,10 @@ def rd_table(tok, images: torch.Tensor, *, coder=None, prior=None, budgets=BUDGE
     toks = token_candidates(tok, images, ids, coder=coder, prior=prior)
     mean = _q(images.mean((2, 3), keepdim=True), 4).expand_as(images)
     fallback = psnr(mean, images).numpy()
-    codecs = {"jpeg": codec_candidates(images, "JPEG"), "webp": codec_candidates(images, "WEBP"),
-              "jpeg_full_res": codec_candidates(images, "JPEG", scales=(1,))}
+    jpeg = codec_candidates(images, "JPEG")
+    n_q = len(JPEG_Q)  # the first len(JPEG_Q) columns are the full-resolution sweep
+    codecs = {"jpeg": jpeg, "jpeg_full_res": (jpeg[0][:, :n_q], jpeg[1][:, :n_q]),
+              "jpeg_opt": codec_candidates(images, "JPEG_OPT"), "webp": codec_candidates(images, "WEBP")}
     rows = []
     for b in budgets:
         fb = fallback if b >= 2 else np.full_like(fallback, np.nan)
