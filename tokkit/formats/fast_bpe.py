@@ -85,6 +85,7 @@ class RankParts:
     specials: dict[str, int]       # special added tokens
     plain_added: dict[str, int]    # non-special added tokens: HF always splits them out
     nfc: bool
+    missing: str = ""              # regex class of characters holding a byte no token has ("" when none)
 
 
 def _byte_translation() -> dict[int, str]:
@@ -183,7 +184,26 @@ def rank_parts(data: dict[str, Any], *, allow_nfc: bool = True) -> RankParts:
         shown = ", ".join(repr(t.translate(table).encode("latin-1").decode("utf-8", "replace")) for t in orphans[:5])
         raise NotExactError(f"{len(orphans)} vocabulary entries are not produced by any merge (reserved domain tokens: "
                             f"{shown}); tiktoken would build them from pieces where HF does not")
-    return RankParts(pattern, ranks, specials, plain, nfc)
+    return RankParts(pattern, ranks, specials, plain, nfc, _missing_class(ranks))
+
+
+def _missing_class(ranks: dict[bytes, int]) -> str:
+    """A regex class of the characters whose UTF-8 holds a byte that is no token (HF drops such bytes,
+    tiktoken cannot encode them: those texts go to HF). Bytes that UTF-8 never uses are ignored."""
+    missing = [b for b in range(256) if bytes([b]) not in ranks and b not in (0xC0, 0xC1) and b < 0xF5]
+    ranges: list[tuple[int, int]] = []
+    for b in missing:
+        if b < 0x80:
+            ranges.append((b, b))
+        elif b < 0xC0:
+            raise NotExactError(f"the UTF-8 continuation byte {b:#x} is no token; HF drops it, tiktoken cannot encode it")
+        elif b < 0xE0:
+            ranges.append(((b - 0xC0) << 6, ((b - 0xC0) << 6) + 0x3F))
+        elif b < 0xF0:
+            ranges.append((max((b - 0xE0) << 12, 0x800), ((b - 0xE0) << 12) + 0xFFF))
+        else:
+            ranges.append((max((b - 0xF0) << 18, 0x10000), min(((b - 0xF0) << 18) + 0x3FFFF, 0x10FFFF)))
+    return "".join(re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in ranges)
 
 
 def _unrebuilt(hf: Any, data: dict[str, Any]) -> list[str]:
@@ -238,10 +258,13 @@ def _affixes(post: dict[str, Any] | None) -> tuple[tuple[int, ...], tuple[int, .
 class FastBPE:
     """tiktoken's core with HF's added tokens, NFC and post-processor affixes."""
 
-    def __init__(self, parts: RankParts, *, name: str, affixes: tuple[tuple[int, ...], tuple[int, ...]] | None) -> None:
+    def __init__(self, parts: RankParts, *, name: str, affixes: tuple[tuple[int, ...], tuple[int, ...]] | None,
+                 hf: Any = None) -> None:
         import tiktoken
 
         self.parts = parts
+        self._hf = hf
+        self._missing_re = re.compile(f"[{parts.missing}]") if parts.missing else None
         self.affixes = affixes
         added = {**parts.specials, **parts.plain_added}
         self.encoding = tiktoken.Encoding(name=f"tokkit-fast-{name}", pat_str=parts.pattern,
@@ -264,6 +287,8 @@ class FastBPE:
 
     def encode(self, text: str, *, with_special: bool = False, add_special_tokens: bool = False) -> list[int]:
         """Ids of ``text``; ``with_special``: the text holds (allowed) special-token strings."""
+        if self._missing_re is not None and self._missing_re.search(text):
+            return self._hf.encode(text, add_special_tokens=add_special_tokens).ids
         if self.parts.nfc:
             text = self._normalize(text)
         allowed = self._all if with_special else self._plain
@@ -273,6 +298,8 @@ class FastBPE:
 
     def encode_batch(self, texts: list[str], *, with_special: Sequence[bool], add_special_tokens: bool = False,
                      num_threads: int = 8) -> list[list[int]]:
+        if self._missing_re is not None and any(map(self._missing_re.search, texts)):
+            return [self.encode(t, with_special=w, add_special_tokens=add_special_tokens) for t, w in zip(texts, with_special)]
         if self.parts.nfc:
             texts = [self._normalize(t) for t in texts]
         if not self._plain and not any(with_special):
@@ -289,7 +316,7 @@ class FastBPE:
 
 
 #: Bumped when the checks change, so cached verdicts of older checks are not reused.
-CHECK_VERSION = 1
+CHECK_VERSION = 2
 
 
 def _verdict_path(blob: bytes) -> Any:
@@ -345,7 +372,7 @@ def _build(hf: Any, data: dict[str, Any], *, name: str, checked: bool) -> tuple[
             if missing:
                 raise NotExactError(f"{len(missing)} tokens are not rebuilt by their own merges (first {missing[:3]!r}) "
                                     "and ignore_merges is off; tiktoken would return them whole")
-        fast = FastBPE(parts, name=name, affixes=_affixes(data.get("post_processor")))
+        fast = FastBPE(parts, name=name, affixes=_affixes(data.get("post_processor")), hf=hf)
         if not checked:
             texts = list(SAMPLE)
             want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
