@@ -2,7 +2,9 @@
 
     python benchmarks/encode_speed.py [--aliases gpt2 llama3 qwen2 mistral] [--repeat 3]
 
-Peers (all with their library-default threading, as tokkit uses them):
+Two modes: ``loop`` (``tok.encode`` per text on one thread against the peer's single-text call: the
+least noisy on a shared machine) and ``batch`` (``encode_batch`` against the peer's batch call, both
+with their library-default threading, as tokkit uses them). Peers:
   * every byte-level BPE (gpt2, cl100k, o200k, llama3, qwen2, smollm2): **raw tiktoken**
     ``encode_ordinary_batch`` on the same ranks and pattern (for the HF files, the rank table
     ``tokkit.formats.fast_bpe.rank_parts`` builds); for the HF files also HF ``encode_batch_fast``;
@@ -47,22 +49,28 @@ def best_of(fn, repeat: int) -> float:
     return best
 
 
-def peers(tok) -> dict[str, object]:
-    """name -> zero-argument batch encoder returning lists of ids."""
+def peers(tok, loop: bool) -> dict[str, object]:
+    """name -> batch encoder (``loop``: one text per call, one thread) returning lists of ids."""
     n = tok.native
+    raw = None
     if tok.backend in ("tiktoken", "tekken", "tiktoken_file"):
-        return {"raw tiktoken": lambda docs: n.encode_ordinary_batch(docs)}
-    if tok.backend == "spm":
-        return {"spm batch": lambda docs: n.encode(docs, num_threads=-1)}
-    out: dict[str, object] = {"HF encode_batch_fast": lambda docs: [e.ids for e in n.encode_batch_fast(docs, add_special_tokens=False)]}
-    if tok._fast is not None:
+        raw = n
+    elif tok._fast is not None:
         import tiktoken
 
         from tokkit.formats.fast_bpe import rank_parts
 
         parts = rank_parts(json.loads(Path(tok._src.path).read_text(encoding="utf-8")))
         raw = tiktoken.Encoding(name="raw", pat_str=parts.pattern, mergeable_ranks=parts.ranks, special_tokens={})
-        out = {"raw tiktoken": lambda docs: raw.encode_ordinary_batch(docs), **out}
+    out: dict[str, object] = {}
+    if raw is not None:
+        out["raw tiktoken"] = (lambda docs: [raw.encode_ordinary(d) for d in docs]) if loop else raw.encode_ordinary_batch
+    if tok.backend == "spm":
+        out["spm"] = (lambda docs: [n.encode(d) for d in docs]) if loop else (lambda docs: n.encode(docs, num_threads=-1))
+    elif tok.backend in ("hf", "gguf"):
+        out["HF encode" if loop else "HF encode_batch_fast"] = (
+            (lambda docs: [n.encode(d, add_special_tokens=False).ids for d in docs]) if loop
+            else (lambda docs: [e.ids for e in n.encode_batch_fast(docs, add_special_tokens=False)]))
     return out
 
 
@@ -74,16 +82,21 @@ def main() -> None:
     docs = corpus()
     mb = sum(len(d.encode()) for d in docs) / 1e6
     print(f"{len(docs)} paragraphs, {mb:.2f} MB; best of {args.repeat}; ratio = tokkit time / peer time")
-    print(f"{'alias':<9}{'tokkit path':<14}{'tokkit MB/s':>12}  {'peer':<22}{'peer MB/s':>10}{'ratio':>8}")
+    print("loop = one text per call on one thread (tok.encode vs the peer's single-text call); "
+          "batch = encode_batch vs the peer's batch call, library-default threads")
+    print(f"{'alias':<9}{'tokkit path':<14}{'mode':<6}{'tokkit MB/s':>12}  {'peer':<22}{'peer MB/s':>10}{'ratio':>8}")
     for alias in args.aliases:
         tok = load_tokenizer(alias)
         path = "tiktoken core" if tok._fast is not None else tok.backend
         mine = tok.encode_batch(docs)
-        t_ours = best_of(lambda: tok.encode_batch(docs), args.repeat)
-        for name, fn in peers(tok).items():
-            assert [list(x) for x in fn(docs)] == mine, f"{alias}: tokkit and {name} disagree"
-            t_peer = best_of(lambda: fn(docs), args.repeat)
-            print(f"{alias:<9}{path:<14}{mb / t_ours:>12.2f}  {name:<22}{mb / t_peer:>10.2f}{t_ours / t_peer:>8.2f}", flush=True)
+        for loop in (True, False):
+            ours = (lambda: [tok.encode(d) for d in docs]) if loop else (lambda: tok.encode_batch(docs))
+            t_ours = best_of(ours, args.repeat)
+            for name, fn in peers(tok, loop).items():
+                assert [list(x) for x in fn(docs)] == mine, f"{alias}: tokkit and {name} disagree"
+                t_peer = best_of(lambda: fn(docs), args.repeat)
+                print(f"{alias:<9}{path:<14}{'loop' if loop else 'batch':<6}{mb / t_ours:>12.2f}  {name:<22}"
+                      f"{mb / t_peer:>10.2f}{t_ours / t_peer:>8.2f}", flush=True)
 
 
 if __name__ == "__main__":
