@@ -39,7 +39,7 @@ def extend_command(sources, model, tokenizer, add, out_dir, counts, keep, min_fr
     from tokkit.atomic import check_output
     from tokkit.config import peak_rss_mb
     from tokkit.errors import TokkitError
-    from tokkit.train.extend_tokenizer import extend_tokenizer, read_texts, write_extension
+    from tokkit.train.extend_tokenizer import extend_tokenizer, extension_summary, read_texts, write_extension
 
     if (model is None) == (tokenizer is None):
         raise click.UsageError("give exactly one of --model (extend a model and its tokenizer) or --tokenizer (tokenizer only)")
@@ -61,8 +61,6 @@ def extend_command(sources, model, tokenizer, add, out_dir, counts, keep, min_fr
         base = load_tokenizer(tokenizer)
     ext = extend_tokenizer(base, list(sources), add=add, min_frequency=min_frequency, keep_texts=keep_texts,
                            counts=list(counts), progress=not quiet)
-    from tokkit.transplant.extend import extension_summary
-
     if model is None:
         out = write_extension(ext, out_dir, force=force)
         for line in extension_summary(ext.report):
@@ -70,11 +68,13 @@ def extend_command(sources, model, tokenizer, add, out_dir, counts, keep, min_fr
         click.echo(f"wrote {out} (tokenizer.json{', tokenizer.tiktoken' if 'tiktoken' not in ext.report else ''}, "
                    f"extend_report.json) in {time.perf_counter() - t0:.1f} s, peak memory {peak_rss_mb():.0f} MB")
         return
+    from tokkit.train.extend_tokenizer import twin_files
     from tokkit.transplant.config import Method
     from tokkit.transplant.extend import run_extend
 
     result = run_extend(folder, ext, out_dir, method=Method(method.lower()), donor=donor,
-                        hypernet=None if hypernet is None else str(hypernet), device=device, force=force)
+                        hypernet=None if hypernet is None else str(hypernet), device=device, force=force,
+                        extra_files=twin_files(ext))
     for line in extension_summary(result.report):
         click.echo(line)
     click.echo(f"new rows: {len(ext.new_ids):,} by {result.report['extension']['method']}; old rows copied bit-exactly")

@@ -29,7 +29,7 @@ from tokkit.train.extend import ExtendSpec, NewToken, learn_merges, new_characte
 from tokkit.train.extend_words import SP_SPACE, ExtendError, WordCutter
 from tokkit.vocab import TextVocab
 
-__all__ = ["Extension", "extend_tokenizer", "read_texts", "tiktoken_files", "write_extension", "EXTEND_SAMPLE_BYTES", "TIKTOKEN_FILE"]
+__all__ = ["Extension", "extend_tokenizer", "read_texts", "tiktoken_files", "twin_files", "write_extension", "extension_summary", "EXTEND_SAMPLE_BYTES", "TIKTOKEN_FILE"]
 
 LOG = logging.getLogger(__name__)
 
@@ -308,19 +308,43 @@ def tiktoken_files(ext: Extension) -> dict[str, str]:
     return {TIKTOKEN_FILE: lines, TIKTOKEN_FILE + ".json": meta}
 
 
+def twin_files(ext: Extension) -> dict[str, str]:
+    """:func:`tiktoken_files`, or none (the reason in ``ext.report["tiktoken"]``) for a family tiktoken cannot run exactly."""
+    try:
+        return tiktoken_files(ext)
+    except Exception as e:  # noqa: BLE001 - a normalizer (Qwen NFC), no pattern (SentencePiece): say why, write the rest
+        LOG.info("no tiktoken twin: %s", e)
+        ext.report["tiktoken"] = f"not written: {e}"
+        return {}
+
+
 def write_extension(ext: Extension, out_dir: str | Path, *, force: bool = False) -> Path:
     """A tokenizer-only extension: HF tokenizer folder, the tiktoken twin when exact, and ``extend_report.json``."""
     from tokkit.atomic import atomic_dir
     from tokkit.hf_folder import write_tokenizer_files
 
-    try:
-        files = tiktoken_files(ext)
-    except Exception as e:  # noqa: BLE001 - not every family has an exact tiktoken form
-        files = {}
-        ext.report["tiktoken"] = f"not written: {e}"
+    files = twin_files(ext)
     with atomic_dir(out_dir, force=force) as tmp:
         write_tokenizer_files(ext.hf(), ext.vocab, tmp, chat_template=ext.old.chat_template)
         for name, text in files.items():
             (tmp / name).write_text(text, encoding="utf-8")
         (tmp / EXTEND_REPORT_FILE).write_text(json.dumps(ext.report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return Path(out_dir)
+
+
+def extension_summary(report: dict[str, Any]) -> list[str]:
+    """Terminal lines for an extension report (tokenizer-only or with a model)."""
+    e = report.get("extension", report)
+    s = e["source"]
+    chars = f", {e['new_characters']:,} new characters" if e["new_characters"] else ""
+    lines = [f"extended {e['tokenizer']}: {e['old_size']:,} -> {e['new_size']:,} ids ({e['merges_added']:,} merges{chars}; "
+             f"first new id {e['first_new_id']:,})",
+             f"  source       {s['documents']:,} documents, {s['bytes'] / 1e6:.2f} MB: tokens/byte {s['tokens_per_byte_before']:.4f} -> "
+             f"{s['tokens_per_byte_after']:.4f} ({100 * (s['tokens_per_byte_after'] / s['tokens_per_byte_before'] - 1):+.1f}%)"]
+    for k, p in enumerate(e["keep_texts"]):
+        lines.append(f"  keep-text {k + 1}  {p['bytes']:,} bytes: tokens/byte {p['tokens_per_byte_before']:.4f} -> "
+                     f"{p['tokens_per_byte_after']:.4f}, ids changed {p['ids_changed']}")
+    if e["skipped_candidates"]:
+        lines.append("  skipped      " + ", ".join(f"{n:,} {why}" for why, n in e["skipped_candidates"].items()))
+    lines.append("  top new      " + ", ".join(repr(t["text"]) for t in e["top_new_tokens"][:10]))
+    return lines

@@ -19,7 +19,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tokkit.atomic import check_output
 from tokkit.config import peak_rss_mb
@@ -27,15 +27,27 @@ from tokkit.embedding import write_model_folder
 from tokkit.errors import VocabMismatchError
 from tokkit.names import resolve_model
 from tokkit.tokenizer import load_tokenizer
-from tokkit.train.extend_tokenizer import Extension, tiktoken_files
 from tokkit.transplant.align import Alignment, Match
 from tokkit.transplant.config import Method, TransplantConfig
 from tokkit.transplant.pipeline import Plan, TransplantResult, plan_transplant, transplant_embeddings
 from tokkit.transplant.report import REPORT_FILE
 
-__all__ = ["run_extend", "identity_alignment", "extension_summary"]
+__all__ = ["run_extend", "identity_alignment", "ExtendedTokenizer"]
 
 log = logging.getLogger(__name__)
+
+
+class ExtendedTokenizer(Protocol):
+    """What the model part needs of :class:`tokkit.train.extend_tokenizer.Extension` (no sideways import)."""
+
+    vocab: Any  # TextVocab: old tokens and specials, then the new tokens
+    old: Any  # the tokenizer that was extended (``vocab``, ``name``, ``chat_template``)
+    report: dict[str, Any]
+
+    @property
+    def new_ids(self) -> list[int]: ...
+
+    def hf(self) -> Any: ...
 
 
 def identity_alignment(al: Alignment, old_size: int) -> Alignment:
@@ -47,10 +59,14 @@ def identity_alignment(al: Alignment, old_size: int) -> Alignment:
     return Alignment(al.src, al.dst, sid, kind)
 
 
-def run_extend(model: str | Path, ext: Extension, out_dir: str | Path, *, method: Method = Method.FVT,
+def run_extend(model: str | Path, ext: ExtendedTokenizer, out_dir: str | Path, *, method: Method = Method.FVT,
                donor: str | None = None, hypernet: str | None = None, device: str = "auto", heldout: int = 0,
-               pad_to: int = 1, seed: int = 0, force: bool = False) -> TransplantResult:
+               pad_to: int = 1, seed: int = 0, force: bool = False,
+               extra_files: dict[str, str] | None = None) -> TransplantResult:
     """Write ``out_dir``: the model at ``model`` with the extended tokenizer ``ext`` and rows for its new ids.
+
+    ``extra_files`` (name -> text) go into the folder too, e.g. the tiktoken twin of the tokenizer
+    (:func:`tokkit.train.extend_tokenizer.tiktoken_files`).
 
     Raises:
         VocabMismatchError: ``ext`` was not learnt from this model's own tokenizer, or the model's
@@ -72,12 +88,7 @@ def run_extend(model: str | Path, ext: Extension, out_dir: str | Path, *, method
         plan: Plan = plan_transplant(cfg)
         plan.ctx = replace(plan.ctx, alignment=identity_alignment(plan.alignment, len(ext.old.vocab)))
         emb, report = transplant_embeddings(plan)
-        files = {REPORT_FILE: ""}
-        try:
-            files.update(tiktoken_files(ext))
-        except Exception as e:  # noqa: BLE001 - a family tiktoken cannot run exactly: say why, write the rest
-            log.info("no .tiktoken twin: %s", e)
-            ext.report["tiktoken"] = f"not written: {e}"
+        files = dict(extra_files or {})
         report["config"]["dst"] = f"extended:{ext.old.name}"
         report["extension"] = {**ext.report, "method": plan.method.name,
                                "seconds_total": round(time.perf_counter() - t0, 2), "peak_memory_mb": round(peak_rss_mb())}
@@ -86,21 +97,3 @@ def run_extend(model: str | Path, ext: Extension, out_dir: str | Path, *, method
                                  force=force, chat_template=ext.old.chat_template or load_tokenizer(src_folder).chat_template,
                                  extra_files=files)
     return TransplantResult(out, report)
-
-
-def extension_summary(report: dict[str, Any]) -> list[str]:
-    """Terminal lines for an extension report (tokenizer-only or with a model)."""
-    e = report.get("extension", report)
-    s = e["source"]
-    chars = f", {e['new_characters']:,} new characters" if e["new_characters"] else ""
-    lines = [f"extended {e['tokenizer']}: {e['old_size']:,} -> {e['new_size']:,} ids ({e['merges_added']:,} merges{chars}; "
-             f"first new id {e['first_new_id']:,})",
-             f"  source       {s['documents']:,} documents, {s['bytes'] / 1e6:.2f} MB: tokens/byte {s['tokens_per_byte_before']:.4f} -> "
-             f"{s['tokens_per_byte_after']:.4f} ({100 * (s['tokens_per_byte_after'] / s['tokens_per_byte_before'] - 1):+.1f}%)"]
-    for k, p in enumerate(e["keep_texts"]):
-        lines.append(f"  keep-text {k + 1}  {p['bytes']:,} bytes: tokens/byte {p['tokens_per_byte_before']:.4f} -> "
-                     f"{p['tokens_per_byte_after']:.4f}, ids changed {p['ids_changed']}")
-    if e["skipped_candidates"]:
-        lines.append("  skipped      " + ", ".join(f"{n:,} {why}" for why, n in e["skipped_candidates"].items()))
-    lines.append("  top new      " + ", ".join(repr(t["text"]) for t in e["top_new_tokens"][:10]))
-    return lines
