@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tests.conftest import cached_tokenizer, tiny_llama
+from conftest import cached_tokenizer, tiny_llama
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 GERMAN = (DATA / "extend" / "de_reference_sample.txt").read_text(encoding="utf-8")
