@@ -45,7 +45,7 @@ def cli(verbose: int) -> None:
 
 def _register() -> None:
     # One line per command module; each module adds its commands to `cli`.
-    from tokkit_cli import bytes as _bytes, count, export_cmd, hypernet, image, train, transplant, vocab_cmd  # noqa: F401
+    from tokkit_cli import bytes as _bytes, count, export_cmd, heal, hypernet, image, train, transplant, vocab_cmd  # noqa: F401
 
 
 _register()
