@@ -348,3 +348,34 @@ def test_torchrun_two_processes_heal_one_model(tmp_path, transplanted):
     h = json.loads((tmp_path / "h" / "transplant_report.json").read_text())["heals"][-1]
     assert h["processes"] == 2 and h["steps"] == 3
     assert transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "h") is not None
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_writes_the_same_bytes(tmp_path, transplanted):
+    """A real SIGKILL at an arbitrary moment (maybe mid-checkpoint) and ``--resume`` end as one uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _, model = transplanted["tied"]
+    args = ["heal", str(model), CORPUS, "--loss", "alm+lm", "--steps", "120", "--seq-bytes", "64", "--batch-size", "1",
+            "--checkpoint-every", "3", "--device", "cpu"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.Popen([sys.executable, "-m", "tokkit_cli.main", *args, "-o", str(tmp_path / "cut")], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    state = tmp_path / "cut.heal-checkpoint" / "state.json"
+    t0 = time.time()
+    while not state.exists() and p.poll() is None and time.time() - t0 < 300:
+        time.sleep(0.005)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert p.returncode == -signal.SIGKILL, "the run ended before the kill"
+    assert not (tmp_path / "cut").exists()
+    r = CliRunner().invoke(cli, args + ["-o", str(tmp_path / "cut"), "--resume"])
+    assert r.exit_code == 0, r.output
+    assert "resumed from step" in r.output
+    r = CliRunner().invoke(cli, args + ["-o", str(tmp_path / "full")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "full" / "model.safetensors").read_bytes() == (tmp_path / "cut" / "model.safetensors").read_bytes()
