@@ -45,6 +45,17 @@ def build_mix(english: Path, german: Path, out: Path) -> int:
     return n_en + n_de
 
 
+def _head(text: str, n_bytes: int) -> str:
+    """The lines of ``text`` that fit in ``n_bytes`` (at least one)."""
+    out, size = [], 0
+    for line in text.splitlines(keepends=True):
+        if out and size + len(line.encode()) > n_bytes:
+            break
+        out.append(line)
+        size += len(line.encode())
+    return "".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--src", default="smollm2")
@@ -83,6 +94,9 @@ def main() -> None:
         if not (zs / "transplant_report.json").exists():
             cfg = TransplantConfig(src=a.src, dst=a.dst, method="heuristic", device="cpu", heldout=0)
             run_transplant(plan_transplant(cfg), zs, force=True)
+    curve = [a.work / "curve_en.txt", a.work / "curve_de.txt"]  # the curve: the first ~4 KB of each language
+    curve[0].write_text("".join(_head(p.read_text(encoding="utf-8"), 4096 // len(a.text)) for p in a.text), encoding="utf-8")
+    curve[1].write_text(_head(a.german.read_text(encoding="utf-8"), 4096), encoding="utf-8")
     losses = a.losses.split(",")
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     procs, wall = {}, {}
@@ -98,7 +112,7 @@ def main() -> None:
                    "--steps", str(a.steps), "--batch-size", str(a.batch_size), "--seq-bytes", str(a.seq_bytes),
                    "--eval-every", str(a.eval_every), "--heldout", "0.002", "--seed", str(a.seed), "--device", "cpu",
                    "--resume"]
-            cmd += [x for t in [*a.text, a.german] for x in ("--eval-text", str(t))]
+            cmd += [x for t in curve for x in ("--eval-text", str(t))]
             cmd += ["--lr", str(a.lr)] if a.lr else []
             log = open(a.work / f"heal-{loss}{a.tag}.log", "w")
             procs[loss] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), time.perf_counter())
@@ -137,31 +151,31 @@ def main() -> None:
               "rows": [{"model": n, "english_bpb": e, "german_bpb": d, "heal_seconds": s} for n, (e, d), s in rows]}
     (a.work / f"result{a.tag}.json").write_text(json.dumps(result, indent=1) + "\n")
     if a.plot:
-        plot(a, losses, english, (o_en, o_de), (z_en, z_de))
+        plot(a, losses, curve)
 
 
-def plot(a, losses, english, orig, zero) -> None:
+def plot(a, losses, curve) -> None:
+    """Bits per byte on the curve texts every ``--eval-every`` steps; the original model's as a line."""
+    from tokkit import resolve_model
+    from tokkit.transplant.evaluate import bits_per_byte
+
+    ref = {s.domain: s.bits_per_byte for s in bits_per_byte(resolve_model(a.src), {p.stem: p.read_text(encoding="utf-8") for p in curve})}
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = {p.stem: len(p.read_text(encoding="utf-8").encode()) for p in a.text}
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, lang, o, z in ((axes[0], "English", orig[0], zero[0]), (axes[1], "German", orig[1], zero[1])):
+    for ax, lang, o in ((axes[0], "English", ref["curve_en"]), (axes[1], "German", ref["curve_de"])):
         for loss in losses:
             h = json.loads((a.work / f"heal-{loss}{a.tag}" / "transplant_report.json").read_text())["heals"][-1]
             xs, ys = [], []
             for e in h["evals"]:
                 xs.append(e["step"])
-                if lang == "English":
-                    ys.append(sum(e[n] * sizes[n] for n in english) / sum(sizes.values()))
-                else:
-                    ys.append(e[a.german.stem])
+                ys.append(e["curve_en" if lang == "English" else "curve_de"])
             ax.plot(xs, ys, marker="o", label=loss)
         ax.axhline(o, color="k", ls="--", lw=1, label="original")
-        ax.axhline(z, color="grey", ls=":", lw=1, label="zero-shot")
-        ax.set_title(f"held-out {lang}")
+        ax.set_title(f"held-out {lang} (first 4 KB; step 0 = zero-shot)")
         ax.set_xlabel("heal step")
         ax.set_ylabel("bits per byte")
         ax.legend()

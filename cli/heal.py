@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -51,9 +52,10 @@ def heal_command(model_dir, sources, out_dir, teacher, loss, train, steps, seq_b
     cfg = HealConfig.model_validate({k: v for k, v in flags.items() if v is not None})
     plan = plan_heal(cfg, out_dir, force=force, resume=resume)
     what = "every row" if plan.ids is None else f"{len(plan.ids)} built rows"
-    click.echo(f"heal {plan.model.name}: {cfg.loss.value} on {what} ({cfg.train.value}), {cfg.steps} steps x "
-               f"{cfg.batch_size} x {cfg.seq_bytes} bytes; teacher {plan.teacher or '-'}; "
-               f"{len(plan.text.train.encode()):,} training bytes, {len(plan.text.heldout.encode()):,} held out")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 talks
+            click.echo(f"heal {plan.model.name}: {cfg.loss.value} on {what} ({cfg.train.value}), {cfg.steps} steps x "
+                   f"{cfg.batch_size} x {cfg.seq_bytes} bytes; teacher {plan.teacher or '-'}; "
+                   f"{len(plan.text.train.encode()):,} training bytes, {len(plan.text.heldout.encode()):,} held out")
     r = run_heal(plan)
     if r.rank != 0:
         return
