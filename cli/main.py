@@ -62,11 +62,7 @@ def _quiet_libraries() -> None:
 
 def _register() -> None:
     # One line per command module; each module adds its commands to `cli`.
-<<<<<<< HEAD
-    from tokkit_cli import bytes as _bytes, count, export_cmd, extend, hypernet, image, train, transplant, vocab_cmd  # noqa: F401
-=======
-    from tokkit_cli import bytes as _bytes, count, export_cmd, heal, hypernet, image, train, transplant, vocab_cmd  # noqa: F401
->>>>>>> main
+    from tokkit_cli import bytes as _bytes, count, export_cmd, extend, heal, hypernet, image, train, transplant, vocab_cmd  # noqa: F401
 
 
 _register()
