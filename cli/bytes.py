@@ -17,7 +17,7 @@ import click
 
 from tokkit.bytelevel.options import BytesOptions
 from tokkit.errors import MissingFileError
-from tokkit_cli.main import cli
+from tokkit_cli.main import apply_threads, cli, threads_option
 
 _EOS = 256
 
@@ -26,10 +26,14 @@ def _opts(**flags) -> BytesOptions:
     return BytesOptions.model_validate({k: v for k, v in flags.items() if v is not None})
 
 
+_THREADS: list[int | None] = [None]
+
+
 @lru_cache(maxsize=4)
 def _load(model: str, target: str, beam: int | None, device: str):
     from tokkit.bytelevel import ByteLM
 
+    apply_threads(_THREADS[0])
     return ByteLM.from_pretrained(model, target=target, beam=beam, device=device)  # type: ignore[arg-type]
 
 
@@ -47,6 +51,11 @@ def _text(text: str | None, file: Path | None) -> str:
 
 def _byte_name(b: int) -> str:
     return "<end>" if b == _EOS else repr(bytes([b]))[2:-1]
+
+
+def _shown(text: str) -> str:
+    """``text`` on one line: control characters escaped as in Python (``\\n``), everything else as is."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def _emit(as_json: bool, payload: dict, lines: list[str]) -> None:
@@ -70,8 +79,10 @@ def _with(opts):
 
 
 @cli.group("bytes")
-def bytes_group() -> None:
+@threads_option
+def bytes_group(threads) -> None:
     """Exact byte-level probabilities, completion from any byte, ensembles across vocabularies."""
+    _THREADS[0] = threads  # applied when a model is loaded, so `--help` never imports torch
 
 
 @bytes_group.command("score")
@@ -128,13 +139,14 @@ def complete_cmd(model, prefix, suffix, max_bytes, temperature, seed, baseline, 
     t0, c0 = time.perf_counter(), blm.lm.calls
     out = blm.complete(prefix, suffix, max_bytes=o.max_bytes, temperature=o.temperature, seed=o.seed)
     payload = {"prefix": prefix, "completion": out, "lm_calls": blm.lm.calls - c0, "seconds": time.perf_counter() - t0}
-    lines = [f"{prefix}[{out}]"]
+    lines = [f"{_shown(prefix)}[{_shown(out)}]"]
     if baseline:
         from tokkit.bytelevel.heal import naive_continue, token_heal_continue
 
         payload["naive"] = naive_continue(blm, prefix)
         payload["token_healing"] = token_heal_continue(blm, prefix)
-        lines += [f"naive token-level: {prefix}[{payload['naive']}]", f"token healing:     {prefix}[{payload['token_healing']}]"]
+        lines += [f"naive token-level: {_shown(prefix)}[{_shown(payload['naive'])}]",
+                  f"token healing:     {_shown(prefix)}[{_shown(payload['token_healing'])}]"]
     _emit(as_json, payload, lines)
 
 
@@ -160,7 +172,7 @@ def ensemble_cmd(models, text, file, prefix, weights, mode, target, beam, device
     ens = ByteEnsemble(members, weights=w, mode=o.mode)
     if prefix is not None:
         out = ens.complete(prefix)
-        _emit(as_json, {"prefix": prefix, "completion": out, "mode": o.mode}, [f"{prefix}[{out}]"])
+        _emit(as_json, {"prefix": prefix, "completion": out, "mode": o.mode}, [f"{_shown(prefix)}[{_shown(out)}]"])
         return
     body = _text(text, file)
     bpb = {m: blm.score(body).bits_per_byte for m, blm in zip(models, members)}
