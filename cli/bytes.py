@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from tokkit.bytelevel.options import BytesOptions
+from tokkit_cli.cost import Cost
 from tokkit.errors import MissingFileError
 from tokkit_cli.main import apply_threads, cli, threads_option
 
@@ -94,16 +95,17 @@ def bytes_group(threads) -> None:
 @_with(model_opts)
 def score_cmd(model, text, file, context, eos, target, beam, device, as_json) -> None:
     """Log-probability and bits per byte of TEXT under MODEL (an HF folder or alias)."""
+    cost = Cost()
     o = _opts(target=target, beam=beam, device=device)
     blm = _load(model, o.target, o.beam, o.device)
     t0, c0 = time.perf_counter(), blm.lm.calls
-    sc = blm.score(_text(text, file), eos=eos, context=context)
+    sc = blm.score(_text(text, file), eos=eos, context=context, progress=not as_json)
     secs, calls = time.perf_counter() - t0, blm.lm.calls - c0
     payload = {"logprob": sc.logprob, "bits_per_byte": sc.bits_per_byte, "bytes": len(sc.byte_logprobs),
                "sum_log_z": float(sc.log_z.sum()), "lm_calls": calls, "seconds": secs, "target": o.target}
     _emit(as_json, payload, [f"logprob {sc.logprob:.4f} nats over {len(sc.byte_logprobs)} bytes "
-                             f"({sc.bits_per_byte:.4f} bits/byte); Σ log Z = {sc.log_z.sum():.3g}",
-                             f"cost: {calls} LM calls, {secs:.1f} s"])
+                             f"({sc.bits_per_byte:.4f} bits/byte); Σ log Z = {sc.log_z.sum():.3g}"])
+    cost.done(f"{len(sc.byte_logprobs)} bytes, {calls} LM calls")
 
 
 @bytes_group.command("next")
@@ -115,12 +117,15 @@ def next_cmd(model, prefix, top, target, beam, device, as_json) -> None:
     """Next-byte distribution after PREFIX (which may end mid-token)."""
     import numpy as np
 
+    cost = Cost()
     o = _opts(target=target, beam=beam, device=device, top=top)
-    nb = _load(model, o.target, o.beam, o.device).next_byte(prefix)
+    blm = _load(model, o.target, o.beam, o.device)
+    nb = blm.next_byte(prefix)
     order = np.argsort(-nb.logprobs)[: o.top]
     rows = [{"byte": int(b), "text": _byte_name(int(b)), "prob": float(np.exp(nb.logprobs[b]))} for b in order]
     _emit(as_json, {"prefix": prefix, "top": rows, "log_z": nb.log_z, "log_prefix": nb.log_prefix},
           [f"{r['text']!s:>8}  {r['prob']:.6f}" for r in rows] + [f"log Z = {nb.log_z:.3g} (0 = no mass outside canonical encodings)"])
+    cost.done(f"{len(prefix.encode())} prefix bytes, {blm.lm.calls} LM calls")
 
 
 @bytes_group.command("complete")
@@ -134,10 +139,12 @@ def next_cmd(model, prefix, top, target, beam, device, as_json) -> None:
 @_with(model_opts)
 def complete_cmd(model, prefix, suffix, max_bytes, temperature, seed, baseline, target, beam, device, as_json) -> None:
     """Complete PREFIX from any byte boundary, without tokenization bias."""
+    cost = Cost()
     o = _opts(target=target, beam=beam, device=device, max_bytes=max_bytes, temperature=temperature, seed=seed)
     blm = _load(model, o.target, o.beam, o.device)
     t0, c0 = time.perf_counter(), blm.lm.calls
-    out = blm.complete(prefix, suffix, max_bytes=o.max_bytes, temperature=o.temperature, seed=o.seed)
+    out = blm.complete(prefix, suffix, max_bytes=o.max_bytes, temperature=o.temperature, seed=o.seed).decode(
+        "utf-8", errors="replace")
     payload = {"prefix": prefix, "completion": out, "lm_calls": blm.lm.calls - c0, "seconds": time.perf_counter() - t0}
     lines = [f"{_shown(prefix)}[{_shown(out)}]"]
     if baseline:
@@ -148,6 +155,7 @@ def complete_cmd(model, prefix, suffix, max_bytes, temperature, seed, baseline, 
         lines += [f"naive token-level: {_shown(prefix)}[{_shown(payload['naive'])}]",
                   f"token healing:     {_shown(prefix)}[{_shown(payload['token_healing'])}]"]
     _emit(as_json, payload, lines)
+    cost.done(f"{len(out.encode())} bytes completed, {blm.lm.calls} LM calls")
 
 
 @bytes_group.command("ensemble")
@@ -163,6 +171,7 @@ def ensemble_cmd(models, text, file, prefix, weights, mode, target, beam, device
     from tokkit.bytelevel import ByteEnsemble
     from tokkit.errors import TokkitError
 
+    cost = Cost()
     o = _opts(target=target, beam=beam, device=device, mode=mode)
     try:
         w = [float(x) for x in weights.split(",")] if weights else None
@@ -171,11 +180,13 @@ def ensemble_cmd(models, text, file, prefix, weights, mode, target, beam, device
     members = [_load(m, o.target, o.beam, o.device) for m in models]
     ens = ByteEnsemble(members, weights=w, mode=o.mode)
     if prefix is not None:
-        out = ens.complete(prefix)
+        out = ens.complete(prefix).decode("utf-8", errors="replace")
         _emit(as_json, {"prefix": prefix, "completion": out, "mode": o.mode}, [f"{_shown(prefix)}[{_shown(out)}]"])
+        cost.done(f"{len(out.encode())} bytes completed by {len(members)} models")
         return
     body = _text(text, file)
-    bpb = {m: blm.score(body).bits_per_byte for m, blm in zip(models, members)}
-    bpb_ens = ens.score(body).bits_per_byte
+    bpb = {m: blm.score(body, progress=not as_json).bits_per_byte for m, blm in zip(models, members)}
+    bpb_ens = ens.score(body, progress=not as_json).bits_per_byte
     _emit(as_json, {"bits_per_byte": bpb, "ensemble": bpb_ens, "mode": o.mode, "bytes": len(body.encode())},
           [f"{m}: {v:.4f} bits/byte" for m, v in bpb.items()] + [f"ensemble ({o.mode}): {bpb_ens:.4f} bits/byte"])
+    cost.done(f"{len(body.encode()):,} bytes scored by {len(members)} models and the ensemble")
