@@ -120,13 +120,14 @@ class ByteModel:
     def score(self, text: str | bytes, *, eos: bool = False, context: str | bytes = b"",
               progress: bool = False) -> ByteScore:
         """Byte-by-byte log-probabilities of ``text`` after ``context`` (one LM call per byte).
-        ``progress``: a tqdm bar, shown once scoring has taken more than 2 s."""
+        ``progress``: a tqdm bar on a terminal, shown once scoring has taken more than 2 s."""
         from tqdm.auto import tqdm
 
         st = self.state(context)
         log_lead = st.mass()
         lps, zs = [], []
-        for b in tqdm(_as_bytes(text), desc="bytes score", unit="B", delay=2, disable=not progress, leave=False):
+        for b in tqdm(_as_bytes(text), desc="bytes score", unit="B", delay=2, leave=False,
+                      disable=None if progress else True):  # None: only on a terminal
             nb = st.next_byte()
             lps.append(nb.logprobs[b])
             zs.append(nb.log_z)
