@@ -44,7 +44,9 @@ def count(sources, out, engine, address, workers, recipe, kind, domain_file, nfk
     overrides = {"kind": kind, "nfkc": nfkc, "lowercase": lowercase, "text_column": text_column,
                  "skip_bad_utf8": skip_bad_utf8}
     if domain_file is not None:
-        lines = domain_file.read_text(encoding="utf-8").splitlines()
+        from tokkit.text import read_text
+
+        lines = read_text(domain_file, what="--domain-tokens file").splitlines()
         overrides["domain_tokens"] = [t for t in lines if t and not t.startswith("#")]
     spec = CountSpec.from_recipe(load_recipe(recipe, overrides=overrides))
     table, stats = count_corpus(list(sources), spec=spec, engine=engine, workers=workers, address=address,

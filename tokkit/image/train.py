@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from tokkit.atomic import atomic_dir, check_output
+from tokkit.atomic import atomic_dir, check_output, recover
+from tokkit.errors import OutputExistsError
 from tokkit.config import peak_rss_mb
 from tokkit.image.api import ImageTokenizer, psnr_per_image
 from tokkit.image.config import TrainConfig
@@ -103,6 +104,13 @@ def _load(out: Path, model: Tokenizer1D, opt: torch.optim.Optimizer, gen: torch.
     return state
 
 
+def _step_of(out: Path) -> str:
+    try:
+        return str(json.loads((out / STATE).read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unknown"
+
+
 def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto", resume: bool = False,
           force: bool = False, progress: bool = True, stop_after: int | None = None) -> TrainResult:
     """Train on the images under ``data`` (random crops + flips) into checkpoint folder ``out``.
@@ -111,8 +119,12 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
     """
     from tqdm.auto import tqdm
 
+    recover(out)  # a run killed mid-save: drop its temporaries, finish an interrupted swap
     resuming = resume and (out / STATE).is_file()
     if not resuming:
+        if (out / STATE).is_file() and not force:
+            raise OutputExistsError(f"{out} holds a training checkpoint (step {_step_of(out)}); pass --resume to continue "
+                                    "it, or --force to throw it away and start over")
         check_output(out, force=force)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

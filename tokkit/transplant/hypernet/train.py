@@ -30,6 +30,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from tokkit.atomic import recover
 from tokkit.config import peak_rss_mb
 from tokkit.errors import OutputExistsError, VocabMismatchError
 from tokkit.names import resolve_model
@@ -168,9 +169,7 @@ def sampled_softmax_nll(logits: torch.Tensor, labels: torch.Tensor, *, n_batch: 
 
 
 def _resume_or_start(out_dir: Path, cfg: HypernetConfig, fp: dict[str, Any], force: bool):
-    old = out_dir.with_name(f".{out_dir.name}.old")
-    if not out_dir.exists() and old.is_dir():  # killed between the two renames of a checkpoint swap
-        os.replace(old, out_dir)
+    recover(out_dir)  # a run killed mid-save: drop its temporaries, finish an interrupted swap
     if not out_dir.exists():
         return None
     if force:
