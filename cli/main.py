@@ -34,6 +34,9 @@ class UserError(click.ClickException):
     exit_code = 2
 
     def show(self, file=None) -> None:  # noqa: D102 - click API
+        std = sys.modules.get("tqdm.std")  # a progress bar cut short: end its line so the error starts one
+        for bar in list(getattr(getattr(std, "tqdm", None), "_instances", ())):
+            bar.close()
         click.echo(f"error: {self.format_message()}", err=True, file=file)
 
 

@@ -29,7 +29,7 @@ _KINDS = ["bpe", "char", "supertoken"]
 @click.option("--seed", type=int, default=None)
 @click.option("--counts", "counts", multiple=True, type=click.Path(path_type=Path),
               help="Train from count table(s) made by `tokkit count` instead of SOURCES (repeatable; summed).")
-@click.option("--prune-below", type=int, default=None, help="With --counts: drop pre-tokens seen fewer times (reported).")
+@click.option("--prune-below", type=click.IntRange(min=1), default=None, help="With --counts: drop pre-tokens seen fewer times (reported).")
 @click.option("--resume", is_flag=True, help="With --counts: continue an interrupted merge loop from its checkpoint.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")

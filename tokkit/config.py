@@ -10,7 +10,10 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-__all__ = ["tokkit_home", "hub_offline", "peak_rss_mb", "validation_message", "flag_name", "read_yaml", "HELLO_WORLD"]
+__all__ = ["SEED_MAX", "tokkit_home", "hub_offline", "peak_rss_mb", "validation_message", "flag_name", "read_yaml", "HELLO_WORLD"]
+
+#: Largest seed any command takes (torch, numpy and Python's random all accept 0..2^63-1).
+SEED_MAX = 2**63 - 1
 
 #: The probe text `tokkit vocab` encodes.
 HELLO_WORLD = "Hello world"

@@ -43,6 +43,6 @@ def read_text(path: str | Path, *, what: str = "text file", allow_empty: bool = 
         raise FormatError(f"{what} {p} is a folder; pass a text file")
     text = decode_utf8(p.read_bytes(), f"{what} {p}", fix=_ICONV)
     assert text is not None
-    if not allow_empty and not text.strip():
+    if not allow_empty and not text:
         raise EmptyInputError(f"{what} {p} is empty: expected some UTF-8 text; pass a file with text in it")
     return text

@@ -14,7 +14,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tokkit.config import flag_name, read_yaml, validation_message
+
+from tokkit.config import SEED_MAX, flag_name, read_yaml, validation_message
 from tokkit.errors import FormatError, UnknownNameError
 
 __all__ = ["LengthSampler", "ModelConfig", "TrainConfig", "RECIPES", "load_recipe"]
@@ -84,7 +85,7 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(1e-4, ge=0)
     grad_clip: float = Field(1.0, gt=0)
     l1_weight: float = Field(0.0, ge=0, description="added L1 loss weight (MSE always on)")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     log_every: int = Field(50, ge=1)
     checkpoint_every: int = Field(250, ge=1)
     eval_images: int = Field(256, ge=0, description="held-out-of-training images of the train split used for the PSNR readout")

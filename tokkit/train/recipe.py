@@ -16,7 +16,8 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tokkit.config import flag_name, read_yaml, validation_message
+
+from tokkit.config import SEED_MAX, flag_name, read_yaml, validation_message
 from tokkit.errors import FormatError, MissingFileError, UnknownNameError
 
 __all__ = ["Kind", "Unit", "SupertokenMethod", "SupertokenOptions", "TrainRecipe", "load_recipe",
@@ -94,7 +95,7 @@ class TrainRecipe(BaseModel):
     held_out_max_bytes: int = Field(2_000_000, ge=0, description="cap on the held-out sample size")
     text_column: str = Field("text", description="jsonl/parquet/datasets column holding the text")
     skip_bad_utf8: bool = Field(False, description="skip documents that are not UTF-8 (counted) instead of failing")
-    seed: int = Field(0, description="seed of the held-out split, sampling and random splits")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="seed of the held-out split, sampling and random splits")
     supertoken: SupertokenOptions = Field(default_factory=SupertokenOptions)
 
     @field_validator("pad_to")
