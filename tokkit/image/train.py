@@ -123,7 +123,7 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
     resuming = resume and (out / STATE).is_file()
     if not resuming:
         if (out / STATE).is_file() and not force:
-            raise OutputExistsError(f"{out} holds a training checkpoint (step {_step_of(out)}); pass --resume to continue "
+            raise OutputExistsError(f"{out} already exists and holds a training checkpoint (step {_step_of(out)}); pass --resume to continue "
                                     "it, or --force to throw it away and start over")
         check_output(out, force=force)
     if cfg.threads:
