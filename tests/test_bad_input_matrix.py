@@ -164,6 +164,8 @@ CASES: list[Case] = [
       needles="--prune-below"),
     C("train-resume-malicious-pickle", "train-bpe", "--counts", "{counts}", "--vocab-size", "300", "--resume", "-o",
       "out", needles=RESUME_PICKLE, pre=_evil_checkpoint),
+    C("train-seed-negative", "train-bpe", "{corpus}", "--seed", "-1", "-o", "out", needles="--seed"),
+    C("train-seed-huge", "train-bpe", "{corpus}", "--seed", str(2**64), "-o", "out", needles="--seed"),
     # ---- count
     C("count-missing", "count", "./nope.txt", "-o", "t.counts", needles="matches no file"),
     C("count-empty", "count", "{in}/empty.txt", "-o", "t.counts", needles="empty.txt"),
@@ -208,6 +210,7 @@ CASES: list[Case] = [
     C("bytes-complete-temperature-neg", "bytes", "complete", "{lm}", "ab", "--temperature", "-1",
       needles="--temperature"),
     C("bytes-complete-bad-escape", "bytes", "complete", "{lm}", "ab\\x4", "--escapes", needles="escape"),
+    C("bytes-complete-seed-negative", "bytes", "complete", "{lm}", "ab", "--seed", "-1", needles="--seed"),
     C("bytes-ensemble-weights", "bytes", "ensemble", "{lm}", "{lm}", "--text", "hi", "--weights", "a,b",
       needles="--weights"),
     C("bytes-ensemble-beam-0", "bytes", "ensemble", "{lm}", "--text", "hi", "--beam", "0", needles="--beam"),
@@ -225,6 +228,10 @@ CASES: list[Case] = [
     C("transplant-k-0", "transplant", "--src", "{lm}", "--dst", "{tok}", "-o", "out", "-k", "0", needles="--k"),
     C("transplant-temperature-0", "transplant", "--src", "{lm}", "--dst", "{tok}", "-o", "out", "--temperature", "0",
       needles="--temperature"),
+    C("transplant-memory-0", "transplant", "--src", "{lm}", "--dst", "{tok}", "-o", "out", "--memory-gb", "0",
+      needles="--memory-gb"),
+    C("transplant-seed-negative", "transplant", "--src", "{lm}", "--dst", "{tok}", "-o", "out", "--seed", "-5",
+      needles="--seed"),
     C("transplant-exists", "transplant", "--src", "{lm}", "--dst", "{tok}", "-o", "out", needles="--force",
       pre=_mkdir_with_file("out")),
     C("transplant-parent-is-file", "transplant", "--src", "{lm}", "--dst", "{tok}", "-o", "{in}/afile/out",
@@ -242,6 +249,8 @@ CASES: list[Case] = [
       needles="--steps"),
     C("hypernet-vocab-10", "hypernet", "train", "--base", "{lm}", "--corpus", "{txt}", "--vocab-size", "10", "-o", "hn",
       needles="--vocab-size"),
+    C("hypernet-batch-too-big", "hypernet", "train", "--base", "{lm}", "--corpus", "{txt}", "--batch-size", "100000",
+      "--seq-len", "100000", "--device", "cpu", "-o", "hn", needles=("GiB", "--batch-size")),
     C("hypernet-base-not-model", "hypernet", "train", "--base", "{in}/notmodel", "--corpus", "{txt}", "-o", "hn",
       needles="config.json"),
     C("hypernet-parent-is-file", "hypernet", "train", "--base", "{lm}", "--corpus", "{txt}", "-o", "{in}/afile/hn",
@@ -256,6 +265,8 @@ CASES: list[Case] = [
       needles="--steps", needs=IMG),
     C("image-train-batch-0", "image", "train", "--recipe", "tiny", "--data", "{icons}", "--batch-size", "0", "-o", "ck",
       needles="--batch-size", needs=IMG),
+    C("image-train-batch-too-big", "image", "train", "--recipe", "tiny", "--data", "{icons}", "--batch-size",
+      "1000000000", "--device", "cpu", "-o", "ck", needles=("GiB", "--batch-size"), needs=IMG),
     C("image-train-recipe-syntax", "image", "train", "--recipe", "{in}/syntax.yaml", "--data", "{icons}", "-o", "ck",
       needles="line 3", needs=IMG),
     C("image-train-recipe-unknown", "image", "train", "--recipe", "nosuch", "--data", "{icons}", "-o", "ck",
@@ -514,3 +525,20 @@ def test_matrix_is_large_and_covers_every_command():
         commands |= {f"{name} {s}" for s in sub} if sub else {name}
     missing = commands - covered - {"fetch"}  # fetch takes no input but a flag
     assert not missing, f"commands without a bad-input case: {sorted(missing)}"
+
+
+def test_python_api_bad_input_is_a_clear_error():
+    """The library side of the contract: wrong types and out-of-range ids raise TokkitErrors that say what to do."""
+    from conftest import cached_tokenizer
+
+    from tokkit.errors import InputTypeError, VocabMismatchError
+
+    tok = cached_tokenizer("gpt2")
+    with pytest.raises(InputTypeError, match=r"pass a str or decode your bytes"):
+        tok.encode(b"caf\xc3\xa9")
+    with pytest.raises(InputTypeError, match="wrap it in a list"):
+        tok.encode_batch("one text")
+    with pytest.raises(VocabMismatchError, match=r"out of range for gpt2 \(50257 ids: 0..50256\)"):
+        tok.decode([15496, 10**9])
+    with pytest.raises(VocabMismatchError, match="out of range"):
+        tok.decode_bytes([-1])

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-__all__ = ["SEED_MAX", "tokkit_home", "hub_offline", "peak_rss_mb", "validation_message", "flag_name", "read_yaml", "HELLO_WORLD"]
+__all__ = ["SEED_MAX", "tokkit_home", "hub_offline", "peak_rss_mb", "validation_message", "flag_name", "read_yaml", "available_memory", "check_memory", "HELLO_WORLD"]
 
 #: Largest seed any command takes (torch, numpy and Python's random all accept 0..2^63-1).
 SEED_MAX = 2**63 - 1
@@ -98,3 +98,28 @@ def read_yaml(path: Path, what: str = "recipe") -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise FormatError(f"{what} {path} is not valid YAML{where}: {problem}; fix the syntax there") from None
+
+
+def available_memory() -> int | None:
+    """Bytes of RAM free for a new allocation (``MemAvailable``; None where the OS does not say)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(estimate: float, *, what: str, fix: str) -> None:
+    """Refuse work whose estimated peak (bytes) cannot fit in free RAM, before it starts, showing the estimate."""
+    from tokkit.errors import ResourceError
+
+    free = available_memory()
+    if free is not None and estimate > free:
+        raise ResourceError(f"{what} needs about {estimate / 2**30:,.1f} GiB of memory but {free / 2**30:,.1f} GiB is "
+                            f"free; {fix}")

@@ -21,6 +21,7 @@ __all__ = [
     "OutputWriteError",
     "EmptyInputError",
     "InputTypeError",
+    "ResourceError",
     "native_errors",
     "MissingDependencyError",
     "FixtureError",
@@ -62,6 +63,10 @@ class OutputExistsError(TokkitError, FileExistsError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class ResourceError(TokkitError, ValueError):
+    """Sizes asked for that cannot fit (memory estimate above what is free)."""
 
 
 class InputTypeError(TokkitError, TypeError):

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from tokkit.atomic import atomic_dir, check_output, recover
+from tokkit.config import check_memory, peak_rss_mb
 from tokkit.errors import OutputExistsError
-from tokkit.config import peak_rss_mb
 from tokkit.image.api import ImageTokenizer, psnr_per_image
 from tokkit.image.config import TrainConfig
 from tokkit.image.data import CropSampler
@@ -104,6 +104,16 @@ def _load(out: Path, model: Tokenizer1D, opt: torch.optim.Optimizer, gen: torch.
     return state
 
 
+def train_memory_bytes(cfg: TrainConfig) -> float:
+    """Rough peak bytes of one training step: per sample and layer, attention scores ``(heads, L, L)`` and
+    ~10 activations ``(L, width)`` in fp32, kept for backward (x2), plus the images; ``L`` = patches + latents."""
+    m = cfg.model
+    L = (m.image_size // m.patch) ** 2 + m.max_tokens
+    per_layer = (m.heads * L * L + 10 * L * m.width) * 4
+    images = 3 * (m.image_size + m.image_size // 8) ** 2 * 4
+    return 2.0 * cfg.batch_size * ((m.enc_depth + m.dec_depth) * per_layer + images)
+
+
 def _step_of(out: Path) -> str:
     try:
         return str(json.loads((out / STATE).read_text())["step"])
@@ -129,6 +139,9 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dev = resolve_device(device)
+    if dev.type == "cpu":
+        check_memory(train_memory_bytes(cfg), what=f"image training with batch size {cfg.batch_size}",
+                     fix="lower --batch-size (or the recipe's model size)")
     torch.manual_seed(cfg.seed)
     sampler = CropSampler(data, size=cfg.model.image_size)
     model = Tokenizer1D(cfg.model).to(dev)
