@@ -512,7 +512,7 @@ def run_bad_input(case: Case, request, workdir: Path) -> str:
 def test_bad_input(case: Case, request, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
-    run_bad_input(case, request, work)
+    print(f"\n[{case.id}] {run_bad_input(case, request, work)}")  # shown with -s: the messages side by side
     assert not (work / "PWNED").exists()
 
 

@@ -119,6 +119,7 @@ def lm(tmp_path_factory):
     return tiny_llama(d / "lm", load_tokenizer(d / "tok")), d / "tok2"
 
 
+@pytest.mark.slow
 def test_transplant_killed_mid_write_then_rerun(tmp_path, lm):
     src, dst = lm
     args = ["transplant", "--src", str(src), "--dst", str(dst), "--device", "cpu", "--heldout", "0"]
@@ -149,6 +150,7 @@ def _image_args(tmp_path: Path) -> list[str]:
     return ["image", "train", "--recipe", str(tmp_path / "r.yaml"), "--data", str(ICONS), "--device", "cpu"]
 
 
+@pytest.mark.slow
 def test_image_train_killed_mid_checkpoint_resumes_bit_identical(tmp_path):
     args = _image_args(tmp_path)
     _run([*args, "-o", "ref"], tmp_path)
@@ -159,6 +161,7 @@ def test_image_train_killed_mid_checkpoint_resumes_bit_identical(tmp_path):
     _same_files(tmp_path / "ref", tmp_path / "ck", ["model.safetensors", "optimizer.safetensors"])
 
 
+@pytest.mark.slow
 def test_image_train_killed_mid_swap_resumes_bit_identical(tmp_path):
     args = _image_args(tmp_path)
     _run([*args, "-o", "ref"], tmp_path)
@@ -169,6 +172,7 @@ def test_image_train_killed_mid_swap_resumes_bit_identical(tmp_path):
     _same_files(tmp_path / "ref", tmp_path / "ck", ["model.safetensors", "optimizer.safetensors"])
 
 
+@pytest.mark.slow
 def test_hypernet_train_killed_mid_checkpoint_resumes_bit_identical(tmp_path, lm):
     src, _ = lm
     args = ["hypernet", "train", "--base", str(src), "--corpus", str(LEGAL), "--steps", "4", "--warmup-steps", "1",
