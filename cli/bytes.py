@@ -77,6 +77,11 @@ def _byte_name(b: int) -> str:
     return "<end>" if b == _EOS else repr(bytes([b]))[2:-1]
 
 
+def _shown(text: str) -> str:
+    """``text`` on one line: control characters escaped as in Python (``\\n``), everything else as is."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 def _emit(as_json: bool, payload: dict, lines: list[str]) -> None:
     click.echo(json.dumps(payload, ensure_ascii=False) if as_json else "\n".join(lines))
 
@@ -166,13 +171,14 @@ def complete_cmd(model, prefix, suffix, max_bytes, temperature, seed, baseline, 
     t0, c0 = time.perf_counter(), blm.lm.calls
     out = blm.complete(raw, _raw(suffix, escapes), max_bytes=o.max_bytes, temperature=o.temperature, seed=o.seed)
     payload = {"prefix": prefix, "completion": out, "lm_calls": blm.lm.calls - c0, "seconds": time.perf_counter() - t0}
-    lines = [f"{prefix}[{out}]"]
+    lines = [f"{_shown(prefix)}[{_shown(out)}]"]
     if baseline:
         from tokkit.bytelevel.heal import naive_continue, token_heal_continue
 
         payload["naive"] = naive_continue(blm, prefix)
         payload["token_healing"] = token_heal_continue(blm, prefix)
-        lines += [f"naive token-level: {prefix}[{payload['naive']}]", f"token healing:     {prefix}[{payload['token_healing']}]"]
+        lines += [f"naive token-level: {_shown(prefix)}[{_shown(payload['naive'])}]",
+                  f"token healing:     {_shown(prefix)}[{_shown(payload['token_healing'])}]"]
     _emit(as_json, payload, lines)
 
 
@@ -200,7 +206,7 @@ def ensemble_cmd(models, text, file, prefix, weights, mode, target, beam, device
     if prefix is not None:
         raw = _raw(prefix, escapes)
         out = ens.complete(raw)
-        _emit(as_json, {"prefix": _show(raw), "completion": out, "mode": o.mode}, [f"{_show(raw)}[{out}]"])
+        _emit(as_json, {"prefix": _show(raw), "completion": out, "mode": o.mode}, [f"{_shown(_show(raw))}[{_shown(out)}]"])
         return
     bpb = {m: blm.score(body).bits_per_byte for m, blm in zip(models, members)}
     bpb_ens = ens.score(body).bits_per_byte

@@ -64,7 +64,8 @@ def prepare(emoji_font, folders, size, heldout_percent, out, force) -> None:
 
 @image.command("train")
 @click.option("--recipe", default="small", show_default=True, help="tiny | small | base, or a YAML file.")
-@click.option("--data", required=True, type=click.Path(path_type=Path), help="Folder of training images (e.g. prepare's OUT/train).")
+@click.option("--data", default=None, type=click.Path(path_type=Path),
+              help="Folder of training images (e.g. prepare's OUT/train); default: the committed data/image/icons.")
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Checkpoint folder.")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default=None, help="Length sampler (overrides the recipe).")
 @click.option("--steps", type=int, default=None)
@@ -82,11 +83,24 @@ def train_cmd(recipe, data, out, sampler, steps, batch_size, lr, seed, threads, 
     cfg = load_recipe(recipe, {"sampler": sampler, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
                                "threads": threads})
     t0 = time.time()
-    r = train(cfg, data=data, out=out, device=device, resume=resume, force=force)
-    click.echo(f"trained {r.steps} steps ({r.images_seen} images) in {time.time() - t0:.0f} s this call "
-               f"({r.seconds:.0f} s total), peak RSS {r.peak_rss_mb:.0f} MB")
+    r = train(cfg, data=_default_icons() if data is None else data, out=out, device=device, resume=resume, force=force)
+    this_call = time.time() - t0
+    took = (f"{this_call:.0f} s this call ({r.earlier_seconds + this_call:.0f} s in all calls)" if r.earlier_seconds
+            else f"{this_call:.0f} s")
+    click.echo(f"trained {r.steps} steps ({r.images_seen} images) in {took}, peak RSS {r.peak_rss_mb:.0f} MB")
     click.echo(f"final loss {r.final_loss:.5f}, train-crop PSNR at N {r.final_psnr:.2f} dB, codes used "
                f"{r.codes_used}/{r.codebook_size}, per-position entropy {r.position_entropy_bits:.2f} bits -> {out}")
+
+
+def _default_icons() -> Path:
+    """The 22 icons committed in data/image/icons (the embedded default, as data/legal is for text)."""
+    from tokkit.errors import MissingFileError
+
+    d = Path(__file__).resolve().parents[1] / "data" / "image" / "icons"
+    if not d.is_dir():
+        raise MissingFileError(f"no --data given and the default {d} is absent (an installed copy without the "
+                               "repository's data/): pass --data FOLDER of training images")
+    return d
 
 
 def _load(model: Path, device: str):
@@ -139,9 +153,12 @@ def fit_prior_cmd(ckpt, data, limit, device, force) -> None:
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the results here.")
 @click.option("--plot", type=click.Path(path_type=Path), default=None, help="Write a PNG plot here.")
 @click.option("--no-codecs", is_flag=True, help="Skip the JPEG/WebP sweeps.")
+@click.option("--prior", "ar_prior", type=click.Path(path_type=Path), default=None,
+              help="AR prior folder: add AR-coded bytes per k and held-out bits per token (AR vs per-position vs uniform).")
+@click.option("--rd", is_flag=True, help="Add the per-image RD table at equal payload budgets (2..64 B) vs JPEG/WebP.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--force", is_flag=True, help="Replace existing --json/--plot files.")
-def eval_cmd(ckpt, images, contrasts, limit, json_out, plot, no_codecs, device, force) -> None:
+def eval_cmd(ckpt, images, contrasts, limit, json_out, plot, no_codecs, device, force, ar_prior=None, rd=False) -> None:
     """PSNR/SSIM against token count k on held-out images, beside JPEG/WebP and trivial codes at equal bytes."""
     from tokkit.atomic import check_output
     from tokkit.image.data import image_files, load_images
@@ -154,7 +171,12 @@ def eval_cmd(ckpt, images, contrasts, limit, json_out, plot, no_codecs, device, 
     files = image_files(images)[:limit]
     x = load_images(files, size=tok.config.image_size)
     t0 = time.time()
-    main = evaluate(tok, x, codecs=not no_codecs, prior=_prior_or_none(ckpt))
+    coder = None if ar_prior is None else _ar_coder(ar_prior, tok)
+    main = evaluate(tok, x, codecs=not no_codecs, prior=_prior_or_none(ckpt), ar_prior=coder)
+    if rd:
+        from tokkit.image.rd import rd_table
+
+        main["rd_at_budget"] = rd_table(tok, x, coder=coder, prior=_prior_or_none(ckpt))
     results = {str(ckpt): main}
     for c in contrasts:
         label = str(c) if str(c) not in results else f"{c} (#{len(results) + 1})"
@@ -192,6 +214,14 @@ def _print_table(results: dict, main: dict) -> None:
         for s in main.get(codec, []):
             click.echo(f"{codec} q={s['quality']:<3} file {s['file_bytes']:6.1f} B  payload {s['payload_bytes']:6.1f} B  "
                        f"{s['psnr']:6.2f} dB / {s['ssim']:.3f}")
+    bpt = main.get("held_out_bits_per_token", {})
+    click.echo("held-out bits per token: " + ", ".join(f"{k} {v:.3f}" for k, v in bpt.items()))
+    if "rd_at_budget" in main:
+        cols = [c for c in main["rd_at_budget"][0] if c != "budget" and not c.endswith("_served")]
+        click.echo("PSNR at equal payload budget (per image best code within B; mean colour where none fits)")
+        click.echo("B    " + "  ".join(f"{c:>20}" for c in cols))
+        for row in main["rd_at_budget"]:
+            click.echo(f"{row['budget']:<4} " + "  ".join(f"{row[c]:>14.2f} ({row[c + '_served']:.2f})" for c in cols))
 
 
 @image.command("encode")
@@ -204,9 +234,12 @@ def _print_table(results: dict, main: dict) -> None:
 @click.option("--entropy", is_flag=True,
               help="Arithmetic-code the ids with the per-position frequencies of MODEL/token_prior.safetensors "
                    "(see fit-prior); --max-bytes still counts plain packed bytes.")
+@click.option("--prior", "ar_prior", type=click.Path(path_type=Path), default=None,
+              help="AR prior folder (`image prior train`): context-code the ids (.tok v3); --max-bytes then counts "
+                   "the real coded bytes of each image.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--force", is_flag=True)
-def encode_cmd(model, images, out, tokens, min_psnr, max_bytes, entropy, device, force) -> None:
+def encode_cmd(model, images, out, tokens, min_psnr, max_bytes, entropy, device, force, ar_prior=None) -> None:
     """Tokenize IMAGES into one .tok file (bits per pixel printed)."""
     from tokkit.atomic import check_output
     from tokkit.image import load_images, pack
@@ -216,9 +249,12 @@ def encode_cmd(model, images, out, tokens, min_psnr, max_bytes, entropy, device,
     if sum(v is not None for v in (tokens, min_psnr, max_bytes)) > 1:
         raise TokenCountError("pass at most one of -k/--tokens, --min-psnr, --max-bytes")
     tok = _load(model, device)
+    coder = _ar_coder(ar_prior, tok) if ar_prior is not None else None
+    if coder is not None and entropy:
+        raise TokenCountError("pass one of --entropy (per-position prior, .tok v2) or --prior (AR prior, .tok v3)")
     x = load_images(list(images), size=tok.config.image_size)
     if min_psnr is not None or max_bytes is not None:
-        lists = tok.encode_adaptive(x, min_psnr=min_psnr, max_bytes=max_bytes)
+        lists = tok.encode_adaptive(x, min_psnr=min_psnr, max_bytes=max_bytes, ar_prior=coder)
     else:
         lists = tok.tokenize(x, max_tokens=tokens)
     prior = None
@@ -227,7 +263,7 @@ def encode_cmd(model, images, out, tokens, min_psnr, max_bytes, entropy, device,
 
         prior = TokenPrior.load(model)
     data = pack(lists, model_id=tok.model_id, codebook_size=tok.config.codebook_size,
-                max_tokens=tok.config.max_tokens, image_size=tok.config.image_size, prior=prior)
+                max_tokens=tok.config.max_tokens, image_size=tok.config.image_size, prior=prior, ar_prior=coder)
     _write(out, data, force=force)
     pixels = len(lists) * tok.config.image_size**2
     click.echo(f"wrote {out}: {len(lists)} images, tokens {[len(t) for t in lists]}, {len(data)} bytes, "
@@ -239,9 +275,11 @@ def encode_cmd(model, images, out, tokens, min_psnr, max_bytes, entropy, device,
 @click.argument("tokfile", type=click.Path(path_type=Path))
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path),
               help="Output PNG (one image) or folder (several).")
+@click.option("--prior", "ar_prior", type=click.Path(path_type=Path), default=None,
+              help="AR prior folder for a context-coded (.tok v3) file.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--force", is_flag=True)
-def decode_cmd(model, tokfile, out, device, force) -> None:
+def decode_cmd(model, tokfile, out, device, force, ar_prior=None) -> None:
     """Decode a .tok file to PNG(s); refuses a file written by another model."""
     from tokkit.atomic import atomic_dir, check_output
     from tokkit.errors import MissingFileError
@@ -252,7 +290,8 @@ def decode_cmd(model, tokfile, out, device, force) -> None:
     if not tokfile.is_file():
         raise MissingFileError(f"{tokfile} does not exist")
     tok = _load(model, device)
-    parsed = unpack(tokfile.read_bytes(), expect_model_id=tok.model_id, source=str(tokfile), prior=_prior_or_none(model))
+    parsed = unpack(tokfile.read_bytes(), expect_model_id=tok.model_id, source=str(tokfile), prior=_prior_or_none(model),
+                    ar_prior=None if ar_prior is None else _ar_coder(ar_prior, tok))
     imgs = tok.detokenize(list(parsed.ids))
     if len(imgs) == 1 and out.suffix.lower() == ".png":
         _write(out, to_png_bytes(imgs[0]), force=force)
@@ -278,3 +317,81 @@ def add_to_vocab_cmd(model, lm, out, force) -> None:
     summary = add_image_tokens(_load(model, "cpu"), resolve_model(lm), out, force=force)
     click.echo(f"wrote {out}: image tokens ids {summary['image_token_ids'][0]}..{summary['image_token_ids'][1]}, "
                f"markers {summary['marker_ids']}, {summary['rows']} rows x {summary['dim']}")
+
+
+def _ar_coder(folder: Path, tok):
+    """Load an AR prior and check that it belongs to the tokenizer ``tok``."""
+    from tokkit.image.ar_coding import ARCoder
+    from tokkit.image.errors import ModelMismatchError
+
+    coder = ARCoder.load(folder)
+    if coder.tokenizer_id != tok.model_id:
+        raise ModelMismatchError(f"AR prior {folder} was trained on the tokens of model {coder.tokenizer_id}, but the model "
+                                 f"given has id {tok.model_id}; use the prior trained for this checkpoint")
+    return coder
+
+
+@image.group("prior")
+def prior_group() -> None:
+    """Autoregressive prior over the token ids: context-coded .tok (v3) and sampling."""
+
+
+@prior_group.command("train")
+@click.argument("ckpt", type=click.Path(path_type=Path))
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="Folder of the tokenizer's TRAINING images (never the images you evaluate on).")
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Prior folder.")
+@click.option("--recipe", default="tiny", show_default=True, help="tiny (CPU, minutes) | base (GPU), or a YAML file.")
+@click.option("--steps", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:i] (coding always runs on CPU).")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint in OUT.")
+@click.option("--force", is_flag=True, help="Replace an existing OUT.")
+def prior_train_cmd(ckpt, data, out, recipe, steps, batch_size, lr, seed, threads, device, resume, force) -> None:
+    """Train a causal transformer on the token ids of CKPT's training images -> OUT (for encode/decode --prior)."""
+    from tokkit.image.prior import load_prior_recipe
+    from tokkit.image.prior_train import train_prior
+
+    cfg = load_prior_recipe(recipe, {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "threads": threads})
+    t0 = time.time()
+    r = train_prior(cfg, tokenizer=ckpt, data=data, out=out, device=device, resume=resume, force=force)
+    click.echo(f"trained {r.steps} steps on {r.train_sequences} token sequences ({r.tokens_seen} tokens seen, "
+               f"{r.params / 1e6:.2f} M params) in {time.time() - t0:.0f} s this call ({r.seconds:.0f} s total), "
+               f"peak RSS {r.peak_rss_mb:.0f} MB")
+    click.echo(f"bits per token: train batch {r.train_bits:.3f}, readout images {r.val_bits:.3f}; prior id {r.prior_id} -> {out}")
+
+
+@image.command("sample")
+@click.argument("prior", type=click.Path(path_type=Path))
+@click.option("-n", "count", type=int, default=16, show_default=True, help="Number of samples.")
+@click.option("-k", "--tokens", type=int, default=None, help="Tokens per sample (default N).")
+@click.option("--temperature", type=float, default=1.0, show_default=True, help="0 = greedy.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--model", "model", type=click.Path(path_type=Path), default=None,
+              help="Tokenizer checkpoint (default: the one the prior was trained for).")
+@click.option("--cols", type=int, default=8, show_default=True)
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output PNG grid.")
+@click.option("--force", is_flag=True)
+def sample_cmd(prior, count, tokens, temperature, seed, model, cols, out, force) -> None:
+    """Sample token sequences from PRIOR and decode them into a PNG grid."""
+    from tokkit.atomic import check_output
+    from tokkit.errors import MissingFileError
+    from tokkit.image.ar_coding import ARCoder
+    from tokkit.image.data import grid_png_bytes
+    from tokkit.image.errors import TokenCountError
+
+    check_output(out, force=force)
+    if count < 1 or temperature < 0:
+        raise TokenCountError(f"-n must be >= 1 and --temperature >= 0, found {count} and {temperature}")
+    coder = ARCoder.load(prior)
+    model = model or coder.tokenizer_path
+    if model is None or not Path(model).exists():
+        raise MissingFileError(f"the tokenizer of prior {prior} ({model}) is not there; pass --model CKPT")
+    tok = _load(Path(model), "cpu")
+    _ar_coder(prior, tok)  # refuses a prior of another tokenizer
+    ids = coder.sample(count, tokens or coder.max_tokens, temperature=temperature, seed=seed)
+    _write(out, grid_png_bytes(tok.detokenize(list(ids)), cols=cols), force=force)
+    click.echo(f"wrote {out}: {count} samples of {ids.shape[1]} tokens at temperature {temperature} (prior {coder.prior_id})")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 
 import click
 
@@ -137,13 +138,28 @@ class _Group(click.Group):
             raise err from None
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug; also the libraries' warnings and bars).")
 @click.version_option(package_name="tokkit")
 def cli(verbose: int) -> None:
     """tokkit: train, inspect, compare and transplant tokenizers; byte-level LMs; 1D image tokens."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not verbose:
+        _quiet_libraries()
+
+
+def _quiet_libraries() -> None:
+    """Keep the libraries' deprecation chatter and loading bars off ordinary commands (``-v`` shows them).
+
+    Set before any command imports transformers / huggingface_hub, which read these at import;
+    tokkit's own progress bars (tqdm) and its warnings (``logging``) are unaffected.
+    """
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 def _register() -> None:

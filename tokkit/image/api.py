@@ -119,13 +119,27 @@ class ImageTokenizer:
         return out
 
     @torch.inference_mode()
-    def encode_adaptive(self, images: torch.Tensor, *, min_psnr: float | None = None,
-                        max_bytes: int | None = None) -> list[torch.Tensor]:
-        """Smallest k per image reaching ``min_psnr`` dB (N if none does), or largest k within ``max_bytes``."""
+    def encode_adaptive(self, images: torch.Tensor, *, min_psnr: float | None = None, max_bytes: int | None = None,
+                        ar_prior=None) -> list[torch.Tensor]:
+        """Smallest k per image reaching ``min_psnr`` dB (N if none does), or largest k within ``max_bytes``.
+
+        With ``ar_prior`` (an :class:`~tokkit.image.ar_coding.ARCoder`) ``max_bytes`` bounds the real context-coded
+        size of each image's ids (its arithmetic code, which never shrinks as k grows); without it, the packed size.
+        """
         if (min_psnr is None) == (max_bytes is None):
             raise TokenCountError("encode_adaptive needs exactly one of min_psnr= or max_bytes=")
         full = self.tokenize(images)
         N = self.config.max_tokens
+        if max_bytes is not None and ar_prior is not None:
+            out = []
+            for t in full:
+                sizes = ar_prior.prefix_bytes(t.tolist())
+                fits = [k for k, b in enumerate(sizes, 1) if b <= max_bytes]
+                if not fits:
+                    raise TokenCountError(f"max_bytes={max_bytes} is below the {sizes[0]} bytes the first token of an "
+                                          "image needs with this prior; allow more bytes")
+                out.append(t[: fits[-1]])
+            return out
         if max_bytes is not None:
             fits = [k for k in range(1, N + 1) if payload_bytes(k, self.config.codebook_size) <= max_bytes]
             if not fits:

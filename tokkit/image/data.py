@@ -23,7 +23,7 @@ import torch
 from tokkit.errors import FormatError, MissingFileError
 from tokkit.image.errors import ImageSizeError
 
-__all__ = ["load_images", "image_files", "prepare_dataset", "CropSampler", "render_emoji", "to_png_bytes"]
+__all__ = ["load_images", "image_files", "prepare_dataset", "CropSampler", "render_emoji", "to_png_bytes", "grid_png_bytes"]
 
 log = logging.getLogger(__name__)
 EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -99,6 +99,19 @@ def to_png_bytes(image: torch.Tensor) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def grid_png_bytes(images: torch.Tensor, *, cols: int = 8, scale: int = 2, pad: int = 2) -> bytes:
+    """``(M, 3, S, S)`` in [0, 1] -> one PNG: a grid of ``cols`` columns on white, nearest-neighbour ``scale``d."""
+    M, _, S, _ = images.shape
+    rows, cols = -(-M // cols), min(cols, M)
+    cell = S * scale + pad
+    canvas = torch.ones(3, rows * cell + pad, cols * cell + pad)
+    big = images.clamp(0, 1).repeat_interleave(scale, -1).repeat_interleave(scale, -2)
+    for i in range(M):
+        r, c = divmod(i, cols)
+        canvas[:, pad + r * cell:pad + r * cell + S * scale, pad + c * cell:pad + c * cell + S * scale] = big[i]
+    return to_png_bytes(canvas)
 
 
 def render_emoji(ttf: str | Path) -> Iterator[tuple[str, "object"]]:

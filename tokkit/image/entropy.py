@@ -26,7 +26,8 @@ from safetensors.torch import load_file, save_file
 from tokkit.errors import FormatError, MissingFileError
 from tokkit.image.errors import CorruptTokFileError, TokenCountError
 
-__all__ = ["TokenPrior", "PRIOR_FILE", "encode_ids", "decode_ids", "ideal_bits", "fit_prior"]
+__all__ = ["TokenPrior", "PRIOR_FILE", "encode_ids", "decode_ids", "encode_with_cums", "decode_with_cums", "ideal_bits",
+           "fit_prior"]
 
 PRIOR_FILE = "token_prior.safetensors"
 # Smoothing: an unseen code counts as 1/4 of an observation. Chosen on the training images only (fit on 90 %,
@@ -103,10 +104,23 @@ def _check(ids: list[int], prior: TokenPrior) -> None:
 def encode_ids(ids: list[int], prior: TokenPrior) -> bytes:
     """Arithmetic-code the ids of one image (position j uses row j of the prior)."""
     _check(ids, prior)
+    return encode_with_cums(ids, [prior._cum[j] for j in range(len(ids))])
+
+
+def decode_ids(data: bytes, k: int, prior: TokenPrior) -> list[int]:
+    """Inverse of :func:`encode_ids` for an image of ``k`` tokens."""
+    if not 1 <= k <= prior.max_tokens:
+        raise CorruptTokFileError(f"an entropy-coded image declares {k} tokens; the prior has N = {prior.max_tokens}")
+    return decode_with_cums(data, k, lambda j, prefix: prior._cum[j])
+
+
+def encode_with_cums(ids: list[int], cums: list[np.ndarray]) -> bytes:
+    """The exact coder: symbol j uses the cumulative integer frequencies ``cums[j]`` ((K + 1,), ``cums[j][0] = 0``)."""
     low, width, denom = 0, 1, 1
-    for j, s in enumerate(ids):
-        cum = prior._cum[j]
+    for s, cum in zip(ids, cums, strict=True):
         total, c, f = int(cum[-1]), int(cum[s]), int(cum[s + 1] - cum[s])
+        if f <= 0:
+            raise ValueError(f"symbol {s} has frequency {f}; every codable symbol needs a frequency >= 1")
         low, width, denom = low * total + c * width, width * f, denom * total
     nbytes = 0  # at most ceil((-log2(width / denom) + 2) / 8) iterations
     while True:
@@ -117,14 +131,13 @@ def encode_ids(ids: list[int], prior: TokenPrior) -> bytes:
         nbytes += 1
 
 
-def decode_ids(data: bytes, k: int, prior: TokenPrior) -> list[int]:
-    """Inverse of :func:`encode_ids` for an image of ``k`` tokens."""
-    if not 1 <= k <= prior.max_tokens:
-        raise CorruptTokFileError(f"an entropy-coded image declares {k} tokens; the prior has N = {prior.max_tokens}")
+def decode_with_cums(data: bytes, k: int, cum_at) -> list[int]:
+    """Inverse of :func:`encode_with_cums`; ``cum_at(j, prefix)`` gives position j's cumulative frequencies
+    once the ids ``prefix`` (a list of j ints) are decoded — an adaptive (e.g. autoregressive) model fits here."""
     v, scale = int.from_bytes(data, "big"), 1 << (8 * len(data))
     low, width, denom, out = 0, 1, 1, []
     for j in range(k):
-        cum = prior._cum[j]
+        cum = cum_at(j, out)
         total = int(cum[-1])
         t = (total * (v * denom - low * scale)) // (width * scale)
         if not 0 <= t < total:

@@ -21,7 +21,7 @@ from tokkit.image.codecs import JPEG_QUALITIES, WEBP_QUALITIES, codec_sweep, tri
 from tokkit.image.metrics import ms_ssim_or_none, psnr, ssim
 from tokkit.image.train import code_stats
 
-__all__ = ["default_ks", "evaluate", "plot_eval"]
+__all__ = ["default_ks", "evaluate", "plot_eval", "bits_per_token"]
 
 
 def default_ks(n: int) -> list[int]:
@@ -39,18 +39,35 @@ def _interp(x: float, xs: list[float], ys: list[float]) -> float | None:
 
 
 @torch.inference_mode()
+def bits_per_token(ids: torch.Tensor, *, codebook_size: int, prior: TokenPrior | None = None, ar_prior=None) -> dict:
+    """Mean bits per token of ``ids (M, N)`` under the uniform code, the per-position prior and the AR prior
+    (both with their integer frequencies, i.e. what the arithmetic coder gets within 2 bits per image of)."""
+    from tokkit.image.entropy import ideal_bits
+
+    M, N = ids.shape
+    out = {"uniform": round(math.log2(codebook_size), 4)}
+    if prior is not None:
+        out["per_position"] = round(sum(ideal_bits(r.tolist(), prior) for r in ids) / (M * N), 4)
+    if ar_prior is not None:
+        out["ar"] = round(sum(ar_prior.bits(r.tolist()) for r in ids) / (M * N), 4)
+    return out
+
+
 def evaluate(tok: ImageTokenizer, images: torch.Tensor, *, ks: list[int] | None = None, codecs: bool = True,
-             prior: TokenPrior | None = None) -> dict:
+             prior: TokenPrior | None = None, ar_prior=None) -> dict:
     """``images (M, 3, S, S)`` in [0, 1] -> the result dict written by ``tokkit image eval --json``.
 
     With ``prior`` (the checkpoint's training-image token frequencies) each k also reports the mean bytes of
-    the entropy-coded ids (``entropy_bytes``) and of a one-image entropy-coded ``.tok`` file.
+    the entropy-coded ids (``entropy_bytes``) and of a one-image entropy-coded ``.tok`` file. With ``ar_prior``
+    (:class:`~tokkit.image.ar_coding.ARCoder`) each k reports the context-coded bytes (``ar_bytes``, ``.tok`` v3)
+    and ``held_out_bits_per_token`` compares the AR prior, the per-position prior and the uniform code on these images.
     """
     cfg, M = tok.config, images.shape[0]
     N, K, S = cfg.max_tokens, cfg.codebook_size, cfg.image_size
     ks = ks or default_ks(N)
     ids = torch.stack(tok.tokenize(images))  # (M, N)
     used, ent = code_stats(ids, K)
+    ar_sizes = None if ar_prior is None else np.array([ar_prior.prefix_bytes(r.tolist()) for r in ids])  # (M, N)
     per_k = []
     for k in ks:
         rec = tok.detokenize(list(ids[:, :k]))
@@ -68,6 +85,11 @@ def evaluate(tok: ImageTokenizer, images: torch.Tensor, *, ks: list[int] | None 
             per_k[-1]["entropy_bytes"] = round(sum(codes) / M, 3)
             per_k[-1]["entropy_file_bytes"] = round(HEADER_BYTES + 8 + length_bytes(N) + TRAILER_BYTES
                                                     + sum(c + (1 if c < 128 else 2) for c in codes) / M, 3)
+        if ar_sizes is not None:
+            codes = ar_sizes[:, k - 1]
+            per_k[-1]["ar_bytes"] = round(float(codes.mean()), 3)
+            per_k[-1]["ar_file_bytes"] = round(HEADER_BYTES + 8 + length_bytes(N) + 4 + TRAILER_BYTES
+                                               + float(np.mean([c + (1 if c < 128 else 2) for c in codes])), 3)
     _, ms_note = ms_ssim_or_none(images[:1], images[:1])
     out = {"model_id": tok.model_id, "images": M, "image_size": S, "max_tokens": N, "codebook_size": K,
            "bits_per_token": round(math.log2(K), 3), "codes_used": used, "index_entropy_bits_per_position": round(ent, 3),
@@ -77,6 +99,9 @@ def evaluate(tok: ImageTokenizer, images: torch.Tensor, *, ks: list[int] | None 
            "baselines": trivial_baselines(images)}
     if prior is not None:
         out["token_prior_id"] = prior.prior_id
+    if ar_prior is not None:
+        out["ar_prior_id"] = ar_prior.prior_id
+    out["held_out_bits_per_token"] = bits_per_token(ids, codebook_size=K, prior=prior, ar_prior=ar_prior)
     if codecs:
         jpeg, webp = codec_sweep(images, "JPEG", JPEG_QUALITIES), codec_sweep(images, "WEBP", WEBP_QUALITIES)
         out["jpeg"], out["webp"] = jpeg, webp
@@ -113,6 +138,9 @@ def plot_eval(results: dict[str, dict], path) -> None:
             if "entropy_bytes" in r["per_k"][0]:
                 b.plot([p["entropy_bytes"] for p in r["per_k"]], ys, "d--", color=color, mfc="none",
                        label=f"{name} (entropy-coded payload)")
+            if "ar_bytes" in r["per_k"][0]:
+                b.plot([p["ar_bytes"] for p in r["per_k"]], ys, "*-", color="C3" if i == 0 else color,
+                       label=f"{name} (AR-coded payload)")
     for bl in first["baselines"]:
         a.axhline(bl["psnr"], ls=":", lw=1, color="gray")
         a.text(1, bl["psnr"], f" {bl['name']} ({bl['bytes']} B)", fontsize=7, va="bottom", color="gray")

@@ -42,7 +42,7 @@ class TrainResult:
     """Summary of a finished run (``history``: one dict per log step)."""
 
     steps: int
-    seconds: float
+    seconds: float  # all calls of this run (setup and steps), resumed ones included
     peak_rss_mb: float
     images_seen: int
     final_loss: float
@@ -51,6 +51,7 @@ class TrainResult:
     codebook_size: int
     position_entropy_bits: float
     history: tuple[dict, ...]
+    earlier_seconds: float = 0.0  # of ``seconds``, the part spent by earlier calls (before a resume)
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -129,12 +130,13 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
     """
     from tqdm.auto import tqdm
 
+    t_call = time.time()
     recover(out)  # a run killed mid-save: drop its temporaries, finish an interrupted swap
     resuming = resume and (out / STATE).is_file()
     if not resuming:
         if (out / STATE).is_file() and not force:
-            raise OutputExistsError(f"{out} already exists and holds a training checkpoint (step {_step_of(out)}); pass --resume to continue "
-                                    "it, or --force to throw it away and start over")
+            raise OutputExistsError(f"{out} already exists and holds a training checkpoint (step {_step_of(out)}); "
+                                    "pass --resume to continue it, or --force to throw it away and start over")
         check_output(out, force=force)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -155,7 +157,8 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
         log.info("resuming %s at step %d", out, state["step"])
     readout = sampler.fixed(min(cfg.eval_images, len(sampler))).to(dev)
     N, K = cfg.model.max_tokens, cfg.model.codebook_size
-    t0, window_ids, loss_v = time.time(), [], float("nan")
+    earlier = float(state.get("seconds", 0.0))  # seconds of the calls before this one (a resumed run)
+    t0, window_ids, loss_v = t_call, [], float("nan")
     bar = tqdm(total=cfg.steps, initial=state["step"], disable=not progress, desc="image train", unit="step")
     model.train()
     last = cfg.steps if stop_after is None else min(cfg.steps, state["step"] + stop_after)
@@ -195,7 +198,7 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
             _save(out, model, opt, gen, state)
     bar.close()
     h = state["history"][-1] if state["history"] else {}
-    return TrainResult(steps=state["step"], seconds=round(state.get("seconds", 0.0), 1),
+    return TrainResult(steps=state["step"], seconds=round(state.get("seconds", 0.0), 1), earlier_seconds=round(earlier, 1),
                        peak_rss_mb=peak_rss_mb(),
                        images_seen=state["step"] * cfg.batch_size, final_loss=loss_v, final_psnr=h.get("psnr_full", float("nan")),
                        codes_used=h.get("codes_used", 0), codebook_size=K,
