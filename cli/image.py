@@ -366,13 +366,13 @@ def prior_train_cmd(ckpt, data, out, recipe, steps, batch_size, lr, seed, thread
 
 @image.command("sample")
 @click.argument("prior", type=click.Path(path_type=Path))
-@click.option("-n", "count", type=int, default=16, show_default=True, help="Number of samples.")
-@click.option("-k", "--tokens", type=int, default=None, help="Tokens per sample (default N).")
-@click.option("--temperature", type=float, default=1.0, show_default=True, help="0 = greedy.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-n", "count", type=click.IntRange(1, 4096), default=16, show_default=True, help="Number of samples.")
+@click.option("-k", "--tokens", type=click.IntRange(min=1), default=None, help="Tokens per sample (default N).")
+@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True, help="0 = greedy.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("--model", "model", type=click.Path(path_type=Path), default=None,
               help="Tokenizer checkpoint (default: the one the prior was trained for).")
-@click.option("--cols", type=int, default=8, show_default=True)
+@click.option("--cols", type=click.IntRange(1, 1024), default=8, show_default=True)
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output PNG grid.")
 @click.option("--force", is_flag=True)
 def sample_cmd(prior, count, tokens, temperature, seed, model, cols, out, force) -> None:

@@ -26,7 +26,7 @@ from typing import Iterable, Iterator
 
 from tokkit.errors import OutputExistsError, OutputWriteError
 
-__all__ = ["atomic_dir", "atomic_file", "check_output", "check_not_input", "recover", "write_error"]
+__all__ = ["atomic_dir", "atomic_file", "check_output", "check_not_input", "check_resumable", "recover", "write_error"]
 
 _TAG = re.compile(r"^\.(?P<name>.+)\.tk(?P<pid>\d+)(?:-[0-9a-f]+\.tmp|\.new|\.old)$")
 
@@ -123,6 +123,22 @@ def check_output(out: str | Path, *, force: bool, inputs: Iterable[str | Path] =
         raise OutputWriteError(f"cannot write output {p}: {anc} is a file, not a folder; choose another output path")
     _probe(anc, p)
     return p
+
+
+def check_resumable(out: str | Path, *, state: str, resume: bool, force: bool) -> bool:
+    """For a training command with checkpoints in folder ``out``: True when it resumes (``resume`` and ``out/state``
+    exists); else ``out`` is checked as a new output. A checkpoint there without ``resume`` or ``force`` is
+    refused with ``--resume`` suggested first (``--force`` would throw the training away). Temporaries of a
+    killed save are removed (or its swap finished) first."""
+    p = Path(out)
+    recover(p)
+    if resume and (p / state).is_file():
+        return True
+    if (p / state).is_file() and not force:
+        raise OutputExistsError(f"{p} already exists and holds a training checkpoint; pass --resume to continue it, "
+                                "or --force to throw it away and start over")
+    check_output(p, force=force)
+    return False
 
 
 def check_not_input(out: str | Path, inputs: Iterable[str | Path]) -> None:

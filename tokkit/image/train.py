@@ -22,9 +22,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from tokkit.atomic import atomic_dir, check_output, recover
+from tokkit.atomic import atomic_dir, check_resumable
 from tokkit.config import check_memory, peak_rss_mb
-from tokkit.errors import OutputExistsError
 from tokkit.image.api import ImageTokenizer, psnr_per_image
 from tokkit.image.config import TrainConfig
 from tokkit.image.data import CropSampler
@@ -115,13 +114,6 @@ def train_memory_bytes(cfg: TrainConfig) -> float:
     return 2.0 * cfg.batch_size * ((m.enc_depth + m.dec_depth) * per_layer + images)
 
 
-def _step_of(out: Path) -> str:
-    try:
-        return str(json.loads((out / STATE).read_text())["step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return "unknown"
-
-
 def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto", resume: bool = False,
           force: bool = False, progress: bool = True, stop_after: int | None = None) -> TrainResult:
     """Train on the images under ``data`` (random crops + flips) into checkpoint folder ``out``.
@@ -131,13 +123,7 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
     from tqdm.auto import tqdm
 
     t_call = time.time()
-    recover(out)  # a run killed mid-save: drop its temporaries, finish an interrupted swap
-    resuming = resume and (out / STATE).is_file()
-    if not resuming:
-        if (out / STATE).is_file() and not force:
-            raise OutputExistsError(f"{out} already exists and holds a training checkpoint (step {_step_of(out)}); "
-                                    "pass --resume to continue it, or --force to throw it away and start over")
-        check_output(out, force=force)
+    resuming = check_resumable(out, state=STATE, resume=resume, force=force)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dev = resolve_device(device)
