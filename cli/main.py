@@ -63,11 +63,9 @@ def user_error(e: BaseException, ctx: click.Context | None = None) -> UserError 
         return e
     if isinstance(e, TokkitError):
         return UserError(_one_line(str(e)))
-    if isinstance(e, click.exceptions.NoSuchOption):
-        return UserError(_one_line(e.format_message()) + f"; see `tokkit {_path(e.ctx)} --help`")
     if isinstance(e, click.UsageError):
         msg = _one_line(e.format_message()).replace("'", "").rstrip(".")
-        return UserError(msg[:1].lower() + msg[1:] + f"; see `tokkit {_path(e.ctx)} --help`")
+        return UserError(msg[:1].lower() + msg[1:] + f"; see `{_path(e.ctx)} --help`")
     if isinstance(e, click.ClickException):
         return UserError(_one_line(e.format_message()))
     if type(e).__name__ == "ValidationError" and type(e).__module__.startswith("pydantic"):
@@ -89,7 +87,9 @@ def user_error(e: BaseException, ctx: click.Context | None = None) -> UserError 
 
 
 def _path(ctx: click.Context | None) -> str:
-    return ctx.command_path.split(" ", 1)[1] if ctx is not None and " " in ctx.command_path else ""
+    """``tokkit image encode``: the command the usage error is about."""
+    parts = ctx.command_path.split(" ", 1) if ctx is not None else []
+    return "tokkit" + (" " + parts[1] if len(parts) > 1 else "")
 
 
 def _values(v) -> list:

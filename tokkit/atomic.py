@@ -81,7 +81,8 @@ def recover(out: str | Path) -> None:
 def write_error(out: Path, e: OSError) -> OutputWriteError:
     """The one-line error for an ``OSError`` met while writing ``out``."""
     what = e.strerror or str(e)
-    where = f" ({e.filename})" if e.filename and Path(str(e.filename)).name != out.name else ""
+    name = Path(str(e.filename)).name if e.filename else ""
+    where = f" ({e.filename})" if name and name != out.name and not _TAG.match(name) else ""  # not our temporaries
     fix = {errno.ENOSPC: "free some space or write elsewhere", errno.EDQUOT: "free some space or write elsewhere",
            errno.EROFS: "choose a writable location", errno.EACCES: "choose a folder you can write to",
            errno.EPERM: "choose a folder you can write to"}.get(e.errno or 0, "choose another output path")

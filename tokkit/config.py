@@ -70,8 +70,8 @@ def validation_message(err: Exception, *, label: str, flags: "Mapping[str, str] 
         if field in flags and len(loc) == 1:
             shown = f"{flags[field]} {value!r}" if e.get("type") != "missing" else flags[field]
         else:
-            shown = f"{label}: {'.'.join(loc) or '(whole)'}" + (f" = {value!r}" if loc and not isinstance(value, dict)
-                                                                 and e.get("type") != "missing" else "")
+            shown = (f"{label}: {'.'.join(loc)}" + (f" = {value!r}" if not isinstance(value, dict)
+                                                     and e.get("type") != "missing" else "")) if loc else label
         parts.append(f"{shown}: {msg}")
     line = "; ".join(parts)
     if known and any(e.get("type") == "extra_forbidden" for e in err.errors()):  # type: ignore[attr-defined]

@@ -244,8 +244,12 @@ def _load(path: Path, spec: BpeSpec, fingerprint: tuple[int, int]) -> _State:
         st = _read(path)
         version = st._version  # type: ignore[attr-defined]
     except Exception as e:  # noqa: BLE001 - a truncated, foreign or pickled file: never executed, always refused
-        raise BpeCheckpointError(f"{path} is not a tokkit merge checkpoint ({type(e).__name__}: {e}); "
-                                 "delete it to start from the beginning") from None
+        with open(path, "rb") as f:
+            head = f.read(2)
+        why = ("it is a Python pickle, which tokkit never loads (unpickling can run code)" if head[:1] == b"\x80"
+               else f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else 'unreadable'}")
+        raise BpeCheckpointError(f"{path} is not a tokkit merge checkpoint ({why}); delete it to start from "
+                                 "the beginning") from None
     if version != _CKPT_VERSION or st.spec != spec or st.fingerprint != fingerprint:
         diffs = [f"{k}: expected {_short(getattr(spec, k))}, found {_short(getattr(st.spec, k))}"
                  for k in spec.__dataclass_fields__ if getattr(spec, k) != getattr(st.spec, k)]

@@ -296,10 +296,11 @@ class Corpus:
                 LOG.warning("skipped %d document(s) that are not UTF-8", len(bad))
         if n_train == 0 or (first and self.n_bytes == 0):
             where = ", ".join(s.path for s in self.sources[:3]) + (" ..." if len(self.sources) > 3 else "")
+            what = "training text" if self.held_out_share else "text"
             raise EmptyCorpusError(
-                f"the corpus ({where}) holds no training text ({n_train} documents"
+                f"the corpus ({where}) holds no {what} ({n_train} documents"
                 f"{f', {self.n_bad_utf8} skipped as non-UTF-8' if self.n_bad_utf8 else ''}); "
-                "give non-empty UTF-8 text files, or lower the held-out share")
+                "give non-empty UTF-8 text files" + (", or lower the held-out share" if self.held_out_share else ""))
 
     def sample(self, max_bytes: int = 100_000, max_doc_chars: int = 20_000) -> list[str]:
         """The first documents (each cut to ``max_doc_chars``) up to ``max_bytes``: a cheap partial read for lint."""
