@@ -566,3 +566,34 @@ def test_python_api_bad_input_is_a_clear_error():
         tok.decode([15496, 10**9])
     with pytest.raises(VocabMismatchError, match="out of range"):
         tok.decode_bytes([-1])
+
+
+def test_a_path_that_does_not_exist_never_tries_the_hub(monkeypatch, tmp_path):
+    """Online or not, a name that is plainly a path (its folder exists here, or ./, /, ~) fails at once."""
+    import huggingface_hub
+
+    from tokkit import names
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TOKKIT_OFFLINE", raising=False)
+    calls = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(names, "hub_reachable", lambda: calls.append("probe") or True)
+    (tmp_path / "in").mkdir()
+    monkeypatch.chdir(tmp_path)
+    for args in (["vocab", "in/does_not_exist"], ["vocab", "./nope"], ["embeddings", "in/nope"],
+                 ["transplant", "--src", "in/m", "--dst", "gpt2", "-o", "out"]):
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 2 and "does not exist" in r.stderr, (args, r.stderr)
+    assert calls == []
+
+
+def test_offline_means_no_hub_probe(monkeypatch):
+    import socket
+
+    from tokkit import names
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("the hub was probed while offline"))
+    assert names.hub_reachable() is False and names._hub_file("someone/some-model", "tokenizer.json") is None
