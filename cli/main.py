@@ -20,7 +20,7 @@ import click
 
 from tokkit.errors import TokkitError
 
-__all__ = ["cli", "main", "UserError", "user_error", "OUTPUT_PARAMS"]
+__all__ = ["cli", "main", "UserError", "user_error", "OUTPUT_PARAMS", "threads_option", "apply_threads"]
 
 #: Parameter names that are outputs in every command (one naming rule, checked before the work).
 OUTPUT_PARAMS = ("out", "out_dir", "out_file", "json_out", "csv_out", "plot")
@@ -162,9 +162,28 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
+def threads_option(f):
+    """``--threads N`` for the commands that run a model (one definition, one default)."""
+    return click.option("--threads", type=click.IntRange(min=1), default=None,
+                        help="torch CPU threads [default: $TOKKIT_THREADS, else the free cores: cores minus the "
+                             "1-minute load average, at least 1 - torch's all-cores default oversubscribes a shared machine].")(f)
+
+
+def apply_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads to ``threads`` (None: :func:`tokkit.config.default_threads`); returns it."""
+    import torch
+
+    from tokkit.config import default_threads
+
+    n = threads or default_threads()
+    torch.set_num_threads(n)
+    logging.getLogger("tokkit").info("torch CPU threads: %d", n)
+    return n
+
+
 def _register() -> None:
     # One line per command module; each module adds its commands to `cli`.
-    from tokkit_cli import bytes as _bytes, count, export_cmd, hypernet, image, train, transplant, vocab_cmd  # noqa: F401
+    from tokkit_cli import bytes as _bytes, count, export_cmd, extend, heal, hypernet, image, train, transplant, vocab_cmd  # noqa: F401
 
 
 _register()
