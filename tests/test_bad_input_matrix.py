@@ -261,7 +261,7 @@ CASES: list[Case] = [
       needles="no text"),
     # ---- extend
     C("extend-latin1", "extend", "--tokenizer", "{tok}", "{in}/latin1.txt", "--add", "10", "-o", "out", needles="UTF-8"),
-    C("extend-empty", "extend", "--tokenizer", "{tok}", "{in}/empty.txt", "--add", "10", "-o", "out", needles="empty.txt"),
+    C("extend-empty", "extend", "--tokenizer", "{tok}", "{in}/empty.txt", "--add", "10", "-o", "out", needles="no text"),
     C("extend-add-0", "extend", "--tokenizer", "{tok}", "{corpus}", "--add", "0", "-o", "out", needles="--add"),
     C("extend-unknown-tokenizer", "extend", "--tokenizer", "llama9", "{corpus}", "--add", "10", "-o", "out",
       needles="llama9"),
@@ -275,13 +275,13 @@ CASES: list[Case] = [
       pre=_mkdir_with_file("out")),
     # ---- heal
     C("heal-not-model", "heal", "{in}/notmodel", "{txt}", "-o", "out", needles="config.json"),
-    C("heal-latin1", "heal", "{lm}", "{in}/latin1.txt", "-o", "out", needles="UTF-8"),
-    C("heal-empty", "heal", "{lm}", "{in}/empty.txt", "-o", "out", needles="empty"),
-    C("heal-steps-0", "heal", "{lm}", "{txt}", "-o", "out", "--steps", "0", needles="--steps"),
-    C("heal-seed-negative", "heal", "{lm}", "{txt}", "-o", "out", "--seed", "-1", needles="--seed"),
-    C("heal-heldout-1", "heal", "{lm}", "{txt}", "-o", "out", "--heldout", "1", needles="--heldout"),
+    C("heal-latin1", "heal", "{lm}", "{in}/latin1.txt", "--train", "embeddings", "--loss", "lm", "-o", "out", needles="UTF-8"),
+    C("heal-empty", "heal", "{lm}", "{in}/empty.txt", "--train", "embeddings", "--loss", "lm", "-o", "out", needles="empty"),
+    C("heal-steps-0", "heal", "{lm}", "{txt}", "--train", "embeddings", "-o", "out", "--steps", "0", needles="--steps"),
+    C("heal-seed-negative", "heal", "{lm}", "{txt}", "--train", "embeddings", "-o", "out", "--seed", "-1", needles="--seed"),
+    C("heal-heldout-1", "heal", "{lm}", "{txt}", "--train", "embeddings", "-o", "out", "--heldout", "1", needles="--heldout"),
     C("heal-onto-model", "heal", "{lm}", "{txt}", "-o", "{lm}", "--force", needles="is the input"),
-    C("heal-parent-is-file", "heal", "{lm}", "{txt}", "-o", "{in}/afile/x", needles="not a folder"),
+    C("heal-parent-is-file", "heal", "{lm}", "{txt}", "--train", "embeddings", "-o", "{in}/afile/x", needles="not a folder"),
     # ---- image
     C("image-train-missing-data", "image", "train", "--recipe", "tiny", "--data", "./nope", "-o", "ck", needs=IMG),
     C("image-train-steps-0", "image", "train", "--recipe", "tiny", "--data", "{icons}", "--steps", "0", "-o", "ck",
