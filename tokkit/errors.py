@@ -25,6 +25,8 @@ __all__ = [
     "native_errors",
     "MissingDependencyError",
     "FixtureError",
+    "ImpossiblePrefixError",
+    "UnencodableBytesError",
 ]
 
 
@@ -90,6 +92,15 @@ class MissingDependencyError(TokkitError, ImportError):
 
 class FixtureError(TokkitError, RuntimeError):
     """A fixture could not be fetched, or its checksum does not match the manifest."""
+
+
+class ImpossiblePrefixError(TokkitError, ValueError):
+    """A byte prefix that the model gives probability 0 (no token sequence spells it, or the LM gives
+    every continuation probability 0): there is no next-byte distribution to return."""
+
+
+class UnencodableBytesError(TokkitError, ValueError):
+    """Text contains bytes that no token of the vocabulary can spell (strict encoding refuses to drop them)."""
 
 
 @contextmanager
