@@ -23,7 +23,6 @@ __all__ = [
     "InputTypeError",
     "ResourceError",
     "native_errors",
-    "MissingDependencyError",
     "FixtureError",
     "ImpossiblePrefixError",
     "UnencodableBytesError",
@@ -84,10 +83,6 @@ class OutputWriteError(TokkitError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
-
-
-class MissingDependencyError(TokkitError, ImportError):
-    """An optional dependency a command needs is not installed (names the extra to install)."""
 
 
 class FixtureError(TokkitError, RuntimeError):
