@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tokkit.config import hub_offline, tokkit_home
-from tokkit.errors import MissingFileError, UnknownNameError
+from tokkit.errors import FormatError, MissingFileError, UnknownNameError
 
 __all__ = ["Alias", "ALIASES", "get_alias", "resolve_tokenizer", "resolve_model", "ResolvedTokenizer"]
 
@@ -88,8 +88,35 @@ class ResolvedTokenizer:
     encoding: str = ""
 
 
-def _hub_file(repo: str, filename: str) -> Path | None:
+def _looks_like_path(text: str) -> bool:
+    """A name the user meant as a path: explicit (./ ../ / ~), or its first folder exists here."""
+    if text.startswith(("./", "../", "/", "~", ".\\")) or "\\" in text:
+        return True
+    head = text.split("/", 1)[0]
+    return "/" in text and Path(head).is_dir()
+
+
+def hub_reachable() -> bool:
+    """False when offline (``HF_HUB_OFFLINE``) or the hub does not answer within 2 s (checked once)."""
+    global _REACHABLE
     if hub_offline():
+        return False
+    if _REACHABLE is None:
+        import socket
+
+        try:
+            socket.create_connection(("huggingface.co", 443), timeout=2).close()
+            _REACHABLE = True
+        except OSError:
+            _REACHABLE = False
+    return _REACHABLE
+
+
+_REACHABLE: bool | None = None
+
+
+def _hub_file(repo: str, filename: str) -> Path | None:
+    if not hub_reachable():
         return None
     try:
         from huggingface_hub import hf_hub_download
@@ -119,7 +146,7 @@ def resolve_tokenizer(name_or_path: str | Path) -> ResolvedTokenizer:
         backend = {"hf_json": "hf", "spm": "spm", "tiktoken": "tiktoken_file", "tekken": "tekken", "gguf": "gguf"}[fmt]
         return ResolvedTokenizer(p.name, backend, p)
     text = str(name_or_path)
-    if ("/" in text or "\\" in text or "." in text) and not _REPO_ID.match(text):
+    if ("/" in text or "\\" in text or "." in text) and not _REPO_ID.match(text) or _looks_like_path(text):
         raise MissingFileError(f"tokenizer path {text} does not exist; check the path")
     if "/" in text:  # an HF repo id
         hub = _hub_file(str(name_or_path), "tokenizer.json")
@@ -185,8 +212,17 @@ def resolve_model(name_or_path: str | Path) -> Path:
     checkpoint in ``DEFAULT_CHECKPOINTS``, from the local HF cache or the hub when online) or hub id to a
     local HF model folder."""
     p = Path(name_or_path).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").is_file() or not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
+            found = ", ".join(sorted(c.name for c in p.iterdir())[:5]) or "nothing"
+            raise FormatError(f"{name_or_path} is not a model folder: expected an HF model folder with config.json "
+                              f"and weights (model.safetensors), found {found}; pass a model folder or alias "
+                              f"({', '.join(sorted(a.name for a in ALIASES.values() if a.model))})")
+        return p.resolve()
     if p.exists():
         return p.resolve()
+    if _looks_like_path(str(name_or_path)) or "." in p.name and not _REPO_ID.match(str(name_or_path)):
+        raise MissingFileError(f"model path {name_or_path} does not exist; check the path")
     key = str(name_or_path).lower()
     alias = ALIASES.get(key)
     if alias is not None and alias.model:
@@ -209,7 +245,7 @@ def resolve_model(name_or_path: str | Path) -> Path:
         cached = _cached_checkpoint(repo)
         if cached is not None:
             return cached
-        if not hub_offline():
+        if hub_reachable():
             try:
                 from huggingface_hub import snapshot_download
 

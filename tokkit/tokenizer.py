@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import AbstractSet, Any, Literal, Sequence
 
-from tokkit.errors import SpecialTokenError, VocabMismatchError
+from tokkit.errors import InputTypeError, SpecialTokenError, VocabMismatchError, native_errors
 from tokkit.names import ResolvedTokenizer, resolve_tokenizer
 from tokkit.vocab import TextVocab, VocabReport
 
@@ -36,6 +36,10 @@ class _Source:
     encoding: str = ""
 
 
+_WHAT = {"hf": "tokenizer.json", "gguf": "GGUF", "spm": "sentencepiece .model", "tiktoken": "tiktoken encoding",
+         "tiktoken_file": "tiktoken rank", "tekken": "Tekken json"}
+
+
 def _open_native(src: _Source) -> Any:
     if src.backend in ("hf", "gguf"):
         if src.backend == "gguf":
@@ -49,10 +53,13 @@ def _open_native(src: _Source) -> Any:
         try:
             return HFTokenizer.from_file(src.path)
         except Exception as e:
-            read_json(Path(src.path))  # a missing, truncated or non-JSON file: raise its clear error
             from tokkit.errors import FormatError
 
-            raise FormatError(f"{src.path} is JSON but not a tokenizer HF tokenizers can load ({e})") from None
+            data = read_json(Path(src.path))
+            keys = ", ".join(sorted(data)[:8]) or "none"
+            raise FormatError(f"{src.path} is JSON but not a tokenizer.json: expected an object with the keys "
+                              f"version, model (type, vocab, merges), pre_tokenizer, decoder and added_tokens, found "
+                              f"keys {keys}; pass an HF tokenizer.json") from None
     if src.backend == "spm":
         from tokkit.formats.spm import load_spm
 
@@ -77,6 +84,12 @@ def _open_native(src: _Source) -> Any:
     raise AssertionError(src.backend)
 
 
+def _need_str(text: object) -> None:
+    if not isinstance(text, str):
+        hint = " or decode your bytes first (data.decode('utf-8'))" if isinstance(text, (bytes, bytearray)) else ""
+        raise InputTypeError(f"encode takes text as str, found {type(text).__name__}; pass a str{hint}")
+
+
 class Tokenizer:
     """A loaded tokenizer: ``encode``/``encode_batch``/``decode``/``decode_bytes``/``vocab``/``save``.
 
@@ -87,7 +100,10 @@ class Tokenizer:
 
     def __init__(self, source: _Source) -> None:
         self._src = source
-        self._native = _open_native(source)
+        with native_errors(source.path or source.encoding, _WHAT.get(source.backend, "tokenizer")):
+            self._native = _open_native(source)
+            if source.backend in ("tiktoken_file", "tekken"):
+                self._native.encode_ordinary("probe")  # tiktoken builds its core lazily: a damaged file panics here
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
@@ -208,6 +224,7 @@ class Tokenizer:
         Raises:
             SpecialTokenError: ``text`` contains a special-token string not in ``allowed_special``.
         """
+        _need_str(text)
         if not disallowed_special and allowed_special != "all" and not (self._special_re and set(
                 self._special_re.findall(text)) & set(allowed_special)):
             return self._with_reference_bos(self.encode_ordinary(text), add_special_tokens)
@@ -215,6 +232,7 @@ class Tokenizer:
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Token ids of ``text`` with special-token strings encoded as plain text (tiktoken's ``encode_ordinary``)."""
+        _need_str(text)
         b, n = self._src.backend, self._native
         if b in ("hf", "gguf"):
             return self._hf_ordinary.encode(text, add_special_tokens=False).ids
@@ -256,7 +274,12 @@ class Tokenizer:
 
     def encode_batch(self, texts: Sequence[str], *, allowed_special: AllowedSpecial = frozenset(), add_special_tokens: bool = False) -> list[list[int]]:
         """``[encode(t) for t in texts]``, computed by the native library on all cores."""
+        if isinstance(texts, (str, bytes)):
+            raise InputTypeError("encode_batch takes a list of str, found a single "
+                                 f"{type(texts).__name__}; wrap it in a list or call encode()")
         texts = list(texts)
+        for t in texts:
+            _need_str(t)
         if add_special_tokens and self._reference_bos is not None:
             return [self._with_reference_bos(ids, True) for ids in self._encode_batch(texts, allowed_special, True)]
         return self._encode_batch(texts, allowed_special, add_special_tokens)
