@@ -264,7 +264,7 @@ class FastBPE:
         self._added_re = re.compile("|".join(map(re.escape, sorted(added, key=len, reverse=True)))) if added else None
 
     def _normalize(self, text: str) -> str:
-        if unicodedata.is_normalized("NFC", text):
+        if text.isascii() or unicodedata.is_normalized("NFC", text):  # isascii: O(1) on CPython's compact strings
             return text
         if self._added_re is None or not self._added_re.search(text):
             return unicodedata.normalize("NFC", text)
