@@ -68,6 +68,7 @@ def write_model_folder(
     force: bool = False,
     chat_template: str | None = None,
     extra_files: dict[str, str] | None = None,
+    tensors: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Copy the model at ``src_folder`` to ``out_dir`` with new embeddings and tokenizer.
 
@@ -81,6 +82,8 @@ def write_model_folder(
         chat_template: written into tokenizer_config.json when given.
         extra_files: more text files (name -> UTF-8 content) written into the folder before it is
             renamed into place, e.g. a provenance report; they replace same-named files of the source.
+        tensors: other checkpoint tensors to replace, by their name in the checkpoint (e.g. trained norm
+            weights); each is cast to the stored dtype and must keep its shape.
 
     Returns:
         ``out_dir``, which ``transformers.AutoModelForCausalLM.from_pretrained`` loads.
@@ -94,6 +97,11 @@ def write_model_folder(
     emb_shards = {layout.weight_map[layout.input_name]}
     if layout.output_name:
         emb_shards.add(layout.weight_map[layout.output_name])
+    tensors = {k: v.detach().cpu() for k, v in (tensors or {}).items()}
+    unknown = sorted(set(tensors) - set(layout.weight_map))
+    if unknown:
+        raise VocabMismatchError(f"{src} has no tensors named {unknown[:5]}; pass names as stored in its safetensors")
+    emb_shards |= {layout.weight_map[k] for k in tensors}
     out_name = layout.output_name or "lm_head.weight"
     weight_map = dict(layout.weight_map)
     if new_out is None:
@@ -112,19 +120,24 @@ def write_model_folder(
             if shard not in emb_shards:
                 _link_or_copy(src / shard, tmp / shard)
                 continue
-            tensors = load_file(src / shard)
-            old_in_dtype = tensors.get(layout.input_name, new_in).dtype
-            if layout.input_name in tensors:
-                old = tensors[layout.input_name]
+            stored = load_file(src / shard)
+            for k, v in tensors.items():
+                if k in stored:
+                    if stored[k].shape != v.shape:
+                        raise VocabMismatchError(f"{k}: new shape {tuple(v.shape)}, stored {tuple(stored[k].shape)}")
+                    stored[k] = v.to(stored[k].dtype).contiguous()
+            old_in_dtype = stored.get(layout.input_name, new_in).dtype
+            if layout.input_name in stored:
+                old = stored[layout.input_name]
                 if old.shape[1] != new_in.shape[1]:
                     raise VocabMismatchError(
                         f"new embeddings have dim {new_in.shape[1]} but {src} has dim {old.shape[1]}; "
                         "reconstruct them in the model's own embedding space")
-                tensors[layout.input_name] = new_in.to(old.dtype).contiguous()
-            tensors.pop(out_name, None)
+                stored[layout.input_name] = new_in.to(old.dtype).contiguous()
+            stored.pop(out_name, None)
             if new_out is not None and weight_map[out_name] == shard:
-                tensors[out_name] = new_out.to(old_in_dtype).contiguous()
-            save_file(tensors, str(tmp / shard), metadata={"format": "pt"})
+                stored[out_name] = new_out.to(old_in_dtype).contiguous()
+            save_file(stored, str(tmp / shard), metadata={"format": "pt"})
         if (src / "model.safetensors.index.json").exists():
             index = json.loads((src / "model.safetensors.index.json").read_text())
             total = 0

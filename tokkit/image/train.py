@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from tokkit.atomic import atomic_dir, check_output
-from tokkit.config import peak_rss_mb
+from tokkit.atomic import atomic_dir, check_resumable
+from tokkit.config import check_memory, peak_rss_mb
 from tokkit.image.api import ImageTokenizer, psnr_per_image
 from tokkit.image.config import TrainConfig
 from tokkit.image.data import CropSampler
@@ -41,7 +41,7 @@ class TrainResult:
     """Summary of a finished run (``history``: one dict per log step)."""
 
     steps: int
-    seconds: float
+    seconds: float  # all calls of this run (setup and steps), resumed ones included
     peak_rss_mb: float
     images_seen: int
     final_loss: float
@@ -50,6 +50,7 @@ class TrainResult:
     codebook_size: int
     position_entropy_bits: float
     history: tuple[dict, ...]
+    earlier_seconds: float = 0.0  # of ``seconds``, the part spent by earlier calls (before a resume)
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -103,6 +104,16 @@ def _load(out: Path, model: Tokenizer1D, opt: torch.optim.Optimizer, gen: torch.
     return state
 
 
+def train_memory_bytes(cfg: TrainConfig) -> float:
+    """Rough peak bytes of one training step: per sample and layer, attention scores ``(heads, L, L)`` and
+    ~10 activations ``(L, width)`` in fp32, kept for backward (x2), plus the images; ``L`` = patches + latents."""
+    m = cfg.model
+    L = (m.image_size // m.patch) ** 2 + m.max_tokens
+    per_layer = (m.heads * L * L + 10 * L * m.width) * 4
+    images = 3 * (m.image_size + m.image_size // 8) ** 2 * 4
+    return 2.0 * cfg.batch_size * ((m.enc_depth + m.dec_depth) * per_layer + images)
+
+
 def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto", resume: bool = False,
           force: bool = False, progress: bool = True, stop_after: int | None = None) -> TrainResult:
     """Train on the images under ``data`` (random crops + flips) into checkpoint folder ``out``.
@@ -111,12 +122,14 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
     """
     from tqdm.auto import tqdm
 
-    resuming = resume and (out / STATE).is_file()
-    if not resuming:
-        check_output(out, force=force)
+    t_call = time.time()
+    resuming = check_resumable(out, state=STATE, resume=resume, force=force)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dev = resolve_device(device)
+    if dev.type == "cpu":
+        check_memory(train_memory_bytes(cfg), what=f"image training with batch size {cfg.batch_size}",
+                     fix="lower --batch-size (or the recipe's model size)")
     torch.manual_seed(cfg.seed)
     sampler = CropSampler(data, size=cfg.model.image_size)
     model = Tokenizer1D(cfg.model).to(dev)
@@ -130,7 +143,8 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
         log.info("resuming %s at step %d", out, state["step"])
     readout = sampler.fixed(min(cfg.eval_images, len(sampler))).to(dev)
     N, K = cfg.model.max_tokens, cfg.model.codebook_size
-    t0, window_ids, loss_v = time.time(), [], float("nan")
+    earlier = float(state.get("seconds", 0.0))  # seconds of the calls before this one (a resumed run)
+    t0, window_ids, loss_v = t_call, [], float("nan")
     bar = tqdm(total=cfg.steps, initial=state["step"], disable=not progress, desc="image train", unit="step")
     model.train()
     last = cfg.steps if stop_after is None else min(cfg.steps, state["step"] + stop_after)
@@ -170,7 +184,7 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
             _save(out, model, opt, gen, state)
     bar.close()
     h = state["history"][-1] if state["history"] else {}
-    return TrainResult(steps=state["step"], seconds=round(state.get("seconds", 0.0), 1),
+    return TrainResult(steps=state["step"], seconds=round(state.get("seconds", 0.0), 1), earlier_seconds=round(earlier, 1),
                        peak_rss_mb=peak_rss_mb(),
                        images_seen=state["step"] * cfg.batch_size, final_loss=loss_v, final_psnr=h.get("psnr_full", float("nan")),
                        codes_used=h.get("codes_used", 0), codebook_size=K,

@@ -85,12 +85,19 @@ def check_room(recipe: TrainRecipe, n_reserved: int, alphabet: int, what: str) -
             f"pass --vocab-size {need} or more")
 
 
+def hf_progress(progress: bool) -> bool:
+    """HF's trainer bars draw only on a terminal; elsewhere (a pipe, a log file) they print blank lines."""
+    import sys
+
+    return progress and sys.stderr.isatty()
+
+
 def trainer_for(recipe: TrainRecipe, vocab_size: int, *, max_token_length: int | None = None,
                 initial_alphabet: Sequence[str] | None = None, progress: bool = True) -> Any:
     from tokenizers import pre_tokenizers, trainers
 
     return trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=recipe.min_frequency, show_progress=progress,
+        vocab_size=vocab_size, min_frequency=recipe.min_frequency, show_progress=hf_progress(progress),
         special_tokens=list(recipe.special_tokens),
         initial_alphabet=list(initial_alphabet) if initial_alphabet is not None else pre_tokenizers.ByteLevel.alphabet(),
         max_token_length=max_token_length,

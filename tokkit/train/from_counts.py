@@ -45,6 +45,22 @@ def _describe(t: CountTable | str | Path) -> tuple[CountTable, dict[str, Any]]:
     return table, {"path": str(t), "sha256": hashlib.sha256(Path(t).read_bytes()).hexdigest()}
 
 
+def _mismatch(path: str, key: str, found: Any, wanted: Any) -> str:
+    """One short line: which setting of the table differs from the recipe's, and the flag that fixes it."""
+    if key == "normalizer":
+        diff = ", ".join(f"{k} {found.get(k) if isinstance(found, dict) else None} (recipe: {v})"
+                         for k, v in wanted.items() if not isinstance(found, dict) or found.get(k) != v)
+        return (f"count table {path} was counted with another normaliser: {diff}; count it again with the "
+                f"training settings (tokkit count ... --recipe NAME, or --nfkc / --lowercase as for training)")
+    n_found = len(found.get("pattern", "")) if isinstance(found, dict) else 0
+    n_want = len(wanted.get("pattern", ""))
+    why = ("the recipe reserves domain tokens the table was counted without" if n_want > n_found else
+           "the table reserves domain tokens the recipe does not" if n_want < n_found else "the regexes differ")
+    return (f"count table {path} was counted with another pre-tokenizer than the recipe's ({why}: regex of {n_found:,} "
+            f"vs {n_want:,} characters); count it again with the training settings "
+            f"(tokkit count ... --recipe NAME, or the same --domain-tokens)")
+
+
 def load_counts(counts: Sequence[CountTable | str | Path], recipe: TrainRecipe, *,
                 prune_below: int | None = None) -> LoadedCounts:
     """Read, check and merge ``counts`` for ``recipe``; ``prune_below`` drops rarer pre-tokens (reported).
@@ -64,10 +80,7 @@ def load_counts(counts: Sequence[CountTable | str | Path], recipe: TrainRecipe, 
     for (table, info) in loaded:
         for key in ("pre_tokenizer", "normalizer"):
             if table.header.get(key) != want[key]:
-                raise TableMismatchError(
-                    f"count table {info['path'] or '(in memory)'} was counted with {key} {table.header.get(key)}, but the "
-                    f"recipe needs {want[key]}; count again with the same recipe (tokkit count --recipe ... / "
-                    "--domain-tokens / --nfkc / --lowercase as for training)")
+                raise TableMismatchError(_mismatch(info["path"] or "(in memory)", key, table.header.get(key), want[key]))
     table = merge_tables([t for t, _ in loaded])
     notes: list[str] = [f"trained from {len(loaded)} count table(s): {len(table)} distinct pre-tokens, "
                         f"{table.total} occurrences"]

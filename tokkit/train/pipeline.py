@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from tokkit.atomic import check_output
+from tokkit.atomic import check_output, recover
 from tokkit.config import peak_rss_mb
 from tokkit.train.corpus import Corpus, parse_sources
 from tokkit.train.domain import expand_domain_tokens
@@ -50,6 +50,7 @@ class TrainResult:
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     counted: tuple[int, int] | None = None  # trained from count tables: (distinct pre-tokens, occurrences)
+    held_out_share: float | None = None  # the recipe's held_out (0: the user asked for no held-out documents)
     tokenizer: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -76,6 +77,8 @@ class TrainResult:
             rt = "all round-trip" if not self.held_out_roundtrip_failures else f"{self.held_out_roundtrip_failures} FAIL round-trip"
             lines.append(f"  held-out     {self.held_out_docs} documents, {_size(self.held_out_bytes)}: "
                          f"{self.bytes_per_token:.3f} bytes/token, {rt}")
+        elif self.held_out_share == 0:
+            lines.append("  held-out     none (--held-out 0: every document trained on)")
         else:
             lines.append("  held-out     none (too few documents for the held-out share: pass --held-out 0.1 to measure bytes/token)")
         t = ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds.items())
@@ -194,6 +197,7 @@ def _train_from_counts(counts: Sequence[Any], *, out_dir: Path, recipe: TrainRec
     domain = expand_domain_tokens(recipe.domain_tokens, recipe.domain_token_sets) if recipe.kind == Kind.BPE else ()
     warnings = lint_recipe(recipe, domain, [])
     ckpt = out_dir.with_name(f".{out_dir.name}.merges.ckpt")
+    recover(ckpt)  # temporaries of a checkpoint write that was killed
     if ckpt.exists() and not resume:
         ckpt.unlink()  # a stale state from an earlier run: start afresh unless asked to resume
     t0 = time.perf_counter()
@@ -242,5 +246,5 @@ def _finish(trained: Any, recipe: TrainRecipe, domain: Sequence[str], *, out_dir
         vocab_final=layout.final, reserved=layout.reserved, train_docs=n_docs, train_bytes=n_bytes,
         skipped_bad_utf8=n_bad, seconds=secs, peak_rss_mb=peak_rss_mb(), held_out_docs=len(held),
         held_out_bytes=hb, held_out_tokens=ht, held_out_roundtrip_failures=hf, warnings=tuple(warnings),
-        notes=trained.notes, tokenizer=tok,
+        notes=trained.notes, tokenizer=tok, held_out_share=recipe.held_out,
         counted=(counts_manifest["records"], counts_manifest["occurrences"]) if counts_manifest is not None else None)

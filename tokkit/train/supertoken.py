@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from tokkit.formats.hf_json import unicode_to_bytes
 from tokkit.train.assemble import Layout, added_token, padded_size
-from tokkit.train.bpe import TrainedModel, check_room, new_byte_level, train_byte_level, trainer_for
+from tokkit.train.bpe import TrainedModel, check_room, hf_progress, new_byte_level, train_byte_level, trainer_for
 from tokkit.train.recipe import SupertokenMethod, TrainRecipe
 
 __all__ = ["R2_PATTERN", "train_supertoken", "word_count"]
@@ -97,7 +97,7 @@ def _two_stage(corpus_batches: Callable[[], Iterable[list[str]]], recipe: TrainR
     # trainer with that bound so the chunks can stream; surplus merges are never used (the loop below
     # stops after `budget` new tokens, and HF's merge order does not depend on vocab_size).
     trainer = trainers.BpeTrainer(vocab_size=len(vocab) + int(budget * 1.3) + 64, min_frequency=recipe.min_frequency,
-                                  show_progress=progress, initial_alphabet=[])
+                                  show_progress=hf_progress(progress), initial_alphabet=[])
     s2.train_from_iterator(_stage2_words(tok1, corpus_batches(), len(recipe.special_tokens), progress), trainer=trainer)
     merges2 = json.loads(s2.to_str())["model"]["merges"]
 

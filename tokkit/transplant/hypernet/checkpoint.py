@@ -26,7 +26,8 @@ from tokkit.atomic import atomic_dir
 from tokkit.errors import FormatError, MissingFileError, VocabMismatchError
 from tokkit.vocab import TextVocab
 
-__all__ = ["FORMAT", "Checkpoint", "base_fingerprint", "save_checkpoint", "load_checkpoint", "check_base"]
+__all__ = ["FORMAT", "Checkpoint", "base_fingerprint", "save_checkpoint", "load_checkpoint", "check_base",
+           "optimizer_tensors", "load_optimizer_state"]
 
 FORMAT = "tokkit-hypernet"
 VERSION = 1
@@ -59,7 +60,8 @@ class Checkpoint:
         return int(self.meta["step"])
 
 
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+def optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """AdamW moments as flat tensors ``<state key>.<parameter index>`` (CPU), for safetensors."""
     out = {}
     params = [p for g in opt.param_groups for p in g["params"]]
     for i, p in enumerate(params):
@@ -87,7 +89,7 @@ def save_checkpoint(out_dir: Path, *, model: torch.nn.Module, opt: torch.optim.O
     with atomic_dir(out_dir, force=True) as tmp:
         save_file(state, str(tmp / "model.safetensors"))
         if opt is not None:
-            save_file(_optimizer_tensors(opt), str(tmp / "optimizer.safetensors"))
+            save_file(optimizer_tensors(opt), str(tmp / "optimizer.safetensors"))
         body = {"format": FORMAT, "version": VERSION, **meta}
         (tmp / "config.json").write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
     return out_dir

@@ -1,0 +1,104 @@
+"""Heal checkpoints: one folder beside the output, written atomically, tied to one run.
+
+Layout of ``OUT.heal-checkpoint/``::
+
+    state.json             format tag, run key (what makes it the same run), step, history
+    trainable.safetensors  the trainable tensors (rows, norms) by name
+    optimizer.safetensors  AdamW moments (as the hypernetwork's checkpoints store them)
+
+Each save rebuilds the folder beside it and renames it into place (:func:`tokkit.atomic.atomic_dir`),
+so a run killed at any moment (SIGKILL included) leaves the previous checkpoint whole. The folder is
+removed once the healed model folder is written. The data of step ``s`` depends only on
+``(seed, s, rank)``, so trainable tensors + optimizer + step are the whole state of a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tokkit.atomic import atomic_dir
+from tokkit.errors import FormatError, OutputExistsError
+from tokkit.transplant.hypernet.checkpoint import load_optimizer_state, optimizer_tensors
+
+__all__ = ["FORMAT", "checkpoint_dir", "run_key", "HealCheckpoint", "save_state", "load_state"]
+
+FORMAT = "tokkit-heal-checkpoint/1"
+
+
+def checkpoint_dir(out_dir: str | Path) -> Path:
+    """Where the checkpoints of a run writing ``out_dir`` live."""
+    p = Path(out_dir)
+    return p.with_name(p.name + ".heal-checkpoint")
+
+
+def run_key(settings: dict[str, Any], weights: torch.Tensor) -> dict[str, Any]:
+    """What a resumed run must share with the checkpoint: its settings and the model's starting rows.
+
+    ``weights`` is the student's ``(R, D)`` input matrix before training; a sample of its rows is hashed.
+    """
+    rows = weights[:: max(1, weights.shape[0] // 1024)].detach().float().cpu().contiguous()
+    return {"settings": settings, "rows": list(weights.shape),
+            "rows_sha256": hashlib.sha256(rows.numpy().tobytes()).hexdigest()}
+
+
+@dataclass
+class HealCheckpoint:
+    path: Path
+    meta: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+    optimizer: dict[str, torch.Tensor]
+
+    @property
+    def step(self) -> int:
+        return int(self.meta["step"])
+
+
+def save_state(path: Path, *, tensors: dict[str, torch.Tensor], opt: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
+    """Replace the checkpoint at ``path`` atomically."""
+    from safetensors.torch import save_file
+
+    with atomic_dir(path, force=True) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "trainable.safetensors"))
+        save_file(optimizer_tensors(opt), str(tmp / "optimizer.safetensors"))
+        (tmp / "state.json").write_text(json.dumps({"format": FORMAT, **meta}, indent=1) + "\n", encoding="utf-8")
+
+
+def load_state(path: Path, key: dict[str, Any]) -> HealCheckpoint:
+    """Read the checkpoint at ``path`` and check it belongs to the run ``key`` (:func:`run_key`)."""
+    from safetensors.torch import load_file
+
+    old = path.with_name(f".{path.name}.old")
+    if not path.exists() and old.is_dir():  # killed between the two renames of a checkpoint swap
+        os.replace(old, path)
+    try:
+        meta = json.loads((path / "state.json").read_text(encoding="utf-8"))
+        if meta.get("format") != FORMAT:
+            raise ValueError(meta.get("format"))
+        tensors = load_file(str(path / "trainable.safetensors"))
+        opt = load_file(str(path / "optimizer.safetensors"))
+    except (OSError, ValueError) as e:
+        raise FormatError(f"{path} is not a readable tokkit heal checkpoint ({e}); pass --force to start over") from None
+    if meta.get("key") != key:
+        want, have = meta.get("key", {}), key
+        diff = sorted(k for k in set(want.get("settings", {})) | set(have["settings"])
+                      if want.get("settings", {}).get(k) != have["settings"].get(k))
+        if want.get("rows_sha256") != have["rows_sha256"] or want.get("rows") != have["rows"]:
+            diff.append("model weights")
+        raise OutputExistsError(f"the checkpoint {path} is from another run (differs in {diff}); pass --force to "
+                                f"start over, or resume with the same settings")
+    return HealCheckpoint(path, meta, tensors, opt)
+
+
+def restore(ck: HealCheckpoint, params: dict[str, torch.nn.Parameter], opt: torch.optim.Optimizer) -> None:
+    """Copy the checkpoint's tensors into ``params`` and its moments into ``opt``."""
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(ck.tensors[name].to(p.device))
+    load_optimizer_state(opt, ck.optimizer)

@@ -1,0 +1,169 @@
+"""Plan and run a heal: check every input first, then train, then write the healed HF model folder.
+
+``plan_heal`` does the cheap checks (output free, a model folder, which rows are trainable, the
+teacher and its tokenizer, enough text, no stray checkpoint) so bad input stops before any model is
+loaded and nothing is written. ``run_heal`` loads the models, trains
+(:func:`tokkit.transplant.heal.trainer.train_rows`) and writes the folder atomically with
+``write_model_folder``: only the trained tensors change, the heal record is added to
+``transplant_report.json``, and the checkpoint folder is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tokkit.atomic import check_output
+from tokkit.errors import FormatError, MissingFileError, OutputExistsError, TokkitError, VocabMismatchError
+from tokkit.names import resolve_model
+from tokkit.tokenizer import Tokenizer, load_tokenizer
+from tokkit.transplant.heal.checkpoint import checkpoint_dir
+from tokkit.transplant.heal.config import HealConfig, Loss, Train
+from tokkit.transplant.heal.data import HealText, load_text
+from tokkit.transplant.report import REPORT_FILE, built_ids
+
+__all__ = ["HealPlan", "plan_heal", "run_heal"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HealPlan:
+    """A heal run whose inputs have been checked."""
+
+    cfg: HealConfig
+    out_dir: Path
+    model: Path
+    tok: Tokenizer
+    report: dict[str, Any] | None
+    ids: list[int] | None  # rows to train; None = every row
+    teacher: Path | None
+    teacher_tok: Tokenizer | None
+    text: HealText
+    resume: bool
+    force: bool
+
+
+def _model_folder(name: str) -> Path:
+    folder = resolve_model(name)
+    if not folder.is_dir() or not (folder / "config.json").is_file():
+        raise FormatError(f"{name} is not a model folder: expected an HF causal-LM folder with config.json, safetensors "
+                          f"weights and tokenizer files (what `tokkit transplant -o` writes)")
+    from tokkit.embedding.io import checkpoint_layout
+
+    checkpoint_layout(folder)  # safetensors weights with an input embedding, else a clear error
+    return folder
+
+
+def plan_heal(cfg: HealConfig, out_dir: str | Path, *, force: bool = False, resume: bool = False) -> HealPlan:
+    """Check the inputs of a heal run (raises a :class:`TokkitError` before anything is loaded or written)."""
+    out = check_output(out_dir, force=force)
+    folder = _model_folder(cfg.model)
+    try:
+        tok = load_tokenizer(folder)
+    except TokkitError as e:
+        raise FormatError(f"{folder} is not a model folder with a tokenizer ({e})") from None
+    rp = folder / REPORT_FILE
+    report = json.loads(rp.read_text(encoding="utf-8")) if rp.is_file() else None
+    ids: list[int] | None = None
+    if cfg.train is Train.NEW_ROWS:
+        built = built_ids(folder)
+        if built is None:
+            raise VocabMismatchError(f"{folder} has no {REPORT_FILE}, so which rows were built is unknown; heal a folder "
+                                     f"written by `tokkit transplant` or `tokkit extend`, or pass --train embeddings")
+        if not built:
+            raise VocabMismatchError(f"{folder}/{REPORT_FILE} lists no built rows (no token has kind 'new'): nothing was "
+                                     f"built, so there is nothing to heal with --train new-rows; use --train embeddings "
+                                     f"to train every row")
+        ids = sorted(set(built))
+    teacher = teacher_tok = None
+    if cfg.loss is not Loss.LM:
+        name = cfg.teacher or (report or {}).get("config", {}).get("src")
+        if not name:
+            raise VocabMismatchError(f"--loss {cfg.loss.value} needs a teacher: {folder} has no {REPORT_FILE} naming its "
+                                     f"source model; pass --teacher MODEL")
+        try:
+            teacher = _model_folder(name)
+            teacher_tok = load_tokenizer(teacher)
+        except TokkitError as e:
+            raise FormatError(f"the teacher {name!r} cannot be loaded with its tokenizer ({e}); pass --teacher with "
+                              f"an HF model folder that has its tokenizer files") from None
+    text = load_text(cfg.sources, heldout=cfg.heldout, heldout_max_bytes=cfg.heldout_max_bytes, seq_bytes=cfg.seq_bytes)
+    for p in cfg.eval_texts:
+        if not Path(p).is_file():
+            raise MissingFileError(f"evaluation text {p} does not exist; pass text files")
+    ck = checkpoint_dir(out)
+    if ck.exists() and not resume and not force:
+        raise OutputExistsError(f"an interrupted run left a checkpoint at {ck}; pass --resume to continue it or "
+                                f"--force to start over")
+    return HealPlan(cfg, out, folder, tok, report, ids, teacher, teacher_tok, text, resume, force)
+
+
+def _record(plan: HealPlan, res, trained_rows: int) -> dict[str, Any]:
+    cfg = plan.cfg.model_dump(mode="json")
+    cfg["model"], cfg["teacher"] = str(plan.model), None if plan.teacher is None else str(plan.teacher)
+    return {"config": cfg, "trained_rows": trained_rows, "steps": res.steps, "resumed_from": res.resumed_from,
+            "processes": res.world, "tokens": res.tokens, "chunks": res.chunks, "seconds": round(res.seconds, 1),
+            "peak_rss_gb": round(res.peak_rss_gb, 2), "heldout_bits_per_byte": res.heldout, "evals": res.evals,
+            "last_step": res.history[-1] if res.history else {}}
+
+
+def run_heal(plan: HealPlan, *, progress: bool = True):
+    """Train and write ``plan.out_dir``. Returns the :class:`HealResult` (and writes only on rank 0)."""
+    import torch
+
+    from tokkit.embedding import EmbeddingTable, ModelEmbeddings, write_model_folder
+    from tokkit.transplant.heal.data import Side
+    from tokkit.transplant.heal.rows import Student, load_lm
+    from tokkit.transplant.heal.trainer import train_rows
+    from tokkit.transplant.pipeline import pick_device
+
+    cfg = plan.cfg
+    world, rank, device = int(os.environ.get("WORLD_SIZE", "1")), 0, pick_device(cfg.device)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        rank = dist.get_rank()
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+    ck = checkpoint_dir(plan.out_dir)
+    if plan.force and not plan.resume and rank == 0:
+        shutil.rmtree(ck, ignore_errors=True)
+    lm = load_lm(plan.model, device)
+    rows = lm.get_input_embeddings().weight.shape[0]
+    if len(plan.tok.vocab) > rows:
+        raise VocabMismatchError(f"{plan.model}: the tokenizer has {len(plan.tok.vocab)} ids but the model {rows} rows")
+    ids = torch.arange(rows) if plan.ids is None else torch.tensor([i for i in plan.ids if i < rows])
+    student = Student(lm, ids, norms=cfg.train is Train.EMBEDDINGS_NORMS)
+    teacher = teacher_side = None
+    if plan.teacher is not None:
+        teacher = load_lm(plan.teacher, device)
+        teacher_side = Side.of(plan.teacher_tok)  # type: ignore[arg-type]
+    heldout = {"heldout": plan.text.heldout} | {Path(p).stem: Path(p).read_text(encoding="utf-8") for p in cfg.eval_texts}
+    res = train_rows(cfg, student, Side.of(plan.tok), teacher=teacher, teacher_side=teacher_side,
+                     train_text=plan.text.train, heldout=heldout, out_dir=plan.out_dir, resume=plan.resume,
+                     progress=progress, device=device, rank=rank, world=world)
+    if rank == 0:
+        e_in, e_out = student.merged()
+        v = plan.tok.vocab
+        emb = ModelEmbeddings(EmbeddingTable(v, e_in), None if e_out is None else EmbeddingTable(v, e_out))
+        norms = {n: p for n, p in lm.named_parameters() if n in student.norm_names}
+        report = dict(plan.report or {})
+        report["heals"] = list(report.get("heals", [])) + [_record(plan, res, len(ids))]
+        text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
+        write_model_folder(plan.model, plan.out_dir, emb, hf_tokenizer=plan.tok.to_hf(), vocab=v, force=plan.force,
+                           chat_template=plan.tok.chat_template, extra_files={REPORT_FILE: text}, tensors=norms)
+        shutil.rmtree(ck, ignore_errors=True)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    return res
