@@ -144,6 +144,8 @@ def main() -> None:
     rows = [("original", score(resolve_model(a.src)), None), ("zero-shot", score(zs), None)]
     if a.reference_only:
         print(rows)
+        if a.plot:
+            plot(a, [], curve)
         return
     for loss in losses:
         rows.append((loss, score(a.work / f"heal-{loss}{a.tag}"), wall.get(loss)))
@@ -169,7 +171,11 @@ def plot(a, losses, curve) -> None:
     from tokkit import resolve_model
     from tokkit.transplant.evaluate import bits_per_byte
 
-    ref = {s.domain: s.bits_per_byte for s in bits_per_byte(resolve_model(a.src), {p.stem: p.read_text(encoding="utf-8") for p in curve})}
+    ref_file = a.work / "curve_reference.json"
+    if not ref_file.exists():
+        sc = bits_per_byte(resolve_model(a.src), {p.stem: p.read_text(encoding="utf-8") for p in curve})
+        ref_file.write_text(json.dumps({s.domain: s.bits_per_byte for s in sc}) + "\n")
+    ref = json.loads(ref_file.read_text())
     import matplotlib
 
     matplotlib.use("Agg")
