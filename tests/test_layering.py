@@ -24,7 +24,7 @@ def test_cli_help_loads_no_torch_and_lists_commands():
         "print(r.output)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    for command in ("vocab", "fetch", "export-tokenizer", "embeddings", "train-bpe", "count", "compare", "export-tiktoken", "lint-tokenizer", "bytes", "image", "transplant", "eval-lm", "hypernet", "heal"):
+    for command in ("vocab", "fetch", "export-tokenizer", "embeddings", "train-bpe", "count", "compare", "export-tiktoken", "lint-tokenizer", "bytes", "image", "transplant", "eval-lm", "hypernet", "heal", "extend"):
         assert f"  {command} " in out
 
 

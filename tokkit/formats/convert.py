@@ -125,6 +125,10 @@ def tiktoken_to_hf(enc: Any) -> Any:
         return "".join(b2u[x] for x in b)
 
     vocab = {spell(t): r for t, r in ranks.items()}
+    # HF re-derives added-token ids on load (max added id + 1, or the model's size): with holes in the id
+    # space (cl100k: 100256, 100261-100275) specials would be renumbered. Listed in the model vocab too,
+    # they keep tiktoken's ids.
+    vocab.update(enc._special_tokens)
     merges = [[spell(a), spell(b)] for a, b in recover_merges(ranks)]
     added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
               "normalized": False, "special": True} for t, i in sorted(enc._special_tokens.items(), key=lambda x: x[1])]
