@@ -37,6 +37,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=512, help="rows per batch for both (mergekit's default)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--variants", nargs="*", default=["4", "8", "16"],
+                    help="tokkit settings to time: per_step or per_step:candidates (e.g. 8 16 8:2048)")
+    ap.add_argument("--skip-mergekit", action="store_true", help="time only tokkit (ratios then against textbook OMP)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -80,9 +83,16 @@ def main() -> None:
     solvers = {
         "mergekit batch_omp": run_mergekit,
         "tokkit omp (per_step=1, textbook)": lambda: omp(targets, dict_donor, args.k, per_step=1, batch_size=args.batch_size),
-        "tokkit omp (per_step=4, default)": lambda: omp(targets, dict_donor, args.k, per_step=4, batch_size=args.batch_size),
     }
+    for spec in args.variants:  # "S" or "S:L": per_step S, candidates L
+        s_, _, l_ = spec.partition(":")
+        cand = int(l_) if l_ else None
+        solvers[f"tokkit omp (per_step={s_}{', candidates=' + l_ if l_ else ''})"] = (
+            lambda s_=int(s_), cand=cand: omp(targets, dict_donor, args.k, per_step=s_, candidates=cand,
+                                               batch_size=args.batch_size))
     rows = []
+    if args.skip_mergekit:
+        del solvers["mergekit batch_omp"]
     for name, fn in solvers.items():
         t0 = time.perf_counter()
         res = fn()
@@ -92,9 +102,9 @@ def main() -> None:
         rel = (rec - truth).norm(dim=1) / truth.norm(dim=1)
         rows.append((name, sec, float(res.residual.mean()), float(cos.mean()), float(rel.mean())))
     ref = rows[0][1]
-    print(f"{'solver':<36} {'seconds':>8} {'vs mergekit':>11} {'donor resid':>11} {'held-out cos':>12} {'held-out rel.err':>16}")
+    print(f"{'solver':<44} {'seconds':>8} {'speed-up':>11} {'donor resid':>11} {'held-out cos':>12} {'held-out rel.err':>16}")
     for name, sec, res, cos, rel in rows:
-        print(f"{name:<36} {sec:>8.1f} {ref / sec:>10.2f}x {res:>11.4f} {cos:>12.4f} {rel:>16.4f}")
+        print(f"{name:<44} {sec:>8.1f} {ref / sec:>10.2f}x {res:>11.4f} {cos:>12.4f} {rel:>16.4f}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import click
 
 from tokkit.bytelevel.options import BytesOptions
 from tokkit.errors import MissingFileError
-from tokkit_cli.main import cli
+from tokkit_cli.main import apply_threads, cli, threads_option
 
 _EOS = 256
 
@@ -26,10 +26,14 @@ def _opts(**flags) -> BytesOptions:
     return BytesOptions.model_validate({k: v for k, v in flags.items() if v is not None})
 
 
+_THREADS: list[int | None] = [None]
+
+
 @lru_cache(maxsize=4)
 def _load(model: str, target: str, beam: int | None, device: str):
     from tokkit.bytelevel import ByteLM
 
+    apply_threads(_THREADS[0])
     return ByteLM.from_pretrained(model, target=target, beam=beam, device=device)  # type: ignore[arg-type]
 
 
@@ -75,8 +79,10 @@ def _with(opts):
 
 
 @cli.group("bytes")
-def bytes_group() -> None:
+@threads_option
+def bytes_group(threads) -> None:
     """Exact byte-level probabilities, completion from any byte, ensembles across vocabularies."""
+    _THREADS[0] = threads  # applied when a model is loaded, so `--help` never imports torch
 
 
 @bytes_group.command("score")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tokkit_cli.main import cli
+from tokkit_cli.main import apply_threads, cli, threads_option
 
 
 @cli.group("hypernet")
@@ -42,15 +42,18 @@ def hypernet_group() -> None:
 @click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints [default: 50].")
 @click.option("--device", default=None, help="auto (CUDA when present), cpu, cuda ... [default: auto]")
 @click.option("--seed", type=int, default=None)
+@threads_option
 def train_command(base, corpus, out_dir, force, steps, warmup_steps, batch_size, seq_len, vocab_size, noise_log_sigma,
                   max_words, multiword_prob, negatives, softmax_rows, hidden, layers, heads, max_pieces, lr, aux_weight,
-                  checkpoint_every, device, seed) -> None:
+                  checkpoint_every, device, seed, threads) -> None:
     """Train a hypernetwork for BASE on a fresh sampled tokenizer per step; checkpoints in OUT.
 
     Multi-GPU: `torchrun --nproc-per-node N -m tokkit_cli.main hypernet train ...`.
     """
     from tokkit.transplant.hypernet import HypernetConfig
     from tokkit.transplant.hypernet.train import train_hypernet
+
+    apply_threads(threads)
 
     flags = dict(base=base, corpus=tuple(str(c) for c in corpus), steps=steps, warmup_steps=warmup_steps,
                  batch_size=batch_size, seq_len=seq_len, vocab_size=vocab_size, noise_log_sigma=noise_log_sigma,

@@ -16,7 +16,7 @@ import click
 
 from tokkit.errors import TokkitError
 
-__all__ = ["cli", "main", "UserError"]
+__all__ = ["cli", "main", "UserError", "threads_option", "apply_threads"]
 
 
 class UserError(click.ClickException):
@@ -58,6 +58,25 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def threads_option(f):
+    """``--threads N`` for the commands that run a model (one definition, one default)."""
+    return click.option("--threads", type=click.IntRange(min=1), default=None,
+                        help="torch CPU threads [default: $TOKKIT_THREADS, else the free cores: cores minus the "
+                             "1-minute load average, at least 1 - torch's all-cores default oversubscribes a shared machine].")(f)
+
+
+def apply_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads to ``threads`` (None: :func:`tokkit.config.default_threads`); returns it."""
+    import torch
+
+    from tokkit.config import default_threads
+
+    n = threads or default_threads()
+    torch.set_num_threads(n)
+    logging.getLogger("tokkit").info("torch CPU threads: %d", n)
+    return n
 
 
 def _register() -> None:

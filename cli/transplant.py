@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tokkit_cli.main import cli
+from tokkit_cli.main import apply_threads, cli, threads_option
 
 _METHODS = ["omp", "heuristic", "fvt", "mean", "zero", "hypernet"]
 
@@ -47,9 +47,10 @@ def _human(x: float) -> str:
                    "on any text measures the method [default: 0].")
 @click.option("--memory-gb", type=float, default=None, help="Working-memory budget per batch [default: from free memory].")
 @click.option("--seed", type=int, default=None)
+@threads_option
 def transplant_command(src, dst, donor, method, out_dir, force, device, k, per_step, candidates, global_weight,
                        temperature, top_k, aux_model, hypernet, chat_template, heldout, treat_as_new, memory_gb,
-                       seed) -> None:
+                       seed, threads) -> None:
     """Move the pretrained causal LM SRC onto the tokenizer DST without training."""
     from tokkit.atomic import check_output
     from tokkit.config import peak_rss_mb
@@ -62,6 +63,7 @@ def transplant_command(src, dst, donor, method, out_dir, force, device, k, per_s
                  treat_as_new=treat_as_new, memory_gb=memory_gb, seed=seed)
     cfg = TransplantConfig.model_validate({key: v for key, v in flags.items() if v is not None})
     check_output(out_dir, force=force)
+    apply_threads(threads)
     t0 = time.perf_counter()
     plan = plan_transplant(cfg)
     s = plan.summary()
@@ -85,7 +87,8 @@ def transplant_command(src, dst, donor, method, out_dir, force, device, k, per_s
 @click.option("--segment-bytes", type=int, default=2048, show_default=True, help="Longest scored segment (bytes).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per model and domain (plus 'all').")
-def eval_lm_command(models, texts, segment_bytes, device, as_json) -> None:
+@threads_option
+def eval_lm_command(models, texts, segment_bytes, device, as_json, threads) -> None:
     """Bits per byte of each MODEL (folder or alias) on identical raw text: fair across tokenizers."""
     from tokkit.names import resolve_model
     from tokkit.transplant.evaluate import bits_per_byte, combine
@@ -94,6 +97,7 @@ def eval_lm_command(models, texts, segment_bytes, device, as_json) -> None:
     data = {p.stem: p.read_text(encoding="utf-8") for p in texts}
     dev = pick_device(device)
     folders = [resolve_model(m) for m in models]  # every name checked before the first (slow) evaluation
+    apply_threads(threads)
     rows = []
     for m, folder in zip(models, folders):
         scores = bits_per_byte(folder, data, segment_bytes=segment_bytes, device=dev, progress=not as_json)

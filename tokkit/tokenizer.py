@@ -147,6 +147,19 @@ class Tokenizer:
         )
 
     @cached_property
+    def _fast(self) -> Any:
+        """tiktoken's core where it encodes exactly like the HF tokenizer (:mod:`tokkit.formats.fast_bpe`), else None."""
+        if self._src.backend not in ("hf", "gguf"):
+            return None
+        from tokkit.formats.fast_bpe import load_fast_encoder
+
+        return load_fast_encoder(self._native, path=self._src.path if self._src.backend == "hf" else None, name=self.name)
+
+    def _fast_for(self, add_special_tokens: bool) -> Any:
+        fast = self._fast
+        return fast if fast is not None and (not add_special_tokens or fast.affixes is not None) else None
+
+    @cached_property
     def _fallback_ids(self) -> frozenset[int]:
         return frozenset(self.vocab.byte_fallback_ids)
 
@@ -182,6 +195,8 @@ class Tokenizer:
         has_special = self._check_special(text, allowed_special)
         b, n = self._src.backend, self._native
         if b in ("hf", "gguf"):
+            if (fast := self._fast_for(add_special_tokens)) is not None:
+                return fast.encode(text, with_special=has_special, add_special_tokens=add_special_tokens)
             return n.encode(text, add_special_tokens=add_special_tokens).ids
         if b == "spm":
             ids = self._spm_encode(text) if has_special else n.encode(text)
@@ -194,6 +209,8 @@ class Tokenizer:
         flags = [self._check_special(t, allowed_special) for t in texts]
         b, n = self._src.backend, self._native
         if b in ("hf", "gguf"):
+            if (fast_bpe := self._fast_for(add_special_tokens)) is not None:
+                return fast_bpe.encode_batch(texts, with_special=flags, add_special_tokens=add_special_tokens)
             fast = getattr(n, "encode_batch_fast", None) or n.encode_batch
             return [e.ids for e in fast(texts, add_special_tokens=add_special_tokens)]
         if b == "spm":

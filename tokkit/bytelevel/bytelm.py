@@ -237,6 +237,18 @@ class ByteLM(ByteModel):
         lm = HFCausalLM(model, vocab_size=len(tok.vocab), start_ids=start)
         return cls(lm, tok, target=target, beam=beam, eos_ids=eos_ids)
 
+    def generate(self, prompt: str | bytes = b"", *, max_bytes: int = 200, seed: int | None = 0,
+                 temperature: float = 1.0, stop: Callable[[bytes], bool] | None = None,
+                 per_byte: bool = False) -> bytes:
+        """Sample bytes after ``prompt``. At ``temperature=1`` with the canonical target, whole tokens are
+        drawn past the prompt boundary (:mod:`tokkit.bytelevel.token_sampling`: one LM call per token,
+        the per-byte sampler's distribution); otherwise, or with ``per_byte=True``, byte by byte."""
+        if temperature == 1.0 and self.target == "canonical" and not per_byte:
+            from tokkit.bytelevel.token_sampling import sample_tokens
+
+            return sample_tokens(self, _as_bytes(prompt), max_bytes=max_bytes, seed=seed, stop=stop)
+        return super().generate(prompt, max_bytes=max_bytes, seed=seed, temperature=temperature, stop=stop)
+
     # ------------------------------------------------------------------ states
     def _new_state(self, exact, stream: bytes) -> CoverState:
         return CoverState(self.canon, self.lm, eos_ids=self.eos_ids, exact=exact, stream=stream,

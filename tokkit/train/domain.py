@@ -21,11 +21,10 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from tokkit.errors import TokkitError, UnknownNameError
+from tokkit.formats.fast_bpe import GPT2_PATTERN  # HF ByteLevel(use_regex=True)'s regex; defined once there
 
 __all__ = ["GPT2_PATTERN", "DOMAIN_SETS", "expand_domain_tokens", "domain_entries", "pretokenize_pattern", "DomainTokenError"]
 
-#: The GPT-2 pre-tokenizer regex (HF ``ByteLevel(use_regex=True)`` and tiktoken ``r50k_base``).
-GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 
 class DomainTokenError(TokkitError, ValueError):

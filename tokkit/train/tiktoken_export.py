@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from tokkit.atomic import atomic_file
 from tokkit.errors import FormatError
-from tokkit.formats.hf_json import unicode_to_bytes
+from tokkit.formats.fast_bpe import NotExactError, rank_parts
 
 __all__ = ["ExportError", "tiktoken_parts", "to_tiktoken", "export_tiktoken", "count_differences"]
 
@@ -33,59 +33,29 @@ class ExportError(FormatError):
 def tiktoken_parts(data: dict[str, Any]) -> tuple[str, dict[bytes, int], dict[str, int]]:
     """(pattern, mergeable ranks, special tokens) of a parsed byte-level BPE ``tokenizer.json``.
 
+    The rank table and pattern come from :func:`tokkit.formats.fast_bpe.rank_parts` (the same code
+    that runs HF byte-level BPEs on tiktoken's core); the export adds its own refusals.
+
     Raises:
         ExportError: when the result would not segment exactly like the HF tokenizer.
     """
-    model = data.get("model", {})
-    if model.get("type") != "BPE" or "ByteLevel" not in json.dumps(data.get("pre_tokenizer")):
-        raise ExportError("tiktoken export needs a byte-level BPE tokenizer (kind bpe or supertoken); found "
-                          f"model {model.get('type')!r} with pre-tokenizer {json.dumps(data.get('pre_tokenizer'))[:80]}")
     if data.get("normalizer"):
         raise ExportError(f"the tokenizer has a normalizer ({data['normalizer'].get('type')}); tiktoken has none, so "
                           "the export would not be exact. Train without nfkc/lowercase to export")
-    pre = data["pre_tokenizer"]
-    steps = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
-    split = next((s for s in steps if s.get("type") == "Split"), None)
-    if split is not None:
-        pattern = split["pattern"]["Regex"]
-    elif steps and steps[0].get("type") == "ByteLevel" and steps[0].get("use_regex", True):
-        from tokkit.train.domain import GPT2_PATTERN
-
-        pattern = GPT2_PATTERN
-    else:
-        raise ExportError("the tokenizer has no pre-tokenizer pattern (random-split supertokens); tiktoken needs one")
+    try:
+        parts = rank_parts(data, allow_nfc=False)
+    except NotExactError as e:
+        raise ExportError(str(e) + (". Train without domain tokens to export to tiktoken" if "domain tokens" in str(e) else "")) from None
     from tokkit.train.supertoken import R2_PATTERN
 
-    if pattern == R2_PATTERN:
+    if parts.pattern == R2_PATTERN:
         raise ExportError("two-stage supertoken merges are learnt over stage-1 tokens and tiktoken's rule (merge the pair "
                           "whose concatenation has the lowest rank) reorders them: 12,826 of 17,193 licence texts "
                           "segmented differently in our measurement. Use the tokenizer.json with HF tokenizers")
-    table = unicode_to_bytes()
-    specials = {a["content"]: a["id"] for a in data.get("added_tokens", []) if a.get("special")}
-    vocab: dict[str, int] = model["vocab"]
-    ranks: dict[bytes, int] = {}
-    for tok, i in vocab.items():
-        if tok in specials:
-            continue
-        ranks[bytes(table[c] for c in tok)] = i
-    produced = {a + b for a, b in (m if isinstance(m, list) else m.split(" ", 1) for m in model.get("merges", []))}
-    seen: set[int] = set()
-    last = -1
-    for a, b in (m if isinstance(m, list) else m.split(" ", 1) for m in model.get("merges", [])):
-        i = vocab[a + b]
-        if i in seen:
-            continue
-        if i < last:
-            raise ExportError("vocabulary ids are not in merge order; the tiktoken ranks would reorder merges")
-        seen.add(i)
-        last = i
-    orphans = [t for t in vocab if t not in specials and len(t) > 1 and t not in produced]
-    if orphans:
-        shown = ", ".join(repr(bytes(table[c] for c in t).decode("utf-8", "replace")) for t in orphans[:5])
-        raise ExportError(f"{len(orphans)} vocabulary entries are not produced by any merge (reserved domain tokens: {shown}); "
-                          "tiktoken would build them from pieces where HF does not, so the export would not be exact. "
-                          "Train without domain tokens to export to tiktoken")
-    return pattern, ranks, specials
+    if parts.plain_added:
+        raise ExportError(f"non-special added tokens {sorted(parts.plain_added)[:3]} are always split out by HF; a tiktoken "
+                          "file has no such tokens, so the export would not be exact")
+    return parts.pattern, parts.ranks, parts.specials
 
 
 def to_tiktoken(tok: Any, *, name: str = "tokkit") -> Any:

@@ -109,11 +109,30 @@ def _prefix(tok) -> list[int]:
     return []
 
 
-@torch.no_grad()
+#: float32 logits held at once (512 MB): a batch holds at most this / vocabulary-rows tokens.
+MAX_LOGITS = 1 << 27
+
+
+def _batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Segment indices grouped by similar length (shortest first), each group's ``count · longest`` ≤ ``budget``."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    out: list[list[int]] = []
+    for i in order:
+        if out and (len(out[-1]) + 1) * lengths[i] <= budget:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
+@torch.inference_mode()
 def bits_per_byte(model_dir: str | Path, texts: dict[str, str], *, segment_bytes: int = 2048,
-                  device: str | torch.device = "cpu", progress: bool = False) -> list[LMScore]:
+                  device: str | torch.device = "cpu", progress: bool = False, batch_tokens: int | None = None) -> list[LMScore]:
     """Score each named text with the HF causal LM in ``model_dir`` (its own tokenizer files).
 
+    Segments run in batches of similar length (right-padded, masked; at most ``batch_tokens``
+    tokens, default :data:`MAX_LOGITS` / vocabulary rows) under ``torch.inference_mode``; the
+    scores equal one-segment-at-a-time scoring to float32 rounding (tests/test_eval.py).
     Returns one :class:`LMScore` per text (``domain`` = its name).
     """
     from tqdm.auto import tqdm
@@ -127,30 +146,45 @@ def bits_per_byte(model_dir: str | Path, texts: dict[str, str], *, segment_bytes
     if len(tok.vocab) > rows:
         raise VocabMismatchError(f"{model_dir}: tokenizer has {len(tok.vocab)} ids but the model only {rows} rows")
     prefix = _prefix(tok)
+    if not prefix:  # no start token at all: the first token would be conditioned on, its bytes not scored
+        raise VocabMismatchError(f"{model_dir}: the tokenizer has no bos/eos token to start a segment with")
+    p = len(prefix)
     new = _new_rows(Path(model_dir), rows)
     if new is not None:
         new = new.to(device)
+    budget = batch_tokens or max(1, MAX_LOGITS // rows)
     scores = []
     for name, text in texts.items():
         t0 = time.perf_counter()
         nll, ntok, n_new, nll_new, leak = 0.0, 0, 0, 0.0, 0.0
         segs = segments(text, segment_bytes=segment_bytes)
-        for seg in tqdm(segs, desc=f"{Path(model_dir).name}:{name}", disable=not progress):
-            ids = tok.encode(seg)
-            if not prefix:  # no start token at all: the first token is conditioned on, its bytes not scored
-                raise VocabMismatchError(f"{model_dir}: the tokenizer has no bos/eos token to start a segment with")
-            x = torch.tensor([prefix + ids], device=device)
-            logits = model(x).logits[0, len(prefix) - 1:-1].float()
-            y = x[0, len(prefix):]
-            z = logits.logsumexp(-1)  # (T,)
-            lp = logits.gather(1, y[:, None])[:, 0] - z
-            nll -= float(lp.sum())
-            ntok += len(ids)
-            if new is not None and bool(new.any()):
-                is_new = new[y]
-                n_new += int(is_new.sum())
-                nll_new -= float(lp[is_new].sum())
-                leak += float((z - logits[:, ~new].logsumexp(-1))[~is_new].sum())
+        seqs = [prefix + ids for ids in tok.encode_batch(segs)]
+        bar = tqdm(total=len(segs), desc=f"{Path(model_dir).name}:{name}", disable=not progress)
+        for batch in _batches([len(s) for s in seqs], budget):
+            width = max(len(seqs[i]) for i in batch)
+            x = torch.zeros((len(batch), width), dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for r, i in enumerate(batch):
+                x[r, :len(seqs[i])] = torch.tensor(seqs[i])
+                mask[r, :len(seqs[i])] = 1
+            x, mask = x.to(device), mask.to(device)
+            ragged = bool((mask == 0).any())
+            out = model(input_ids=x, attention_mask=mask if ragged else None).logits
+            for r, i in enumerate(batch):
+                n = len(seqs[i]) - p
+                logits = out[r, p - 1:p - 1 + n].float()  # (n, V): the prediction of each text token
+                y = x[r, p:p + n]
+                z = logits.logsumexp(-1)  # (n,)
+                lp = logits.gather(1, y[:, None])[:, 0] - z
+                nll -= float(lp.sum())
+                ntok += n
+                if new is not None and bool(new.any()):
+                    is_new = new[y]
+                    n_new += int(is_new.sum())
+                    nll_new -= float(lp[is_new].sum())
+                    leak += float((z - logits[:, ~new].logsumexp(-1))[~is_new].sum())
+            bar.update(len(batch))
+        bar.close()
         extra = (n_new, nll_new, leak) if new is not None else (None, None, None)
         scores.append(LMScore(str(model_dir), name, nll, len(text.encode()), ntok, time.perf_counter() - t0, *extra))
     return scores

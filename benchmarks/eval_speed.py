@@ -1,0 +1,88 @@
+"""``eval-lm`` scoring against a minimal transformers loop, same model, same segments, same threads.
+
+    python benchmarks/eval_speed.py [--model smollm2] [--threads 1] [--repeat 3] [--segment-bytes 2048]
+
+The peer: one forward per segment (``[bos] + ids``) under ``torch.inference_mode`` and a
+``cross_entropy`` sum, nothing else. tokkit: :func:`tokkit.transplant.evaluate.bits_per_byte`
+(batched segments). Text: the held-out files in ``data/heldout`` (English and German). Prints
+tokens/s, the ratio tokkit time / loop time (best of ``--repeat``, model loading excluded for both)
+and the bits-per-byte difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--segment-bytes", type=int, default=2048)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    from transformers import AutoModelForCausalLM
+
+    from tokkit import load_tokenizer
+    from tokkit.names import resolve_model
+    from tokkit.transplant import evaluate as ev
+
+    folder = resolve_model(args.model)
+    texts = {p.stem: p.read_text(encoding="utf-8") for p in sorted((ROOT / "data" / "heldout").glob("*.txt"))}
+    tok = load_tokenizer(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    prefix = ev._prefix(tok)
+    nbytes = sum(len(t.encode()) for t in texts.values())
+
+    def loop() -> tuple[float, int]:
+        nll, ntok = 0.0, 0
+        with torch.inference_mode():
+            for text in texts.values():
+                for seg in ev.segments(text, segment_bytes=args.segment_bytes):
+                    ids = tok.encode(seg)
+                    x = torch.tensor([prefix + ids])
+                    logits = model(x).logits[0, len(prefix) - 1:-1]
+                    nll += float(torch.nn.functional.cross_entropy(logits, x[0, len(prefix):], reduction="sum"))
+                    ntok += len(ids)
+        return nll, ntok
+
+    # the library call loads the model itself: time the same work with loading taken out
+    import transformers
+
+    real_from_pretrained = transformers.AutoModelForCausalLM.from_pretrained
+    transformers.AutoModelForCausalLM.from_pretrained = staticmethod(lambda *a, **k: model)  # type: ignore[assignment]
+    try:
+        def ours() -> tuple[float, int]:
+            sc = ev.bits_per_byte(folder, texts, segment_bytes=args.segment_bytes)
+            return sum(s.nll_nats for s in sc), sum(s.tokens for s in sc)
+
+        ours()  # warm-up (tokenizer load and its fast-path check)
+        t_loop = t_ours = float("inf")
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            nll_loop, ntok = loop()
+            t_loop = min(t_loop, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            nll_ours, ntok_ours = ours()
+            t_ours = min(t_ours, time.perf_counter() - t0)
+    finally:
+        transformers.AutoModelForCausalLM.from_pretrained = real_from_pretrained
+    assert ntok == ntok_ours
+    bpb_loop, bpb_ours = (n / (math.log(2) * nbytes) for n in (nll_loop, nll_ours))
+    print(f"{args.model}: {nbytes} bytes, {ntok} tokens, {args.threads} thread(s), best of {args.repeat}")
+    print(f"{'':<22}{'tok/s':>8}{'bits/byte':>12}")
+    print(f"{'minimal loop':<22}{ntok / t_loop:>8.0f}{bpb_loop:>12.6f}")
+    print(f"{'tokkit eval-lm':<22}{ntok / t_ours:>8.0f}{bpb_ours:>12.6f}")
+    print(f"ratio tokkit/loop time {t_ours / t_loop:.3f}; |delta bits/byte| {abs(bpb_ours - bpb_loop):.2e}")
+
+
+if __name__ == "__main__":
+    main()

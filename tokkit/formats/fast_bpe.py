@@ -1,0 +1,415 @@
+"""tiktoken's encoder for every HF byte-level BPE ``tokenizer.json`` it can run exactly.
+
+Llama 3, Qwen2/3, SmolLM2, GPT-2-style files and tokkit's own trained byte-level BPEs are the same
+kind of tokenizer as the OpenAI encodings: a regex pre-tokenizer, then byte-pair merges. tiktoken's
+core (Rust, no per-token Python) merges the adjacent pair whose *concatenation* has the lowest rank
+and looks a whole pre-token up first; HF merges by *pair* rank. With ranks = ids and ids in merge
+order the two agree (``../shared/reference/training.md`` §6: 0 differences on 4,770 documents).
+
+:func:`rank_parts` builds (pattern, ranks, added tokens) from the parsed JSON and refuses, with the
+reason, whatever it cannot map exactly: a model that is not byte-level BPE, ids out of merge order,
+vocabulary entries no merge produces, a pre-tokenizer or normalizer tiktoken cannot reproduce, added
+tokens with strip/single-word rules, and (``ignore_merges=False``) tokens that BPE never rebuilds
+from their own bytes (tiktoken would return them whole). :func:`fast_encoder` then runs a self-check
+on :data:`SAMPLE` (14 languages, code, whitespace/digit/apostrophe edge cases) against the HF encoder
+and returns ``None`` with a logged reason on any difference, so callers fall back to HF.
+
+The normalizer may be NFC (Qwen): texts that are not NFC already are normalized in Python first
+(per segment between added tokens, as HF does). ``tokkit.train.tiktoken_export`` reuses
+:func:`rank_parts` for its exact ``.tiktoken`` export.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from tokkit.errors import FormatError
+
+__all__ = ["NotExactError", "RankParts", "rank_parts", "FastBPE", "fast_encoder", "load_fast_encoder", "GPT2_PATTERN", "SAMPLE"]
+
+log = logging.getLogger(__name__)
+
+#: HF ``ByteLevel(use_regex=True)``'s pattern (GPT-2's, without tiktoken's possessive quantifiers).
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+#: The self-check sample: prose in 14 languages, source code and pre-tokenizer edge cases.
+SAMPLE: tuple[str, ...] = (
+    "The quick brown fox jumps over the lazy dog. It's 3.14159, isn't it? They'll say we'd've known.",
+    "Der schnelle braune Fuchs springt über den faulen Hund. Größe, Maß, Straße — ÄÖÜ äöü ß.",
+    "Le cœur déçu mais l'âme plutôt naïve, Louÿs rêva de crapaüter en canoë au delà des îles.",
+    "El pingüino Wenceslao hizo kilómetros bajo exhaustiva lluvia y frío, añoraba a su querido cachorro.",
+    "Quel vituperabile xenofobo zelante assaggia il whisky ed esclama: alleluja!",
+    "À noite, vovô Kowalsky vê o ímã cair no pé do pinguim queixoso e vovó põe açúcar no chá.",
+    "Съешь же ещё этих мягких французских булок, да выпей чаю. Ёжик в тумане.",
+    "Τάχιστη αλώπηξ βαφής ψημένη γη, δρασκελίζει υπέρ νωθρού κυνός.",
+    "日本語のテキストを正しく分割できるか確認します。東京は２０２４年に晴れ。",
+    "我能吞下玻璃而不伤身体。中文分词测试：一二三，四五六。",
+    "다람쥐 헌 쳇바퀴에 타고파. 한국어 문장입니다.",
+    "نص حكيم له سر قاطع وذو شأن عظيم مكتوب على ثوب أخضر ومغلف بجلد أزرق.",
+    "עטלף אבק נס דרך מזגן שהתפוצץ כי חם.",
+    "ऋषियों को सताने वाले दुष्ट राक्षसों के राजा रावण का सर्वनाश करने वाले विष्णुवतार भगवान श्रीराम।",
+    "เป็นมนุษย์สุดประเสริฐเลิศคุณค่า กว่าบรรดาฝูงสัตว์เดรัจฉาน",
+    "Pchnąć w tę łódź jeża lub ośm skrzyń fig. Příliš žluťoučký kůň úpěl ďábelské ódy.",
+    "Árvíztűrő tükörfúrógép. Vår sære Zulu fra badeøya spilte jo whist og quickstep i min taxi.",
+    "def f(x):\n    return x ** 2  # square\n\n\tif x >= 10_000:\n\t\tprint(f\"{x!r:>8}\")\r\n",
+    "for (int i = 0; i < n; ++i) { sum += a[i] * b[i]; }  // dot\n/* end */",
+    "<html><body class=\"x\">&amp; &lt;tag&gt;</body></html>   \n\n\n",
+    "Numbers: 1 12 123 1234 12345 123456 1234567 ٠١٢٣٤٥ ①②③ ¼ ½ Ⅻ 2²",
+    "   leading spaces, trailing spaces   \n  \n\n\t\t tabs\t\u00a0nbsp\u2003em\u3000ideographic ",
+    "Emoji 🤗🇺🇳👩‍👩‍👧‍👦 ✊🏽 and ZWJ, combining: e\u0301 a\u0308 n\u0303 \u1100\u1161\u11a8 Å Å",
+    "APOSTROPHES: 'S 'T 'RE 'VE 'M 'LL 'D — don’t won't Y'ALL 'quoted' ''",
+    "mixed123abc 4x4 x86_64 ...!!!??? ---- ____ ==== ++++ \\\\ // ;; '' \"\" ``",
+    "\r\n\r\n line\rcarriage\u2028sep\u2029para\x0bvt\x0cff\x85nel",
+    "",
+    " ",
+    "a",
+    "\n",
+)
+
+
+class NotExactError(FormatError):
+    """tiktoken's core would not segment exactly like the HF tokenizer."""
+
+
+@dataclass(frozen=True)
+class RankParts:
+    """What tiktoken needs: pattern, ``{token bytes: id}``, added tokens ``{text: id}``."""
+
+    pattern: str
+    ranks: dict[bytes, int]
+    specials: dict[str, int]       # special added tokens
+    plain_added: dict[str, int]    # non-special added tokens: HF always splits them out
+    nfc: bool
+    missing: str = ""              # regex class of characters holding a byte no token has ("" when none)
+
+
+def _byte_translation() -> dict[int, str]:
+    from tokkit.formats.hf_json import unicode_to_bytes
+
+    return {ord(u): chr(b) for u, b in unicode_to_bytes().items()}
+
+
+def _pattern(data: dict[str, Any]) -> str:
+    """The single regex that reproduces the pre-tokenizer (NotExactError when none does)."""
+    pre = data.get("pre_tokenizer")
+    if not pre:
+        raise NotExactError("the tokenizer has no pre-tokenizer pattern (random-split supertokens); tiktoken needs one")
+    steps = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+    kinds = [s.get("type") for s in steps]
+    last = steps[-1]
+    if kinds[-1] != "ByteLevel" or last.get("add_prefix_space"):
+        raise NotExactError(f"pre-tokenizer {kinds} does not end in ByteLevel without add_prefix_space")
+    if kinds == ["Split", "ByteLevel"] and not last.get("use_regex", True):
+        split = steps[0]
+        if split.get("behavior") != "Isolated" or split.get("invert") or "Regex" not in split.get("pattern", {}):
+            raise NotExactError(f"Split pre-tokenizer {json.dumps(split)[:120]} is not an isolated regex split")
+        return split["pattern"]["Regex"]
+    if kinds == ["ByteLevel"] and last.get("use_regex", True):
+        return GPT2_PATTERN
+    if kinds == ["Digits", "ByteLevel"] and steps[0].get("individual_digits") and last.get("use_regex", True):
+        # Digits isolates every \p{N}; GPT-2's regex then runs between them, where the end of a piece
+        # before a digit acts as the end of the text for `\s+(?!\S)`.
+        return r"""\p{N}|'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?[^\s\p{L}\p{N}]+|\s+(?![^\s\p{N}])|\s+"""
+    raise NotExactError(f"pre-tokenizer sequence {kinds} has no tiktoken equivalent")
+
+
+def _normalizer(data: dict[str, Any]) -> bool:
+    norm = data.get("normalizer")
+    if not norm:
+        return False
+    if norm.get("type") == "NFC":
+        return True
+    raise NotExactError(f"normalizer {norm.get('type')} has no tiktoken equivalent (only NFC is mapped)")
+
+
+def rank_parts(data: dict[str, Any], *, allow_nfc: bool = True) -> RankParts:
+    """The tiktoken parts of a parsed byte-level BPE ``tokenizer.json``.
+
+    Raises:
+        NotExactError: when tiktoken would not segment exactly like HF (the message says why).
+    """
+    model = data.get("model", {})
+    if model.get("type") != "BPE" or "ByteLevel" not in json.dumps(data.get("pre_tokenizer")):
+        raise NotExactError("tiktoken needs a byte-level BPE tokenizer; found "
+                            f"model {model.get('type')!r} with pre-tokenizer {json.dumps(data.get('pre_tokenizer'))[:80]}")
+    if model.get("dropout") or model.get("continuing_subword_prefix") or model.get("end_of_word_suffix"):
+        raise NotExactError("BPE dropout or subword prefixes/suffixes have no tiktoken equivalent")
+    nfc = _normalizer(data)
+    if nfc and not allow_nfc:
+        raise NotExactError("the tokenizer has a normalizer (NFC); tiktoken has none")
+    pattern = _pattern(data)
+    added = data.get("added_tokens") or []
+    for a in added:
+        if a.get("lstrip") or a.get("rstrip") or a.get("single_word"):
+            raise NotExactError(f"added token {a['content']!r} strips spaces or matches single words; tiktoken cannot")
+    contents = sorted(a["content"] for a in added)
+    for x, y in zip(contents, contents[1:]):
+        if y.startswith(x):  # tiktoken's alternation is leftmost-first, HF's longest-first
+            raise NotExactError(f"added token {x!r} is a prefix of {y!r}")
+    if nfc and any(unicodedata.normalize("NFC", c) != c for c in contents):
+        raise NotExactError("an added token changes under NFC")
+    specials = {a["content"]: a["id"] for a in added if a.get("special")}
+    plain = {a["content"]: a["id"] for a in added if not a.get("special")}
+    vocab: dict[str, int] = model["vocab"]
+    trans = _byte_translation()
+    ranks: dict[bytes, int] = {}
+    for tok, i in vocab.items():
+        if tok in specials or tok in plain:
+            continue
+        try:
+            ranks[tok.translate(trans).encode("latin-1")] = i
+        except UnicodeEncodeError:
+            raise NotExactError(f"vocabulary entry {tok!r} is not byte-level spelled") from None
+    if len(set(ranks.values())) != len(ranks):
+        raise NotExactError("several vocabulary entries share an id")
+    produced: set[str] = set()
+    last = -1
+    for m in model.get("merges", []):
+        a, b = m if isinstance(m, list) else m.split(" ", 1)
+        i = vocab.get(a + b)
+        if i is None:
+            raise NotExactError(f"merge {a!r} + {b!r} produces no vocabulary entry")
+        if i < last:
+            raise NotExactError("vocabulary ids are not in merge order; the tiktoken ranks would reorder merges")
+        last = i
+        produced.add(a + b)
+    orphans = [t for t in vocab if t not in specials and t not in plain and len(t) > 1 and t not in produced]
+    if orphans:
+        table = _byte_translation()
+        shown = ", ".join(repr(t.translate(table).encode("latin-1").decode("utf-8", "replace")) for t in orphans[:5])
+        raise NotExactError(f"{len(orphans)} vocabulary entries are not produced by any merge (reserved domain tokens: "
+                            f"{shown}); tiktoken would build them from pieces where HF does not")
+    return RankParts(pattern, ranks, specials, plain, nfc, _missing_class(ranks))
+
+
+def _missing_class(ranks: dict[bytes, int]) -> str:
+    """A regex class of the characters whose UTF-8 holds a byte that is no token (HF drops such bytes,
+    tiktoken cannot encode them: those texts go to HF). Bytes that UTF-8 never uses are ignored."""
+    missing = [b for b in range(256) if bytes([b]) not in ranks and b not in (0xC0, 0xC1) and b < 0xF5]
+    ranges: list[tuple[int, int]] = []
+    for b in missing:
+        if b < 0x80:
+            ranges.append((b, b))
+        elif b < 0xC0:
+            raise NotExactError(f"the UTF-8 continuation byte {b:#x} is no token; HF drops it, tiktoken cannot encode it")
+        elif b < 0xE0:
+            ranges.append(((b - 0xC0) << 6, ((b - 0xC0) << 6) + 0x3F))
+        elif b < 0xF0:
+            ranges.append((max((b - 0xE0) << 12, 0x800), ((b - 0xE0) << 12) + 0xFFF))
+        else:
+            ranges.append((max((b - 0xF0) << 18, 0x10000), min(((b - 0xF0) << 18) + 0x3FFFF, 0x10FFFF)))
+    return "".join(re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in ranges)
+
+
+def _unrebuilt(hf: Any, data: dict[str, Any]) -> list[str]:
+    """Tokens that HF's BPE (``ignore_merges=False``) does not rebuild from their own bytes.
+
+    One call: the byte-level spellings never contain a real space, so they are joined by spaces and
+    encoded by the bare model behind a whitespace split (a Python object per token would cost seconds).
+    """
+    from tokenizers import Tokenizer, pre_tokenizers
+
+    model_only = Tokenizer(hf.model)
+    model_only.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    added = {a["content"] for a in data.get("added_tokens") or []}
+    strings = [t for t in data["model"]["vocab"] if len(t) > 1 and t not in added and not any(c.isspace() for c in t)]
+    words = model_only.encode(" ".join(strings), add_special_tokens=False).word_ids
+    if len(words) == len(strings):
+        return []
+    counts = [0] * len(strings)
+    for w in words:
+        counts[w] += 1
+    return [s for s, c in zip(strings, counts) if c != 1]
+
+
+def _affixes(post: dict[str, Any] | None) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """Ids a post-processor puts before/after one sequence (None: not a shape we map)."""
+    if not post or post.get("type") in ("ByteLevel",):
+        return (), ()
+    if post.get("type") == "Sequence":
+        pre: tuple[int, ...] = ()
+        suf: tuple[int, ...] = ()
+        for p in post.get("processors", []):
+            r = _affixes(p)
+            if r is None:
+                return None
+            pre, suf = pre + r[0], r[1] + suf
+        return pre, suf
+    if post.get("type") == "TemplateProcessing":
+        pre_l: list[int] = []
+        suf_l: list[int] = []
+        seen_a = False
+        for item in post.get("single", []):
+            if "Sequence" in item:
+                seen_a = True
+                continue
+            name = item["SpecialToken"]["id"]
+            ids = post["special_tokens"][name]["ids"]
+            (suf_l if seen_a else pre_l).extend(ids)
+        return tuple(pre_l), tuple(suf_l)
+    return None
+
+
+class FastBPE:
+    """tiktoken's core with HF's added tokens, NFC and post-processor affixes."""
+
+    def __init__(self, parts: RankParts, *, name: str, affixes: tuple[tuple[int, ...], tuple[int, ...]] | None,
+                 hf: Any = None) -> None:
+        import tiktoken
+
+        self.parts = parts
+        self._hf = hf
+        self._missing_re = re.compile(f"[{parts.missing}]") if parts.missing else None
+        self.affixes = affixes
+        added = {**parts.specials, **parts.plain_added}
+        self.encoding = tiktoken.Encoding(name=f"tokkit-fast-{name}", pat_str=parts.pattern,
+                                          mergeable_ranks=parts.ranks, special_tokens=added)
+        self._plain = frozenset(parts.plain_added)
+        self._all = frozenset(added)
+        self._added_re = re.compile("|".join(map(re.escape, sorted(added, key=len, reverse=True)))) if added else None
+
+    def _normalize(self, text: str) -> str:
+        if unicodedata.is_normalized("NFC", text):
+            return text
+        if self._added_re is None or not self._added_re.search(text):
+            return unicodedata.normalize("NFC", text)
+        out, pos = [], 0  # HF normalizes the pieces between added tokens, not across them
+        for m in self._added_re.finditer(text):
+            out += [unicodedata.normalize("NFC", text[pos:m.start()]), m.group()]
+            pos = m.end()
+        out.append(unicodedata.normalize("NFC", text[pos:]))
+        return "".join(out)
+
+    def encode(self, text: str, *, with_special: bool = False, add_special_tokens: bool = False) -> list[int]:
+        """Ids of ``text``; ``with_special``: the text holds (allowed) special-token strings."""
+        if self._missing_re is not None and self._missing_re.search(text):
+            return self._hf.encode(text, add_special_tokens=add_special_tokens).ids
+        if self.parts.nfc:
+            text = self._normalize(text)
+        allowed = self._all if with_special else self._plain
+        ids = self.encoding.encode(text, allowed_special=allowed, disallowed_special=()) if allowed \
+            else self.encoding.encode_ordinary(text)
+        return self._affix(ids) if add_special_tokens else ids
+
+    def encode_batch(self, texts: list[str], *, with_special: Sequence[bool], add_special_tokens: bool = False,
+                     num_threads: int = 8) -> list[list[int]]:
+        if self._missing_re is not None and any(map(self._missing_re.search, texts)):
+            return [self.encode(t, with_special=w, add_special_tokens=add_special_tokens) for t, w in zip(texts, with_special)]
+        if self.parts.nfc:
+            texts = [self._normalize(t) for t in texts]
+        if not self._plain and not any(with_special):
+            out = self.encoding.encode_ordinary_batch(texts, num_threads=num_threads)
+        elif all(with_special):
+            out = self.encoding.encode_batch(texts, num_threads=num_threads, allowed_special=self._all, disallowed_special=())
+        else:
+            out = [self.encode(t, with_special=w) for t, w in zip(texts, with_special)]
+        return [self._affix(ids) for ids in out] if add_special_tokens else out
+
+    def _affix(self, ids: list[int]) -> list[int]:
+        pre, suf = self.affixes  # type: ignore[misc]
+        return [*pre, *ids, *suf]
+
+
+#: Bumped when the checks change, so cached verdicts of older checks are not reused.
+CHECK_VERSION = 2
+
+
+def _verdict_path(blob: bytes) -> Any:
+    import hashlib
+
+    import tiktoken
+    import tokenizers
+
+    from tokkit.config import tokkit_home
+
+    key = hashlib.sha256(blob + repr((CHECK_VERSION, SAMPLE, tiktoken.__version__, tokenizers.__version__)).encode()).hexdigest()
+    return tokkit_home() / "fast_bpe" / f"{key[:32]}.json"
+
+
+def _read_verdict(path: Any) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_verdict(path: Any, verdict: dict[str, Any]) -> None:
+    import os
+    import tempfile
+
+    try:  # a cache: a read-only home only costs the check again next time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(verdict, f)
+        os.replace(tmp, path)
+    except OSError as e:
+        log.debug("fast_bpe verdict not cached: %s", e)
+
+
+def fast_encoder(hf: Any, data: dict[str, Any], *, name: str = "", checked: bool = False) -> FastBPE | None:
+    """A :class:`FastBPE` equal to ``hf`` (a ``tokenizers.Tokenizer``), or None with the reason logged.
+
+    ``data``: the parsed ``tokenizer.json`` of ``hf``. ``checked``: the slow checks (tokens rebuilt
+    by their own merges, the self-check on :data:`SAMPLE`) already passed for this exact file.
+    """
+    fast, reason = _build(hf, data, name=name, checked=checked)
+    if fast is None:
+        log.info("%s: encoding through HF tokenizers, not tiktoken: %s", name or "tokenizer", reason)
+    return fast
+
+
+def _build(hf: Any, data: dict[str, Any], *, name: str, checked: bool) -> tuple[FastBPE | None, str]:
+    try:
+        parts = rank_parts(data)
+        if not checked and not data["model"].get("ignore_merges", False):
+            missing = _unrebuilt(hf, data)
+            if missing:
+                raise NotExactError(f"{len(missing)} tokens are not rebuilt by their own merges (first {missing[:3]!r}) "
+                                    "and ignore_merges is off; tiktoken would return them whole")
+        fast = FastBPE(parts, name=name, affixes=_affixes(data.get("post_processor")), hf=hf)
+        if not checked:
+            texts = list(SAMPLE)
+            want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
+            got = fast.encode_batch(texts, with_special=[False] * len(texts))
+            bad = [t for t, x, y in zip(texts, want, got) if x != y]
+            if bad:
+                raise NotExactError(f"self-check: {len(bad)} of {len(texts)} sample texts differ from HF (first {bad[0][:40]!r})")
+    except NotExactError as e:
+        return None, str(e)
+    return fast, ""
+
+
+def load_fast_encoder(hf: Any, *, path: str | None, name: str = "") -> FastBPE | None:
+    """:func:`fast_encoder` for a loaded HF tokenizer, its verdict cached under ``$TOKKIT_HOME/fast_bpe``.
+
+    ``path``: its ``tokenizer.json`` (None: serialise ``hf``). ``TOKKIT_FAST_BPE=0`` turns it off.
+    """
+    import os
+
+    if os.environ.get("TOKKIT_FAST_BPE", "1").lower() in ("0", "false", "no"):
+        return None
+    if path:
+        with open(path, "rb") as f:
+            blob = f.read()
+    else:
+        blob = hf.to_str().encode("utf-8")
+    if b'"ByteLevel"' not in blob:
+        log.info("%s: encoding through HF tokenizers, not tiktoken: not a byte-level tokenizer", name or "tokenizer")
+        return None
+    vpath = _verdict_path(blob)
+    verdict = _read_verdict(vpath)
+    if verdict is not None and not verdict.get("exact"):
+        log.info("%s: encoding through HF tokenizers, not tiktoken: %s", name or "tokenizer", verdict.get("reason"))
+        return None
+    fast, reason = _build(hf, json.loads(blob), name=name, checked=verdict is not None)
+    if fast is None:
+        log.info("%s: encoding through HF tokenizers, not tiktoken: %s", name or "tokenizer", reason)
+    if verdict is None:
+        _write_verdict(vpath, {"exact": fast is not None, "reason": reason})
+    return fast
