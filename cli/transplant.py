@@ -84,7 +84,7 @@ def transplant_command(src, dst, donor, method, out_dir, force, device, k, per_s
 @click.argument("models", nargs=-1, required=True)
 @click.option("--text", "texts", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Raw text file (repeat for several domains; each is reported separately).")
-@click.option("--segment-bytes", type=int, default=2048, show_default=True, help="Longest scored segment (bytes).")
+@click.option("--segment-bytes", type=click.IntRange(16, 1 << 20), default=2048, show_default=True, help="Longest scored segment (bytes).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per model and domain (plus 'all').")
 @threads_option
@@ -93,8 +93,12 @@ def eval_lm_command(models, texts, segment_bytes, device, as_json, threads) -> N
     from tokkit.names import resolve_model
     from tokkit.transplant.evaluate import bits_per_byte, combine
     from tokkit.transplant.pipeline import pick_device
+    from tokkit_cli.cost import Cost
 
-    data = {p.stem: p.read_text(encoding="utf-8") for p in texts}
+    from tokkit.text import read_text
+
+    cost = Cost()
+    data = {p.stem: read_text(p, what="--text file") for p in texts}
     dev = pick_device(device)
     folders = [resolve_model(m) for m in models]  # every name checked before the first (slow) evaluation
     apply_threads(threads)
@@ -106,9 +110,11 @@ def eval_lm_command(models, texts, segment_bytes, device, as_json, threads) -> N
             d = sc.as_dict()
             d["model"] = m
             rows.append(d)
+    work = f"{len(models)} models x {sum(len(t.encode('utf-8')) for t in data.values()):,} bytes"
     if as_json:
         for d in rows:
             click.echo(json.dumps(d))
+        cost.done(work)
         return
     base = {}
     split = any("new_targets" in d for d in rows)
@@ -123,3 +129,4 @@ def eval_lm_command(models, texts, segment_bytes, device, as_json, threads) -> N
     if split:
         click.echo("new tok / their nats: target tokens whose rows the transplant built, and their NLL; leak nats: "
                    "NLL the other positions lose to probability on built rows")
+    cost.done(work)

@@ -60,12 +60,22 @@ def test_paragraph_sums_to_one_and_matches_token_level(blm):
     assert -1.0 < log_z < 0.0  # a real LM leaks a little mass outside canonical encodings
 
 
+def test_japanese_prefixes_have_normalised_distributions(blm):
+    """Regression (issue 15): 首 is three SmolLM2 tokens (E9 | A6 | 96); a token continuing a character
+    without finishing it was masked out, so every cover died and all 257 entries were -inf."""
+    for text, nxt in [("の首都", "は"), ("日本の首都は東", "京")]:
+        nb = blm.next_byte(text.encode())
+        assert abs(np.exp(nb.logprobs).sum() - 1) < 1e-9 and np.isfinite(nb.log_z)
+        assert np.isfinite(nb.logprobs[nxt.encode()[0]])
+        assert nb.logprobs[0x80] == -np.inf  # a continuation byte cannot follow a complete character
+
+
 def test_complete_mid_word(blm):
-    assert blm.complete("The capital of Fr") == "ance"
+    assert blm.complete("The capital of Fr") == b"ance"
     assert not naive_continue(blm, "The capital of Fr").startswith("ance")  # tokenization bias, for contrast
     assert token_heal_continue(blm, "The capital of Fr").startswith("ance")
     # fill in the middle from a cut inside "return": the middle stops where the suffix begins
-    assert blm.complete("def add(a, b):\n    retu", suffix="\n") == "rn a + b"
+    assert blm.complete("def add(a, b):\n    retu", suffix="\n") == b"rn a + b"
 
 
 def test_generation_costs_one_lm_call_per_byte(blm):

@@ -121,7 +121,7 @@ def test_prompt_costs_one_batched_call_and_one_call_per_byte(toy):
             return super().evaluate(trunk, contexts)
 
     blm = ByteLM(Counting(ideal, len(tok.vocab)), tok, eos_ids=[eos])
-    st = blm.state("ab a")
+    st = blm.state("a")  # "a" + "b ab" stays within the source's 5 bytes (longer prefixes have probability 0)
     assert len(calls) == 1
     before = blm.lm.calls
     for b in b"b ab":

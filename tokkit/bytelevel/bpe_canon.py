@@ -33,6 +33,8 @@ from tokkit.tokenizer import Tokenizer
 __all__ = ["BPECanon", "PairwiseBPECanon"]
 
 _INF = np.iinfo(np.int64).max
+#: second-byte ranges of the UTF-8 lead bytes that restrict it (RFC 3629: no overlongs, no surrogates, <= U+10FFFF)
+_SECOND = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}
 
 
 def _histories(vocab: dict[str, int], ranks: dict[tuple[str, str], int]) -> dict[int, tuple[int, int, int]]:
@@ -90,6 +92,8 @@ class BPECanon(ReencodeCanon):
         self._groups: dict[str, np.ndarray] | None = None
         self._slow: np.ndarray | None = None
         self._reach: np.ndarray | None = None
+        self._ncont: np.ndarray | None = None
+        self._utf8_cache: dict[bytes, np.ndarray] = {}
 
     def _build_merges(self, data: dict) -> None:
         """Merge-tree tables: creator of each token, merges by left symbol, inverted left spines."""
@@ -263,15 +267,32 @@ class BPECanon(ReencodeCanon):
         return self._reach[rows]
 
     def _completes(self, partial: bytes) -> np.ndarray:
-        """(n,) bool: token bytes start with the continuation bytes a partial character still needs."""
+        """(n,) bool: ``partial + t`` is still a prefix of valid UTF-8, for every ordinary ``t``.
+
+        ``partial`` is an unfinished character (a lead byte and 0-2 continuation bytes). Byte-level
+        BPE splits rare characters over several tokens (SmolLM2: 首 = ``E9 | A6 | 96``), so ``t`` may
+        continue the character without finishing it; when it finishes it, what follows must again be
+        the start of valid UTF-8.
+        """
+        hit = self._utf8_cache.get(partial)
+        if hit is not None:
+            return hit
+        if self._ncont is None:
+            toks = [self.table.token(int(i)) for i in self.table.ordinary]
+            ncont = np.array([len(t) - len(t.lstrip(bytes(range(0x80, 0xC0)))) for t in toks])
+            self._ncont = ncont
+            self._tok_len = np.array([len(t) for t in toks])
+            self._rest_ok = np.array([_utf8_cut(t[n:]) is not None for t, n in zip(toks, ncont.tolist())])
         lead = partial[0]
         need = (2 if lead >= 0xF0 else 1 if lead >= 0xE0 else 0) + 1 - (len(partial) - 1)
-        ok = np.ones(len(self.table.ordinary), dtype=bool)
-        for k in range(need):
-            b = self.table.byte_at(self.table.ordinary, k)
-            ok &= (b >= 0x80) & (b < 0xC0)
-        b = self.table.byte_at(self.table.ordinary, need)
-        return ok & ~((b >= 0x80) & (b < 0xC0))  # the character is complete: no stray continuation byte
+        ncont, n = self._ncont, self._tok_len
+        ok = ((ncont == n) & (n < need)) | ((ncont == need) & self._rest_ok)
+        if len(partial) == 1 and lead in _SECOND:  # E0, ED, F0, F4 restrict the second byte
+            lo, hi = _SECOND[lead]
+            b = self.table.byte_at(self.table.ordinary, 0)
+            ok &= (b >= lo) & (b <= hi)
+        self._utf8_cache[partial] = ok
+        return ok
 
 
 class PairwiseBPECanon(ReencodeCanon):
@@ -315,10 +336,16 @@ class PairwiseBPECanon(ReencodeCanon):
         self._is_fb[self._fb_row[self._fb_row >= 0]] = True
         self._fb_ids = frozenset(v.byte_fallback_ids)
         single_piece = {t[0] for j, t in enumerate(toks) if len(t) == 1 and not self._is_fb[j]}
+        # characters that are pieces never use their fallback bytes (SentencePiece prefers pieces): a
+        # started fallback character must be able to end as a character that is not a piece
+        self._piece_chars = frozenset(t for j, t in enumerate(toks) if not self._is_fb[j] and len(t) > 1
+                                      and _utf8_cut(t) == len(t) and len(t.decode("utf-8")) == 1)
+        self._fb_open: dict[bytes, bool] = {}
         self._fb_ok = np.zeros(len(toks), dtype=bool)  # fallback tokens allowed after a complete character
         for b in range(256):
             j = self._fb_row[b]
-            if j >= 0 and (0xC2 <= b <= 0xF4 or (b < 0x80 and b not in single_piece)):
+            if j >= 0 and ((0xC2 <= b <= 0xF4 and self._fallback_possible(bytes([b])))
+                           or (b < 0x80 and b not in single_piece)):
                 self._fb_ok[j] = True
         self._fb_cont = np.zeros(len(toks), dtype=bool)
         for b in range(0x80, 0xC0):
@@ -337,6 +364,35 @@ class PairwiseBPECanon(ReencodeCanon):
                 break
             tail.append(self.table.token(int(i)))
         partial = b"".join(reversed(tail))
-        if partial and _utf8_cut(partial) != len(partial):
-            return self._fb_cont.copy()
+        cut = _utf8_cut(partial)
+        if partial and cut is not None and cut != len(partial):
+            partial = partial[cut:]  # the open character only
+            mask = np.zeros(len(self.table.ordinary), dtype=bool)
+            for b in range(0x80, 0xC0):
+                j = self._fb_row[b]
+                if j >= 0 and self._fallback_possible(partial + bytes([b])):
+                    mask[j] = True
+            return mask
         return (self._base & ~self._pairs.pair_bad(int(seq[-1]))) | self._fb_ok
+
+    def _fallback_possible(self, partial: bytes) -> bool:
+        """Some completion of the UTF-8 prefix ``partial`` is a character that is not a piece (so
+        SentencePiece spells it with fallback bytes): count the valid completions against the pieces."""
+        hit = self._fb_open.get(partial)
+        if hit is None:
+            if _utf8_cut(partial) is None:
+                hit = False
+            elif _utf8_cut(partial) == len(partial):
+                hit = partial not in self._piece_chars
+            else:
+                lead = partial[0]
+                size = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+                rest = size - len(partial)
+                total = 64 ** rest
+                if len(partial) == 1 and lead in _SECOND:
+                    lo, hi = _SECOND[lead]
+                    total = (hi - lo + 1) * 64 ** (rest - 1)
+                pieces = sum(1 for c in self._piece_chars if len(c) == size and c.startswith(partial))
+                hit = pieces < total
+            self._fb_open[partial] = hit
+        return hit

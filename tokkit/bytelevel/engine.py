@@ -26,6 +26,7 @@ import numpy as np
 from tokkit.bytelevel.canon import Canonicalizer
 from tokkit.bytelevel.lm import TokenLM
 from tokkit.bytelevel.table import EOS, logsumexp, scatter_logsumexp
+from tokkit.errors import ImpossiblePrefixError
 
 __all__ = ["NextByte", "CoverState"]
 
@@ -130,10 +131,22 @@ class CoverState:
         m[EOS] = np.logaddexp(m[EOS], stop)
         total = logsumexp(m)
         if total == float("-inf"):
-            self._next = NextByte(np.full(257, -np.inf), float("-inf"), log_px)
-        else:
-            self._next = NextByte(m - total, total - log_px, log_px)
+            raise ImpossiblePrefixError(self._why_impossible(log_px))
+        self._next = NextByte(m - total, total - log_px, log_px)
         return self._next
+
+    def _why_impossible(self, log_px: float) -> str:
+        """The error message for a prefix with no next-byte distribution (never a silent all -inf)."""
+        tail = self.stream[-12:]
+        if log_px == float("-inf"):
+            have = self.table.spelled_bytes()
+            missing = sorted({b for b in self.stream if b not in have})
+            why = (f"bytes {', '.join(f'0x{b:02x}' for b in missing)} have no token in the vocabulary"
+                   if missing else "no token sequence the target allows spells it")
+            return (f"expected a prefix the model can produce, found one of probability 0 ({why}); "
+                    f"prefix ends {tail!r} ({len(self.stream)} bytes); remove or replace those bytes")
+        return (f"expected a prefix with a continuation, found that the LM gives every continuation of "
+                f"{tail!r} (last of {len(self.stream)} bytes) probability 0; check the LM's output")
 
     def push(self, b: int) -> None:
         """Advance by one byte (the recursion above)."""

@@ -114,6 +114,15 @@ class TokenTable:
             hi = len(self._sorted)
         return self._sorted_ids[lo:hi]
 
+    def spelled_bytes(self) -> frozenset[int]:
+        """Byte values that occur in some ordinary token (the others have probability 0 as text)."""
+        return frozenset(np.unique(self.flat).tolist())
+
+    def unspelled_bytes(self) -> list[int]:
+        """Byte values that no ordinary token contains, sorted (e.g. 21 for SmolLM2's GGUF vocabulary)."""
+        have = self.spelled_bytes()
+        return [b for b in range(256) if b not in have]
+
     def decode(self, ids) -> bytes:
         return b"".join(self.token(int(i)) for i in ids)
 
