@@ -279,6 +279,7 @@ def test_cli_extend_and_bad_input(tmp_path):
         (["--model", str(base), str(de), "--add", "100000", "-o", str(tmp_path / "x")], "the text gives only"),
         (["--model", str(base), str(empty), "--add", "3", "-o", str(tmp_path / "x")], "no text"),
         (["--tokenizer", "gpt2", str(tmp_path / "missing.txt"), "--add", "3", "-o", str(tmp_path / "x")], "matches no file"),
+        (["--tokenizer", "gpt2", str(de), "--add", "0", "-o", str(tmp_path / "x")], "--add"),
     ]
     for args, msg in cases:
         r = CliRunner().invoke(cli, ["extend", *args, "--quiet"])
