@@ -218,6 +218,9 @@ def resolve_model(name_or_path: str | Path) -> Path:
             raise FormatError(f"{name_or_path} is not a model folder: expected an HF model folder with config.json "
                               f"and weights (model.safetensors), found {found}; pass a model folder or alias "
                               f"({', '.join(sorted(a.name for a in ALIASES.values() if a.model))})")
+        from tokkit.formats.weights import check_weights_folder
+
+        check_weights_folder(p)  # a truncated weights file: one clear error, not the loader's traceback
         return p.resolve()
     if p.exists():
         return p.resolve()
