@@ -182,6 +182,40 @@ class HFCausalLM:
             self._memo.put(tuple(int(i) for i in c), r)
         return lq, rows
 
+    def next_logprobs_many(self, contexts: Sequence[tuple[int, ...]]) -> np.ndarray:
+        """(N, V) next-token log-probs after several contexts: their common prefix through the
+        reused KV cache (cropped, not recomputed), the differing tails in one batched forward.
+        The per-byte call of a beam (genlm-bytes batches its beam the same way)."""
+        ctxs = [tuple(int(i) for i in c) for c in contexts]
+        rows = np.zeros((len(ctxs), self.vocab_size))
+        todo = []
+        for i, c in enumerate(ctxs):
+            hit = self._memo.get(c)
+            if hit is None:
+                todo.append(i)
+            else:
+                rows[i] = hit
+        if not todo:
+            return rows
+        lcp = min(len(ctxs[i]) for i in todo)
+        first = ctxs[todo[0]]
+        while lcp and any(ctxs[i][:lcp] != first[:lcp] for i in todo):
+            lcp -= 1
+        full = self.start + first[:lcp]
+        if not full:
+            return np.stack([self.next_logprobs(c) for c in ctxs])
+        last = self._logprobs(self._advance(full))
+        branches = [ctxs[i][lcp:] for i in todo]
+        need = [j for j, b in enumerate(branches) if b]
+        for j, b in enumerate(branches):
+            if not b:
+                rows[todo[j]] = last
+        if need:
+            rows[[todo[j] for j in need]] = self._branches(full, [branches[j] for j in need])
+        for i in todo:
+            self._memo.put(ctxs[i], rows[i])
+        return rows
+
     def _branches(self, full: tuple[int, ...], branches: list[tuple[int, ...]]) -> np.ndarray:
         """Next-token log-probs after ``full + b`` for each branch, in one right-padded batched forward."""
         B, m, L0 = len(branches), max(len(b) for b in branches), len(full)
