@@ -8,6 +8,7 @@ print a summary or JSON.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from functools import lru_cache
@@ -16,7 +17,7 @@ from pathlib import Path
 import click
 
 from tokkit.bytelevel.options import BytesOptions
-from tokkit.errors import MissingFileError
+from tokkit.errors import EmptyInputError, MissingFileError
 from tokkit_cli.main import apply_threads, cli, threads_option
 
 _EOS = 256
@@ -37,16 +38,43 @@ def _load(model: str, target: str, beam: int | None, device: str):
     return ByteLM.from_pretrained(model, target=target, beam=beam, device=device)  # type: ignore[arg-type]
 
 
-def _text(text: str | None, file: Path | None) -> str:
+def _raw(value: str | None, escapes: bool) -> bytes | None:
+    """The exact bytes of a command-line TEXT/PREFIX: argv bytes that are not UTF-8 arrive as surrogates
+    (PEP 383) and go back unchanged through ``os.fsencode``; with ``--escapes``, ``\\xNN``, ``\\n``,
+    ``\\t`` and ``\\\\`` are decoded too (bytes a shell cannot type)."""
+    if value is None:
+        return None
+    raw = os.fsencode(value)
+    if escapes:
+        import codecs
+
+        try:
+            raw = codecs.escape_decode(raw)[0]
+        except ValueError as e:
+            raise click.BadParameter(f"bad escape in {value!r} ({e}); write bytes as \\xNN", param_hint="--escapes") from None
+    return raw
+
+
+def _show(b: bytes) -> str:
+    return b.decode("utf-8", errors="backslashreplace")
+
+
+def _text(text: str | None, file: Path | None, escapes: bool = False) -> bytes:
     if file is not None:
         if str(file) == "-":
-            return sys.stdin.read()
-        if not file.exists():
-            raise MissingFileError(f"{file} does not exist; pass an existing text file or '-' for stdin")
-        return file.read_text(encoding="utf-8")
-    if text is None:
+            body = sys.stdin.buffer.read()
+        elif not file.is_file():
+            raise MissingFileError(f"{file} does not exist or is not a file; pass an existing text file or '-' for stdin")
+        else:
+            body = file.read_bytes()
+        where = str(file)
+    elif text is None:
         raise click.UsageError("give TEXT or --file PATH")
-    return text
+    else:
+        body, where = _raw(text, escapes), "TEXT"
+    if not body:
+        raise EmptyInputError(f"{where} is empty: expected some text to score; pass a non-empty text")
+    return body
 
 
 def _byte_name(b: int) -> str:
@@ -67,6 +95,7 @@ model_opts = [
     click.option("--beam", type=int, default=None, help="Exact sequences kept per byte with --target all."),
     click.option("--device", default=None, help="cpu, cuda or auto (default auto)."),
     click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+    click.option("--escapes", is_flag=True, help="Decode \\xNN, \\n, \\t, \\\\ in the text arguments (bytes a shell cannot type)."),
 ]
 
 
@@ -92,12 +121,13 @@ def bytes_group(threads) -> None:
 @click.option("--context", default="", help="Condition on this text first (may end mid-word).")
 @click.option("--eos", is_flag=True, help="Score the text as complete (adds end-of-text).")
 @_with(model_opts)
-def score_cmd(model, text, file, context, eos, target, beam, device, as_json) -> None:
+def score_cmd(model, text, file, context, eos, target, beam, device, as_json, escapes) -> None:
     """Log-probability and bits per byte of TEXT under MODEL (an HF folder or alias)."""
     o = _opts(target=target, beam=beam, device=device)
+    body = _text(text, file, escapes)
     blm = _load(model, o.target, o.beam, o.device)
     t0, c0 = time.perf_counter(), blm.lm.calls
-    sc = blm.score(_text(text, file), eos=eos, context=context)
+    sc = blm.score(body, eos=eos, context=_raw(context, escapes))
     secs, calls = time.perf_counter() - t0, blm.lm.calls - c0
     payload = {"logprob": sc.logprob, "bits_per_byte": sc.bits_per_byte, "bytes": len(sc.byte_logprobs),
                "sum_log_z": float(sc.log_z.sum()), "lm_calls": calls, "seconds": secs, "target": o.target}
@@ -111,12 +141,14 @@ def score_cmd(model, text, file, context, eos, target, beam, device, as_json) ->
 @click.argument("prefix")
 @click.option("--top", type=int, default=None, help="How many bytes to list (default 10).")
 @_with(model_opts)
-def next_cmd(model, prefix, top, target, beam, device, as_json) -> None:
+def next_cmd(model, prefix, top, target, beam, device, as_json, escapes) -> None:
     """Next-byte distribution after PREFIX (which may end mid-token)."""
     import numpy as np
 
     o = _opts(target=target, beam=beam, device=device, top=top)
-    nb = _load(model, o.target, o.beam, o.device).next_byte(prefix)
+    raw = _raw(prefix, escapes)
+    prefix = _show(raw)
+    nb = _load(model, o.target, o.beam, o.device).next_byte(raw)
     order = np.argsort(-nb.logprobs)[: o.top]
     rows = [{"byte": int(b), "text": _byte_name(int(b)), "prob": float(np.exp(nb.logprobs[b]))} for b in order]
     _emit(as_json, {"prefix": prefix, "top": rows, "log_z": nb.log_z, "log_prefix": nb.log_prefix},
@@ -132,12 +164,18 @@ def next_cmd(model, prefix, top, target, beam, device, as_json) -> None:
 @click.option("--seed", type=int, default=None, help="Sampling seed (default 0).")
 @click.option("--baseline", is_flag=True, help="Also show naive token-level continuation and token healing.")
 @_with(model_opts)
-def complete_cmd(model, prefix, suffix, max_bytes, temperature, seed, baseline, target, beam, device, as_json) -> None:
-    """Complete PREFIX from any byte boundary, without tokenization bias."""
+def complete_cmd(model, prefix, suffix, max_bytes, temperature, seed, baseline, target, beam, device, as_json,
+                 escapes) -> None:
+    """Complete PREFIX from any byte boundary, without tokenization bias.
+
+    PREFIX may end mid-character: its bytes are passed on exactly (or write them as \\xNN with --escapes).
+    """
     o = _opts(target=target, beam=beam, device=device, max_bytes=max_bytes, temperature=temperature, seed=seed)
+    raw = _raw(prefix, escapes)
+    prefix = _show(raw)
     blm = _load(model, o.target, o.beam, o.device)
     t0, c0 = time.perf_counter(), blm.lm.calls
-    out = blm.complete(prefix, suffix, max_bytes=o.max_bytes, temperature=o.temperature, seed=o.seed)
+    out = blm.complete(raw, _raw(suffix, escapes), max_bytes=o.max_bytes, temperature=o.temperature, seed=o.seed)
     payload = {"prefix": prefix, "completion": out, "lm_calls": blm.lm.calls - c0, "seconds": time.perf_counter() - t0}
     lines = [f"{_shown(prefix)}[{_shown(out)}]"]
     if baseline:
@@ -158,7 +196,7 @@ def complete_cmd(model, prefix, suffix, max_bytes, temperature, seed, baseline, 
 @click.option("--weights", default=None, help="Comma-separated weights, one per model (default equal).")
 @click.option("--mode", type=click.Choice(["mixture", "product", "bayes"]), default=None, help="Combination rule (default mixture).")
 @_with(model_opts)
-def ensemble_cmd(models, text, file, prefix, weights, mode, target, beam, device, as_json) -> None:
+def ensemble_cmd(models, text, file, prefix, weights, mode, target, beam, device, as_json, escapes) -> None:
     """Combine MODELS with different tokenizers at byte level; score text or complete a prefix."""
     from tokkit.bytelevel import ByteEnsemble
     from tokkit.errors import TokkitError
@@ -168,14 +206,15 @@ def ensemble_cmd(models, text, file, prefix, weights, mode, target, beam, device
         w = [float(x) for x in weights.split(",")] if weights else None
     except ValueError:
         raise TokkitError(f"--weights must be comma-separated numbers, found {weights!r}") from None
+    body = _text(text, file, escapes) if prefix is None else b""
     members = [_load(m, o.target, o.beam, o.device) for m in models]
     ens = ByteEnsemble(members, weights=w, mode=o.mode)
     if prefix is not None:
-        out = ens.complete(prefix)
-        _emit(as_json, {"prefix": prefix, "completion": out, "mode": o.mode}, [f"{_shown(prefix)}[{_shown(out)}]"])
+        raw = _raw(prefix, escapes)
+        out = ens.complete(raw)
+        _emit(as_json, {"prefix": _show(raw), "completion": out, "mode": o.mode}, [f"{_shown(_show(raw))}[{_shown(out)}]"])
         return
-    body = _text(text, file)
     bpb = {m: blm.score(body).bits_per_byte for m, blm in zip(models, members)}
     bpb_ens = ens.score(body).bits_per_byte
-    _emit(as_json, {"bits_per_byte": bpb, "ensemble": bpb_ens, "mode": o.mode, "bytes": len(body.encode())},
+    _emit(as_json, {"bits_per_byte": bpb, "ensemble": bpb_ens, "mode": o.mode, "bytes": len(body)},
           [f"{m}: {v:.4f} bits/byte" for m, v in bpb.items()] + [f"ensemble ({o.mode}): {bpb_ens:.4f} bits/byte"])

@@ -14,7 +14,7 @@ from tokkit_cli.main import cli
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: a process pool on this machine; ray: Ray Data tasks (local cluster, or --address).")
 @click.option("--address", default=None, help="Ray cluster address (ray://HOST:10001 or 'auto'); default: start a local one.")
-@click.option("--workers", type=int, default=None, help="Processes (local) or CPUs of a local Ray cluster; default: all cores.")
+@click.option("--workers", type=click.IntRange(1, 4096), default=None, help="Processes (local) or CPUs of a local Ray cluster; default: all cores.")
 @click.option("--recipe", default=None, help="Recipe whose pre-tokenizer and normaliser to count with (as for train-bpe).")
 @click.option("--kind", type=click.Choice(["bpe", "char"]), default=None, help="Tokenizer kind the table is for.")
 @click.option("--domain-tokens", "domain_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -23,8 +23,8 @@ from tokkit_cli.main import cli
 @click.option("--lowercase/--no-lowercase", default=None, help="Lowercase before counting.")
 @click.option("--text-column", default=None, help="jsonl/parquet/dataset text column.")
 @click.option("--skip-bad-utf8", is_flag=True, default=None, help="Skip non-UTF-8 documents (counted) instead of failing.")
-@click.option("--min-count", type=int, default=None, help="Drop pre-tokens seen fewer times from the table (reported).")
-@click.option("--shard-bytes", type=int, default=None, help="Work unit for jsonl files (never changes the table).")
+@click.option("--min-count", type=click.IntRange(min=1), default=None, help="Drop pre-tokens seen fewer times from the table (reported).")
+@click.option("--shard-bytes", type=click.IntRange(min=4096), default=None, help="Work unit for jsonl files (never changes the table).")
 @click.option("--force", is_flag=True, help="Replace an existing table.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def count(sources, out, engine, address, workers, recipe, kind, domain_file, nfkc, lowercase, text_column, skip_bad_utf8,
@@ -44,7 +44,9 @@ def count(sources, out, engine, address, workers, recipe, kind, domain_file, nfk
     overrides = {"kind": kind, "nfkc": nfkc, "lowercase": lowercase, "text_column": text_column,
                  "skip_bad_utf8": skip_bad_utf8}
     if domain_file is not None:
-        lines = domain_file.read_text(encoding="utf-8").splitlines()
+        from tokkit.text import read_text
+
+        lines = read_text(domain_file, what="--domain-tokens file").splitlines()
         overrides["domain_tokens"] = [t for t in lines if t and not t.startswith("#")]
     spec = CountSpec.from_recipe(load_recipe(recipe, overrides=overrides))
     table, stats = count_corpus(list(sources), spec=spec, engine=engine, workers=workers, address=address,

@@ -38,8 +38,8 @@ def image() -> None:
               help="NotoColorEmoji.ttf (Debian fonts-noto-color-emoji) to render every emoji from.")
 @click.option("--folder", "folders", multiple=True, type=click.Path(path_type=Path),
               help="Folder of images (e.g. /usr/share/openclipart/png); repeatable.")
-@click.option("--size", type=int, default=32, show_default=True, help="Held-out side; training side adds 1/8 for crops.")
-@click.option("--heldout-percent", type=int, default=5, show_default=True, help="Share held out, chosen by sha1 of the file.")
+@click.option("--size", type=click.IntRange(8, 4096), default=32, show_default=True, help="Held-out side; training side adds 1/8 for crops.")
+@click.option("--heldout-percent", type=click.IntRange(0, 100), default=5, show_default=True, help="Share held out, chosen by sha1 of the file.")
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 def prepare(emoji_font, folders, size, heldout_percent, out, force) -> None:
@@ -120,7 +120,7 @@ def _prior_or_none(ckpt: Path):
 @click.argument("ckpt", type=click.Path(path_type=Path))
 @click.option("--data", required=True, type=click.Path(path_type=Path),
               help="Folder of the model's TRAINING images (never the images you evaluate on).")
-@click.option("--limit", type=int, default=None, help="Use the first N images only.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use the first N images only.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing token_prior.safetensors.")
 def fit_prior_cmd(ckpt, data, limit, device, force) -> None:
@@ -149,7 +149,7 @@ def fit_prior_cmd(ckpt, data, limit, device, force) -> None:
 @click.option("--images", required=True, type=click.Path(path_type=Path), help="Folder of held-out images.")
 @click.option("--contrast", "contrasts", multiple=True, type=click.Path(path_type=Path),
               help="Other checkpoint(s) to evaluate on the same images (e.g. trained without tail drop).")
-@click.option("--limit", type=int, default=None, help="Use the first N images only.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use the first N images only.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the results here.")
 @click.option("--plot", type=click.Path(path_type=Path), default=None, help="Write a PNG plot here.")
 @click.option("--no-codecs", is_flag=True, help="Skip the JPEG/WebP sweeps.")
@@ -228,9 +228,9 @@ def _print_table(results: dict, main: dict) -> None:
 @click.option("--model", "model", required=True, type=click.Path(path_type=Path), help="Checkpoint folder.")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output .tok file.")
-@click.option("-k", "--tokens", type=int, default=None, help="Keep the first k tokens (default N).")
-@click.option("--min-psnr", type=float, default=None, help="Adaptive: smallest k per image reaching this PSNR.")
-@click.option("--max-bytes", type=int, default=None, help="Adaptive: most tokens whose payload fits in this many bytes.")
+@click.option("-k", "--tokens", type=click.IntRange(min=1), default=None, help="Keep the first k tokens (default N).")
+@click.option("--min-psnr", type=click.FloatRange(min=0, min_open=True, max=200), default=None, help="Adaptive: smallest k per image reaching this PSNR.")
+@click.option("--max-bytes", type=click.IntRange(min=1), default=None, help="Adaptive: most tokens whose payload fits in this many bytes.")
 @click.option("--entropy", is_flag=True,
               help="Arithmetic-code the ids with the per-position frequencies of MODEL/token_prior.safetensors "
                    "(see fit-prior); --max-bytes still counts plain packed bytes.")
@@ -366,13 +366,13 @@ def prior_train_cmd(ckpt, data, out, recipe, steps, batch_size, lr, seed, thread
 
 @image.command("sample")
 @click.argument("prior", type=click.Path(path_type=Path))
-@click.option("-n", "count", type=int, default=16, show_default=True, help="Number of samples.")
-@click.option("-k", "--tokens", type=int, default=None, help="Tokens per sample (default N).")
-@click.option("--temperature", type=float, default=1.0, show_default=True, help="0 = greedy.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-n", "count", type=click.IntRange(1, 4096), default=16, show_default=True, help="Number of samples.")
+@click.option("-k", "--tokens", type=click.IntRange(min=1), default=None, help="Tokens per sample (default N).")
+@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True, help="0 = greedy.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("--model", "model", type=click.Path(path_type=Path), default=None,
               help="Tokenizer checkpoint (default: the one the prior was trained for).")
-@click.option("--cols", type=int, default=8, show_default=True)
+@click.option("--cols", type=click.IntRange(1, 1024), default=8, show_default=True)
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output PNG grid.")
 @click.option("--force", is_flag=True)
 def sample_cmd(prior, count, tokens, temperature, seed, model, cols, out, force) -> None:

@@ -1,8 +1,12 @@
 """Entry point of the ``tokkit`` command: the group, shared options and the error mapping.
 
 Each command lives in its own module and imports torch-heavy code inside its function body, so
-``tokkit --help`` never loads torch. Bad input (any :class:`tokkit.errors.TokkitError`) becomes
-one line on stderr and exit code 2; exit code 1 is left for unexpected failures.
+``tokkit --help`` never loads torch. Bad input becomes one line on stderr (``error: ...``) and exit
+code 2 -- here, in one place (:func:`user_error`): a :class:`tokkit.errors.TokkitError`, a bad flag
+(click's usage errors), a config value pydantic refuses (named by its flag), an optional dependency
+that is not installed (names the extra), an ``OSError`` on a named path. Exit code 1 is left for
+unexpected failures. Before a command runs, its outputs are checked (:func:`preflight`): not one of
+its inputs, a parent folder that can be written to.
 """
 
 from __future__ import annotations
@@ -16,24 +20,122 @@ import click
 
 from tokkit.errors import TokkitError
 
-__all__ = ["cli", "main", "UserError", "threads_option", "apply_threads"]
+__all__ = ["cli", "main", "UserError", "user_error", "OUTPUT_PARAMS", "threads_option", "apply_threads"]
+
+#: Parameter names that are outputs in every command (one naming rule, checked before the work).
+OUTPUT_PARAMS = ("out", "out_dir", "out_file", "json_out", "csv_out", "plot")
+
+#: Optional modules -> the extra that installs them (pyproject.toml).
+_EXTRAS = {"PIL": "image", "matplotlib": "image", "vector_quantize_pytorch": "image", "ray": "ray", "mergekit": "bench"}
 
 
 class UserError(click.ClickException):
-    """A TokkitError shown as one line (``error: ...``) with exit code 2."""
+    """Bad input shown as one line (``error: ...``) with exit code 2."""
 
     exit_code = 2
 
     def show(self, file=None) -> None:  # noqa: D102 - click API
+        std = sys.modules.get("tqdm.std")  # a progress bar cut short: end its line so the error starts one
+        for bar in list(getattr(getattr(std, "tqdm", None), "_instances", ())):
+            bar.close()
         click.echo(f"error: {self.format_message()}", err=True, file=file)
 
 
+def _flags(ctx: click.Context | None) -> dict[str, str]:
+    """Param name -> its long flag, for the command being run."""
+    out: dict[str, str] = {}
+    while ctx is not None:
+        for p in ctx.command.params:
+            if isinstance(p, click.Option) and p.name:
+                longs = [o for o in p.opts if o.startswith("--")]
+                out.setdefault(p.name, (longs or p.opts)[0])
+        ctx = ctx.parent
+    return out
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def user_error(e: BaseException, ctx: click.Context | None = None) -> UserError | None:
+    """The one-line error for ``e``, or None when ``e`` is not the user's doing (a bug: traceback, exit 1)."""
+    if isinstance(e, UserError):
+        return e
+    if isinstance(e, TokkitError):
+        return UserError(_one_line(str(e)))
+    if isinstance(e, click.UsageError):
+        msg = _one_line(e.format_message()).replace("'", "").rstrip(".")
+        return UserError(msg[:1].lower() + msg[1:] + f"; see `{_path(e.ctx)} --help`")
+    if isinstance(e, click.ClickException):
+        return UserError(_one_line(e.format_message()))
+    if type(e).__name__ == "ValidationError" and type(e).__module__.startswith("pydantic"):
+        from tokkit.config import validation_message
+
+        return UserError(validation_message(e, label="option", flags=_flags(ctx)))
+    if isinstance(e, ModuleNotFoundError) and e.name:
+        top = e.name.split(".")[0]
+        extra = _EXTRAS.get(top)
+        if extra is not None:
+            return UserError(f"this command needs the optional package {top!r}, which is not installed; "
+                             f"install it with: pip install 'tokkit[{extra}]'")
+    if isinstance(e, UnicodeDecodeError):
+        return UserError(f"expected UTF-8 text, found byte 0x{e.object[e.start]:02x} at byte offset {e.start} "
+                         "that is not UTF-8; convert the file to UTF-8")
+    if isinstance(e, OSError) and e.filename is not None:
+        return UserError(f"cannot use {e.filename}: {e.strerror or e}; check the path and its permissions")
+    return None
+
+
+def _path(ctx: click.Context | None) -> str:
+    """``tokkit image encode``: the command the usage error is about."""
+    parts = ctx.command_path.split(" ", 1) if ctx is not None else []
+    return "tokkit" + (" " + parts[1] if len(parts) > 1 else "")
+
+
+def _values(v) -> list:
+    if isinstance(v, (tuple, list)):
+        return [x for item in v for x in _values(item)]
+    return [v] if isinstance(v, (str, os.PathLike)) else []
+
+
+def preflight(ctx: click.Context) -> None:
+    """Before the work: every output is checked (not an input, parent folder writable, stale temporaries gone)."""
+    from tokkit.atomic import check_not_input, check_output
+
+    outs = [v for name in OUTPUT_PARAMS for v in _values(ctx.params.get(name)) if str(v) != "-"]
+    if not outs:
+        return
+    inputs = [v for name, val in ctx.params.items() if name not in OUTPUT_PARAMS for v in _values(val)
+              if str(v) and os.path.lexists(v)]
+    for o in outs:
+        check_not_input(o, inputs)
+        check_output(o, force=True)  # existence is each command's to judge (--force, --resume)
+
+
+class _Command(click.Command):
+    def invoke(self, ctx: click.Context):
+        try:
+            preflight(ctx)
+            return super().invoke(ctx)
+        except Exception as e:  # noqa: BLE001 - mapped or re-raised unchanged
+            err = user_error(e, ctx)
+            if err is None or err is e:
+                raise
+            raise err from None
+
+
 class _Group(click.Group):
+    command_class = _Command
+    group_class = type  # subgroups (bytes, image, hypernet) are _Group too
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except TokkitError as e:
-            raise UserError(str(e)) from None
+        except Exception as e:  # noqa: BLE001 - mapped or re-raised unchanged
+            err = user_error(e, ctx)
+            if err is None or err is e:
+                raise
+            raise err from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})

@@ -29,7 +29,7 @@ _KINDS = ["bpe", "char", "supertoken"]
 @click.option("--seed", type=int, default=None)
 @click.option("--counts", "counts", multiple=True, type=click.Path(path_type=Path),
               help="Train from count table(s) made by `tokkit count` instead of SOURCES (repeatable; summed).")
-@click.option("--prune-below", type=int, default=None, help="With --counts: drop pre-tokens seen fewer times (reported).")
+@click.option("--prune-below", type=click.IntRange(min=1), default=None, help="With --counts: drop pre-tokens seen fewer times (reported).")
 @click.option("--resume", is_flag=True, help="With --counts: continue an interrupted merge loop from its checkpoint.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -56,7 +56,9 @@ def train_bpe(sources, out_dir, kind, vocab_size, recipe, min_frequency, max_tok
         "pad_to": (pad_to if pad_to in (None, "pow2") else _int(pad_to, "--pad-to")),
     }
     if domain_file is not None:
-        lines = domain_file.read_text(encoding="utf-8").splitlines()
+        from tokkit.text import read_text
+
+        lines = read_text(domain_file, what="--domain-tokens file").splitlines()
         overrides["domain_tokens"] = [t for t in lines if t and not t.startswith("#")]
     rec = load_recipe(recipe, overrides=overrides)
     res = train_tokenizer(list(sources), out_dir=out_dir, recipe=rec, force=force, progress=not quiet,
@@ -104,7 +106,9 @@ def compare(tokenizers, texts, text_column, terms_file, no_terms, parallel, json
     docs = _read_docs(texts, text_column)
     terms: tuple[str, ...] = ()
     if not no_terms:
-        terms = tuple(t for t in terms_file.read_text(encoding="utf-8").splitlines() if t.strip()) if terms_file else DEFAULT_TERMS
+        from tokkit.text import read_text
+
+        terms = tuple(t for t in read_text(terms_file, what="--terms file").splitlines() if t.strip()) if terms_file else DEFAULT_TERMS
     par = (_read_docs([parallel[0]], text_column), _read_docs([parallel[1]], text_column)) if parallel else None
     report = compare_tokenizers(list(tokenizers), docs, terms=terms, parallel=par)
     click.echo(f"{len(docs)} documents, {sum(len(d.encode('utf-8')) for d in docs) / 1e6:.3f} MB")

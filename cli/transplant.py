@@ -84,7 +84,7 @@ def transplant_command(src, dst, donor, method, out_dir, force, device, k, per_s
 @click.argument("models", nargs=-1, required=True)
 @click.option("--text", "texts", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Raw text file (repeat for several domains; each is reported separately).")
-@click.option("--segment-bytes", type=int, default=2048, show_default=True, help="Longest scored segment (bytes).")
+@click.option("--segment-bytes", type=click.IntRange(16, 1 << 20), default=2048, show_default=True, help="Longest scored segment (bytes).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per model and domain (plus 'all').")
 @threads_option
@@ -94,7 +94,9 @@ def eval_lm_command(models, texts, segment_bytes, device, as_json, threads) -> N
     from tokkit.transplant.evaluate import bits_per_byte, combine
     from tokkit.transplant.pipeline import pick_device
 
-    data = {p.stem: p.read_text(encoding="utf-8") for p in texts}
+    from tokkit.text import read_text
+
+    data = {p.stem: read_text(p, what="--text file") for p in texts}
     dev = pick_device(device)
     folders = [resolve_model(m) for m in models]  # every name checked before the first (slow) evaluation
     apply_threads(threads)

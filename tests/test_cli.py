@@ -89,3 +89,17 @@ def test_embeddings_extracts_rows(run, tmp_path, smollm2_dir):
 
     with safe_open(out, framework="pt") as f:
         assert list(f.keys()) == ["input"] and f.get_slice("input").get_shape() == [49152, 576]
+
+
+def test_transplant_family_name_offline_gives_one_line(tmp_path, monkeypatch):
+    """The design card's command: `tokkit transplant --src llama --dst mistral` names the checkpoint and the fix."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # an empty cache
+    r = CliRunner().invoke(cli, ["transplant", "--src", "llama", "--dst", "mistral", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 2, r.output
+    line = r.output.strip()
+    assert len(line.splitlines()) == 1 and line.startswith("error: model 'llama' means meta-llama/Llama-3.2-1B")
+    assert "huggingface-cli download meta-llama/Llama-3.2-1B" in line and "available offline" in line
+    assert not (tmp_path / "o").exists()

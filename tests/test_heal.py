@@ -308,8 +308,9 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, transplant
     shutil.copytree(model, plain)
     (plain / "transplant_report.json").unlink()
     (tmp_path / "taken").mkdir()
+    (tmp_path / "not-a-model").mkdir()  # (tmp_path itself would hold OUT: an output inside an input is refused first)
     cases = [
-        ([str(tmp_path), CORPUS], "not a model folder"),
+        ([str(tmp_path / "not-a-model"), CORPUS], "not a model folder"),
         ([str(model), str(tmp_path / "empty.txt")], "holds no text"),
         ([str(model), str(tmp_path / "short.txt")], "one sequence needs --seq-bytes"),
         ([str(model), str(tmp_path / "missing.txt")], "does not exist"),

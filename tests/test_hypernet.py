@@ -134,7 +134,12 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, sm, monkeypatch):
     assert load_checkpoint(tmp_path / "cut").step == 4
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cut")], "a temporary checkpoint was left behind"
     monkeypatch.setattr(tr, "sample_tokenizer", real)
-    (tmp_path / "cut").rename(tmp_path / ".cut.old")  # as if killed between the two renames of a checkpoint swap
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    # as if killed between the renames of a checkpoint swap: only the complete new copy (.cut.tk<pid>.new) is left
+    (tmp_path / "cut").rename(tmp_path / f".cut.tk{int(dead.stdout)}.new")
     resumed = tr.train_hypernet(cfg, tmp_path / "cut", progress=False)
     assert resumed.resumed_from == 4 and resumed.steps == 6
     for name in ("model.safetensors", "optimizer.safetensors"):

@@ -66,8 +66,12 @@ def test_bad_input_exit_2_and_nothing_written(ckpt, tmp_path):
     assert r.exit_code == 2 and "corrupt" in r.output and not (tmp_path / "o.png").exists()
     r = CliRunner().invoke(cli, ["image", "encode", "--model", str(ckpt), img, "-k", "99", "-o", str(tmp_path / "k.tok")])
     assert r.exit_code == 2 and "1..8" in r.output and not (tmp_path / "k.tok").exists()
-    r = CliRunner().invoke(cli, ["image", "encode", "--model", str(tmp_path), img, "-o", str(tmp_path / "m.tok")])
+    (tmp_path / "not_a_model").mkdir()
+    r = CliRunner().invoke(cli, ["image", "encode", "--model", str(tmp_path / "not_a_model"), img, "-o",
+                                 str(tmp_path / "m.tok")])
     assert r.exit_code == 2 and "not an image tokenizer checkpoint" in r.output
+    r = CliRunner().invoke(cli, ["image", "encode", "--model", str(ckpt), img, "-o", str(ckpt / "m.tok")])
+    assert r.exit_code == 2 and "lies inside the input" in r.output and not (ckpt / "m.tok").exists()
 
 
 def test_eval_json_has_per_k_and_codecs(ckpt, tmp_path):

@@ -54,7 +54,37 @@ def test_offline_hub_id_and_bad_paths_fail_clearly(tmp_path):
     with pytest.raises(MissingFileError, match="does not exist"):
         resolve_tokenizer(str(tmp_path / "x" / "tokenizer.json"))
     with pytest.raises(UnknownNameError, match="tokenizer only"):
-        resolve_model("mistral")
+        resolve_model("cl100k")
+
+
+def _fake_hf_cache(root, repo: str, files: dict[str, str]):
+    """An HF hub cache holding one snapshot of ``repo`` (the layout huggingface_hub reads offline)."""
+    d = root / f"models--{repo.replace('/', '--')}"
+    snap = d / "snapshots" / ("a" * 40)
+    snap.mkdir(parents=True)
+    (d / "refs").mkdir()
+    (d / "refs" / "main").write_text("a" * 40)
+    for name, text in files.items():
+        (snap / name).write_text(text)
+    return snap
+
+
+def test_family_names_resolve_to_their_default_checkpoint(tmp_path, monkeypatch):
+    """`--src llama` means meta-llama/Llama-3.2-1B: found in the local HF cache, else a one-line error."""
+    from tokkit.names import DEFAULT_CHECKPOINTS
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # read at import
+    with pytest.raises(MissingFileError) as e:
+        resolve_model("llama")
+    msg = str(e.value)
+    assert "meta-llama/Llama-3.2-1B" in msg and "huggingface-cli download meta-llama/Llama-3.2-1B" in msg
+    assert "available offline" in msg and "\n" not in msg
+    snap = _fake_hf_cache(tmp_path / "hub", DEFAULT_CHECKPOINTS["llama"], {"config.json": "{}"})
+    assert resolve_model("llama") == snap and resolve_model("LLAMA") == snap
+    assert resolve_model("meta-llama/Llama-3.2-1B") == snap
 
 
 def test_model_alias_names_the_converted_folder(smollm2_dir):

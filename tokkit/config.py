@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Iterable, Mapping
 
-__all__ = ["tokkit_home", "hub_offline", "peak_rss_mb", "default_threads", "HELLO_WORLD"]
+__all__ = ["SEED_MAX", "tokkit_home", "hub_offline", "peak_rss_mb", "validation_message", "flag_name", "read_yaml", "available_memory", "check_memory", "default_threads", "HELLO_WORLD"]
+
+#: Largest seed any command takes (torch, numpy and Python's random all accept 0..2^63-1).
+SEED_MAX = 2**63 - 1
 
 #: The probe text `tokkit vocab` encodes.
 HELLO_WORLD = "Hello world"
@@ -36,6 +40,89 @@ def peak_rss_mb() -> float:
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if platform.system() == "Darwin" else rss / 1024
+
+
+def flag_name(field: str) -> str:
+    """The CLI flag of a config field: ``vocab_size`` -> ``--vocab-size`` (every command follows this rule)."""
+    return "--" + field.replace("_", "-")
+
+
+def validation_message(err: Exception, *, label: str, flags: "Mapping[str, str] | None" = None,
+                       known: "Iterable[str]" = ()) -> str:
+    """One line for a pydantic ``ValidationError``: which value, what was found, what is allowed.
+
+    A field the user gave as a CLI flag is named by that flag (``flags``: field -> flag); other fields
+    by ``label: field``. A model validator that concerns one field starts its message with the field
+    name and a colon (``"vocab_size: ..."``) so it is named the same way. pydantic's URLs are left out.
+    """
+    flags = dict(flags or {})
+    parts = []
+    for e in err.errors():  # type: ignore[attr-defined]
+        loc = [str(x) for x in e.get("loc", ())]
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        value = e.get("input")
+        if not loc:
+            head, sep, rest = msg.partition(": ")
+            if sep and head.isidentifier():
+                loc, msg = [head], rest
+                value = value.get(head) if isinstance(value, Mapping) else value
+        field = loc[0] if loc else ""
+        if field in flags and len(loc) == 1:
+            shown = f"{flags[field]} {value!r}" if e.get("type") != "missing" else flags[field]
+        else:
+            shown = (f"{label}: {'.'.join(loc)}" + (f" = {value!r}" if not isinstance(value, dict)
+                                                     and e.get("type") != "missing" else "")) if loc else label
+        parts.append(f"{shown}: {msg}")
+    line = "; ".join(parts)
+    if known and any(e.get("type") == "extra_forbidden" for e in err.errors()):  # type: ignore[attr-defined]
+        line += f". Known keys: {', '.join(known)}"
+    return line
+
+
+def read_yaml(path: Path, what: str = "recipe") -> Any:
+    """``path`` parsed as YAML; a syntax error or a non-UTF-8 file is a one-line :class:`~tokkit.errors.FormatError`."""
+    import yaml
+
+    from tokkit.errors import FormatError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(f"{what} {path} is not UTF-8 text (byte offset {e.start}); save it as UTF-8 YAML") from None
+    except IsADirectoryError:
+        raise FormatError(f"{what} {path} is a folder; pass a YAML file") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise FormatError(f"{what} {path} is not valid YAML{where}: {problem}; fix the syntax there") from None
+
+
+def available_memory() -> int | None:
+    """Bytes of RAM free for a new allocation (``MemAvailable``; None where the OS does not say)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(estimate: float, *, what: str, fix: str) -> None:
+    """Refuse work whose estimated peak (bytes) cannot fit in free RAM, before it starts, showing the estimate."""
+    from tokkit.errors import ResourceError
+
+    free = available_memory()
+    if free is not None and estimate > free:
+        raise ResourceError(f"{what} needs about {estimate / 2**30:,.1f} GiB of memory but {free / 2**30:,.1f} GiB is "
+                            f"free; {fix}")
 
 
 def default_threads() -> int:

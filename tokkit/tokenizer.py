@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import AbstractSet, Any, Literal, Sequence
 
-from tokkit.errors import SpecialTokenError, VocabMismatchError
+from tokkit.errors import InputTypeError, SpecialTokenError, VocabMismatchError, native_errors
 from tokkit.names import ResolvedTokenizer, resolve_tokenizer
 from tokkit.vocab import TextVocab, VocabReport
 
@@ -36,6 +36,10 @@ class _Source:
     encoding: str = ""
 
 
+_WHAT = {"hf": "tokenizer.json", "gguf": "GGUF", "spm": "sentencepiece .model", "tiktoken": "tiktoken encoding",
+         "tiktoken_file": "tiktoken rank", "tekken": "Tekken json"}
+
+
 def _open_native(src: _Source) -> Any:
     if src.backend in ("hf", "gguf"):
         if src.backend == "gguf":
@@ -49,10 +53,13 @@ def _open_native(src: _Source) -> Any:
         try:
             return HFTokenizer.from_file(src.path)
         except Exception as e:
-            read_json(Path(src.path))  # a missing, truncated or non-JSON file: raise its clear error
             from tokkit.errors import FormatError
 
-            raise FormatError(f"{src.path} is JSON but not a tokenizer HF tokenizers can load ({e})") from None
+            data = read_json(Path(src.path))
+            keys = ", ".join(sorted(data)[:8]) or "none"
+            raise FormatError(f"{src.path} is JSON but not a tokenizer.json: expected an object with the keys "
+                              f"version, model (type, vocab, merges), pre_tokenizer, decoder and added_tokens, found "
+                              f"keys {keys}; pass an HF tokenizer.json") from None
     if src.backend == "spm":
         from tokkit.formats.spm import load_spm
 
@@ -77,6 +84,12 @@ def _open_native(src: _Source) -> Any:
     raise AssertionError(src.backend)
 
 
+def _need_str(text: object) -> None:
+    if not isinstance(text, str):
+        hint = " or decode your bytes first (data.decode('utf-8'))" if isinstance(text, (bytes, bytearray)) else ""
+        raise InputTypeError(f"encode takes text as str, found {type(text).__name__}; pass a str{hint}")
+
+
 class Tokenizer:
     """A loaded tokenizer: ``encode``/``encode_batch``/``decode``/``decode_bytes``/``vocab``/``save``.
 
@@ -87,7 +100,10 @@ class Tokenizer:
 
     def __init__(self, source: _Source) -> None:
         self._src = source
-        self._native = _open_native(source)
+        with native_errors(source.path or source.encoding, _WHAT.get(source.backend, "tokenizer")):
+            self._native = _open_native(source)
+            if source.backend in ("tiktoken_file", "tekken"):
+                self._native.encode_ordinary("probe")  # tiktoken builds its core lazily: a damaged file panics here
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
@@ -100,6 +116,15 @@ class Tokenizer:
         return f"Tokenizer(name={self._src.name!r}, backend={self._src.backend!r}, size={len(self.vocab)})"
 
     # ------------------------------------------------------------------ metadata
+    def __len__(self) -> int:
+        """Number of ids (special and added tokens included), as ``len()`` of a transformers tokenizer."""
+        return len(self.vocab)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids, specials included (tiktoken's ``n_vocab``; the embedding needs this many rows)."""
+        return len(self.vocab)
+
     @property
     def name(self) -> str:
         return self._src.name
@@ -186,12 +211,56 @@ class Tokenizer:
                 "or remove them from the text")
         return True
 
-    def encode(self, text: str, *, allowed_special: AllowedSpecial = frozenset(), add_special_tokens: bool = False) -> list[int]:
+    def encode(self, text: str, *, allowed_special: AllowedSpecial = frozenset(),
+               disallowed_special: AllowedSpecial | tuple[()] = "all", add_special_tokens: bool = False) -> list[int]:
         """Token ids of ``text`` (no BOS/EOS unless ``add_special_tokens``).
+
+        As in tiktoken, special-token strings in ``text`` are refused unless ``allowed_special``
+        lists them; ``disallowed_special=()`` encodes them as ordinary text instead. With
+        ``add_special_tokens=True`` the beginning-of-text token is prepended where the family's
+        reference library does (Llama 2/3, Mistral, Tekken, Gemma: yes; GPT-2, the OpenAI ranks,
+        Qwen, SmolLM2: no).
 
         Raises:
             SpecialTokenError: ``text`` contains a special-token string not in ``allowed_special``.
         """
+        _need_str(text)
+        if not disallowed_special and allowed_special != "all" and not (self._special_re and set(
+                self._special_re.findall(text)) & set(allowed_special)):
+            return self._with_reference_bos(self.encode_ordinary(text), add_special_tokens)
+        return self._with_reference_bos(self._encode(text, allowed_special, add_special_tokens), add_special_tokens)
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Token ids of ``text`` with special-token strings encoded as plain text (tiktoken's ``encode_ordinary``)."""
+        _need_str(text)
+        b, n = self._src.backend, self._native
+        if b in ("hf", "gguf"):
+            return self._hf_ordinary.encode(text, add_special_tokens=False).ids
+        if b == "spm":
+            return n.encode(text)
+        return n.encode_ordinary(text)
+
+    @cached_property
+    def _hf_ordinary(self) -> Any:
+        from tokenizers import Tokenizer as HFTokenizer
+
+        tok = HFTokenizer.from_str(self._native.to_str())
+        tok.encode_special_tokens = True  # added/special strings are split like any text
+        return tok
+
+    @cached_property
+    def _reference_bos(self) -> int | None:
+        """The BOS id the family's reference library prepends with special tokens, or None."""
+        from tokkit.names import ALIASES
+
+        alias = ALIASES.get(self._src.name.lower())
+        return self.vocab.role_id("bos") if alias is not None and alias.bos_on_encode else None
+
+    def _with_reference_bos(self, ids: list[int], add_special_tokens: bool) -> list[int]:
+        bos = self._reference_bos if add_special_tokens else None
+        return [bos, *ids] if bos is not None and ids[:1] != [bos] else ids
+
+    def _encode(self, text: str, allowed_special: AllowedSpecial, add_special_tokens: bool) -> list[int]:
         has_special = self._check_special(text, allowed_special)
         b, n = self._src.backend, self._native
         if b in ("hf", "gguf"):
@@ -205,7 +274,17 @@ class Tokenizer:
 
     def encode_batch(self, texts: Sequence[str], *, allowed_special: AllowedSpecial = frozenset(), add_special_tokens: bool = False) -> list[list[int]]:
         """``[encode(t) for t in texts]``, computed by the native library on all cores."""
+        if isinstance(texts, (str, bytes)):
+            raise InputTypeError("encode_batch takes a list of str, found a single "
+                                 f"{type(texts).__name__}; wrap it in a list or call encode()")
         texts = list(texts)
+        for t in texts:
+            _need_str(t)
+        if add_special_tokens and self._reference_bos is not None:
+            return [self._with_reference_bos(ids, True) for ids in self._encode_batch(texts, allowed_special, True)]
+        return self._encode_batch(texts, allowed_special, add_special_tokens)
+
+    def _encode_batch(self, texts: list[str], allowed_special: AllowedSpecial, add_special_tokens: bool) -> list[list[int]]:
         flags = [self._check_special(t, allowed_special) for t in texts]
         b, n = self._src.backend, self._native
         if b in ("hf", "gguf"):
@@ -251,10 +330,14 @@ class Tokenizer:
             if not 0 <= int(i) < n:
                 raise VocabMismatchError(f"token id {i} is out of range for {self.name} ({n} ids: 0..{n - 1})")
 
-    def decode(self, ids: Sequence[int]) -> str:
-        """Text of ``ids`` as the native library decodes it (special tokens included, invalid UTF-8 as U+FFFD)."""
+    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = False) -> str:
+        """Text of ``ids`` as the native library decodes it (invalid UTF-8 as U+FFFD); special tokens
+        included unless ``skip_special_tokens`` (as transformers' flag of that name)."""
         ids = [int(i) for i in ids]
         self._check_ids(ids)
+        if skip_special_tokens:
+            special = {t.id for t in self.vocab.specials}
+            ids = [i for i in ids if i not in special]
         b, n = self._src.backend, self._native
         if b in ("hf", "gguf"):
             return n.decode(ids, skip_special_tokens=False)
@@ -298,12 +381,24 @@ class Tokenizer:
         """This tokenizer as a ``tokenizers.Tokenizer`` (converted exactly for spm/tiktoken/tekken)."""
         b = self._src.backend
         if b in ("hf", "gguf"):
-            return self._native
-        from tokkit.formats.convert import spm_to_hf, tiktoken_to_hf
+            hf = self._native
+        else:
+            from tokkit.formats.convert import spm_to_hf, tiktoken_to_hf
 
-        if b == "spm":
-            return spm_to_hf(self._native, self.vocab)
-        return tiktoken_to_hf(self._native)
+            hf = spm_to_hf(self._native, self.vocab) if b == "spm" else tiktoken_to_hf(self._native)
+        bos = self._reference_bos
+        if bos is None or hf.encode("a", add_special_tokens=True).ids[:1] == [bos]:
+            return hf
+        # The reference adds BOS but this file's post-processor does not (npm Llama 3 copy, Tekken):
+        # give the exported tokenizer the reference's template, on a copy.
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers.processors import TemplateProcessing
+
+        text = self.vocab.tokens[bos].decode("utf-8")
+        hf = HFTokenizer.from_str(hf.to_str())
+        hf.post_processor = TemplateProcessing(single=f"{text} $A", pair=f"{text} $A {text}:1 $B:1",
+                                               special_tokens=[(text, bos)])
+        return hf
 
     @property
     def chat_template(self) -> str | None:

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tokkit.config import SEED_MAX
+
 __all__ = ["BytesOptions"]
 
 
@@ -19,6 +21,6 @@ class BytesOptions(BaseModel):
     device: str = Field("auto", description="cpu, cuda, or auto (cuda when available)")
     max_bytes: int = Field(64, ge=1, description="bytes to generate at most")
     temperature: float = Field(0.0, ge=0.0, description="0 = greedy; else sample p^(1/T) over bytes")
-    seed: int = Field(0, description="sampling seed")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="sampling seed")
     top: int = Field(10, ge=1, le=257, description="bytes listed by `next`")
     mode: Literal["mixture", "product", "bayes"] = Field("mixture", description="ensemble rule")

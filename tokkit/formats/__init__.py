@@ -31,8 +31,13 @@ def detect_format(path: str | Path) -> str:
         )
     if not p.exists():
         raise MissingFileError(f"tokenizer file {p} does not exist; check the path or fetch the fixtures")
+    if p.stat().st_size == 0:
+        raise FormatError(f"tokenizer file {p} is empty (0 bytes); it was not written completely: fetch or export it again")
     with open(p, "rb") as f:
         head = f.read(4096)
+    if head.lstrip()[:1] == b"[" and p.suffix == ".json":
+        raise FormatError(f"{p} is JSON but not a tokenizer.json: its top level is a list; expected an object with the "
+                          "keys version, model, pre_tokenizer, decoder and added_tokens")
     if head[:4] == b"GGUF":
         return "gguf"
     if head.lstrip()[:1] == b"{":

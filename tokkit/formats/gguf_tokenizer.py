@@ -21,6 +21,9 @@ def hf_tokenizer_from_gguf(path: str | Path) -> Any:
     from transformers import AutoTokenizer
 
     p = Path(path)
+    from tokkit.formats.gguf_vocab import open_gguf
+
+    open_gguf(p)  # a missing, empty or truncated file: its own clear error, before transformers parses it
     try:
         tok = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
     except Exception as e:  # transformers raises ValueError/KeyError for architectures it cannot convert

@@ -36,7 +36,9 @@ def open_gguf(path: str | Path):  # -> gguf.GGUFReader
     try:
         return gguf.GGUFReader(str(p))
     except Exception as e:  # gguf raises ValueError/struct.error/IndexError on truncated files
-        raise FormatError(f"{p} is not a readable GGUF file ({type(e).__name__}: {e}); fetch it again") from None
+        size = p.stat().st_size
+        raise FormatError(f"{p} is a truncated or damaged GGUF file ({size} bytes; it ends before the data its "
+                          f"header announces, {type(e).__name__}); fetch it again") from None
 
 
 def read_gguf_fields(reader, keys: tuple[str, ...]) -> dict[str, object]:

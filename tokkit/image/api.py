@@ -90,7 +90,7 @@ class ImageTokenizer:
     def _check_k(self, k: int) -> int:
         N = self.config.max_tokens
         if not 1 <= k <= N:
-            raise TokenCountError(f"token count k must lie in 1..{N} (this model's N), found {k}")
+            raise TokenCountError(f"token count k (-k/--tokens) must lie in 1..{N} (this model's N), found {k}")
         return k
 
     # ---- the API -----------------------------------------------------------------------------

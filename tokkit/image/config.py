@@ -14,6 +14,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+
+from tokkit.config import SEED_MAX, flag_name, read_yaml, validation_message
 from tokkit.errors import FormatError, UnknownNameError
 
 __all__ = ["LengthSampler", "ModelConfig", "TrainConfig", "RECIPES", "load_recipe"]
@@ -83,7 +85,7 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(1e-4, ge=0)
     grad_clip: float = Field(1.0, gt=0)
     l1_weight: float = Field(0.0, ge=0, description="added L1 loss weight (MSE always on)")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     log_every: int = Field(50, ge=1)
     checkpoint_every: int = Field(250, ge=1)
     eval_images: int = Field(256, ge=0, description="held-out-of-training images of the train split used for the PSNR readout")
@@ -112,7 +114,9 @@ def load_recipe(name_or_path: str | Path, overrides: dict | None = None) -> Trai
         p = Path(name_or_path)
         if not p.is_file():
             raise UnknownNameError(f"unknown image recipe {name_or_path!r}; expected one of {sorted(RECIPES)} or a YAML file")
-        base = yaml.safe_load(p.read_text()) or {}
+        base = read_yaml(p, "image recipe") or {}
+        if not isinstance(base, dict):
+            raise FormatError(f"image recipe {p}: expected a mapping of recipe keys, found {type(base).__name__}")
     over = {k: v for k, v in (overrides or {}).items() if v is not None}
     model_over = over.pop("model", {}) or {}
     if model_over:
@@ -120,4 +124,6 @@ def load_recipe(name_or_path: str | Path, overrides: dict | None = None) -> Trai
     try:
         return TrainConfig.model_validate({**base, **over})
     except ValidationError as e:
-        raise FormatError(f"invalid image recipe {name_or_path}: {e}") from None
+        flags = {k: flag_name(k) for k in over}
+        raise FormatError(validation_message(e, label=f"image recipe {name_or_path}", flags=flags,
+                                             known=TrainConfig.model_fields)) from None

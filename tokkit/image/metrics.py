@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from tokkit.errors import FormatError
+
 __all__ = ["psnr", "ssim", "ms_ssim_or_none", "lpips_plugin"]
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,11 @@ def lpips_plugin(weights: str | Path | None):
         log.warning("LPIPS skipped: the package lpips is not installed")
         return None
     net = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True, verbose=False)
-    state = torch.load(str(weights), map_location="cpu")
+    try:
+        state = torch.load(str(weights), map_location="cpu", weights_only=True)  # tensors only: never runs code
+    except Exception as e:  # noqa: BLE001 - pickle.UnpicklingError, RuntimeError: a foreign or damaged file
+        raise FormatError(f"LPIPS weights {weights} are not a plain tensor file ({type(e).__name__}); "
+                          "pass the torchvision AlexNet weights (alexnet-owt-7be5be79.pth)") from None
     net.net.load_state_dict({k.replace("features.", ""): v for k, v in state.items() if k.startswith("features.")},
                             strict=False)
     return lambda a, b: net(a * 2 - 1, b * 2 - 1).flatten()

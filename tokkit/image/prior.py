@@ -18,10 +18,10 @@ import math
 from pathlib import Path
 
 import torch
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import nn
 
+from tokkit.config import SEED_MAX, flag_name, read_yaml, validation_message
 from tokkit.errors import FormatError, UnknownNameError
 
 __all__ = ["PriorConfig", "ARPrior", "PRIOR_RECIPES", "load_prior_recipe"]
@@ -43,7 +43,7 @@ class PriorConfig(BaseModel):
     warmup: int = Field(50, ge=0)
     weight_decay: float = Field(0.1, ge=0)
     grad_clip: float = Field(1.0, gt=0)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     augment_passes: int = Field(1, ge=0, description="random-crop + flip token passes over the training images, "
                                                      "besides the plain resized one")
     val_every: int = Field(20, ge=2, description="every n-th training image is kept out of prior training (readout)")
@@ -75,11 +75,15 @@ def load_prior_recipe(name_or_path: str | Path, overrides: dict | None = None) -
         if not p.is_file():
             raise UnknownNameError(f"unknown prior recipe {name_or_path!r}; expected one of {sorted(PRIOR_RECIPES)} "
                                    "or a YAML file")
-        base = yaml.safe_load(p.read_text()) or {}
+        base = read_yaml(p, "prior recipe") or {}
+        if not isinstance(base, dict):
+            raise FormatError(f"prior recipe {p}: expected a mapping of recipe keys, found {type(base).__name__}")
+    over = {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
-        return PriorConfig.model_validate({**base, **{k: v for k, v in (overrides or {}).items() if v is not None}})
+        return PriorConfig.model_validate({**base, **over})
     except ValidationError as e:
-        raise FormatError(f"invalid prior recipe {name_or_path}: {e}") from None
+        raise FormatError(validation_message(e, label=f"prior recipe {name_or_path}", flags={k: flag_name(k) for k in over},
+                                             known=PriorConfig.model_fields)) from None
 
 
 class CausalBlock(nn.Module):

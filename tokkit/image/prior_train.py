@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from tokkit.atomic import atomic_dir, check_output
+from tokkit.atomic import atomic_dir, check_resumable
 from tokkit.config import peak_rss_mb
 from tokkit.image.api import ImageTokenizer
 from tokkit.image.ar_coding import PRIOR_CONFIG, PRIOR_WEIGHTS, prior_id_of
@@ -125,9 +125,7 @@ def train_prior(cfg: PriorConfig, *, tokenizer: Path, data: Path, out: Path, dev
     """
     from tqdm.auto import tqdm
 
-    resuming = resume and (out / STATE).is_file()
-    if not resuming:
-        check_output(out, force=force)
+    resuming = check_resumable(out, state=STATE, resume=resume, force=force)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dev = resolve_device(device)

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from tokkit.atomic import atomic_dir, check_output
-from tokkit.config import peak_rss_mb
+from tokkit.atomic import atomic_dir, check_resumable
+from tokkit.config import check_memory, peak_rss_mb
 from tokkit.image.api import ImageTokenizer, psnr_per_image
 from tokkit.image.config import TrainConfig
 from tokkit.image.data import CropSampler
@@ -104,6 +104,16 @@ def _load(out: Path, model: Tokenizer1D, opt: torch.optim.Optimizer, gen: torch.
     return state
 
 
+def train_memory_bytes(cfg: TrainConfig) -> float:
+    """Rough peak bytes of one training step: per sample and layer, attention scores ``(heads, L, L)`` and
+    ~10 activations ``(L, width)`` in fp32, kept for backward (x2), plus the images; ``L`` = patches + latents."""
+    m = cfg.model
+    L = (m.image_size // m.patch) ** 2 + m.max_tokens
+    per_layer = (m.heads * L * L + 10 * L * m.width) * 4
+    images = 3 * (m.image_size + m.image_size // 8) ** 2 * 4
+    return 2.0 * cfg.batch_size * ((m.enc_depth + m.dec_depth) * per_layer + images)
+
+
 def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto", resume: bool = False,
           force: bool = False, progress: bool = True, stop_after: int | None = None) -> TrainResult:
     """Train on the images under ``data`` (random crops + flips) into checkpoint folder ``out``.
@@ -113,12 +123,13 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
     from tqdm.auto import tqdm
 
     t_call = time.time()
-    resuming = resume and (out / STATE).is_file()
-    if not resuming:
-        check_output(out, force=force)
+    resuming = check_resumable(out, state=STATE, resume=resume, force=force)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dev = resolve_device(device)
+    if dev.type == "cpu":
+        check_memory(train_memory_bytes(cfg), what=f"image training with batch size {cfg.batch_size}",
+                     fix="lower --batch-size (or the recipe's model size)")
     torch.manual_seed(cfg.seed)
     sampler = CropSampler(data, size=cfg.model.image_size)
     model = Tokenizer1D(cfg.model).to(dev)

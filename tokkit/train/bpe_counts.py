@@ -14,7 +14,8 @@ One deliberate difference: pair counts are Python integers. HF keeps them in ``i
 overflows past 2^31 occurrences of a pair (tokenizers#437, #2058: "the" split into t/h/e at 160 GB);
 below that the two are identical, above it ours is the correct one.
 
-The merge loop checkpoints its whole state (words, pair counts, heap) with :mod:`pickle` every
+The merge loop checkpoints its whole state (words, pair counts, heap) as plain arrays plus JSON in
+one ``.npz`` (loaded with ``allow_pickle=False``: a crafted file can never run code) every
 ``checkpoint_seconds`` (or ``checkpoint_every`` merges) into one file, written atomically; ``resume=True`` continues from it
 and ends with exactly the merges of an uninterrupted run.
 """
@@ -22,20 +23,23 @@ and ends with exactly the merges of an uninterrupted run.
 from __future__ import annotations
 
 import heapq
+import json
 import logging
 import os
-import pickle
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
 
 from tokkit.errors import FormatError
 
 __all__ = ["BpeSpec", "BpeCheckpointError", "train_bpe_counts", "to_hf_model"]
 
 LOG = logging.getLogger(__name__)
-_CKPT_VERSION = 1
+_CKPT_VERSION = 2  # 2: arrays + JSON in an .npz (1 was a pickle, never read again)
 
 
 class BpeCheckpointError(FormatError):
@@ -174,22 +178,78 @@ def _step(st: _State, max_len: int) -> bool:
     return True
 
 
+def _ragged(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ints -> (flat int64 values, int64 offsets of length len(rows) + 1)."""
+    lens = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    flat = np.fromiter((x for r in rows for x in r), dtype=np.int64, count=int(offsets[-1]))
+    return flat, offsets
+
+
+def _unragged(flat: np.ndarray, offsets: np.ndarray) -> list[list[int]]:
+    vals, offs = flat.tolist(), offsets.tolist()
+    return [vals[offs[i]:offs[i + 1]] for i in range(len(offs) - 1)]
+
+
 def _save(st: _State, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write the merge-loop state as plain arrays and JSON in one ``.npz`` (no pickle: loading runs no code)."""
+    meta = {"format": "tokkit-bpe-merge-state", "version": _CKPT_VERSION,
+            "spec": {k: getattr(st.spec, k) for k in st.spec.__dataclass_fields__},
+            "fingerprint": list(st.fingerprint), "id_to_word": st.id_to_word, "seq": st.seq, "done": st.done}
+    words, word_offsets = _ragged(st.words)
+    lens, lens_offsets = _ragged(st.lens)
+    heap_pos, heap_offsets = _ragged([sorted(e[4]) for e in st.heap])
+    pairs = np.array(list(st.pair_counts.keys()), dtype=np.int64).reshape(-1, 2)
+    arrays = {
+        "meta": np.frombuffer(json.dumps(meta, ensure_ascii=False).encode("utf-8"), dtype=np.uint8),
+        "words": words, "word_offsets": word_offsets, "lens": lens, "lens_offsets": lens_offsets,
+        "counts": np.array(st.counts, dtype=np.int64),
+        "pairs": pairs, "pair_counts": np.array(list(st.pair_counts.values()), dtype=np.int64),
+        "heap": np.array([e[:4] for e in st.heap], dtype=np.int64).reshape(-1, 4),
+        "heap_pos": heap_pos, "heap_offsets": heap_offsets,
+        "merges": np.array([(a, b, n) for (a, b), n in st.merges], dtype=np.int64).reshape(-1, 3),
+    }
+    tmp = path.with_name(f".{path.name}.tk{os.getpid()}-{secrets.token_hex(4)}.tmp")  # tokkit.atomic's naming
     with open(tmp, "wb") as f:
-        pickle.dump((_CKPT_VERSION, st), f, protocol=pickle.HIGHEST_PROTOCOL)
+        np.savez(f, **arrays)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
+def _read(path: Path) -> _State:
+    with np.load(path, allow_pickle=False) as z:  # a pickled object array is refused, never unpickled
+        a = {k: z[k] for k in z.files}
+    meta = json.loads(a["meta"].tobytes().decode("utf-8"))
+    if meta.get("format") != "tokkit-bpe-merge-state":
+        raise ValueError("no tokkit-bpe-merge-state header")
+    spec = dict(meta["spec"])
+    for k in ("special_tokens", "initial_alphabet"):
+        spec[k] = tuple(spec[k])
+    id_to_word = list(meta["id_to_word"])
+    heap_pos = _unragged(a["heap_pos"], a["heap_offsets"])
+    st = _State(BpeSpec(**spec), tuple(meta["fingerprint"]), id_to_word, {w: i for i, w in enumerate(id_to_word)},
+                _unragged(a["words"], a["word_offsets"]), _unragged(a["lens"], a["lens_offsets"]),
+                a["counts"].tolist(),
+                {(int(x), int(y)): int(c) for (x, y), c in zip(a["pairs"].tolist(), a["pair_counts"].tolist())},
+                [(int(n), int(x), int(y), int(q), set(pos)) for (n, x, y, q), pos in zip(a["heap"].tolist(), heap_pos)],
+                [((int(x), int(y)), int(n)) for x, y, n in a["merges"].tolist()], int(meta["seq"]), bool(meta["done"]))
+    st._version = int(meta["version"])  # type: ignore[attr-defined]
+    return st
+
+
 def _load(path: Path, spec: BpeSpec, fingerprint: tuple[int, int]) -> _State:
     try:
+        st = _read(path)
+        version = st._version  # type: ignore[attr-defined]
+    except Exception as e:  # noqa: BLE001 - a truncated, foreign or pickled file: never executed, always refused
         with open(path, "rb") as f:
-            version, st = pickle.load(f)
-    except Exception as e:  # a truncated or foreign file
-        raise BpeCheckpointError(f"{path} is not a tokkit merge checkpoint ({type(e).__name__}: {e}); "
-                                 "delete it to start from the beginning") from None
+            head = f.read(2)
+        why = ("it is a Python pickle, which tokkit never loads (unpickling can run code)" if head[:1] == b"\x80"
+               else f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else 'unreadable'}")
+        raise BpeCheckpointError(f"{path} is not a tokkit merge checkpoint ({why}); delete it to start from "
+                                 "the beginning") from None
     if version != _CKPT_VERSION or st.spec != spec or st.fingerprint != fingerprint:
         diffs = [f"{k}: expected {_short(getattr(spec, k))}, found {_short(getattr(st.spec, k))}"
                  for k in spec.__dataclass_fields__ if getattr(spec, k) != getattr(st.spec, k)]

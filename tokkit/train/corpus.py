@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from tokkit.errors import FormatError, MissingFileError, TokkitError
+from tokkit.text import NotUtf8Error, decode_utf8
 
 __all__ = ["Source", "Corpus", "SEGMENT_BYTES", "parse_sources", "source_documents", "line_ranges", "EmptyCorpusError", "NotUtf8Error"]
 
@@ -37,10 +38,6 @@ SEGMENT_BYTES = 64 << 20
 
 class EmptyCorpusError(TokkitError, ValueError):
     """The sources hold no text to train on."""
-
-
-class NotUtf8Error(FormatError):
-    """A source file is not UTF-8 text."""
 
 
 @dataclass(frozen=True)
@@ -95,14 +92,7 @@ def parse_sources(specs: Iterable[str | Path]) -> list[Source]:
 
 
 def _decode(raw: bytes, where: str, offset: int, skip: bool) -> str | None:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        if skip:
-            return None
-        raise NotUtf8Error(
-            f"{where} is not UTF-8: invalid byte 0x{raw[e.start]:02x} at byte offset {offset + e.start}; "
-            "convert the file to UTF-8 (iconv -t utf-8) or pass --skip-bad-utf8 to skip such documents") from None
+    return decode_utf8(raw, where, offset, skip=skip)
 
 
 def line_ranges(path: str, chunk: int) -> list[tuple[int, int]]:
@@ -306,10 +296,11 @@ class Corpus:
                 LOG.warning("skipped %d document(s) that are not UTF-8", len(bad))
         if n_train == 0 or (first and self.n_bytes == 0):
             where = ", ".join(s.path for s in self.sources[:3]) + (" ..." if len(self.sources) > 3 else "")
+            what = "training text" if self.held_out_share else "text"
             raise EmptyCorpusError(
-                f"the corpus ({where}) holds no training text ({n_train} documents"
+                f"the corpus ({where}) holds no {what} ({n_train} documents"
                 f"{f', {self.n_bad_utf8} skipped as non-UTF-8' if self.n_bad_utf8 else ''}); "
-                "give non-empty UTF-8 text files, or lower the held-out share")
+                "give non-empty UTF-8 text files" + (", or lower the held-out share" if self.held_out_share else ""))
 
     def sample(self, max_bytes: int = 100_000, max_doc_chars: int = 20_000) -> list[str]:
         """The first documents (each cut to ``max_doc_chars``) up to ``max_bytes``: a cheap partial read for lint."""

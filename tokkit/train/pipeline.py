@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from tokkit.atomic import check_output
+from tokkit.atomic import check_output, recover
 from tokkit.config import peak_rss_mb
 from tokkit.train.corpus import Corpus, parse_sources
 from tokkit.train.domain import expand_domain_tokens
@@ -197,6 +197,7 @@ def _train_from_counts(counts: Sequence[Any], *, out_dir: Path, recipe: TrainRec
     domain = expand_domain_tokens(recipe.domain_tokens, recipe.domain_token_sets) if recipe.kind == Kind.BPE else ()
     warnings = lint_recipe(recipe, domain, [])
     ckpt = out_dir.with_name(f".{out_dir.name}.merges.ckpt")
+    recover(ckpt)  # temporaries of a checkpoint write that was killed
     if ckpt.exists() and not resume:
         ckpt.unlink()  # a stale state from an earlier run: start afresh unless asked to resume
     t0 = time.perf_counter()

@@ -16,6 +16,8 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+
+from tokkit.config import SEED_MAX, flag_name, read_yaml, validation_message
 from tokkit.errors import FormatError, MissingFileError, UnknownNameError
 
 __all__ = ["Kind", "Unit", "SupertokenMethod", "SupertokenOptions", "TrainRecipe", "load_recipe",
@@ -24,6 +26,11 @@ __all__ = ["Kind", "Unit", "SupertokenMethod", "SupertokenOptions", "TrainRecipe
 #: The 13 KL3M special tokens (kl3m-003/004), in their id order.
 KL3M_SPECIALS = ("<|start|>", "<|end|>", "<|pad|>", "<|unk|>", "<|sep|>", "<|cls|>", "<|mask|>",
                  "<|system|>", "</|system|>", "<|user|>", "</|user|>", "<|instruction|>", "</|instruction|>")
+
+
+#: Largest vocabulary train-bpe accepts: ids beyond 2^24 are no real tokenizer's, and the native trainer
+#: reserves memory per requested id up front (10^11 aborts it).
+MAX_VOCAB_SIZE = 1 << 24
 
 
 class RecipeError(FormatError):
@@ -73,7 +80,8 @@ class TrainRecipe(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
     kind: Kind = Field(Kind.BPE, description="bpe | char | supertoken")
-    vocab_size: int = Field(32768, ge=2, description="final vocabulary size (specials and domain tokens included)")
+    vocab_size: int = Field(32768, le=MAX_VOCAB_SIZE,  # lower bound: the alphabet, checked in _kinds
+                            description="final vocabulary size (specials and domain tokens included)")
     min_frequency: int = Field(2, ge=1, description="a merge needs at least this many occurrences")
     nfkc: bool = Field(False, description="NFKC-normalize text (KL3M does; lossy: the compare report flags it)")
     lowercase: bool = Field(False, description="lowercase text (uncased tokenizer; lossy)")
@@ -87,7 +95,7 @@ class TrainRecipe(BaseModel):
     held_out_max_bytes: int = Field(2_000_000, ge=0, description="cap on the held-out sample size")
     text_column: str = Field("text", description="jsonl/parquet/datasets column holding the text")
     skip_bad_utf8: bool = Field(False, description="skip documents that are not UTF-8 (counted) instead of failing")
-    seed: int = Field(0, description="seed of the held-out split, sampling and random splits")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="seed of the held-out split, sampling and random splits")
     supertoken: SupertokenOptions = Field(default_factory=SupertokenOptions)
 
     @field_validator("pad_to")
@@ -110,6 +118,12 @@ class TrainRecipe(BaseModel):
 
     @model_validator(mode="after")
     def _kinds(self) -> "TrainRecipe":
+        need = len(self.special_tokens) + len(self.domain_tokens) + (1 if self.kind == Kind.CHAR else 256)
+        if self.vocab_size < need:
+            what = "one character" if self.kind == Kind.CHAR else "256 bytes"
+            raise ValueError(f"vocab_size: {self.vocab_size} is smaller than the alphabet: expected at least {need} "
+                             f"({len(self.special_tokens)} special + {len(self.domain_tokens)} domain tokens + {what}) "
+                             f"and at most {MAX_VOCAB_SIZE}")
         if self.kind == Kind.CHAR and self.max_token_length is None:
             raise ValueError("kind 'char' needs max_token_length (e.g. 3 for char-4k/8k, 4 for char-16k)")
         if self.kind != Kind.CHAR and self.max_token_length is not None:
@@ -132,12 +146,10 @@ def known_recipes() -> list[str]:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise RecipeError(f"recipe {path} is not valid YAML ({e}); fix the syntax") from None
+        data = read_yaml(path, "recipe")
+    except FormatError as e:
+        raise RecipeError(str(e)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -145,14 +157,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _validate(data: Mapping[str, Any], label: str) -> TrainRecipe:
+def _validate(data: Mapping[str, Any], label: str, flags: Mapping[str, str]) -> TrainRecipe:
     try:
         return TrainRecipe.model_validate(dict(data))
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(map(str, err['loc'])) or '(recipe)'}: {err['msg']}" for err in e.errors())
-        known = ", ".join(TrainRecipe.model_fields)
-        raise RecipeError(f"{label}: {problems}. Known keys: {known}") from None
+        raise RecipeError(validation_message(e, label=label, flags=flags, known=TrainRecipe.model_fields)) from None
 
 
 def load_recipe(name_or_path: str | Path | None = None, *, overrides: Mapping[str, Any] | None = None) -> TrainRecipe:
@@ -186,4 +195,5 @@ def load_recipe(name_or_path: str | Path | None = None, *, overrides: Mapping[st
             data["supertoken"] = {**data.get("supertoken", {}), **{a: b for a, b in v.items() if b is not None}}
         else:
             data[k] = v
-    return _validate(data, label)
+    flags = {k: flag_name(k) for k, v in (overrides or {}).items() if v is not None}
+    return _validate(data, label, flags)

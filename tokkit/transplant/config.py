@@ -6,6 +6,8 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tokkit.config import SEED_MAX
+
 __all__ = ["Method", "TemplatePolicy", "TransplantConfig"]
 
 
@@ -56,7 +58,7 @@ class TransplantConfig(BaseModel):
         "text measures the method and not the copied rows"))
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:1 ...")
     memory_gb: float | None = Field(None, gt=0, description="working-memory budget per batch (default: from free memory)")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
 
     def resolved_method(self) -> Method:
         return self.method or (Method.OMP if self.donor else Method.HYPERNET if self.hypernet else Method.HEURISTIC)

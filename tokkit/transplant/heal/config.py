@@ -6,6 +6,8 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tokkit.config import SEED_MAX
+
 __all__ = ["Loss", "Train", "HealConfig", "RESUMABLE_CHANGES"]
 
 #: Settings a resumed run may change without becoming another run.
@@ -56,5 +58,5 @@ class HealConfig(BaseModel):
     eval_every: int = Field(0, ge=0, description="score the held-out texts every N steps (0: only before and after)")
     eval_texts: tuple[str, ...] = Field((), description="more held-out text files scored with the held-out share")
     checkpoint_every: int = Field(25, ge=1, description="steps between checkpoints")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda ...")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tokkit.config import SEED_MAX
+
 __all__ = ["HypernetConfig", "ARCH_KEYS"]
 
 #: Fields that define the network and its inputs: a checkpoint is only resumable / usable when they match.
@@ -43,7 +45,7 @@ class HypernetConfig(BaseModel):
     weight_decay: float = Field(0.01, ge=0)
     grad_clip: float = Field(1.0, gt=0)
     checkpoint_every: int = Field(50, ge=1, description="steps between checkpoints")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda ...")
 
     def arch(self) -> dict[str, int]:

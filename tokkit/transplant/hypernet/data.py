@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from tokkit.errors import FormatError, MissingFileError
+from tokkit.text import read_text
 from tokkit.transplant.align import canonical_index
 from tokkit.transplant.decompose import Decomposer
 from tokkit.vocab import TextVocab
@@ -24,14 +25,14 @@ __all__ = ["read_corpus", "TextSampler", "PieceCache"]
 def _read_file(p: Path) -> list[str]:
     if p.suffix == ".jsonl":
         out = []
-        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(read_text(p, what="corpus file", allow_empty=True).splitlines(), 1):
             if line.strip():
                 try:
                     out.append(json.loads(line)["text"])
                 except (json.JSONDecodeError, KeyError, TypeError):
                     raise FormatError(f"{p}:{n}: expected a JSON object with a 'text' field per line") from None
         return out
-    return [p.read_text(encoding="utf-8", errors="replace")]
+    return [read_text(p, what="corpus file", allow_empty=True)]
 
 
 def read_corpus(sources: Sequence[str | Path]) -> list[str]:

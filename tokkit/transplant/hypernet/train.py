@@ -30,7 +30,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tokkit.config import peak_rss_mb
+from tokkit.atomic import recover
+from tokkit.config import check_memory, peak_rss_mb
 from tokkit.errors import OutputExistsError, VocabMismatchError
 from tokkit.names import resolve_model
 from tokkit.tokenizer import load_tokenizer
@@ -168,9 +169,7 @@ def sampled_softmax_nll(logits: torch.Tensor, labels: torch.Tensor, *, n_batch: 
 
 
 def _resume_or_start(out_dir: Path, cfg: HypernetConfig, fp: dict[str, Any], force: bool):
-    old = out_dir.with_name(f".{out_dir.name}.old")
-    if not out_dir.exists() and old.is_dir():  # killed between the two renames of a checkpoint swap
-        os.replace(old, out_dir)
+    recover(out_dir)  # a run killed mid-save: drop its temporaries, finish an interrupted swap
     if not out_dir.exists():
         return None
     if force:
@@ -207,6 +206,11 @@ def train_hypernet(cfg: HypernetConfig, out_dir: str | Path, *, force: bool = Fa
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(device)
     folder = resolve_model(cfg.base)
+    if device.type == "cpu":  # logits over the step's rows dominate: (batch x seq_len) x (rows), fp32, with grads
+        rows = cfg.negatives + cfg.batch_size * cfg.seq_len
+        check_memory(3.0 * 4 * cfg.batch_size * cfg.seq_len * rows, what=f"a hypernetwork step with --batch-size "
+                     f"{cfg.batch_size}, --seq-len {cfg.seq_len} and --negatives {cfg.negatives}",
+                     fix="lower --batch-size, --seq-len or --negatives")
     docs = read_corpus(cfg.corpus)
     base = _Base(folder, device)
     fp = base_fingerprint(base.tok.vocab, base.table)
