@@ -27,6 +27,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--segment-bytes", type=int, default=2048)
+    ap.add_argument("--max-bytes", type=int, default=None, help="cut each held-out text to this many characters")
+    ap.add_argument("--batch-tokens", type=int, default=None, help="also time eval-lm with ragged batches of N tokens")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from transformers import AutoModelForCausalLM
@@ -36,7 +38,7 @@ def main() -> None:
     from tokkit.transplant import evaluate as ev
 
     folder = resolve_model(args.model)
-    texts = {p.stem: p.read_text(encoding="utf-8") for p in sorted((ROOT / "data" / "heldout").glob("*.txt"))}
+    texts = {p.stem: p.read_text(encoding="utf-8")[:args.max_bytes] for p in sorted((ROOT / "data" / "heldout").glob("*.txt"))}
     tok = load_tokenizer(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     prefix = ev._prefix(tok)
@@ -60,12 +62,13 @@ def main() -> None:
     real_from_pretrained = transformers.AutoModelForCausalLM.from_pretrained
     transformers.AutoModelForCausalLM.from_pretrained = staticmethod(lambda *a, **k: model)  # type: ignore[assignment]
     try:
-        def ours() -> tuple[float, int]:
-            sc = ev.bits_per_byte(folder, texts, segment_bytes=args.segment_bytes)
+        def ours(batch_tokens=None) -> tuple[float, int]:
+            sc = ev.bits_per_byte(folder, texts, segment_bytes=args.segment_bytes, batch_tokens=batch_tokens)
             return sum(s.nll_nats for s in sc), sum(s.tokens for s in sc)
 
         ours()  # warm-up (tokenizer load and its fast-path check)
-        t_loop = t_ours = float("inf")
+        t_loop = t_ours = t_bat = float("inf")
+        nll_bat = None
         for _ in range(args.repeat):
             t0 = time.perf_counter()
             nll_loop, ntok = loop()
@@ -73,6 +76,10 @@ def main() -> None:
             t0 = time.perf_counter()
             nll_ours, ntok_ours = ours()
             t_ours = min(t_ours, time.perf_counter() - t0)
+            if args.batch_tokens:
+                t0 = time.perf_counter()
+                nll_bat, _ = ours(args.batch_tokens)
+                t_bat = min(t_bat, time.perf_counter() - t0)
     finally:
         transformers.AutoModelForCausalLM.from_pretrained = real_from_pretrained
     assert ntok == ntok_ours
@@ -81,6 +88,10 @@ def main() -> None:
     print(f"{'':<22}{'tok/s':>8}{'bits/byte':>12}")
     print(f"{'minimal loop':<22}{ntok / t_loop:>8.0f}{bpb_loop:>12.6f}")
     print(f"{'tokkit eval-lm':<22}{ntok / t_ours:>8.0f}{bpb_ours:>12.6f}")
+    if nll_bat is not None:
+        bpb_bat = nll_bat / (math.log(2) * nbytes)
+        print(f"{'eval-lm batch ' + str(args.batch_tokens):<22}{ntok / t_bat:>8.0f}{bpb_bat:>12.6f}"
+              f"   (ratio to loop {t_bat / t_loop:.3f}, |delta bits/byte| {abs(bpb_bat - bpb_loop):.2e})")
     print(f"ratio tokkit/loop time {t_ours / t_loop:.3f}; |delta bits/byte| {abs(bpb_ours - bpb_loop):.2e}")
 
 

@@ -18,6 +18,7 @@ import click
 
 from tokkit.bytelevel.options import BytesOptions
 from tokkit.errors import EmptyInputError, MissingFileError
+from tokkit_cli.cost import Cost
 from tokkit_cli.main import apply_threads, cli, threads_option
 
 _EOS = 256
@@ -123,17 +124,18 @@ def bytes_group(threads) -> None:
 @_with(model_opts)
 def score_cmd(model, text, file, context, eos, target, beam, device, as_json, escapes) -> None:
     """Log-probability and bits per byte of TEXT under MODEL (an HF folder or alias)."""
+    cost = Cost()
     o = _opts(target=target, beam=beam, device=device)
     body = _text(text, file, escapes)
     blm = _load(model, o.target, o.beam, o.device)
     t0, c0 = time.perf_counter(), blm.lm.calls
-    sc = blm.score(body, eos=eos, context=_raw(context, escapes))
+    sc = blm.score(body, eos=eos, context=_raw(context, escapes), progress=not as_json)
     secs, calls = time.perf_counter() - t0, blm.lm.calls - c0
     payload = {"logprob": sc.logprob, "bits_per_byte": sc.bits_per_byte, "bytes": len(sc.byte_logprobs),
                "sum_log_z": float(sc.log_z.sum()), "lm_calls": calls, "seconds": secs, "target": o.target}
     _emit(as_json, payload, [f"logprob {sc.logprob:.4f} nats over {len(sc.byte_logprobs)} bytes "
-                             f"({sc.bits_per_byte:.4f} bits/byte); Σ log Z = {sc.log_z.sum():.3g}",
-                             f"cost: {calls} LM calls, {secs:.1f} s"])
+                             f"({sc.bits_per_byte:.4f} bits/byte); Σ log Z = {sc.log_z.sum():.3g}"])
+    cost.done(f"{len(sc.byte_logprobs)} bytes, {calls} LM calls")
 
 
 @bytes_group.command("next")
@@ -145,14 +147,17 @@ def next_cmd(model, prefix, top, target, beam, device, as_json, escapes) -> None
     """Next-byte distribution after PREFIX (which may end mid-token)."""
     import numpy as np
 
+    cost = Cost()
     o = _opts(target=target, beam=beam, device=device, top=top)
     raw = _raw(prefix, escapes)
     prefix = _show(raw)
-    nb = _load(model, o.target, o.beam, o.device).next_byte(raw)
+    blm = _load(model, o.target, o.beam, o.device)
+    nb = blm.next_byte(raw)
     order = np.argsort(-nb.logprobs)[: o.top]
     rows = [{"byte": int(b), "text": _byte_name(int(b)), "prob": float(np.exp(nb.logprobs[b]))} for b in order]
     _emit(as_json, {"prefix": prefix, "top": rows, "log_z": nb.log_z, "log_prefix": nb.log_prefix},
           [f"{r['text']!s:>8}  {r['prob']:.6f}" for r in rows] + [f"log Z = {nb.log_z:.3g} (0 = no mass outside canonical encodings)"])
+    cost.done(f"{len(raw)} prefix bytes, {blm.lm.calls} LM calls")
 
 
 @bytes_group.command("complete")
@@ -170,12 +175,14 @@ def complete_cmd(model, prefix, suffix, max_bytes, temperature, seed, baseline, 
 
     PREFIX may end mid-character: its bytes are passed on exactly (or write them as \\xNN with --escapes).
     """
+    cost = Cost()
     o = _opts(target=target, beam=beam, device=device, max_bytes=max_bytes, temperature=temperature, seed=seed)
     raw = _raw(prefix, escapes)
     prefix = _show(raw)
     blm = _load(model, o.target, o.beam, o.device)
     t0, c0 = time.perf_counter(), blm.lm.calls
-    out = blm.complete(raw, _raw(suffix, escapes), max_bytes=o.max_bytes, temperature=o.temperature, seed=o.seed)
+    done = blm.complete(raw, _raw(suffix, escapes), max_bytes=o.max_bytes, temperature=o.temperature, seed=o.seed)
+    out = _show(done)  # complete returns bytes; shown with \\xNN for bytes that are not UTF-8
     payload = {"prefix": prefix, "completion": out, "lm_calls": blm.lm.calls - c0, "seconds": time.perf_counter() - t0}
     lines = [f"{_shown(prefix)}[{_shown(out)}]"]
     if baseline:
@@ -186,6 +193,7 @@ def complete_cmd(model, prefix, suffix, max_bytes, temperature, seed, baseline, 
         lines += [f"naive token-level: {_shown(prefix)}[{_shown(payload['naive'])}]",
                   f"token healing:     {_shown(prefix)}[{_shown(payload['token_healing'])}]"]
     _emit(as_json, payload, lines)
+    cost.done(f"{len(done)} bytes completed, {blm.lm.calls} LM calls")
 
 
 @bytes_group.command("ensemble")
@@ -201,6 +209,7 @@ def ensemble_cmd(models, text, file, prefix, weights, mode, target, beam, device
     from tokkit.bytelevel import ByteEnsemble
     from tokkit.errors import TokkitError
 
+    cost = Cost()
     o = _opts(target=target, beam=beam, device=device, mode=mode)
     try:
         w = [float(x) for x in weights.split(",")] if weights else None
@@ -211,10 +220,12 @@ def ensemble_cmd(models, text, file, prefix, weights, mode, target, beam, device
     ens = ByteEnsemble(members, weights=w, mode=o.mode)
     if prefix is not None:
         raw = _raw(prefix, escapes)
-        out = ens.complete(raw)
+        out = _show(ens.complete(raw))
         _emit(as_json, {"prefix": _show(raw), "completion": out, "mode": o.mode}, [f"{_shown(_show(raw))}[{_shown(out)}]"])
+        cost.done(f"{len(raw)} prefix bytes completed by {len(members)} models")
         return
-    bpb = {m: blm.score(body).bits_per_byte for m, blm in zip(models, members)}
-    bpb_ens = ens.score(body).bits_per_byte
+    bpb = {m: blm.score(body, progress=not as_json).bits_per_byte for m, blm in zip(models, members)}
+    bpb_ens = ens.score(body, progress=not as_json).bits_per_byte
     _emit(as_json, {"bits_per_byte": bpb, "ensemble": bpb_ens, "mode": o.mode, "bytes": len(body)},
           [f"{m}: {v:.4f} bits/byte" for m, v in bpb.items()] + [f"ensemble ({o.mode}): {bpb_ens:.4f} bits/byte"])
+    cost.done(f"{len(body):,} bytes scored by {len(members)} models and the ensemble")

@@ -61,6 +61,7 @@ def extend_command(sources, model, tokenizer, add, out_dir, counts, keep, min_fr
         base = load_tokenizer(tokenizer)
     ext = extend_tokenizer(base, list(sources), add=add, min_frequency=min_frequency, keep_texts=keep_texts,
                            counts=list(counts), progress=not quiet)
+    ext.report["tokenizer"] = str(model or tokenizer)
     if model is None:
         out = write_extension(ext, out_dir, force=force)
         for line in extension_summary(ext.report):

@@ -60,6 +60,10 @@ def prepare(emoji_font, folders, size, heldout_percent, out, force) -> None:
         (tmp / "data").rmdir()
     click.echo(f"wrote {out}: {counts['train']} train, {counts['heldout']} held-out images "
                f"({counts['skipped_small']} smaller than {size}px skipped)")
+    if counts["heldout"] == 0:
+        why = ("--heldout-percent 0" if heldout_percent == 0 else
+               f"only {counts['train']} usable image(s); at least 2 are needed to hold one out")
+        click.echo(f"no held-out image ({why}): `tokkit image eval` needs a folder of held-out images")
 
 
 @image.command("train")

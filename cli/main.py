@@ -78,6 +78,9 @@ def user_error(e: BaseException, ctx: click.Context | None = None) -> UserError 
         if extra is not None:
             return UserError(f"this command needs the optional package {top!r}, which is not installed; "
                              f"install it with: pip install 'tokkit[{extra}]'")
+    if type(e).__name__ == "SafetensorError":  # the native reader: a damaged weights file somewhere in the inputs
+        return UserError(f"a .safetensors weights file of the input is damaged or truncated ({_one_line(str(e))}); "
+                         "fetch, convert or save it again")
     if isinstance(e, UnicodeDecodeError):
         return UserError(f"expected UTF-8 text, found byte 0x{e.object[e.start]:02x} at byte offset {e.start} "
                          "that is not UTF-8; convert the file to UTF-8")

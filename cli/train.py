@@ -99,6 +99,9 @@ def compare(tokenizers, texts, text_column, terms_file, no_terms, parallel, json
     """
     from tokkit.atomic import atomic_file, check_output
     from tokkit.train.compare import DEFAULT_TERMS, compare_tokenizers
+    from tokkit_cli.cost import Cost
+
+    cost = Cost()
 
     for p in (json_out, csv_out, plot):
         if p is not None and str(p) != "-":
@@ -126,6 +129,8 @@ def compare(tokenizers, texts, text_column, terms_file, no_terms, parallel, json
             report.plot(tmp.with_suffix(".png"))
             tmp.with_suffix(".png").replace(tmp)
         click.echo(f"plot -> {plot}")
+    n_bytes = sum(len(d.encode("utf-8")) for d in docs)
+    cost.done(f"{len(tokenizers)} tokenizers x {n_bytes:,} bytes")
 
 
 @cli.command("export-tiktoken")

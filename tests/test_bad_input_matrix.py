@@ -8,7 +8,8 @@ with sizes and mtimes). A case may also name substrings its one line must contai
 
 To add a command: append rows to ``CASES``. Placeholders in arguments: ``{in}`` the shared folder of bad
 inputs (built once, see ``inputs``), ``{tok}`` a tiny trained tokenizer folder, ``{lm}`` a tiny Llama
-folder with that tokenizer, ``{counts}`` a count table, ``{ckpt}`` a tiny image-tokenizer checkpoint,
+folder with that tokenizer, ``{badlm}`` the same with its weights cut in half, ``{counts}`` a count table, ``{ckpt}`` a tiny
+image-tokenizer checkpoint (``{badckpt}`` truncated),
 ``{icons}`` the committed icons, ``{corpus}`` a small jsonl corpus, ``{txt}`` a small UTF-8 text file.
 ``pre`` prepares the working directory before the snapshot (an existing output, a planted checkpoint).
 """
@@ -114,6 +115,7 @@ CASES: list[Case] = [
     C("emb-parent-is-file", "embeddings", "{lm}", "-o", "{in}/afile/e.safetensors", needles="not a folder"),
     C("emb-exists", "embeddings", "{lm}", "-o", "e.safetensors", needles="--force", pre=_file("e.safetensors")),
     C("emb-into-model", "embeddings", "{lm}", "-o", "{lm}/model.safetensors", "--force", needles="input"),
+    C("emb-truncated-weights", "embeddings", "{badlm}", needles=("model.safetensors", "truncated")),
     C("emb-tokenizer-too-large", "embeddings", "{lm}", "--tokenizer", "gpt2", "-o", "e.safetensors",
       needles="embedding has only"),
     # ---- train-bpe: corpora, numbers, recipes, outputs, count tables, checkpoints
@@ -240,6 +242,10 @@ CASES: list[Case] = [
     C("evallm-binary", "eval-lm", "{lm}", "--text", "{in}/binary.bin", needles="UTF-8"),
     C("evallm-empty", "eval-lm", "{lm}", "--text", "{in}/empty.txt", needles="empty"),
     C("evallm-segment-bytes-0", "eval-lm", "{lm}", "--text", "{txt}", "--segment-bytes", "0", needles="--segment-bytes"),
+    C("evallm-truncated-weights", "eval-lm", "{badlm}", "--text", "{txt}", needles="truncated"),
+    C("transplant-truncated-weights", "transplant", "--src", "{badlm}", "--dst", "{tok}", "-o", "out",
+      needles="truncated"),
+    C("bytes-truncated-weights", "bytes", "score", "{badlm}", "hi", needles="truncated"),
     C("evallm-not-model", "eval-lm", "{in}/notmodel", "--text", "{txt}", needles="config.json"),
     C("evallm-missing-model", "eval-lm", "./nope", "--text", "{txt}", needles="does not exist"),
     # ---- hypernet train
@@ -306,6 +312,8 @@ CASES: list[Case] = [
     C("image-encode-1x1", "image", "encode", "--model", "{ckpt}", "{in}/one.png", "-o", "x.tok", needles="one.png",
       needs=IMG),
     C("image-encode-not-model", "image", "encode", "--model", "{in}/notmodel", "{in}/one.png", "-o", "x.tok", needs=IMG),
+    C("image-encode-truncated-weights", "image", "encode", "--model", "{badckpt}", "{icon}", "-o", "x.tok",
+      needles="truncated", needs=IMG),
     C("image-encode-k-99", "image", "encode", "--model", "{ckpt}", "{icon}", "-k", "99", "-o", "x.tok", needs=IMG),
     C("image-encode-k-0", "image", "encode", "--model", "{ckpt}", "{icon}", "-k", "0", "-o", "x.tok", needles="--tokens",
       needs=IMG),
@@ -435,6 +443,26 @@ def lm(tmp_path_factory, tok) -> Path:
     return tiny_llama(tmp_path_factory.mktemp("lm") / "lm", load_tokenizer(tok))
 
 
+def _truncated_copy(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    w = dst / ("model.safetensors")
+    w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
+    return dst
+
+
+@pytest.fixture(scope="module")
+def badlm(tmp_path_factory, lm) -> Path:
+    """The tiny Llama with its weights cut in half (a download that stopped)."""
+    return _truncated_copy(lm, tmp_path_factory.mktemp("badlm") / "lm")
+
+
+@pytest.fixture(scope="module")
+def badckpt(tmp_path_factory, image_inputs) -> Path:
+    return _truncated_copy(image_inputs["ckpt"], tmp_path_factory.mktemp("badckpt") / "ckpt")
+
+
 @pytest.fixture(scope="module")
 def counts(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("counts") / "legal.counts"
@@ -500,6 +528,10 @@ def _expand(case: Case, request) -> list[str]:
         subs["tok"] = str(request.getfixturevalue("tok"))
     if "{lm}" in text:
         subs["lm"] = str(request.getfixturevalue("lm"))
+    if "{badlm}" in text:
+        subs["badlm"] = str(request.getfixturevalue("badlm"))
+    if "{badckpt}" in text:
+        subs["badckpt"] = str(request.getfixturevalue("badckpt"))
     if "{counts}" in text:
         subs["counts"] = str(request.getfixturevalue("counts"))
     if "{ckpt}" in text or "{icon}" in text or "image" in case.needs:
@@ -620,3 +652,19 @@ def test_offline_means_no_hub_probe(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("the hub was probed while offline"))
     assert names.hub_reachable() is False and names._hub_file("someone/some-model", "tokenizer.json") is None
+
+
+def test_missing_optional_dependency_names_the_extra(tmp_path):
+    """Without Pillow (the quick start's plain install), an image command says which extra to install."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['PIL'] = None\n"  # as if Pillow were not installed
+            "from tokkit_cli.main import cli\n"
+            f"cli(['image', 'prepare', '--folder', {str(ICONS)!r}, '-o', 'out'], prog_name='tokkit')\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    lines = visible_lines(r.stderr)
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: ") and "pip install 'tokkit[image]'" in lines[0] and "'PIL'" in lines[0]
+    assert list(tmp_path.iterdir()) == []

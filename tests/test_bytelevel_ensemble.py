@@ -141,7 +141,7 @@ def test_smollm2_with_a_second_real_vocabulary(smollm2_dir, unigram_mistral):
         assert abs(p.sum() - 1) < 1e-9
         ps, pu = np.exp(smol.next_byte_logprobs(x)), np.exp(unigram_mistral.next_byte_logprobs(x))
         np.testing.assert_allclose(p, 0.8 * ps + 0.2 * pu, atol=1e-12)
-        assert ens.complete(x) == "ance"
+        assert ens.complete(x) == b"ance"
     finally:
         torch.set_num_threads(threads)
 
@@ -164,7 +164,7 @@ def test_smollm2_gemma3_ensemble(smollm2_dir, gemma3_dir):
         ids = tuple(gem.tokenizer.encode("Call me Ish"))
         diff = gem.canon.extend_mask(ids) != ReencodeCanon(gem.tokenizer, gem.table).extend_mask(ids)
         assert [gem.table.token(int(t)) for t in gem.table.ordinary[diff]] == [b"> </"]  # the one excluded token
-        assert gem.complete("The capital of Fr") == "ance"
+        assert gem.complete("The capital of Fr") == b"ance"
         text = DATA.read_text(encoding="utf-8").split("\n\n")[1][:40]
         a, b = smol.score(text).bits_per_byte, gem.score(text).bits_per_byte
         ens = ByteEnsemble([smol, gem], mode="bayes").score(text).bits_per_byte

@@ -71,11 +71,11 @@ def test_japanese_prefixes_have_normalised_distributions(blm):
 
 
 def test_complete_mid_word(blm):
-    assert blm.complete("The capital of Fr") == "ance"
+    assert blm.complete("The capital of Fr") == b"ance"
     assert not naive_continue(blm, "The capital of Fr").startswith("ance")  # tokenization bias, for contrast
     assert token_heal_continue(blm, "The capital of Fr").startswith("ance")
     # fill in the middle from a cut inside "return": the middle stops where the suffix begins
-    assert blm.complete("def add(a, b):\n    retu", suffix="\n") == "rn a + b"
+    assert blm.complete("def add(a, b):\n    retu", suffix="\n") == b"rn a + b"
 
 
 def test_generation_costs_one_lm_call_per_byte(blm):

@@ -103,3 +103,21 @@ def test_transplant_family_name_offline_gives_one_line(tmp_path, monkeypatch):
     assert len(line.splitlines()) == 1 and line.startswith("error: model 'llama' means meta-llama/Llama-3.2-1B")
     assert "huggingface-cli download meta-llama/Llama-3.2-1B" in line and "available offline" in line
     assert not (tmp_path / "o").exists()
+
+
+def test_train_held_out_zero_says_so_and_prints_no_blank_lines(tmp_path):
+    """--held-out 0 is a choice, not a shortfall: no `pass --held-out 0.1` hint; HF's bars print no blank lines off a terminal."""
+    from pathlib import Path
+
+    corpus = Path(__file__).resolve().parents[1] / "data" / "legal" / "train.jsonl"
+    r = CliRunner().invoke(cli, ["train-bpe", str(corpus), "--vocab-size", "512", "--held-out", "0", "-o", str(tmp_path / "t")])
+    assert r.exit_code == 0, r.output
+    assert "held-out     none (--held-out 0: every document trained on)" in r.output
+    assert "--held-out 0.1" not in r.output
+    assert r.output.startswith("trained bpe tokenizer ->") and "\n\n" not in r.output, r.output
+
+
+def test_help_shows_defaults_set_once_on_the_group():
+    """show_default lives in the group's context settings, so every command's --help shows its defaults."""
+    r = CliRunner().invoke(cli, ["eval-lm", "--help"])
+    assert r.exit_code == 0 and "[default: auto]" in r.output and "[default:" in r.output.split("--segment-bytes")[1]

@@ -137,6 +137,9 @@ def _diff(expected: list[str], got: list[str]) -> str:
 
 # ---- running ---------------------------------------------------------------------------------------
 
+_WORKDIRS: list[Path] = []
+
+
 def _workdir(example) -> Path:
     ns = example.namespace
     if "workdir" not in ns:
@@ -146,7 +149,18 @@ def _workdir(example) -> Path:
         for name in LINKED:
             (d / name).symlink_to(ROOT / name)
         ns["workdir"] = d
+        _WORKDIRS.append(d)
     return ns["workdir"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_workdirs():
+    """The scratch folders hold transplanted models (hundreds of MB): removed when the module is done."""
+    yield
+    import shutil
+
+    for d in _WORKDIRS:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def _env() -> dict:

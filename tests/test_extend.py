@@ -279,9 +279,38 @@ def test_cli_extend_and_bad_input(tmp_path):
         (["--model", str(base), str(de), "--add", "100000", "-o", str(tmp_path / "x")], "the text gives only"),
         (["--model", str(base), str(empty), "--add", "3", "-o", str(tmp_path / "x")], "no text"),
         (["--tokenizer", "gpt2", str(tmp_path / "missing.txt"), "--add", "3", "-o", str(tmp_path / "x")], "matches no file"),
+        (["--tokenizer", "gpt2", str(de), "--add", "0", "-o", str(tmp_path / "x")], "--add"),
     ]
     for args, msg in cases:
         r = CliRunner().invoke(cli, ["extend", *args, "--quiet"])
         assert r.exit_code == 2, (args, r.output)
         assert msg in r.output, (args, r.output)
         assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_heal_trains_the_rows_extend_built_and_keeps_the_rest(tmp_path):
+    """extend -> heal: the report names the built rows and the teacher (the original model); ALM + LM
+    training changes only the new rows."""
+    import torch
+    from safetensors.torch import load_file
+
+    from tokkit.train.extend_tokenizer import extend_tokenizer
+    from tokkit.transplant.extend import run_extend
+    from tokkit.transplant.heal import HealConfig, plan_heal, run_heal
+
+    tok = cached_tokenizer("gpt2")
+    base = tiny_llama(tmp_path / "base", tok, tied=False)
+    ext = extend_tokenizer(tok, docs=[GERMAN], add=40)
+    extended = run_extend(base, ext, tmp_path / "ext").out_dir
+    src = tmp_path / "de.txt"
+    src.write_text(GERMAN, encoding="utf-8")
+    cfg = HealConfig(model=str(extended), sources=(str(src),), steps=3, batch_size=2, seq_bytes=256, device="cpu")
+    plan = plan_heal(cfg, tmp_path / "healed")
+    assert Path(plan.teacher) == base  # the teacher is the original model, from the extension's report
+    run_heal(plan, progress=False)
+    before = load_file(extended / "model.safetensors")
+    after = load_file(tmp_path / "healed" / "model.safetensors")
+    n = len(tok.vocab)
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        assert torch.equal(after[name][:n], before[name][:n])
+        assert not torch.equal(after[name][n:], before[name][n:])

@@ -145,3 +145,36 @@ def test_entropy_coded_tok_round_trip_and_refusals(ckpt, tmp_path):
     other = TokenPrior(prior.counts + 1)
     with pytest.raises(ModelMismatchError):
         unpack((tmp_path / "e.tok").read_bytes(), prior=other)
+
+
+ICONS = Path(__file__).resolve().parents[1] / "data" / "image" / "icons"
+
+
+def test_prepare_a_small_folder_holds_out_one_image_or_says_why(tmp_path):
+    """22 committed icons at 5% draw no held-out image by hash; one is still held out (chosen by content)."""
+    import shutil
+
+    small = tmp_path / "small"
+    small.mkdir()
+    for p in sorted(ICONS.glob("*.png"))[:3]:
+        shutil.copy(p, small / p.name)
+    r = CliRunner().invoke(cli, ["image", "prepare", "--folder", str(small), "-o", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    held = sorted(p.name for p in (tmp_path / "a" / "heldout").iterdir())
+    train = sorted(p.name for p in (tmp_path / "a" / "train").iterdir())
+    assert len(held) == 1 and len(train) == 2 and not set(held) & set(train)
+    r2 = CliRunner().invoke(cli, ["image", "prepare", "--folder", str(small), "-o", str(tmp_path / "b")])
+    assert sorted(p.name for p in (tmp_path / "b" / "heldout").iterdir()) == held  # reproducible
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(sorted(ICONS.glob("*.png"))[0], one)
+    r = CliRunner().invoke(cli, ["image", "prepare", "--folder", str(one), "-o", str(tmp_path / "c")])
+    assert r.exit_code == 0 and "no held-out image (only 1 usable image(s)" in r.output
+
+
+def test_image_train_defaults_to_the_committed_icons(tmp_path):
+    """`tokkit image train -o ckpt --recipe tiny` with no --data trains on data/image/icons."""
+    r = CliRunner().invoke(cli, ["image", "train", "-o", str(tmp_path / "ck"), "--recipe", "tiny", "--steps", "2"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "ck" / "model.safetensors").is_file() and "trained 2 steps" in r.output
+    assert json.loads((tmp_path / "ck" / "train_state.json").read_text())["data"] == str(ICONS)

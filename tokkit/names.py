@@ -218,6 +218,9 @@ def resolve_model(name_or_path: str | Path) -> Path:
             raise FormatError(f"{name_or_path} is not a model folder: expected an HF model folder with config.json "
                               f"and weights (model.safetensors), found {found}; pass a model folder or alias "
                               f"({', '.join(sorted(a.name for a in ALIASES.values() if a.model))})")
+        from tokkit.formats.weights import check_weights_folder
+
+        check_weights_folder(p)  # a truncated weights file: one clear error, not the loader's traceback
         return p.resolve()
     if p.exists():
         return p.resolve()
@@ -236,6 +239,10 @@ def resolve_model(name_or_path: str | Path) -> Path:
             f"alias {alias.name!r} names a tokenizer only; models available offline: "
             f"{', '.join(models_available_offline()) or 'none (run tokkit fetch)'}")
     if repo is None and "/" in str(name_or_path):
+        first = Path(str(name_or_path).split("/")[0] or "/")
+        if not _REPO_ID.match(str(name_or_path)) or first.expanduser().exists():
+            raise MissingFileError(f"model folder {name_or_path} does not exist (its parent {p.parent} "
+                                   f"{'exists' if p.parent.exists() else 'does not exist either'}); check the path")
         repo = str(name_or_path)
     if repo is not None:
         cached = _cached_checkpoint(repo)

@@ -117,12 +117,17 @@ class ByteModel:
         """(257,) float64 log-probabilities of the next byte (0..255) and of end-of-text (256)."""
         return self.next_byte(prefix).logprobs
 
-    def score(self, text: str | bytes, *, eos: bool = False, context: str | bytes = b"") -> ByteScore:
-        """Byte-by-byte log-probabilities of ``text`` after ``context`` (one LM call per byte)."""
+    def score(self, text: str | bytes, *, eos: bool = False, context: str | bytes = b"",
+              progress: bool = False) -> ByteScore:
+        """Byte-by-byte log-probabilities of ``text`` after ``context`` (one LM call per byte).
+        ``progress``: a tqdm bar on a terminal, shown once scoring has taken more than 2 s."""
+        from tqdm.auto import tqdm
+
         st = self.state(context)
         log_lead = st.mass()
         lps, zs = [], []
-        for b in _as_bytes(text):
+        for b in tqdm(_as_bytes(text), desc="bytes score", unit="B", delay=2, leave=False,
+                      disable=None if progress else True):  # None: only on a terminal
             nb = st.next_byte()
             lps.append(nb.logprobs[b])
             zs.append(nb.log_z)
@@ -155,8 +160,11 @@ class ByteModel:
         return bytes(out)
 
     def complete(self, prefix: str | bytes, suffix: str | bytes | None = None, *, max_bytes: int = 64,
-                 seed: int | None = None, temperature: float = 0.0) -> str:
+                 seed: int | None = None, temperature: float = 0.0) -> bytes:
         """Complete a prompt that may end mid-token, without tokenization bias.
+
+        Returns bytes, as :meth:`generate` does: a byte-level model's output may end inside a UTF-8
+        character; ``.decode()`` it for text.
 
         With no ``suffix``: the rest of the current word (stops before the first whitespace or
         punctuation byte after a word byte). With a ``suffix`` (fill-in-the-middle for a plain LM):
@@ -172,7 +180,7 @@ class ByteModel:
             elif out and _ends_word(out, b):
                 break
             out.append(b)
-        return bytes(out).decode("utf-8", errors="replace")
+        return bytes(out)
 
 
 
@@ -190,7 +198,7 @@ class ByteLM(ByteModel):
     Example:
         >>> blm = ByteLM.from_pretrained("smollm2")                       # doctest: +SKIP
         >>> blm.complete("The capital of Fr")                              # doctest: +SKIP
-        'ance'
+        b'ance'
     """
 
     def __init__(self, lm: TokenLM | Callable[[tuple[int, ...]], Sequence[float]], tokenizer: Tokenizer, *,

@@ -9,7 +9,9 @@ re-fit all picked atoms by least squares, repeat. Here all rows of a batch advan
   with raw inner products); the returned coefficients apply to the **original** atoms;
 * the least-squares fit is kept as an incremental QR (classical Gram-Schmidt with one
   re-orthogonalisation pass, "CGS2"), so each step costs ``O(B·D·t)``; the final coefficients
-  solve ``R c = Qᵀx``; dependent atoms get coefficient 0;
+  solve ``R c = Qᵀx``; dependent atoms get coefficient 0. The ``s`` atoms of one step are first
+  projected off the basis as a block (two batched GEMMs), then off each other: batched
+  matrix-vector products were most of the time on CPU (issue 17);
 * optional **candidate pre-selection**: each row considers only ``L`` atoms (its ``L`` largest
   ``|cos|``), which turns the ``k`` selection GEMMs ``2·k·B·N·D`` into one ``2·B·N·D`` GEMM plus
   ``2·k·B·L·D`` (see :func:`omp_flops`).
@@ -115,7 +117,7 @@ def batch_omp(x: torch.Tensor, atoms: torch.Tensor, k: int, *, candidates: torch
         cand = candidates.to(x.device)
         sub = unit[cand]  # (B, L, D)
     idx = torch.empty(B, k, dtype=torch.long, device=x.device)
-    Q = x.new_zeros(B, D, k)
+    Q = x.new_zeros(B, k, D)  # rows: the orthonormal basis (row-contiguous per target: no copies in bmm)
     R = x.new_zeros(B, k, k)
     r = x.clone()
     rows = torch.arange(B, device=x.device)
@@ -125,27 +127,38 @@ def batch_omp(x: torch.Tensor, atoms: torch.Tensor, k: int, *, candidates: torch
         corr = (torch.bmm(sub, r[:, :, None])[:, :, 0] if candidates is not None else r @ unit.T).abs_()  # (B, L|N)
         corr.masked_fill_(taken, -1.0)
         picks = corr.topk(min(per_step, k - t), dim=1).indices  # (B, s): the s best atoms this step
-        for j in picks.T:
-            taken[rows, j] = True
-            atom_id = cand[rows, j] if candidates is not None else j
+        ids = cand.gather(1, picks) if candidates is not None else picks  # (B, s) atom ids
+        V = a[ids]  # (B, s, D) original atoms
+        t0 = t
+        H0 = x.new_zeros(B, picks.shape[1], t0)
+        if t0:  # block CGS2 against the basis so far: two batched GEMMs per step, not four GEMVs per atom
+            Qt = Q[:, :t0, :]  # (B, t0, D)
+            for _ in range(2):
+                P = torch.bmm(V, Qt.transpose(1, 2))  # (B, s, t0)
+                V = V - torch.bmm(P, Qt)
+                H0 += P
+        for jj in range(picks.shape[1]):
+            taken[rows, picks[:, jj]] = True
+            atom_id = ids[:, jj]
             idx[:, t] = atom_id
-            v = a[atom_id]  # (B, D) original atom
-            q = v
+            q = V[:, jj, :]
             h = x.new_zeros(B, k)
-            if t:
-                for _ in range(2):  # CGS2: project out the picked directions twice
-                    p = torch.bmm(Q[:, :, :t].transpose(1, 2), q[:, :, None])[:, :, 0]  # (B, t)
-                    q = q - torch.bmm(Q[:, :, :t], p[:, :, None])[:, :, 0]
-                    h[:, :t] += p
+            h[:, :t0] = H0[:, jj, :]
+            if t > t0:  # CGS2 against the atoms already placed from this step
+                Qb = Q[:, t0:t, :]  # (B, t - t0, D)
+                for _ in range(2):
+                    p = torch.bmm(Qb, q[:, :, None])[:, :, 0]  # (B, t - t0)
+                    q = q - torch.bmm(p[:, None, :], Qb)[:, 0, :]
+                    h[:, t0:t] += p
             nq = q.norm(dim=1)
             ok = nq > eps * norms[atom_id]
             q = torch.where(ok[:, None], q / nq.clamp_min(1e-30)[:, None], torch.zeros_like(q))
             R[:, :t, t] = torch.where(ok[:, None], h[:, :t], torch.zeros_like(h[:, :t]))
             R[:, t, t] = torch.where(ok, nq, torch.ones_like(nq))
-            Q[:, :, t] = q
+            Q[:, t, :] = q
             r = r - q * (q * r).sum(dim=1, keepdim=True)
             t += 1
-    qx = torch.bmm(Q.transpose(1, 2), x[:, :, None])  # (B, k, 1)
+    qx = torch.bmm(Q, x[:, :, None])  # (B, k, 1)
     coeffs = torch.linalg.solve_triangular(R, qx, upper=True)[:, :, 0]
     xn = x.norm(dim=1)
     resid = torch.where(xn > 0, r.norm(dim=1) / xn.clamp_min(1e-30), torch.zeros_like(xn))

@@ -85,7 +85,6 @@ class RankParts:
     specials: dict[str, int]       # special added tokens
     plain_added: dict[str, int]    # non-special added tokens: HF always splits them out
     nfc: bool
-    missing: str = ""              # regex class of characters holding a byte no token has ("" when none)
 
 
 def _byte_translation() -> dict[int, str]:
@@ -184,26 +183,7 @@ def rank_parts(data: dict[str, Any], *, allow_nfc: bool = True) -> RankParts:
         shown = ", ".join(repr(t.translate(table).encode("latin-1").decode("utf-8", "replace")) for t in orphans[:5])
         raise NotExactError(f"{len(orphans)} vocabulary entries are not produced by any merge (reserved domain tokens: "
                             f"{shown}); tiktoken would build them from pieces where HF does not")
-    return RankParts(pattern, ranks, specials, plain, nfc, _missing_class(ranks))
-
-
-def _missing_class(ranks: dict[bytes, int]) -> str:
-    """A regex class of the characters whose UTF-8 holds a byte that is no token (HF drops such bytes,
-    tiktoken cannot encode them: those texts go to HF). Bytes that UTF-8 never uses are ignored."""
-    missing = [b for b in range(256) if bytes([b]) not in ranks and b not in (0xC0, 0xC1) and b < 0xF5]
-    ranges: list[tuple[int, int]] = []
-    for b in missing:
-        if b < 0x80:
-            ranges.append((b, b))
-        elif b < 0xC0:
-            raise NotExactError(f"the UTF-8 continuation byte {b:#x} is no token; HF drops it, tiktoken cannot encode it")
-        elif b < 0xE0:
-            ranges.append(((b - 0xC0) << 6, ((b - 0xC0) << 6) + 0x3F))
-        elif b < 0xF0:
-            ranges.append((max((b - 0xE0) << 12, 0x800), ((b - 0xE0) << 12) + 0xFFF))
-        else:
-            ranges.append((max((b - 0xF0) << 18, 0x10000), min(((b - 0xF0) << 18) + 0x3FFFF, 0x10FFFF)))
-    return "".join(re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in ranges)
+    return RankParts(pattern, ranks, specials, plain, nfc)
 
 
 def _unrebuilt(hf: Any, data: dict[str, Any]) -> list[str]:
@@ -264,17 +244,27 @@ class FastBPE:
 
         self.parts = parts
         self._hf = hf
-        self._missing_re = re.compile(f"[{parts.missing}]") if parts.missing else None
         self.affixes = affixes
         added = {**parts.specials, **parts.plain_added}
+        # A byte that is no token (SmolLM2 lacks 0xF2 and six controls): HF drops it, tiktoken cannot
+        # encode it. Such bytes get phantom ranks above every id; no token contains them (no merge can
+        # build one), so nothing else changes, and a text whose ids reach a phantom goes to HF.
+        ranks = dict(parts.ranks)
+        self._real = max([*ranks.values(), *added.values()]) + 1
+        missing = [bytes([b]) for b in range(256) if bytes([b]) not in ranks]
+        if missing and hf is None:
+            raise NotExactError(f"{len(missing)} bytes are no token and no HF tokenizer was given to encode texts holding them")
+        self._phantom = bool(missing)
+        for k, b in enumerate(missing):
+            ranks[b] = self._real + k
         self.encoding = tiktoken.Encoding(name=f"tokkit-fast-{name}", pat_str=parts.pattern,
-                                          mergeable_ranks=parts.ranks, special_tokens=added)
+                                          mergeable_ranks=ranks, special_tokens=added)
         self._plain = frozenset(parts.plain_added)
         self._all = frozenset(added)
         self._added_re = re.compile("|".join(map(re.escape, sorted(added, key=len, reverse=True)))) if added else None
 
     def _normalize(self, text: str) -> str:
-        if unicodedata.is_normalized("NFC", text):
+        if text.isascii() or unicodedata.is_normalized("NFC", text):  # isascii: O(1) on CPython's compact strings
             return text
         if self._added_re is None or not self._added_re.search(text):
             return unicodedata.normalize("NFC", text)
@@ -287,19 +277,17 @@ class FastBPE:
 
     def encode(self, text: str, *, with_special: bool = False, add_special_tokens: bool = False) -> list[int]:
         """Ids of ``text``; ``with_special``: the text holds (allowed) special-token strings."""
-        if self._missing_re is not None and self._missing_re.search(text):
-            return self._hf.encode(text, add_special_tokens=add_special_tokens).ids
         if self.parts.nfc:
             text = self._normalize(text)
         allowed = self._all if with_special else self._plain
         ids = self.encoding.encode(text, allowed_special=allowed, disallowed_special=()) if allowed \
             else self.encoding.encode_ordinary(text)
+        if self._phantom and ids and max(ids) >= self._real:
+            return self._hf.encode(text, add_special_tokens=add_special_tokens).ids
         return self._affix(ids) if add_special_tokens else ids
 
     def encode_batch(self, texts: list[str], *, with_special: Sequence[bool], add_special_tokens: bool = False,
                      num_threads: int = 8) -> list[list[int]]:
-        if self._missing_re is not None and any(map(self._missing_re.search, texts)):
-            return [self.encode(t, with_special=w, add_special_tokens=add_special_tokens) for t, w in zip(texts, with_special)]
         if self.parts.nfc:
             texts = [self._normalize(t) for t in texts]
         if not self._plain and not any(with_special):
@@ -307,7 +295,11 @@ class FastBPE:
         elif all(with_special):
             out = self.encoding.encode_batch(texts, num_threads=num_threads, allowed_special=self._all, disallowed_special=())
         else:
-            out = [self.encode(t, with_special=w) for t, w in zip(texts, with_special)]
+            return [self.encode(t, with_special=w, add_special_tokens=add_special_tokens) for t, w in zip(texts, with_special)]
+        if self._phantom:
+            for i, ids in enumerate(out):
+                if ids and max(ids) >= self._real:
+                    out[i] = self._hf.encode(texts[i], add_special_tokens=False).ids
         return [self._affix(ids) for ids in out] if add_special_tokens else out
 
     def _affix(self, ids: list[int]) -> list[int]:
@@ -316,7 +308,7 @@ class FastBPE:
 
 
 #: Bumped when the checks change, so cached verdicts of older checks are not reused.
-CHECK_VERSION = 2
+CHECK_VERSION = 3
 
 
 def _verdict_path(blob: bytes) -> Any:

@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from tokkit.embedding import EmbeddingTable
 from tokkit.errors import FormatError, MissingFileError
+from tokkit.formats.weights import check_safetensors
 from tokkit.image.bitstream import payload_bytes
 from tokkit.image.config import ModelConfig
 from tokkit.image.errors import ImageSizeError, TokenCountError
@@ -58,6 +59,7 @@ class ImageTokenizer:
         except ValueError as e:
             raise FormatError(f"{d / CONFIG} is not a valid image model config: {e}") from None
         model = Tokenizer1D(cfg)
+        check_safetensors(d / WEIGHTS)  # truncated or foreign: one clear error before the native reader
         state = load_file(str(d / WEIGHTS))
         missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or [m for m in missing if not m.startswith("quantizer.")]:

@@ -161,8 +161,10 @@ def prepare_dataset(*, out: Path, size: int, folders: list[Path], emoji_font: Pa
                 except (OSError, ValueError, Image.DecompressionBombError):
                     log.warning("skipping unreadable %s", p)
 
+    fallback: tuple[str, str, object] | None = None  # (digest, file name, image): the held-out image of last resort
     for name, im in sources():
-        held = _is_heldout(name.rsplit("#", 1)[-1], heldout_percent)
+        digest = name.rsplit("#", 1)[-1]
+        held = _is_heldout(digest, heldout_percent)
         name = name.split("#", 1)[0]
         side = size if held else size + train_margin
         try:
@@ -174,6 +176,16 @@ def prepare_dataset(*, out: Path, size: int, folders: list[Path], emoji_font: Pa
         fname = name.replace("/", "__").rsplit(".", 1)[0] + ".png"
         rgb.save(out / split / fname)
         counts[split] += 1
+        if heldout_percent > 0 and not held and (fallback is None or digest < fallback[0]):
+            fallback = (digest, fname, im)
+    if counts["heldout"] == 0 and counts["train"] >= 2 and fallback is not None:
+        # A small folder can draw no held-out image by hash; hold out the train image with the smallest
+        # digest (still chosen by content, so the split stays reproducible) so that `image eval` has one.
+        _, fname, im = fallback
+        (out / "train" / fname).unlink()
+        _to_square_rgb(im, size, name=fname).save(out / "heldout" / fname)
+        counts["train"] -= 1
+        counts["heldout"] += 1
     return counts
 
 

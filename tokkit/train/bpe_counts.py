@@ -10,6 +10,10 @@ the smallest ``(left id, right id)``, stale heap entries re-queued with their cu
 ``min_frequency`` stop and the ``max_token_length`` rule of ``Word::merge`` (a new pair is only
 formed while its length in characters stays below the cap).
 
+Memory: the words that hold a pair are kept as a sorted ``array('l')`` of word ids (8 bytes each)
+rather than a Python ``set`` (about 30-60 bytes per entry plus 216 per set), which is what made the
+loop's peak exceed HF's own trainer (issue 17).
+
 One deliberate difference: pair counts are Python integers. HF keeps them in ``i32`` and
 overflows past 2^31 occurrences of a pair (tokenizers#437, #2058: "the" split into t/h/e at 160 GB);
 below that the two are identical, above it ours is the correct one.
@@ -25,6 +29,7 @@ from __future__ import annotations
 import heapq
 import json
 import logging
+from array import array
 import os
 import secrets
 import time
@@ -67,7 +72,7 @@ class _State:
     lens: list[list[int]]  # per symbol, its length in characters (only read when a length cap is set)
     counts: list[int]
     pair_counts: dict[tuple[int, int], int]
-    heap: list[tuple[int, int, int, int, set[int]]]  # (-count, left, right, seq, positions)
+    heap: list[tuple[int, int, int, int, Any]]  # (-count, left, right, seq, positions: ascending word ids)
     merges: list[tuple[tuple[int, int], int]] = field(default_factory=list)
     seq: int = 0
     done: bool = False
@@ -94,15 +99,15 @@ def _initial_state(word_counts: Mapping[str, int], spec: BpeSpec) -> _State:
         counts.append(int(n))
     lens = [[1] * len(w) for w in words] if spec.max_token_length is not None else []
     pair_counts: dict[tuple[int, int], int] = {}
-    where: dict[tuple[int, int], set[int]] = {}
+    where: dict[tuple[int, int], array] = {}
     for i, (syms, n) in enumerate(zip(words, counts)):
         for p in zip(syms, syms[1:]):
             pair_counts[p] = pair_counts.get(p, 0) + n
             s = where.get(p)
             if s is None:
-                where[p] = {i}
-            else:
-                s.add(i)
+                where[p] = array("l", (i,))
+            elif s[-1] != i:  # words are visited in order: the array stays sorted and unique
+                s.append(i)
     st = _State(spec, (len(words), sum(counts)), id2w, w2id, words, lens, counts, pair_counts, [])
     for p, pos in where.items():
         c = pair_counts[p]
@@ -113,10 +118,10 @@ def _initial_state(word_counts: Mapping[str, int], spec: BpeSpec) -> _State:
     return st
 
 
-def _merge_words(st: _State, a: int, b: int, new: int, pos: set[int], max_len: int) -> None:
+def _merge_words(st: _State, a: int, b: int, new: int, pos: Any, max_len: int) -> None:
     """``Word::merge`` on every word in ``pos`` plus the trainer's pair-count update."""
     pc = st.pair_counts
-    where: dict[tuple[int, int], set[int]] = {}
+    where: dict[tuple[int, int], array] = {}
     capped = st.spec.max_token_length is not None
 
     def change(p: tuple[int, int], d: int, iw: int) -> None:
@@ -124,11 +129,11 @@ def _merge_words(st: _State, a: int, b: int, new: int, pos: set[int], max_len: i
         if d > 0:
             s = where.get(p)
             if s is None:
-                where[p] = {iw}
-            else:
-                s.add(iw)
+                where[p] = array("l", (iw,))
+            elif s[-1] != iw:  # words are visited in ascending order: sorted and unique
+                s.append(iw)
 
-    for iw in sorted(pos):
+    for iw in (pos if isinstance(pos, array) else sorted(pos)):  # a set when read back from a checkpoint
         syms = st.words[iw]
         lens = st.lens[iw] if capped else None
         i = 0

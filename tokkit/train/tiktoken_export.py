@@ -72,6 +72,21 @@ def count_differences(tok: Any, enc: Any, texts: Sequence[str]) -> int:
     return sum(a != b for a, b in zip(hf, enc.encode_ordinary_batch(list(texts))))
 
 
+def _refuse_domain_tokens(manifest: Path) -> None:
+    """A tokkit-trained folder with reserved domain tokens: say why tiktoken cannot hold it, and what to do."""
+    import json
+
+    if not manifest.is_file():
+        return
+    domain = json.loads(manifest.read_text(encoding="utf-8")).get("domain_tokens") or []
+    if domain:
+        raise ExportError(
+            f"{manifest.parent} reserves {len(domain)} domain tokens (e.g. {domain[0]!r}): they are vocabulary entries "
+            "that no merge produces, matched by a prefix of the pre-tokenizer pattern, and tiktoken builds every "
+            "token by merges, so the export could not be exact. To export, train without domain tokens (the "
+            "default recipe has none: tokkit train-bpe SOURCES --vocab-size N); or use the tokenizer.json with HF tokenizers")
+
+
 def export_tiktoken(tokenizer_json: str | Path, out: str | Path, *, force: bool = False,
                     verify: Sequence[str] = ()) -> Path:
     """Write ``out`` (``<base64 token> <rank>`` lines) and ``out + '.json'`` (pattern, special tokens).
@@ -86,6 +101,7 @@ def export_tiktoken(tokenizer_json: str | Path, out: str | Path, *, force: bool 
         p = p / "tokenizer.json"
     from tokkit.formats.hf_json import read_json
 
+    _refuse_domain_tokens(p.parent / "tokkit_train.json")
     pattern, ranks, specials = tiktoken_parts(read_json(p))
     if verify:
         import tiktoken

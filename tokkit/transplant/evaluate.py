@@ -109,12 +109,15 @@ def _prefix(tok) -> list[int]:
     return []
 
 
-#: float32 logits held at once (512 MB): a batch holds at most this / vocabulary-rows tokens.
+#: float32 logits held at once with ``batch_tokens`` (512 MB): a batch holds at most this / vocabulary-rows tokens.
 MAX_LOGITS = 1 << 27
 
 
 def _batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
-    """Segment indices grouped by similar length (shortest first), each group's ``count · longest`` ≤ ``budget``."""
+    """Segment indices grouped by similar length (shortest first), each group's ``count · longest`` ≤ ``budget``
+    (``budget`` 0: one segment per group, in text order)."""
+    if budget <= 0:
+        return [[i] for i in range(len(lengths))]
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     out: list[list[int]] = []
     for i in order:
@@ -130,10 +133,12 @@ def bits_per_byte(model_dir: str | Path, texts: dict[str, str], *, segment_bytes
                   device: str | torch.device = "cpu", progress: bool = False, batch_tokens: int | None = None) -> list[LMScore]:
     """Score each named text with the HF causal LM in ``model_dir`` (its own tokenizer files).
 
-    Segments run in batches of similar length (right-padded, masked; at most ``batch_tokens``
-    tokens, default :data:`MAX_LOGITS` / vocabulary rows) under ``torch.inference_mode``; the
-    scores equal one-segment-at-a-time scoring to float32 rounding (tests/test_eval.py).
-    Returns one :class:`LMScore` per text (``domain`` = its name).
+    Runs under ``torch.inference_mode``. By default each segment is one forward (on CPU this is the
+    fastest and keeps bits per byte bit-for-bit those of a plain per-segment loop). ``batch_tokens=N``
+    packs segments of similar length into right-padded, masked batches of at most ``N`` tokens (for
+    accelerators); on SmolLM2 that moved bits per byte by 3e-6 (float32 kernels with a padding mask)
+    and was slower on a 2-core CPU (``benchmarks/eval_speed.py``). Returns one :class:`LMScore` per
+    text (``domain`` = its name).
     """
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM
@@ -152,7 +157,7 @@ def bits_per_byte(model_dir: str | Path, texts: dict[str, str], *, segment_bytes
     new = _new_rows(Path(model_dir), rows)
     if new is not None:
         new = new.to(device)
-    budget = batch_tokens or max(1, MAX_LOGITS // rows)
+    budget = max(1, min(batch_tokens, MAX_LOGITS // rows)) if batch_tokens else 0  # 0: one segment per forward
     scores = []
     for name, text in texts.items():
         t0 = time.perf_counter()

@@ -144,6 +144,6 @@ def resolve_chat_template(plan: "Plan") -> tuple[str | None, str]:
         if policy == "source":
             log.warning("%s; writing it anyway as asked (--chat-template source)", msg)
             return source, f"source (forced): {msg}"
-        log.warning("%s; no chat template written (pass --chat-template source to keep it anyway)", msg)
-        return None, f"none: {msg}"
+        log.info("%s; no chat template written (pass --chat-template source to keep it anyway)", msg)
+        return None, f"none: {msg} (--chat-template source keeps it)"  # printed by the CLI: no second warning
     return None, "none"

@@ -99,6 +99,8 @@ def load_checkpoint(path: str | Path, *, with_optimizer: bool = False) -> Checkp
     """Read a checkpoint folder; a missing folder or a foreign one is a clear error."""
     from safetensors.torch import load_file
 
+    from tokkit.formats.weights import check_weights_folder
+
     p = Path(path)
     cfg = p / "config.json"
     if not p.is_dir() or not cfg.is_file():
@@ -118,7 +120,9 @@ def load_checkpoint(path: str | Path, *, with_optimizer: bool = False) -> Checkp
         raise MissingFileError(f"{p} has config.json but no model.safetensors; the checkpoint is incomplete")
     opt = None
     if with_optimizer and (p / "optimizer.safetensors").is_file():
+        check_weights_folder(p)
         opt = load_file(str(p / "optimizer.safetensors"))
+    check_weights_folder(p)  # truncated or foreign weights: one clear error before the native reader
     return Checkpoint(p, meta, load_file(str(p / "model.safetensors")), opt)
 
 
