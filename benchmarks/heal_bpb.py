@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--tag", default="", help="suffix of the heal folders (e.g. a longer run)")
     ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--reference-only", action="store_true", help="score the original and the zero-shot model, then stop")
     a = ap.parse_args()
     import torch
 
@@ -100,7 +101,7 @@ def main() -> None:
     losses = a.losses.split(",")
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     procs, wall = {}, {}
-    pending = list(losses)
+    pending = [] if a.reference_only else list(losses)
     while pending or procs:
         while pending and len(procs) < a.parallel:
             loss = pending.pop(0)
@@ -128,13 +129,24 @@ def main() -> None:
 
     texts = {p.stem: p.read_text(encoding="utf-8") for p in a.text} | {a.german.stem: a.german.read_text(encoding="utf-8")}
     english = [p.stem for p in a.text]
+    cache_file = a.work / "scores.json"  # folder -> (English, German): a finished folder is scored once
 
     def score(folder) -> tuple[float, float]:
-        sc = bits_per_byte(folder, texts, device="cpu")
-        en = combine([s for s in sc if s.domain in english]).bits_per_byte
-        return en, next(s.bits_per_byte for s in sc if s.domain == a.german.stem)
+        cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+        if str(folder) not in cache:
+            sc = bits_per_byte(folder, texts, device="cpu")
+            en = combine([s for s in sc if s.domain in english]).bits_per_byte
+            cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+            cache[str(folder)] = (en, next(s.bits_per_byte for s in sc if s.domain == a.german.stem))
+            cache_file.write_text(json.dumps(cache, indent=1) + "\n")
+        return tuple(cache[str(folder)])
 
     rows = [("original", score(resolve_model(a.src)), None), ("zero-shot", score(zs), None)]
+    if a.reference_only:
+        print(rows)
+        if a.plot:
+            plot(a, [], curve)
+        return
     for loss in losses:
         rows.append((loss, score(a.work / f"heal-{loss}{a.tag}"), wall.get(loss)))
         print(f"scored {loss}", flush=True)
@@ -159,7 +171,11 @@ def plot(a, losses, curve) -> None:
     from tokkit import resolve_model
     from tokkit.transplant.evaluate import bits_per_byte
 
-    ref = {s.domain: s.bits_per_byte for s in bits_per_byte(resolve_model(a.src), {p.stem: p.read_text(encoding="utf-8") for p in curve})}
+    ref_file = a.work / "curve_reference.json"
+    if not ref_file.exists():
+        sc = bits_per_byte(resolve_model(a.src), {p.stem: p.read_text(encoding="utf-8") for p in curve})
+        ref_file.write_text(json.dumps({s.domain: s.bits_per_byte for s in sc}) + "\n")
+    ref = json.loads(ref_file.read_text())
     import matplotlib
 
     matplotlib.use("Agg")

@@ -179,10 +179,10 @@ def extend_tokenizer(tokenizer: str | Path | Tokenizer, sources: Sequence[str | 
             for s in parse_sources(sources):
                 yield from source_documents(s)
 
-    # 1. new characters (SentencePiece layout with byte fallback: they were bytes before)
+    # 1. new characters (byte fallback: they were bytes before; the Chinese-LLaMA step)
     cutter = WordCutter(old_hf, sentencepiece=sp)
     chars: list[NewToken] = []
-    if sp and model.get("byte_fallback"):
+    if model.get("byte_fallback"):
         for k, (c, n) in enumerate(new_characters(cutter, all_docs(), known=set(model["vocab"]),
                                                   min_frequency=min_frequency, protected=keep_texts)):
             chars.append(NewToken(old_size + k, c, None, n))
@@ -192,7 +192,7 @@ def extend_tokenizer(tokenizer: str | Path | Tokenizer, sources: Sequence[str | 
         if chars:
             from tokenizers import Tokenizer as HF
 
-            cutter = WordCutter(HF.from_str(json.dumps(data, ensure_ascii=False)), sentencepiece=True)
+            cutter = WordCutter(HF.from_str(json.dumps(data, ensure_ascii=False)), sentencepiece=sp)
     # 2. words of the new text and of the protected texts, in old ids
     words: Counter[tuple[int, ...]] = Counter()
     n_docs = n_bytes = 0

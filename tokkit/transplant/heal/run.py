@@ -110,7 +110,7 @@ def _record(plan: HealPlan, res, trained_rows: int) -> dict[str, Any]:
     return {"config": cfg, "trained_rows": trained_rows, "steps": res.steps, "resumed_from": res.resumed_from,
             "processes": res.world, "tokens": res.tokens, "chunks": res.chunks, "seconds": round(res.seconds, 1),
             "peak_rss_gb": round(res.peak_rss_gb, 2), "heldout_bits_per_byte": res.heldout, "evals": res.evals,
-            "last_step": res.history[-1] if res.history else {}}
+            "last_step": res.history[-1] if res.history else {}, "history": res.history}
 
 
 def run_heal(plan: HealPlan, *, progress: bool = True):
