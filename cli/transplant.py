@@ -31,7 +31,7 @@ def _human(x: float) -> str:
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--device", default=None, help="auto (CUDA when present), cpu, cuda ... [default: auto]")
 @click.option("-k", "--k", "k", type=int, default=None, help="OMP: anchors per new token [default: 64].")
-@click.option("--per-step", type=int, default=None, help="OMP: atoms added per correlation GEMM; 1 = textbook OMP [default: 4].")
+@click.option("--per-step", type=int, default=None, help="OMP: atoms added per correlation GEMM; 1 = textbook OMP [default: 32].")
 @click.option("--candidates", type=int, default=None, help="OMP: restrict each token to its L most similar anchors [default: all].")
 @click.option("--global-weight", type=float, default=None, help="heuristic: weight of the kNN estimate [default: 0.3].")
 @click.option("--temperature", type=float, default=None, help="heuristic: softmax temperature [default: 0.3].")

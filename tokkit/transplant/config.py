@@ -41,7 +41,7 @@ class TransplantConfig(BaseModel):
     donor: str | None = Field(None, description="donor model that uses the new tokenizer (required by omp)")
     method: Method | None = Field(None, description="reconstruction method; default omp with a donor, else heuristic")
     k: int = Field(64, ge=1, description="OMP: anchors per new token")
-    per_step: int = Field(4, ge=1, description="OMP: atoms added per correlation step (1: textbook OMP; 4: k/4 GEMMs)")
+    per_step: int = Field(32, ge=1, description="OMP: atoms added per correlation step (1: textbook OMP; 32: k/32 GEMMs)")
     candidates: int | None = Field(None, ge=1, description="OMP: anchors pre-selected per token by cosine (None: all)")
     global_weight: float = Field(0.3, ge=0, le=1, description="heuristic: weight of the global kNN estimate")
     temperature: float = Field(0.3, gt=0, le=5, description="heuristic: softmax temperature")

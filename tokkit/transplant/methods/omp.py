@@ -34,13 +34,14 @@ class OMPInit:
 
     Attributes:
         k: atoms per new token (mergekit's default 64).
-        per_step: atoms added per correlation GEMM (1: textbook OMP; 4: generalized OMP with k/4 GEMMs).
+        per_step: atoms added per correlation GEMM (1: textbook OMP; 32: generalized OMP with k/32 GEMMs;
+            on Gemma-3 <- SmolLM2 it fitted held-out anchors better than 16, 4 and 1, issue 17).
         candidates: anchors pre-selected per token by ``|cos|`` (None: all anchors).
         report_top: how many (anchor, coefficient) pairs per token go into the provenance report.
     """
 
     k: int = 64
-    per_step: int = 4
+    per_step: int = 32
     candidates: int | None = None
     report_top: int = 8
     name: str = "omp"
