@@ -158,7 +158,7 @@ def lint_tokenizer_cmd(tokenizer):
     tok = load_tokenizer(tokenizer)
     if tok.backend not in ("hf", "gguf"):
         raise FormatError(f"{tokenizer} is a {tok.backend} tokenizer; lint-tokenizer reads HF tokenizer.json files only")
-    warnings = lint_tokenizer(tok.native)
+    warnings = lint_tokenizer(tok.native, vocab=tok.vocab)
     for w in warnings:
         click.echo(f"warning: {w}")
     click.echo(f"{tokenizer}: {len(warnings)} warning(s)")

@@ -14,7 +14,7 @@ from tokkit_cli.main import cli
 @cli.command("vocab")
 @click.argument("name_or_path")
 @click.option("--text", default=HELLO_WORLD, show_default=True, help="Text whose ids are printed.")
-@click.option("--report", is_flag=True, help="Also list byte-fallback duplicates and unreachable ids.")
+@click.option("--report", is_flag=True, help="Also list byte-fallback duplicates, unreachable ids and bytes no token spells.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def vocab_command(name_or_path: str, text: str, report: bool, as_json: bool) -> None:
     """Print size, family, special tokens and the ids of a text for NAME_OR_PATH (alias or file)."""
@@ -27,6 +27,7 @@ def vocab_command(name_or_path: str, text: str, report: bool, as_json: bool) -> 
         r = tok.report()
         info["duplicates"] = [list(g) for g in r.duplicates]
         info["unreachable_ids"] = list(r.unreachable_ids)
+        info["unencodable_bytes"] = [f"0x{b:02x}" for b in r.unencodable_bytes]
     if as_json:
         click.echo(json.dumps(info, ensure_ascii=False))
         return
@@ -44,6 +45,8 @@ def vocab_command(name_or_path: str, text: str, report: bool, as_json: bool) -> 
     click.echo(f"{text!r} -> {info['ids']}")
     if report:
         click.echo(f"duplicated byte strings: {len(info['duplicates'])} groups; unreachable ids: {len(info['unreachable_ids'])}")
+        bad = info["unencodable_bytes"]
+        click.echo(f"bytes no token spells: {len(bad)}" + (f" ({', '.join(bad)}; encode(strict=True) refuses them)" if bad else ""))
 
 
 @cli.command("fetch")

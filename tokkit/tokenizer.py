@@ -212,7 +212,8 @@ class Tokenizer:
         return True
 
     def encode(self, text: str, *, allowed_special: AllowedSpecial = frozenset(),
-               disallowed_special: AllowedSpecial | tuple[()] = "all", add_special_tokens: bool = False) -> list[int]:
+               disallowed_special: AllowedSpecial | tuple[()] = "all", add_special_tokens: bool = False,
+               strict: bool = False) -> list[int]:
         """Token ids of ``text`` (no BOS/EOS unless ``add_special_tokens``).
 
         As in tiktoken, special-token strings in ``text`` are refused unless ``allowed_special``
@@ -221,14 +222,38 @@ class Tokenizer:
         reference library does (Llama 2/3, Mistral, Tekken, Gemma: yes; GPT-2, the OpenAI ranks,
         Qwen, SmolLM2: no).
 
+        With ``strict=True`` text holding a byte that no token spells is refused instead of losing
+        that byte silently (the reference libraries drop it: SmolLM2 ``"a\x16b"`` -> ``[81, 82]``).
+
         Raises:
             SpecialTokenError: ``text`` contains a special-token string not in ``allowed_special``.
+            UnencodableBytesError: ``strict`` and ``text`` holds a byte of ``vocab.unencodable_bytes()``.
         """
         _need_str(text)
+        if strict:
+            self._check_encodable(text)
         if not disallowed_special and allowed_special != "all" and not (self._special_re and set(
                 self._special_re.findall(text)) & set(allowed_special)):
             return self._with_reference_bos(self.encode_ordinary(text), add_special_tokens)
         return self._with_reference_bos(self._encode(text, allowed_special, add_special_tokens), add_special_tokens)
+
+    @cached_property
+    def _unencodable(self) -> frozenset[int]:
+        return frozenset(self.vocab.unencodable_bytes())
+
+    def _check_encodable(self, text: str) -> None:
+        if not self._unencodable:
+            return
+        data = text.encode("utf-8", errors="surrogatepass")
+        bad = sorted(set(data) & self._unencodable)
+        if bad:
+            from tokkit.errors import UnencodableBytesError
+
+            at = data.index(bytes([bad[0]]))
+            raise UnencodableBytesError(
+                f"text holds byte(s) {', '.join(f'0x{b:02x}' for b in bad)} that no token of {self.name} spells "
+                f"(first at byte {at}); expected text this vocabulary can encode exactly. Remove or replace "
+                "them, or encode without strict=True to drop them as the reference library does")
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Token ids of ``text`` with special-token strings encoded as plain text (tiktoken's ``encode_ordinary``)."""
@@ -244,7 +269,14 @@ class Tokenizer:
     def _hf_ordinary(self) -> Any:
         from tokenizers import Tokenizer as HFTokenizer
 
-        tok = HFTokenizer.from_str(self._native.to_str())
+        import json
+
+        from tokkit.formats.hf_json import control_like
+
+        data = json.loads(self._native.to_str())
+        for a in data.get("added_tokens") or []:  # control-like added tokens (Gemma <mask>) count as special
+            a["special"] = bool(a.get("special")) or control_like(a["content"])
+        tok = HFTokenizer.from_str(json.dumps(data))
         tok.encode_special_tokens = True  # added/special strings are split like any text
         return tok
 
@@ -363,7 +395,8 @@ class Tokenizer:
         from tokkit.reachability import unreachable_ids
 
         base = self.vocab.report()
-        return VocabReport(duplicates=base.duplicates, unused_ids=base.unused_ids, unreachable_ids=unreachable_ids(self))
+        return VocabReport(duplicates=base.duplicates, unused_ids=base.unused_ids, unreachable_ids=unreachable_ids(self),
+                           unencodable_bytes=base.unencodable_bytes)
 
     @cached_property
     def _hf_no_prefix(self) -> Any:

@@ -53,11 +53,14 @@ class VocabReport:
         unused_ids: ids with no token at all (holes in tiktoken's id space, GGUF ``UNUSED``).
         unreachable_ids: ids the tokenizer never emits for their own bytes (filled in by
             :meth:`tokkit.tokenizer.Tokenizer.report`, which can run the encoder).
+        unencodable_bytes: byte values that occur in no ordinary token: text containing them
+            cannot be encoded exactly (SmolLM2's GGUF vocabulary: 21, e.g. 0x16; encoders drop them).
     """
 
     duplicates: tuple[tuple[int, ...], ...] = ()
     unused_ids: tuple[int, ...] = ()
     unreachable_ids: tuple[int, ...] = ()
+    unencodable_bytes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,15 @@ class TextVocab:
             if len(ids) > 1:
                 # canonical first: a real piece before its <0xNN> fallback twin
                 dups.append(tuple(sorted(ids, key=lambda i: (i in fallback, i))))
-        return VocabReport(duplicates=tuple(sorted(dups)), unused_ids=tuple(sorted(self.unused_ids)))
+        return VocabReport(duplicates=tuple(sorted(dups)), unused_ids=tuple(sorted(self.unused_ids)),
+                           unencodable_bytes=self.unencodable_bytes())
+
+    def unencodable_bytes(self) -> tuple[int, ...]:
+        """Byte values that no ordinary token contains (sorted); text holding one cannot be spelled."""
+        seen = set()
+        for i in self.ordinary_ids():
+            seen.update(self.tokens[i])
+        return tuple(b for b in range(256) if b not in seen)
 
     def summary(self) -> dict[str, object]:
         """A JSON-friendly description (size, family, specials by role)."""

@@ -270,6 +270,13 @@ class ByteLM(ByteModel):
         needs, then, after one :meth:`TokenLM.evaluate` call, the real pass.
         """
         stream = self.lead + _as_bytes(prefix)
+        if self.target == "all" and self.beam is not None:
+            # a beam ranks sequences by their LM mass, which a dry pass cannot know: push the bytes
+            # with the real LM (at most `beam` contexts per byte, each sharing the KV cache's prefix)
+            st = self._new_state([((), 0.0)], b"")
+            for b in stream:
+                st.push(b)
+            return st
         B = self.canon.stable_boundary(stream)
         trunk = self.canon.encode(stream[:B]) if B else ()
         if trunk is None:

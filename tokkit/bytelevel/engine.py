@@ -41,11 +41,16 @@ class NextByte:
         log_z: ``log Z_n``: log of the mass the canonical covers keep, relative to ``P(x)``; 0 when the
             LM puts no mass outside canonical encodings (and on no special token), negative otherwise.
         log_prefix: ``log P̃(x)``, the unnormalised cover mass of the prefix (BTR sum).
+        pruned: share of the cover mass the beam has dropped so far, ``1 - Π_n (1 - f_n)`` with
+            ``f_n`` the share dropped at byte ``n`` (0 without a beam). Every next-byte probability
+            is then within ``pruned`` of the unpruned one's share of the kept mass; report it with
+            beam results.
     """
 
     logprobs: np.ndarray
     log_z: float
     log_prefix: float
+    pruned: float = 0.0
 
 
 @dataclass
@@ -83,6 +88,8 @@ class CoverState:
         self.canonical_eos = canonical_eos
         self.beam = beam
         self._next: NextByte | None = None
+        #: share of the cover mass dropped by the beam so far (see NextByte.pruned)
+        self.pruned = 0.0
         #: end-of-text mass that no exact sequence carries: SentencePiece's empty text is ``()``·EOS
         #: although its stream is the dummy space alone (set by ByteLM for that one state).
         self.extra_stop = float("-inf")
@@ -103,8 +110,9 @@ class CoverState:
         self.extra_stop = float("-inf")
         enc: tuple[int, ...] | None | bool = False
         tab = self.table
-        for seq, lq in self.exact:
-            q = self.lm.next_logprobs(seq)
+        rows = self._batched_rows()
+        for r, (seq, lq) in enumerate(self.exact):
+            q = rows[r] if rows is not None else self.lm.next_logprobs(seq)
             mask = self.canon.extend_mask(seq)
             ids = tab.ordinary[mask]
             if ids.size:
@@ -119,6 +127,13 @@ class CoverState:
         self.exact = []
         return float(stop)
 
+    def _batched_rows(self) -> np.ndarray | None:
+        """With several exact sequences (beam of the all-tokenizations target, look-ahead splits),
+        ask an LM that can batch once for all of them (:meth:`HFCausalLM.next_logprobs_many`)."""
+        if len(self.exact) < 2 or not hasattr(self.lm, "next_logprobs_many"):
+            return None
+        return self.lm.next_logprobs_many([seq for seq, _ in self.exact])
+
     def next_byte(self) -> NextByte:
         """The distribution of the next byte (one LM call per exact sequence; cached until push)."""
         if self._next is not None:
@@ -132,7 +147,7 @@ class CoverState:
         total = logsumexp(m)
         if total == float("-inf"):
             raise ImpossiblePrefixError(self._why_impossible(log_px))
-        self._next = NextByte(m - total, total - log_px, log_px)
+        self._next = NextByte(m - total, total - log_px, log_px, self.pruned)
         return self._next
 
     def _why_impossible(self, log_px: float) -> str:
@@ -167,7 +182,12 @@ class CoverState:
             if (~done).any():
                 groups.append(_Group(g.head, g.k + 1, ids[~done], lq[~done]))
         if self.beam is not None and len(exact) > self.beam:
-            exact = sorted(exact, key=lambda e: -e[1])[: self.beam]
+            exact = sorted(exact, key=lambda e: -e[1])
+            dropped = np.array([lq for _, lq in exact[self.beam:]])
+            kept = np.concatenate([np.array([lq for _, lq in exact[: self.beam]])] + [g.logq for g in groups])
+            share = float(np.exp(logsumexp(dropped) - np.logaddexp(logsumexp(dropped), logsumexp(kept))))
+            self.pruned = 1.0 - (1.0 - self.pruned) * (1.0 - share)
+            exact = exact[: self.beam]
         self.groups, self.exact = groups, exact
         self.stream += bytes([b])
         self._next = None

@@ -109,6 +109,7 @@ class HFCausalLM:
         self._cache = None
         self._last: torch.Tensor | None = None
         self._memo = _Memo()
+        self._takes_keep: bool | None = None
 
     # ------------------------------------------------------------------ helpers
     def _logprobs(self, logits: torch.Tensor) -> np.ndarray:
@@ -146,7 +147,7 @@ class HFCausalLM:
                 lcp = 0
         if self._cache is None:
             lcp = 0
-        out = self._forward(full[lcp:], self._cache)
+        out = self._forward(full[lcp:], self._cache, **self._keep(1))
         self._cache, self._seq, self._last = out.past_key_values, full, out.logits[0, -1]
         return self._last
 
@@ -182,6 +183,40 @@ class HFCausalLM:
             self._memo.put(tuple(int(i) for i in c), r)
         return lq, rows
 
+    def next_logprobs_many(self, contexts: Sequence[tuple[int, ...]]) -> np.ndarray:
+        """(N, V) next-token log-probs after several contexts: their common prefix through the
+        reused KV cache (cropped, not recomputed), the differing tails in one batched forward.
+        The per-byte call of a beam (genlm-bytes batches its beam the same way)."""
+        ctxs = [tuple(int(i) for i in c) for c in contexts]
+        rows = np.zeros((len(ctxs), self.vocab_size))
+        todo = []
+        for i, c in enumerate(ctxs):
+            hit = self._memo.get(c)
+            if hit is None:
+                todo.append(i)
+            else:
+                rows[i] = hit
+        if not todo:
+            return rows
+        lcp = min(len(ctxs[i]) for i in todo)
+        first = ctxs[todo[0]]
+        while lcp and any(ctxs[i][:lcp] != first[:lcp] for i in todo):
+            lcp -= 1
+        full = self.start + first[:lcp]
+        if not full:
+            return np.stack([self.next_logprobs(c) for c in ctxs])
+        last = self._logprobs(self._advance(full))
+        branches = [ctxs[i][lcp:] for i in todo]
+        need = [j for j, b in enumerate(branches) if b]
+        for j, b in enumerate(branches):
+            if not b:
+                rows[todo[j]] = last
+        if need:
+            rows[[todo[j] for j in need]] = self._branches(full, [branches[j] for j in need])
+        for i in todo:
+            self._memo.put(ctxs[i], rows[i])
+        return rows
+
     def _branches(self, full: tuple[int, ...], branches: list[tuple[int, ...]]) -> np.ndarray:
         """Next-token log-probs after ``full + b`` for each branch, in one right-padded batched forward."""
         B, m, L0 = len(branches), max(len(b) for b in branches), len(full)
@@ -192,10 +227,23 @@ class HFCausalLM:
             ids[i, : len(b)] = torch.tensor(b)
             att[i, L0: L0 + len(b)] = 1
         pos = (torch.arange(m, device=self.device) + L0).expand(B, m)
-        cache = copy.deepcopy(self._cache)  # once per prompt, never per byte
+        cache = copy.deepcopy(self._cache)  # once per prompt, and once per byte for a beam's batch
         cache.batch_repeat_interleave(B)
         self.calls += 1
+        ends = sorted({len(b) - 1 for b in branches})  # the only positions whose logits are read
+        keep = self._keep(torch.tensor(ends, device=self.device))
+        col = {e: (j if keep else e) for j, e in enumerate(ends)}
         with torch.no_grad():
-            out = self.model(input_ids=ids, attention_mask=att, position_ids=pos, past_key_values=cache, use_cache=True)
-        last = torch.tensor([len(b) - 1 for b in branches], device=self.device)
+            out = self.model(input_ids=ids, attention_mask=att, position_ids=pos, past_key_values=cache, use_cache=True,
+                             **keep)
+        last = torch.tensor([col[len(b) - 1] for b in branches], device=self.device)
         return self._logprobs(out.logits[torch.arange(B, device=self.device), last])
+
+    def _keep(self, which) -> dict:
+        """``logits_to_keep`` for models whose forward takes it (the LM head is most of a small model's
+        cost on a few positions of a 49k-262k vocabulary); empty otherwise."""
+        if self._takes_keep is None:
+            import inspect
+
+            self._takes_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        return {"logits_to_keep": which} if self._takes_keep else {}

@@ -154,7 +154,7 @@ def vocab_from_json(data: dict[str, Any], *, name: str = "", config: dict[str, A
     tokens = [b""] * size
     for i, t in id_to_tok.items():
         tokens[i] = _token_bytes(t, family, byte_fallback, cont)
-    special_items = [(a["id"], a["content"]) for a in added if a.get("special")]
+    special_items = [(a["id"], a["content"]) for a in added if a.get("special") or control_like(a["content"])]
     for i, t in special_items:
         tokens[i] = t.encode("utf-8")
     by_text = {t: i for i, t in special_items}
@@ -179,6 +179,23 @@ def vocab_from_json(data: dict[str, Any], *, name: str = "", config: dict[str, A
         unused_ids=unused,
         strip_leading_space=strip,
     )
+
+
+#: HTML tag names: Gemma's added tokens <table>, </td>, <h1> ... are text, encoded as one token each.
+_HTML = frozenset("""a abbr address article aside b blockquote body br caption code col colgroup dd del details div dl dt
+em figcaption figure footer h1 h2 h3 h4 h5 h6 head header hr html i img input kbd li link main mark meta nav ol p pre q
+s section small span strong sub summary sup table tbody td tfoot th thead title tr u ul iframe script style form
+button label select option textarea svg canvas video audio source""".split())
+_MARKER = re.compile(r"<\|[^|\s]+\|>|<(/?)([A-Za-z_][\w\-]*)>|\[[A-Za-z_][\w\-]*\]")
+
+
+def control_like(content: str) -> bool:
+    """An added token that is a control marker although not flagged special (Gemma's ``<mask>``,
+    ``<unused0>``, ``[multimodal]``; Qwen's ``<|fim_prefix|>``, ``<tool_call>``): tokkit treats it as a
+    special token (refused in text unless allowed, never spelled by byte-level models). The reference
+    libraries match it as one token wherever it occurs; HTML tags such as ``<table>`` stay text."""
+    m = _MARKER.fullmatch(content)
+    return bool(m) and not (m.group(2) and m.group(2).lower() in _HTML)
 
 
 def vocab_from_json_file(path: str | Path, *, name: str = "") -> TextVocab:

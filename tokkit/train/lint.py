@@ -77,9 +77,16 @@ def lint_recipe(recipe: TrainRecipe, domain_tokens: Sequence[str], sample: Seque
     return out
 
 
-def lint_tokenizer(tok: Any) -> list[str]:
-    """Warnings about a ``tokenizers.Tokenizer`` (trained here or loaded), read through its API (no JSON dump)."""
+def lint_tokenizer(tok: Any, *, vocab: Any = None) -> list[str]:
+    """Warnings about a ``tokenizers.Tokenizer`` (trained here or loaded), read through its API (no JSON dump).
+
+    With ``vocab`` (its :class:`tokkit.vocab.TextVocab`) byte values that no token spells are named.
+    """
     out: list[str] = []
+    missing = vocab.unencodable_bytes() if vocab is not None else ()
+    if missing:
+        out.append(f"{len(missing)} byte value(s) have no token, so text holding them loses them silently: "
+                   f"{', '.join(f'0x{b:02x}' for b in missing)} (encode(..., strict=True) refuses such text)")
     text = (tok.pre_tokenizer.__getstate__() if tok.pre_tokenizer is not None else b"") + (
         tok.decoder.__getstate__() if tok.decoder is not None else b"")
     byte_level = b'"ByteLevel"' in text
