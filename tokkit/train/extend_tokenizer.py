@@ -208,7 +208,9 @@ def extend_tokenizer(tokenizer: str | Path | Tokenizer, sources: Sequence[str | 
             words.update(cutter.count_table(table.keys, (int(c) for c in table.counts)))
             n_bytes += sum(len(k) * int(c) for k, c in zip(table.keys, table.counts))
     if not words:
-        raise ExtendError("the source holds no text to learn merges from; give non-empty UTF-8 text files or count tables")
+        where = ", ".join(map(str, [*sources, *counts][:3])) or "the in-memory documents"
+        raise ExtendError(f"the source ({where}) holds no text to learn merges from; give non-empty UTF-8 text files "
+                          "or count tables")
     prot_words: Counter[tuple[int, ...]] = Counter()
     prot_strings: Counter[str] = Counter()
     for t in keep_texts:
