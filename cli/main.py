@@ -115,16 +115,24 @@ def preflight(ctx: click.Context) -> None:
         check_output(o, force=True)  # existence is each command's to judge (--force, --resume)
 
 
+def _mapped(ctx: click.Context, call):
+    """Run ``call()``; an exception that ``user_error`` maps becomes the one-line error (others unchanged)."""
+    try:
+        return call()
+    except Exception as e:  # noqa: BLE001 - mapped or re-raised unchanged
+        err = user_error(e, ctx)
+        if err is None or err is e:
+            raise
+        raise err from None
+
+
 class _Command(click.Command):
     def invoke(self, ctx: click.Context):
-        try:
+        def run():
             preflight(ctx)
-            return super().invoke(ctx)
-        except Exception as e:  # noqa: BLE001 - mapped or re-raised unchanged
-            err = user_error(e, ctx)
-            if err is None or err is e:
-                raise
-            raise err from None
+            return click.Command.invoke(self, ctx)
+
+        return _mapped(ctx, run)
 
 
 class _Group(click.Group):
@@ -132,13 +140,7 @@ class _Group(click.Group):
     group_class = type  # subgroups (bytes, image, hypernet) are _Group too
 
     def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except Exception as e:  # noqa: BLE001 - mapped or re-raised unchanged
-            err = user_error(e, ctx)
-            if err is None or err is e:
-                raise
-            raise err from None
+        return _mapped(ctx, lambda: click.Group.invoke(self, ctx))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})

@@ -42,6 +42,22 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def init_distributed(name: str) -> tuple[int, int, torch.device]:
+    """``(world size, rank, device)`` under ``torchrun`` (process group: nccl on CUDA, else gloo), else ``(1, 0, device)``."""
+    import os
+
+    world, rank, device = int(os.environ.get("WORLD_SIZE", "1")), 0, pick_device(name)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        rank = dist.get_rank()
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+    return world, rank, device
+
+
 def _batch_budget(device: torch.device, memory_gb: float | None) -> int:
     if memory_gb is not None:
         return int(memory_gb * (1 << 30))

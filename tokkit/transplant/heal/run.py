@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,18 +120,10 @@ def run_heal(plan: HealPlan, *, progress: bool = True):
     from tokkit.transplant.heal.data import Side
     from tokkit.transplant.heal.rows import Student, load_lm
     from tokkit.transplant.heal.trainer import train_rows
-    from tokkit.transplant.pipeline import pick_device
+    from tokkit.transplant.pipeline import init_distributed
 
     cfg = plan.cfg
-    world, rank, device = int(os.environ.get("WORLD_SIZE", "1")), 0, pick_device(cfg.device)
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        rank = dist.get_rank()
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(device)
+    world, rank, device = init_distributed(cfg.device)
     ck = checkpoint_dir(plan.out_dir)
     if plan.force and not plan.resume and rank == 0:
         shutil.rmtree(ck, ignore_errors=True)

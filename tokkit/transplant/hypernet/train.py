@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -192,19 +191,10 @@ def train_hypernet(cfg: HypernetConfig, out_dir: str | Path, *, force: bool = Fa
     """Train (or resume from the checkpoint in ``out_dir``) and checkpoint into ``out_dir``."""
     from tqdm.auto import tqdm
 
-    from tokkit.transplant.pipeline import pick_device
+    from tokkit.transplant.pipeline import init_distributed
 
     out_dir = Path(out_dir)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, device = 0, pick_device(cfg.device)
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        rank = dist.get_rank()
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(device)
+    world, rank, device = init_distributed(cfg.device)
     folder = resolve_model(cfg.base)
     if device.type == "cpu":  # logits over the step's rows dominate: (batch x seq_len) x (rows), fp32, with grads
         rows = cfg.negatives + cfg.batch_size * cfg.seq_len
