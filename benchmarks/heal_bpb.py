@@ -9,7 +9,7 @@ The zero-shot model is ``tokkit transplant --src smollm2 --dst mistral --method 
 ``--extended FOLDER``, a folder written by ``tokkit extend``: the same comparison on an extended
 model). SOURCE is English and German training text mixed half and half by bytes (every German
 document in order until its bytes match the English ones). Each loss runs ``tokkit heal`` in its own
-process with one thread (``--parallel`` at a time), scoring the held-out texts every
+process with ``--threads`` threads (``--parallel`` at a time), scoring the held-out texts every
 ``--eval-every`` steps (the curve); the final folders, the zero-shot model and the original are
 scored with ``tokkit eval-lm``'s ``bits_per_byte`` (English = the ``--text`` files combined). Prints
 one markdown table: bits per byte, the ratio to the original, the share of the zero-shot gap
@@ -70,6 +70,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--seq-bytes", type=int, default=512)
     ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--train", default=None, help="what is trained (tokkit heal --train) [default: heal's]")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per heal process")
     ap.add_argument("--eval-every", type=int, default=10)
     ap.add_argument("--parallel", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
@@ -99,7 +101,7 @@ def main() -> None:
     curve[0].write_text("".join(_head(p.read_text(encoding="utf-8"), 4096 // len(a.text)) for p in a.text), encoding="utf-8")
     curve[1].write_text(_head(a.german.read_text(encoding="utf-8"), 4096), encoding="utf-8")
     losses = a.losses.split(",")
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
     procs, wall = {}, {}
     pending = [] if a.reference_only else list(losses)
     while pending or procs:
@@ -115,6 +117,7 @@ def main() -> None:
                    "--resume"]
             cmd += [x for t in curve for x in ("--eval-text", str(t))]
             cmd += ["--lr", str(a.lr)] if a.lr else []
+            cmd += ["--train", a.train] if a.train else []
             log = open(a.work / f"heal-{loss}{a.tag}.log", "w")
             procs[loss] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), time.perf_counter())
             print(f"started {loss}", flush=True)
@@ -151,7 +154,8 @@ def main() -> None:
         rows.append((loss, score(a.work / f"heal-{loss}{a.tag}"), wall.get(loss)))
         print(f"scored {loss}", flush=True)
     (o_en, o_de), (z_en, z_de) = rows[0][1], rows[1][1]
-    print(f"\n{a.steps} steps x {a.batch_size} x {a.seq_bytes} bytes, seed {a.seed}, one thread per run")
+    print(f"\n{a.steps} steps x {a.batch_size} x {a.seq_bytes} bytes, seed {a.seed}, train {a.train or 'default'}, "
+          f"lr {a.lr or 'default'}, {a.threads} thread(s) per run, {a.parallel} run(s) at a time")
     print("| model | English bpb | x original | gap recovered | German bpb | x original | gap recovered | heal wall s |")
     print("|---|---|---|---|---|---|---|---|")
     for name, (en, de), sec in rows:

@@ -10,7 +10,7 @@ import click
 from tokkit_cli.main import cli
 
 _LOSSES = ["alm", "lm", "alm+lm"]
-_TRAIN = ["new-rows", "embeddings", "embeddings+norms"]
+_TRAIN = ["new-rows", "embeddings", "embeddings+norms", "all"]
 
 
 @cli.command("heal")

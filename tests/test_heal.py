@@ -252,6 +252,25 @@ def test_embeddings_and_norms_train_every_row_and_the_norms(tmp_path, transplant
     assert not torch.equal(e0[the], e1[the])  # a copied row trains too
 
 
+
+
+def test_train_all_moves_every_weight_and_the_body_at_its_smaller_rate(tmp_path, transplanted):
+    """``--train all``: every tensor changes; the body's step is bounded by its own rate (lr x body_lr_scale x steps)."""
+    _, model = transplanted["tied"]
+    out = tmp_path / "h"
+    r = CliRunner().invoke(cli, ["heal", str(model), CORPUS, "-o", str(out), "--train", "all", "--loss", "lm", *TINY])
+    assert r.exit_code == 0, r.output
+    before, after = _weights(model), _weights(out)
+    assert before.keys() == after.keys()
+    assert all(not torch.equal(before[k], after[k]) for k in before), [k for k in before if torch.equal(before[k], after[k])]
+    from tokkit.transplant.heal.config import HealConfig
+
+    cfg = HealConfig(model=str(model), sources=(CORPUS,))
+    steps, lr = int(TINY[TINY.index("--steps") + 1]), float(TINY[TINY.index("--lr") + 1])
+    bound = steps * lr * cfg.body_lr_scale * 1.01  # AdamW moves an element by at most ~lr per step
+    body = [k for k in before if "norm" not in k and "embed" not in k]
+    assert body and max(float((after[k] - before[k]).abs().max()) for k in body) <= bound
+    assert max(float((after[k] - before[k]).abs().max()) for k in before if "embed" in k) > bound
 def test_resume_after_crash_equals_uninterrupted_run(tmp_path, transplanted, monkeypatch):
     """A run that dies inside step 5 (last checkpoint: step 4) and is resumed writes the same bytes as one run."""
     import tokkit.transplant.heal.trainer as tr

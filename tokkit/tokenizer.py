@@ -194,10 +194,24 @@ class Tokenizer:
         return re.compile("|".join(map(re.escape, texts))) if texts else None
 
     # ------------------------------------------------------------------ encoding
+    @cached_property
+    def _hot(self) -> tuple[tuple[str, ...], Any] | None:
+        """``(first characters of every special and added token, plain-text encoder)`` for ``encode``'s fast path."""
+        if self._fast is not None:
+            return tuple(sorted(set(self._fast.starts) | set(self._special_starts))), self._fast.ordinary
+        if self._src.backend in ("tiktoken", "tiktoken_file", "tekken"):
+            starts = {t[0] for t in self._native.special_tokens_set if t} | set(self._special_starts)
+            return tuple(sorted(starts)), self._native.encode_ordinary
+        return None
+
+    @cached_property
+    def _special_starts(self) -> tuple[str, ...]:
+        return tuple(sorted({s.text[0] for s in self.vocab.specials if s.text}))
+
     def _check_special(self, text: str, allowed: AllowedSpecial) -> bool:
         """Raise on disallowed special strings; return True when allowed ones are present."""
-        if self._special_re is None:
-            return False
+        if self._special_re is None or not any(c in text for c in self._special_starts):
+            return False  # the ``in`` test (C speed) spares the regex scan on text that cannot hold one
         if allowed == "all" and self._src.backend != "spm":
             return True  # the native encoder finds them itself
         found = set(self._special_re.findall(text))
@@ -229,11 +243,18 @@ class Tokenizer:
             SpecialTokenError: ``text`` contains a special-token string not in ``allowed_special``.
             UnencodableBytesError: ``strict`` and ``text`` holds a byte of ``vocab.unencodable_bytes()``.
         """
+        hot = self._hot
+        if hot is not None and not strict and not add_special_tokens and type(text) is str:
+            for c in hot[0]:
+                if c in text:
+                    break
+            else:  # no special or added token can occur, so the special-token options cannot change the ids
+                return hot[1](text)
         _need_str(text)
         if strict:
             self._check_encodable(text)
-        if not disallowed_special and allowed_special != "all" and not (self._special_re and set(
-                self._special_re.findall(text)) & set(allowed_special)):
+        if not disallowed_special and allowed_special != "all" and not (self._special_re and any(
+                c in text for c in self._special_starts) and set(self._special_re.findall(text)) & set(allowed_special)):
             return self._with_reference_bos(self.encode_ordinary(text), add_special_tokens)
         return self._with_reference_bos(self._encode(text, allowed_special, add_special_tokens), add_special_tokens)
 

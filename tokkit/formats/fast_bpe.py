@@ -255,6 +255,7 @@ class FastBPE:
         if missing and hf is None:
             raise NotExactError(f"{len(missing)} bytes are no token and no HF tokenizer was given to encode texts holding them")
         self._phantom = bool(missing)
+        self._phantom_ascii = tuple(chr(b[0]) for b in missing if b[0] < 0x80)  # ASCII text: only these can reach a phantom
         for k, b in enumerate(missing):
             ranks[b] = self._real + k
         self.encoding = tiktoken.Encoding(name=f"tokkit-fast-{name}", pat_str=parts.pattern,
@@ -262,6 +263,26 @@ class FastBPE:
         self._plain = frozenset(parts.plain_added)
         self._all = frozenset(added)
         self._added_re = re.compile("|".join(map(re.escape, sorted(added, key=len, reverse=True)))) if added else None
+        # First characters of the added tokens (``<`` for every alias): a text holding none of them
+        # cannot contain one, so it takes tiktoken's ``encode_ordinary`` (no special-token scan).
+        self.starts = tuple(sorted({t[0] for t in added}))
+        self._core = getattr(self.encoding, "_core_bpe", None)  # None: the public call (AttributeError path)
+
+    def _may_phantom(self, text: str, ids: list[int]) -> bool:
+        """``ids`` hold a phantom rank (a byte no token spells); ASCII text is decided by its characters."""
+        if text.isascii():
+            for c in self._phantom_ascii:  # a plain loop: a generator costs more than these C-level scans
+                if c in text:
+                    return True
+            return False
+        return bool(ids) and max(ids) >= self._real
+
+    def _plain_free(self, text: str) -> bool:
+        """No plain added token can occur in ``text`` (a C-level ``in`` per distinct first character)."""
+        for c in self.starts:
+            if c in text:
+                return False
+        return True
 
     def _normalize(self, text: str) -> str:
         if text.isascii() or unicodedata.is_normalized("NFC", text):  # isascii: O(1) on CPython's compact strings
@@ -280,25 +301,42 @@ class FastBPE:
         if self.parts.nfc:
             text = self._normalize(text)
         allowed = self._all if with_special else self._plain
-        ids = self.encoding.encode(text, allowed_special=allowed, disallowed_special=()) if allowed \
-            else self.encoding.encode_ordinary(text)
-        if self._phantom and ids and max(ids) >= self._real:
+        if allowed and not self._plain_free(text):
+            ids = self.encoding.encode(text, allowed_special=allowed, disallowed_special=())
+        else:
+            ids = self._core_ordinary(text)
+        if self._phantom and self._may_phantom(text, ids):
             return self._hf.encode(text, add_special_tokens=add_special_tokens).ids
         return self._affix(ids) if add_special_tokens else ids
+
+    def ordinary(self, text: str) -> list[int]:
+        """Ids of ``text`` that holds none of :attr:`starts` (so no added token): the hot path of ``encode``."""
+        if self.parts.nfc and not text.isascii() and not unicodedata.is_normalized("NFC", text):
+            text = unicodedata.normalize("NFC", text)
+        ids = self._core_ordinary(text)
+        if self._phantom and self._may_phantom(text, ids):
+            return self._hf.encode(text, add_special_tokens=False).ids
+        return ids
+
+    def _core_ordinary(self, text: str) -> list[int]:
+        try:  # tiktoken's Rust core directly: its public wrapper only adds this same surrogate fallback
+            return self._core.encode_ordinary(text)
+        except (UnicodeEncodeError, AttributeError):
+            return self.encoding.encode_ordinary(text)
 
     def encode_batch(self, texts: list[str], *, with_special: Sequence[bool], add_special_tokens: bool = False,
                      num_threads: int = 8) -> list[list[int]]:
         if self.parts.nfc:
             texts = [self._normalize(t) for t in texts]
-        if not self._plain and not any(with_special):
-            out = self.encoding.encode_ordinary_batch(texts, num_threads=num_threads)
-        elif all(with_special):
+        if all(with_special):
             out = self.encoding.encode_batch(texts, num_threads=num_threads, allowed_special=self._all, disallowed_special=())
-        else:
-            return [self.encode(t, with_special=w, add_special_tokens=add_special_tokens) for t, w in zip(texts, with_special)]
+        else:  # texts that cannot hold an added token in one threaded batch; the rest one by one
+            plain = [not w and (not self._plain or self._plain_free(t)) for t, w in zip(texts, with_special)]
+            fast = iter(self.encoding.encode_ordinary_batch([t for t, p in zip(texts, plain) if p], num_threads=num_threads))
+            out = [next(fast) if p else self.encode(t, with_special=w) for t, w, p in zip(texts, with_special, plain)]
         if self._phantom:
             for i, ids in enumerate(out):
-                if ids and max(ids) >= self._real:
+                if self._may_phantom(texts[i], ids):
                     out[i] = self._hf.encode(texts[i], add_special_tokens=False).ids
         return [self._affix(ids) for ids in out] if add_special_tokens else out
 

@@ -28,6 +28,7 @@ class Train(str, Enum):
     NEW_ROWS = "new-rows"  # only the rows the transplant / extension built (report kind "new")
     EMBEDDINGS = "embeddings"  # every input (and output) row
     EMBEDDINGS_NORMS = "embeddings+norms"  # every row plus the norm weights
+    ALL = "all"  # every parameter: rows and norms at --lr, the other weights at --lr x body_lr_scale
 
 
 class HealConfig(BaseModel):
@@ -49,6 +50,8 @@ class HealConfig(BaseModel):
     seq_bytes: int = Field(512, ge=16, description="UTF-8 bytes of text per training sequence")
     batch_size: int = Field(4, ge=1, description="sequences per step (per process under torchrun)")
     lr: float = Field(2e-3, gt=0, description="AdamW peak learning rate")
+    body_lr_scale: float = Field(0.05, gt=0, le=1, description="--train all: the learning rate of the transformer's "
+                                 "weights (not rows, not norms) as a share of --lr")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay (0: rows are not pulled to zero)")
     grad_clip: float = Field(1.0, gt=0, description="gradient-norm clip")
     tau: float = Field(100.0, gt=0, description="ALM binarisation temperature (tokenkit's binarization_temp)")

@@ -6,8 +6,9 @@ For ``--train new-rows`` the rows to train (``ids (K,)``) are copied into ``inpu
 matrix: the optimizer state (AdamW's two moments) and the gradient are ``K × D`` instead of
 ``V × D``, and the frozen rows are never touched by the optimizer, so they stay bit-exact by
 construction (weight decay or a zero-gradient Adam update cannot move them). With
-``embeddings`` every row is trainable (``ids = 0..V-1``; the parameter *is* the matrix), and
-``embeddings+norms`` also unfreezes every parameter whose name contains ``norm``.
+``embeddings`` every row is trainable (``ids = 0..V-1``; the parameter *is* the matrix),
+``embeddings+norms`` also unfreezes every parameter whose name contains ``norm``, and ``all``
+unfreezes every other parameter of the transformer too (``body``, trained at a smaller learning rate).
 
 Tied models (SmolLM2: one matrix is both input and output) get one parameter that serves both.
 Logits are ``h @ W_outᵀ`` computed here from the backbone's last hidden state (the HF head is not
@@ -45,9 +46,10 @@ class Student(nn.Module):
         lm: the loaded model (frozen).
         ids: ``(K,)`` long, the rows to train (sorted, unique); all rows when ``K`` equals the row count.
         norms: also train the norm weights.
+        body: also train every other parameter of the transformer (implies ``norms``).
     """
 
-    def __init__(self, lm, ids: torch.Tensor, *, norms: bool = False) -> None:
+    def __init__(self, lm, ids: torch.Tensor, *, norms: bool = False, body: bool = False) -> None:
         super().__init__()
         self.lm = lm
         self.tied = is_tied(lm)
@@ -57,21 +59,32 @@ class Student(nn.Module):
         self.all_rows = len(ids) == self.rows and bool((ids.cpu() == torch.arange(self.rows)).all())
         self.input = nn.Parameter(e_in.detach()[self.ids].clone())  # (K, D)
         self.output = None if self.tied else nn.Parameter(lm.get_output_embeddings().weight.detach()[self.ids].clone())
-        self.norm_names = sorted(n for n, _ in lm.named_parameters() if "norm" in n) if norms else []
-        for n, p in lm.named_parameters():
-            if n in self.norm_names:
+        rows = {lm.get_input_embeddings().weight.data_ptr()}
+        if lm.get_output_embeddings() is not None:
+            rows.add(lm.get_output_embeddings().weight.data_ptr())
+        named = [(n, p) for n, p in lm.named_parameters() if p.data_ptr() not in rows]
+        self.norm_names = sorted(n for n, _ in named if "norm" in n) if norms or body else []
+        self.body_names = sorted(n for n, _ in named if "norm" not in n) if body else []
+        for n, p in named:
+            if n in self.norm_names or n in self.body_names:
                 p.requires_grad_(True)
         self.scale = float(getattr(lm.get_input_embeddings(), "embed_scale", 1.0))
         self.softcap = getattr(lm.config, "final_logit_softcapping", None)
 
     def trainable(self) -> dict[str, nn.Parameter]:
-        """Name -> parameter of everything the optimizer updates (fixed order: rows, then norms)."""
+        """Name -> parameter of everything the optimizer updates (fixed order: rows, norms, body)."""
         out = {"rows.input": self.input}
         if self.output is not None:
             out["rows.output"] = self.output
         named = dict(self.lm.named_parameters())
         out |= {f"norm.{n}": named[n] for n in self.norm_names}
+        out |= {f"body.{n}": named[n] for n in self.body_names}
         return out
+
+    def trained_lm_tensors(self) -> dict[str, torch.Tensor]:
+        """The transformer's own trained tensors (norms, body) by their state-dict name, for writing."""
+        named = dict(self.lm.named_parameters())
+        return {n: named[n] for n in self.norm_names + self.body_names}
 
     def input_matrix(self) -> torch.Tensor:
         """``(R, D)``: the frozen input rows with the trainable ones in place."""

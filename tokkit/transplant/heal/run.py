@@ -132,7 +132,7 @@ def run_heal(plan: HealPlan, *, progress: bool = True):
     if len(plan.tok.vocab) > rows:
         raise VocabMismatchError(f"{plan.model}: the tokenizer has {len(plan.tok.vocab)} ids but the model {rows} rows")
     ids = torch.arange(rows) if plan.ids is None else torch.tensor([i for i in plan.ids if i < rows])
-    student = Student(lm, ids, norms=cfg.train is Train.EMBEDDINGS_NORMS)
+    student = Student(lm, ids, norms=cfg.train is Train.EMBEDDINGS_NORMS, body=cfg.train is Train.ALL)
     teacher = teacher_side = None
     if plan.teacher is not None:
         teacher = load_lm(plan.teacher, device)
@@ -145,12 +145,11 @@ def run_heal(plan: HealPlan, *, progress: bool = True):
         e_in, e_out = student.merged()
         v = plan.tok.vocab
         emb = ModelEmbeddings(EmbeddingTable(v, e_in), None if e_out is None else EmbeddingTable(v, e_out))
-        norms = {n: p for n, p in lm.named_parameters() if n in student.norm_names}
         report = dict(plan.report or {})
         report["heals"] = list(report.get("heals", [])) + [_record(plan, res, len(ids))]
         text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
         write_model_folder(plan.model, plan.out_dir, emb, hf_tokenizer=plan.tok.to_hf(), vocab=v, force=plan.force,
-                           chat_template=plan.tok.chat_template, extra_files={REPORT_FILE: text}, tensors=norms)
+                           chat_template=plan.tok.chat_template, extra_files={REPORT_FILE: text}, tensors=student.trained_lm_tensors())
         shutil.rmtree(ck, ignore_errors=True)
     if world > 1:
         import torch.distributed as dist

@@ -109,7 +109,10 @@ def train_rows(cfg: HealConfig, student: Student, student_side: Side, *, teacher
     from tqdm.auto import tqdm
 
     params = student.trainable()
-    opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+    groups = [{"params": [p for n, p in params.items() if not n.startswith("body.")], "scale": 1.0}]
+    if any(n.startswith("body.") for n in params):
+        groups.append({"params": [p for n, p in params.items() if n.startswith("body.")], "scale": cfg.body_lr_scale})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     settings = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in RESUMABLE_CHANGES}
     key = run_key(settings, student.lm.get_input_embeddings().weight)
     ck_dir = checkpoint_dir(out_dir)
@@ -135,7 +138,7 @@ def train_rows(cfg: HealConfig, student: Student, student_side: Side, *, teacher
     for step in bar:
         rng = random.Random(f"{cfg.seed}:{step}:{rank}")
         for g in opt.param_groups:
-            g["lr"] = _lr_at(step, cfg)
+            g["lr"] = _lr_at(step, cfg) * g["scale"]
         batch = make_batch(draw_windows(train_text, rng, cfg.batch_size, seq_bytes=cfg.seq_bytes), student_side,
                            teacher_side if cfg.loss is not Loss.LM else None)
         loss, stats = _step_loss(student, teacher, batch, cfg, device)
