@@ -25,6 +25,7 @@ import torch
 from tokkit.bytelevel import ByteEnsemble, ByteLM
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "moby_dick_excerpt.txt"
+PROMPTS = Path(__file__).resolve().parents[1] / "data" / "heldout" / "moby_dick_ch1.txt"  # paragraphs: fresh prompts
 
 
 class _Timed:
@@ -65,6 +66,7 @@ def main() -> None:
     ap.add_argument("--bytes", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--score-bytes", type=int, default=300)
+    ap.add_argument("--prompts", type=int, default=3, help="fresh prompts for the token-speed sampler comparison")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     blm = ByteLM.from_pretrained(args.model)
@@ -91,10 +93,24 @@ def main() -> None:
     # ---- generation: token level, same model, same number of bytes
     tok_secs, tok_calls, tok_bytes = token_level_generate(blm, prompt, args.bytes)
 
-    # ---- generation: byte level at token speed (whole tokens past the prompt boundary, same law)
-    c2, t2 = blm.lm.calls, time.perf_counter()
-    fast = blm.generate(prompt, max_bytes=args.bytes, seed=0)
-    fast_secs, fast_calls = time.perf_counter() - t2, blm.lm.calls - c2
+    # ---- generation: byte level at token speed (whole tokens past the prompt boundary, same law),
+    # interleaved with token-level generation on --prompts fresh prompts; the LM's memo and KV cache
+    # are emptied before every call, so no run reuses another's forward passes
+    from tokkit.bytelevel.lm import _Memo
+
+    fast_secs = fast_calls = fast_bytes = tl_secs = tl_bytes = 0.0
+    prompts = [p for p in PROMPTS.read_text(encoding="utf-8").split("\n\n") if len(p) >= 200]
+    for k in range(args.prompts):
+        p_k = prompts[k][:200]
+        blm.lm._memo, _ = _Memo(), blm.lm._reset()
+        c2, t2 = blm.lm.calls, time.perf_counter()
+        fast = blm.generate(p_k, max_bytes=args.bytes, seed=k)
+        fast_secs += time.perf_counter() - t2
+        fast_calls += blm.lm.calls - c2
+        fast_bytes += len(fast)
+        blm.lm._memo, _ = _Memo(), blm.lm._reset()
+        s_k, _, b_k = token_level_generate(blm, p_k, args.bytes)
+        tl_secs, tl_bytes = tl_secs + s_k, tl_bytes + b_k
 
     print(f"model {args.model}, torch threads {args.threads}, prompt {len(prompt.encode())} bytes")
     print(f"byte-level generation : {n} bytes, prompt {prompt_calls} LM calls, then {gen_calls} calls "
@@ -105,10 +121,11 @@ def main() -> None:
           f"{tok_secs / tok_bytes * 1e3:.1f} ms/byte")
     print(f"ratio byte-level / token-level: {gen_secs / n / (tok_secs / tok_bytes):.2f}x time per byte, "
           f"{(gen_calls / n) / (tok_calls / tok_bytes):.2f}x LM calls per byte")
-    nf = max(len(fast), 1)
-    print(f"byte-level, token-speed sampling (ByteLM.generate): {len(fast)} bytes in {fast_calls} calls incl. the prompt "
-          f"({fast_calls / nf:.3f} calls/byte), {fast_secs / nf * 1e3:.1f} ms/byte; "
-          f"ratio to token-level {fast_secs / nf / (tok_secs / tok_bytes):.2f}x time per byte")
+    nf = max(fast_bytes, 1)
+    print(f"byte-level, token-speed sampling (ByteLM.generate), {args.prompts} fresh prompts: {fast_bytes:.0f} bytes in "
+          f"{fast_calls:.0f} calls incl. the prompts ({fast_calls / nf:.3f} calls/byte), {fast_secs / nf * 1e3:.1f} ms/byte; "
+          f"token-level on the same prompts {tl_secs / tl_bytes * 1e3:.1f} ms/byte; "
+          f"ratio {fast_secs / nf / (tl_secs / tl_bytes):.2f}x time per byte")
 
     # ---- scoring held-out prose
     text = paras[1][: args.score_bytes]

@@ -176,7 +176,7 @@ class Tokenizer:
         """tiktoken's core where it encodes exactly like the HF tokenizer (:mod:`tokkit.formats.fast_bpe`), else None."""
         if self._src.backend not in ("hf", "gguf"):
             return None
-        from tokkit.formats.fast_bpe import load_fast_encoder
+        from tokkit.formats.fast_bpe_check import load_fast_encoder
 
         return load_fast_encoder(self._native, path=self._src.path if self._src.backend == "hf" else None, name=self.name)
 
