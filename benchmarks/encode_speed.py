@@ -40,12 +40,15 @@ def corpus() -> list[str]:
     return docs
 
 
-def best_of(fn, repeat: int) -> float:
-    best = float("inf")
+def best_of(fns: dict[str, object], repeat: int) -> dict[str, float]:
+    """Best wall seconds of each callable, timed **interleaved** (one round calls each once), so a
+    change of load on a shared machine hits tokkit and its peers alike instead of whichever ran last."""
+    best = {name: float("inf") for name in fns}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
     return best
 
 
@@ -81,7 +84,7 @@ def main() -> None:
     args = ap.parse_args()
     docs = corpus()
     mb = sum(len(d.encode()) for d in docs) / 1e6
-    print(f"{len(docs)} paragraphs, {mb:.2f} MB; best of {args.repeat}; ratio = tokkit time / peer time")
+    print(f"{len(docs)} paragraphs, {mb:.2f} MB; best of {args.repeat}, timed interleaved; ratio = tokkit time / peer time")
     print("loop = one text per call on one thread (tok.encode vs the peer's single-text call); "
           "batch = encode_batch vs the peer's batch call, library-default threads")
     print(f"{'alias':<9}{'tokkit path':<14}{'mode':<6}{'tokkit MB/s':>12}  {'peer':<22}{'peer MB/s':>10}{'ratio':>8}")
@@ -91,10 +94,14 @@ def main() -> None:
         mine = tok.encode_batch(docs)
         for loop in (True, False):
             ours = (lambda: [tok.encode(d) for d in docs]) if loop else (lambda: tok.encode_batch(docs))
-            t_ours = best_of(ours, args.repeat)
-            for name, fn in peers(tok, loop).items():
+            others = peers(tok, loop)
+            for name, fn in others.items():
                 assert [list(x) for x in fn(docs)] == mine, f"{alias}: tokkit and {name} disagree"
-                t_peer = best_of(lambda: fn(docs), args.repeat)
+            times = best_of({"tokkit": ours, **{name: (lambda fn=fn: fn(docs)) for name, fn in others.items()}},
+                            args.repeat)
+            t_ours = times["tokkit"]
+            for name in others:
+                t_peer = times[name]
                 print(f"{alias:<9}{path:<14}{'loop' if loop else 'batch':<6}{mb / t_ours:>12.2f}  {name:<22}"
                       f"{mb / t_peer:>10.2f}{t_ours / t_peer:>8.2f}", flush=True)
 
