@@ -230,6 +230,10 @@ class FastBPE:
         # cannot contain one, so it takes tiktoken's ``encode_ordinary`` (no special-token scan).
         self.starts = tuple(sorted({t[0] for t in added}))
         self._core = getattr(self.encoding, "_core_bpe", None)  # None: the public call (AttributeError path)
+        # tiktoken keeps 128 regex copies picked by thread id, and each copy's match cache is owned by
+        # the first thread that uses it (others take a locked pool): encode once here so the loading
+        # thread, which usually encodes one text at a time, owns its copy before batch workers do.
+        self.encoding.encode_ordinary("warm up")
 
     def _may_phantom(self, text: str, ids: list[int]) -> bool:
         """``ids`` hold a phantom rank (a byte no token spells); ASCII text is decided by its characters."""
