@@ -199,8 +199,8 @@ def plot(a, losses, curve) -> None:
         ax.set_xlabel("heal step")
         ax.set_ylabel("bits per byte")
         ax.legend()
-    fig.suptitle(f"SmolLM2-135M -> {a.dst} ({'extended' if a.extended else 'heuristic transplant'}), "
-                 f"{a.batch_size} x {a.seq_bytes} B per step")
+    what = f"{Path(a.extended).name} (tokkit extend)" if a.extended else f"SmolLM2-135M -> {a.dst} (heuristic transplant)"
+    fig.suptitle(f"{what}, --train {a.train or 'new-rows'}, {a.batch_size} x {a.seq_bytes} B per step")
     fig.tight_layout()
     fig.savefig(a.plot, dpi=110)
 
