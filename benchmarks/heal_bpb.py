@@ -200,7 +200,10 @@ def plot(a, losses, curve) -> None:
         ax.set_ylabel("bits per byte")
         ax.legend()
     what = f"{Path(a.extended).name} (tokkit extend)" if a.extended else f"SmolLM2-135M -> {a.dst} (heuristic transplant)"
-    fig.suptitle(f"{what}, --train {a.train or 'new-rows'}, {a.batch_size} x {a.seq_bytes} B per step")
+    from tokkit.transplant.heal import HealConfig
+
+    train = a.train or HealConfig.model_fields["train"].default.value  # heal's own default, not a copy of it
+    fig.suptitle(f"{what}, --train {train}, {a.batch_size} x {a.seq_bytes} B per step")
     fig.tight_layout()
     fig.savefig(a.plot, dpi=110)
 

@@ -14,74 +14,18 @@ Example:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import AbstractSet, Any, Literal, Sequence
 
 from tokkit.errors import InputTypeError, SpecialTokenError, VocabMismatchError, native_errors
+from tokkit.formats.native import WHAT, Source, open_native
 from tokkit.names import ResolvedTokenizer, resolve_tokenizer
 from tokkit.vocab import TextVocab, VocabReport
 
 __all__ = ["Tokenizer", "load_tokenizer"]
 
 AllowedSpecial = AbstractSet[str] | Literal["all"]
-
-
-@dataclass(frozen=True)
-class _Source:
-    name: str
-    backend: str  # hf | spm | tiktoken | tiktoken_file | tekken | gguf
-    path: str | None
-    encoding: str = ""
-
-
-_WHAT = {"hf": "tokenizer.json", "gguf": "GGUF", "spm": "sentencepiece .model", "tiktoken": "tiktoken encoding",
-         "tiktoken_file": "tiktoken rank", "tekken": "Tekken json"}
-
-
-def _open_native(src: _Source) -> Any:
-    if src.backend in ("hf", "gguf"):
-        if src.backend == "gguf":
-            from tokkit.formats.gguf_tokenizer import hf_tokenizer_from_gguf
-
-            return hf_tokenizer_from_gguf(src.path)
-        from tokenizers import Tokenizer as HFTokenizer
-
-        from tokkit.formats.hf_json import read_json
-
-        try:
-            return HFTokenizer.from_file(src.path)
-        except Exception as e:
-            from tokkit.errors import FormatError
-
-            data = read_json(Path(src.path))
-            keys = ", ".join(sorted(data)[:8]) or "none"
-            raise FormatError(f"{src.path} is JSON but not a tokenizer.json: expected an object with the keys "
-                              f"version, model (type, vocab, merges), pre_tokenizer, decoder and added_tokens, found "
-                              f"keys {keys}; pass an HF tokenizer.json") from None
-    if src.backend == "spm":
-        from tokkit.formats.spm import load_spm
-
-        return load_spm(src.path)
-    if src.backend == "tekken":
-        from tokkit.formats.tekken import tekken_encoding
-
-        return tekken_encoding(src.path)
-    if src.backend == "tiktoken":
-        from tokkit.fixtures import tiktoken_encoding
-
-        return tiktoken_encoding(src.encoding)
-    if src.backend == "tiktoken_file":
-        import tiktoken
-
-        from tokkit.formats.tiktoken_file import read_ranks
-
-        from tokkit.fixtures import CL100K_PATTERN
-
-        # A bare rank file carries no pattern: use cl100k's, the one modern rank files are trained with.
-        return tiktoken.Encoding(name=src.name, pat_str=CL100K_PATTERN, mergeable_ranks=read_ranks(src.path), special_tokens={})
-    raise AssertionError(src.backend)
 
 
 def _need_str(text: object) -> None:
@@ -98,10 +42,10 @@ class Tokenizer:
     ``<|endoftext|>`` is never silently cut into two.
     """
 
-    def __init__(self, source: _Source) -> None:
+    def __init__(self, source: Source) -> None:
         self._src = source
-        with native_errors(source.path or source.encoding, _WHAT.get(source.backend, "tokenizer")):
-            self._native = _open_native(source)
+        with native_errors(source.path or source.encoding, WHAT.get(source.backend, "tokenizer")):
+            self._native = open_native(source)
             if source.backend in ("tiktoken_file", "tekken"):
                 self._native.encode_ordinary("probe")  # tiktoken builds its core lazily: a damaged file panics here
 
@@ -433,43 +377,16 @@ class Tokenizer:
 
     def to_hf(self) -> Any:
         """This tokenizer as a ``tokenizers.Tokenizer`` (converted exactly for spm/tiktoken/tekken)."""
-        b = self._src.backend
-        if b in ("hf", "gguf"):
-            hf = self._native
-        else:
-            from tokkit.formats.convert import spm_to_hf, tiktoken_to_hf
+        from tokkit.formats.export_hf import to_hf
 
-            hf = spm_to_hf(self._native, self.vocab) if b == "spm" else tiktoken_to_hf(self._native)
-        bos = self._reference_bos
-        if bos is None or hf.encode("a", add_special_tokens=True).ids[:1] == [bos]:
-            return hf
-        # The reference adds BOS but this file's post-processor does not (npm Llama 3 copy, Tekken):
-        # give the exported tokenizer the reference's template, on a copy.
-        from tokenizers import Tokenizer as HFTokenizer
-        from tokenizers.processors import TemplateProcessing
-
-        text = self.vocab.tokens[bos].decode("utf-8")
-        hf = HFTokenizer.from_str(hf.to_str())
-        hf.post_processor = TemplateProcessing(single=f"{text} $A", pair=f"{text} $A {text}:1 $B:1",
-                                               special_tokens=[(text, bos)])
-        return hf
+        return to_hf(self._native, self._src.backend, self.vocab, self._reference_bos)
 
     @property
     def chat_template(self) -> str | None:
         """The chat template of the source ``tokenizer_config.json`` (or ``chat_template.jinja``), if any."""
-        if not self._src.path:
-            return None
-        folder = Path(self._src.path).parent
-        jinja = folder / "chat_template.jinja"
-        if jinja.exists():
-            return jinja.read_text(encoding="utf-8")
-        cfg = folder / "tokenizer_config.json"
-        if cfg.exists() and cfg != Path(self._src.path):
-            from tokkit.formats.hf_json import read_json
+        from tokkit.formats.export_hf import chat_template
 
-            template = read_json(cfg).get("chat_template")
-            return template if isinstance(template, str) else None
-        return None
+        return chat_template(self._src.path)
 
     def save(self, out_dir: str | Path, *, force: bool = False) -> Path:
         """Write an HF tokenizer folder (tokenizer.json, tokenizer_config.json with the chat template,
@@ -488,4 +405,4 @@ def load_tokenizer(name_or_path: str | Path) -> Tokenizer:
         FormatError: a truncated or unreadable tokenizer file.
     """
     r: ResolvedTokenizer = resolve_tokenizer(name_or_path)
-    return Tokenizer(_Source(r.name, r.backend, str(r.path) if r.path else None, r.encoding))
+    return Tokenizer(Source(r.name, r.backend, str(r.path) if r.path else None, r.encoding))

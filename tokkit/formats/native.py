@@ -1,0 +1,69 @@
+"""Which native library opens which tokenizer source (HF ``tokenizers``, GGUF, sentencepiece, tiktoken, Tekken).
+
+:class:`Source` is what a :class:`tokkit.tokenizer.Tokenizer` pickles; :func:`open_native` rebuilds the
+native encoder from it in any process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Source", "WHAT", "open_native"]
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    backend: str  # hf | spm | tiktoken | tiktoken_file | tekken | gguf
+    path: str | None
+    encoding: str = ""
+
+
+WHAT = {"hf": "tokenizer.json", "gguf": "GGUF", "spm": "sentencepiece .model", "tiktoken": "tiktoken encoding",
+         "tiktoken_file": "tiktoken rank", "tekken": "Tekken json"}
+
+
+def open_native(src: Source) -> Any:
+    if src.backend in ("hf", "gguf"):
+        if src.backend == "gguf":
+            from tokkit.formats.gguf_tokenizer import hf_tokenizer_from_gguf
+
+            return hf_tokenizer_from_gguf(src.path)
+        from tokenizers import Tokenizer as HFTokenizer
+
+        from tokkit.formats.hf_json import read_json
+
+        try:
+            return HFTokenizer.from_file(src.path)
+        except Exception as e:
+            from tokkit.errors import FormatError
+
+            data = read_json(Path(src.path))
+            keys = ", ".join(sorted(data)[:8]) or "none"
+            raise FormatError(f"{src.path} is JSON but not a tokenizer.json: expected an object with the keys "
+                              f"version, model (type, vocab, merges), pre_tokenizer, decoder and added_tokens, found "
+                              f"keys {keys}; pass an HF tokenizer.json") from None
+    if src.backend == "spm":
+        from tokkit.formats.spm import load_spm
+
+        return load_spm(src.path)
+    if src.backend == "tekken":
+        from tokkit.formats.tekken import tekken_encoding
+
+        return tekken_encoding(src.path)
+    if src.backend == "tiktoken":
+        from tokkit.fixtures import tiktoken_encoding
+
+        return tiktoken_encoding(src.encoding)
+    if src.backend == "tiktoken_file":
+        import tiktoken
+
+        from tokkit.formats.tiktoken_file import read_ranks
+
+        from tokkit.fixtures import CL100K_PATTERN
+
+        # A bare rank file carries no pattern: use cl100k's, the one modern rank files are trained with.
+        return tiktoken.Encoding(name=src.name, pat_str=CL100K_PATTERN, mergeable_ranks=read_ranks(src.path), special_tokens={})
+    raise AssertionError(src.backend)
