@@ -2,8 +2,8 @@
 
     python benchmarks/encode_speed.py [--aliases gpt2 llama3 qwen2 mistral] [--repeat 3]
 
-Two modes: ``loop`` (``tok.encode`` per text on one thread against the peer's single-text call: the
-least noisy on a shared machine) and ``batch`` (``encode_batch`` against the peer's batch call, both
+Two modes: ``loop`` (``tok.encode`` per text on one thread against the peer's single-text call,
+timed text by text in rotating order: the least noisy on a shared machine) and ``batch`` (``encode_batch`` against the peer's batch call, both
 with their library-default threading, as tokkit uses them). Peers:
   * every byte-level BPE (gpt2, cl100k, o200k, llama3, qwen2, smollm2): **raw tiktoken**
     ``encode_ordinary_batch`` on the same ranks and pattern (for the HF files, the rank table
@@ -19,6 +19,7 @@ identical ids. Prints MB/s and the ratio tokkit time / peer time (1.00 = no over
 from __future__ import annotations
 
 import argparse
+import gc
 import glob
 import json
 import time
@@ -41,19 +42,53 @@ def corpus() -> list[str]:
 
 
 def best_of(fns: dict[str, object], repeat: int) -> dict[str, float]:
-    """Best wall seconds of each callable, timed **interleaved** (one round calls each once), so a
-    change of load on a shared machine hits tokkit and its peers alike instead of whichever ran last."""
+    """Best wall seconds of each callable, timed **interleaved** (one round calls each once, the order
+    reversed every other round), so a change of load on a shared machine hits tokkit and its peers
+    alike instead of whichever ran last. As ``timeit`` does, the garbage collector is off while a
+    callable runs (collected before each), so one side does not pay for the other's garbage."""
     best = {name: float("inf") for name in fns}
+    order = list(fns)
+    for r in range(repeat):
+        for name in (order if r % 2 == 0 else order[::-1]):
+            gc.collect()
+            gc.disable()
+            try:
+                t0 = time.perf_counter()
+                fns[name]()
+                best[name] = min(best[name], time.perf_counter() - t0)
+            finally:
+                gc.enable()
+    return best
+
+
+def per_text(fns: dict[str, object], docs: list[str], repeat: int) -> dict[str, float]:
+    """Loop mode: each text is encoded by every single-text callable in turn (the order rotated from
+    text to text), and each callable's seconds are summed; the best of ``repeat`` passes. A drift of
+    the machine's speed then lands on tokkit and its peers alike, text by text."""
+    names = list(fns)
+    best = {name: float("inf") for name in names}
+    pc = time.perf_counter_ns
     for _ in range(repeat):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
+        tot = dict.fromkeys(names, 0)
+        gc.collect()
+        gc.disable()
+        try:
+            for i, d in enumerate(docs):
+                k = i % len(names)
+                for name in names[k:] + names[:k]:
+                    fn = fns[name]
+                    t0 = pc()
+                    fn(d)
+                    tot[name] += pc() - t0
+        finally:
+            gc.enable()
+        for name in names:
+            best[name] = min(best[name], tot[name] / 1e9)
     return best
 
 
 def peers(tok, loop: bool) -> dict[str, object]:
-    """name -> batch encoder (``loop``: one text per call, one thread) returning lists of ids."""
+    """name -> encoder returning ids: one text per call (``loop``) or a list of texts (batch)."""
     n = tok.native
     raw = None
     if tok.backend in ("tiktoken", "tekken", "tiktoken_file"):
@@ -67,12 +102,12 @@ def peers(tok, loop: bool) -> dict[str, object]:
         raw = tiktoken.Encoding(name="raw", pat_str=parts.pattern, mergeable_ranks=parts.ranks, special_tokens={})
     out: dict[str, object] = {}
     if raw is not None:
-        out["raw tiktoken"] = (lambda docs: [raw.encode_ordinary(d) for d in docs]) if loop else raw.encode_ordinary_batch
+        out["raw tiktoken"] = raw.encode_ordinary if loop else raw.encode_ordinary_batch
     if tok.backend == "spm":
-        out["spm"] = (lambda docs: [n.encode(d) for d in docs]) if loop else (lambda docs: n.encode(docs, num_threads=-1))
+        out["spm"] = n.encode if loop else (lambda docs: n.encode(docs, num_threads=-1))
     elif tok.backend in ("hf", "gguf"):
         out["HF encode" if loop else "HF encode_batch_fast"] = (
-            (lambda docs: [n.encode(d, add_special_tokens=False).ids for d in docs]) if loop
+            (lambda d: n.encode(d, add_special_tokens=False).ids) if loop
             else (lambda docs: [e.ids for e in n.encode_batch_fast(docs, add_special_tokens=False)]))
     return out
 
@@ -93,15 +128,20 @@ def main() -> None:
         path = "tiktoken core" if tok._fast is not None else tok.backend
         mine = tok.encode_batch(docs)
         for loop in (True, False):
-            ours = (lambda: [tok.encode(d) for d in docs]) if loop else (lambda: tok.encode_batch(docs))
             others = peers(tok, loop)
             for name, fn in others.items():
-                assert [list(x) for x in fn(docs)] == mine, f"{alias}: tokkit and {name} disagree"
-            times = best_of({"tokkit": ours, **{name: (lambda fn=fn: fn(docs)) for name, fn in others.items()}},
-                            args.repeat)
-            t_ours = times["tokkit"]
+                got = [fn(d) for d in docs] if loop else fn(docs)
+                assert [list(x) for x in got] == mine, f"{alias}: tokkit and {name} disagree"
+            if loop:  # tokkit against one peer at a time: each call follows the other side's, never a third's
+                times = {}
+                for name, fn in others.items():
+                    pair = per_text({"tokkit": tok.encode, name: fn}, docs, args.repeat)
+                    times[name], times[f"tokkit vs {name}"] = pair[name], pair["tokkit"]
+            else:
+                times = best_of({"tokkit": lambda: tok.encode_batch(docs),
+                                 **{name: (lambda fn=fn: fn(docs)) for name, fn in others.items()}}, args.repeat)
             for name in others:
-                t_peer = times[name]
+                t_ours, t_peer = times.get(f"tokkit vs {name}", times.get("tokkit")), times[name]
                 print(f"{alias:<9}{path:<14}{'loop' if loop else 'batch':<6}{mb / t_ours:>12.2f}  {name:<22}"
                       f"{mb / t_peer:>10.2f}{t_ours / t_peer:>8.2f}", flush=True)
 

@@ -188,3 +188,42 @@ def test_trained_outputs(tmp_path, monkeypatch):
     stok = load_tokenizer(sup / "tokenizer.json")
     assert stok._fast is None  # two-stage merges: tiktoken's rule reorders them, the self-check sees it
     assert stok.encode_batch(TEXTS[:100], allowed_special="all") == _hf(stok, TEXTS[:100])  # whichever path it took, HF's ids
+
+
+@pytest.mark.parametrize("alias", ["smollm2", "cl100k"])
+def test_chunked_batch_on_threads_equals_one_by_one(alias, monkeypatch):
+    """encode_batch runs contiguous runs on a pool (tokkit.formats.batching); forced onto the pool for
+    a mixed batch (real documents, one-token strings, special tokens), every id and the order hold."""
+    import tokkit.formats.batching as batching
+
+    tok = cached_tokenizer(alias)
+    special = tok.vocab.specials[0].text
+    words = [tok.vocab[i].decode("utf-8", "replace") for i in range(0, len(tok.vocab), 97)]
+    texts = TEXTS[:300] + words + [f"{w}{special}{w}" for w in words[:50]]
+    want = [tok.encode(t, allowed_special="all") for t in texts]
+    monkeypatch.setattr(batching, "SERIAL_CHARS", 0)
+    monkeypatch.setattr(batching.os, "cpu_count", lambda: 4)
+    assert tok.encode_batch(texts, allowed_special="all") == want
+    specials = [s.text for s in tok.vocab.specials]
+    plain = [t for t in texts if not any(s in t for s in specials)]
+    assert tok.encode_batch(plain) == [tok.encode(t) for t in plain]
+
+
+def test_chunk_cuts_cover_every_item_once_in_order():
+    from tokkit.formats.batching import _cuts, map_chunked
+
+    assert _cuts([1, 1, 1, 1], 2) == [0, 2, 4]
+    assert _cuts([100, 1, 1, 1], 4) == [0, 1, 2, 3, 4]
+    assert _cuts([], 3) == [0]
+    assert _cuts([0, 0, 5], 2) == [0, 3]
+    items = [str(i) * (i % 7) for i in range(1000)]
+    assert map_chunked(lambda s: s[::-1], items, sizes=[70_000] * 1000, num_threads=3) == [s[::-1] for s in items]
+
+
+@pytest.mark.parametrize("alias", ["cl100k", "llama3", "smollm2"])
+def test_lone_surrogate_takes_the_wrappers_replacement(alias):
+    """encode's hot path calls the Rust core directly, which refuses lone surrogates; such text goes the
+    long way and gets tiktoken's replacement character, as before."""
+    tok = cached_tokenizer(alias)
+    assert tok.encode("caf\ud800 bar") == tok.encode("caf\ufffd bar")
+    assert tok.encode_batch(["caf\ud800 bar"]) == [tok.encode("caf\ufffd bar")]

@@ -141,11 +141,16 @@ class Tokenizer:
     @cached_property
     def _hot(self) -> tuple[tuple[str, ...], Any] | None:
         """``(first characters of every special and added token, plain-text encoder)`` for ``encode``'s fast path."""
+        # the Rust core's own method where nothing is left to do in Python (no NFC, no phantom bytes);
+        # it raises UnicodeEncodeError on lone surrogates, which ``encode`` then sends the long way
         if self._fast is not None:
-            return tuple(sorted(set(self._fast.starts) | set(self._special_starts))), self._fast.ordinary
+            f = self._fast
+            core = f._core.encode_ordinary if f._core is not None and not f.parts.nfc and not f._phantom else f.ordinary
+            return tuple(sorted(set(f.starts) | set(self._special_starts))), core
         if self._src.backend in ("tiktoken", "tiktoken_file", "tekken"):
             starts = {t[0] for t in self._native.special_tokens_set if t} | set(self._special_starts)
-            return tuple(sorted(starts)), self._native.encode_ordinary
+            core = getattr(getattr(self._native, "_core_bpe", None), "encode_ordinary", None)
+            return tuple(sorted(starts)), core or self._native.encode_ordinary
         return None
 
     @cached_property
@@ -193,7 +198,10 @@ class Tokenizer:
                 if c in text:
                     break
             else:  # no special or added token can occur, so the special-token options cannot change the ids
-                return hot[1](text)
+                try:
+                    return hot[1](text)
+                except UnicodeEncodeError:  # lone surrogates: the native wrapper's fallback below
+                    pass
         _need_str(text)
         if strict:
             self._check_encodable(text)
@@ -294,9 +302,11 @@ class Tokenizer:
                 return [self.encode(t, allowed_special=allowed_special, add_special_tokens=add_special_tokens) for t in texts]
             out = n.encode(texts, num_threads=-1)
             return [self._with_bos_eos(ids) for ids in out] if add_special_tokens else out
+        from tokkit.formats.batching import map_chunked  # tiktoken's batch pays a pool task per text
+
         if any(flags):
-            return n.encode_batch(texts, allowed_special="all", disallowed_special=())
-        return n.encode_ordinary_batch(texts)
+            return map_chunked(lambda t: n.encode(t, allowed_special="all", disallowed_special=()), texts)
+        return map_chunked(n.encode_ordinary, texts)
 
     def _spm_encode(self, text: str) -> list[int]:
         """sentencepiece has no special tokens in text: split at them; a segment after a special token

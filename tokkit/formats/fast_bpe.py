@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from tokkit.errors import FormatError
+from tokkit.formats.batching import map_chunked
 
 __all__ = ["NotExactError", "RankParts", "rank_parts", "FastBPE", "GPT2_PATTERN"]
 
@@ -267,14 +268,17 @@ class FastBPE:
         """Ids of ``text``; ``with_special``: the text holds (allowed) special-token strings."""
         if self.parts.nfc:
             text = self._normalize(text)
-        allowed = self._all if with_special else self._plain
-        if allowed and not self._plain_free(text):
-            ids = self.encoding.encode(text, allowed_special=allowed, disallowed_special=())
-        else:
-            ids = self._core_ordinary(text)
+        ids = self._one(text, with_special)
         if self._phantom and self._may_phantom(text, ids):
             return self._hf.encode(text, add_special_tokens=add_special_tokens).ids
         return self._affix(ids) if add_special_tokens else ids
+
+    def _one(self, text: str, with_special: bool) -> list[int]:
+        """tiktoken's ids of a normalized ``text`` (no phantom check, no affixes)."""
+        allowed = self._all if with_special else self._plain
+        if allowed and not self._plain_free(text):
+            return self.encoding.encode(text, allowed_special=allowed, disallowed_special=())
+        return self._core_ordinary(text)
 
     def ordinary(self, text: str) -> list[int]:
         """Ids of ``text`` that holds none of :attr:`starts` (so no added token): the hot path of ``encode``."""
@@ -293,14 +297,12 @@ class FastBPE:
 
     def encode_batch(self, texts: list[str], *, with_special: Sequence[bool], add_special_tokens: bool = False,
                      num_threads: int = 8) -> list[list[int]]:
+        """``[encode(t) for t in texts]`` in contiguous runs on up to ``num_threads`` threads
+        (:func:`tokkit.formats.batching.map_chunked`: one task per run, not per text)."""
         if self.parts.nfc:
             texts = [self._normalize(t) for t in texts]
-        if all(with_special):
-            out = self.encoding.encode_batch(texts, num_threads=num_threads, allowed_special=self._all, disallowed_special=())
-        else:  # texts that cannot hold an added token in one threaded batch; the rest one by one
-            plain = [not w and (not self._plain or self._plain_free(t)) for t, w in zip(texts, with_special)]
-            fast = iter(self.encoding.encode_ordinary_batch([t for t, p in zip(texts, plain) if p], num_threads=num_threads))
-            out = [next(fast) if p else self.encode(t, with_special=w) for t, w, p in zip(texts, with_special, plain)]
+        out = map_chunked(lambda tw: self._one(*tw), list(zip(texts, with_special)), sizes=[len(t) for t in texts],
+                          num_threads=num_threads)
         if self._phantom:
             for i, ids in enumerate(out):
                 if self._may_phantom(texts[i], ids):
