@@ -75,3 +75,28 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
     ckpt.write_bytes(b"not a pickle")
     with pytest.raises(BpeCheckpointError, match="not a tokkit merge checkpoint"):
         train_bpe_counts(counts, BpeSpec(vocab_size=60), progress=False, checkpoint=ckpt, resume=True)
+
+
+def test_a_loader_is_called_once_and_trains_the_same():
+    """train_bpe_counts takes a function returning the counts (so the dictionary is dropped once the merge
+    state is built, not held beside the loop): same merges as the dictionary itself."""
+    counts = _random_counts(3, "aab c", 400)
+    counts = {w: n for w, n in counts.items() if " " not in w}
+    spec = BpeSpec(vocab_size=200)
+    calls = []
+
+    def load():
+        calls.append(1)
+        return dict(counts)
+
+    assert train_bpe_counts(load, spec, progress=False) == train_bpe_counts(counts, spec, progress=False)
+    assert calls == [1]
+
+
+def test_counts_input_hands_the_table_over_once():
+    from tokkit.train.bpe import CountsInput
+
+    src = CountsInput("table", resume=True)
+    assert src.take() == "table" and src.resume
+    with pytest.raises(RuntimeError, match="already handed"):
+        src.take()

@@ -10,9 +10,10 @@ the smallest ``(left id, right id)``, stale heap entries re-queued with their cu
 ``min_frequency`` stop and the ``max_token_length`` rule of ``Word::merge`` (a new pair is only
 formed while its length in characters stays below the cap).
 
-Memory: the words that hold a pair are kept as a sorted ``array('l')`` of word ids (8 bytes each)
+Memory: the words that hold a pair are kept as a sorted ``array('i')`` of word ids (4 bytes each)
 rather than a Python ``set`` (about 30-60 bytes per entry plus 216 per set), which is what made the
-loop's peak exceed HF's own trainer (issue 17).
+loop's peak exceed HF's own trainer (issue 17); pairs whose count falls to 0 leave the count
+dictionary, and the word dictionary is dropped once the state is built.
 
 One deliberate difference: pair counts are Python integers. HF keeps them in ``i32`` and
 overflows past 2^31 occurrences of a pair (tokenizers#437, #2058: "the" split into t/h/e at 160 GB);
@@ -45,6 +46,8 @@ __all__ = ["BpeSpec", "BpeCheckpointError", "train_bpe_counts", "to_hf_model"]
 
 LOG = logging.getLogger(__name__)
 _CKPT_VERSION = 2  # 2: arrays + JSON in an .npz (1 was a pickle, never read again)
+#: Word ids of a pair's positions: 4-byte signed (tables up to 2^31 records; the table itself would not fit first).
+_POS = "i"
 
 
 class BpeCheckpointError(FormatError):
@@ -105,7 +108,7 @@ def _initial_state(word_counts: Mapping[str, int], spec: BpeSpec) -> _State:
             pair_counts[p] = pair_counts.get(p, 0) + n
             s = where.get(p)
             if s is None:
-                where[p] = array("l", (i,))
+                where[p] = array(_POS, (i,))
             elif s[-1] != i:  # words are visited in order: the array stays sorted and unique
                 s.append(i)
     st = _State(spec, (len(words), sum(counts)), id2w, w2id, words, lens, counts, pair_counts, [])
@@ -125,11 +128,15 @@ def _merge_words(st: _State, a: int, b: int, new: int, pos: Any, max_len: int) -
     capped = st.spec.max_token_length is not None
 
     def change(p: tuple[int, int], d: int, iw: int) -> None:
-        pc[p] = pc.get(p, 0) + d * st.counts[iw]
+        c = pc.get(p, 0) + d * st.counts[iw]
+        if c:
+            pc[p] = c
+        else:  # a pair that occurs nowhere any more: a missing key reads as 0 (79k of 512k pairs on a 294k table)
+            pc.pop(p, None)
         if d > 0:
             s = where.get(p)
             if s is None:
-                where[p] = array("l", (iw,))
+                where[p] = array(_POS, (iw,))
             elif s[-1] != iw:  # words are visited in ascending order: sorted and unique
                 s.append(iw)
 
@@ -154,7 +161,7 @@ def _merge_words(st: _State, a: int, b: int, new: int, pos: Any, max_len: int) -
                         change((new, syms[i + 1]), 1, iw)
             i += 1
     for p, ps in where.items():
-        c = pc[p]
+        c = pc.get(p, 0)
         if c > 0:
             heapq.heappush(st.heap, (-c, p[0], p[1], st.seq, ps))
             st.seq += 1
@@ -165,7 +172,7 @@ def _step(st: _State, max_len: int) -> bool:
     if len(st.word_to_id) >= st.spec.vocab_size or not st.heap:
         return False
     negc, a, b, _, pos = heapq.heappop(st.heap)
-    cur = st.pair_counts[(a, b)]
+    cur = st.pair_counts.get((a, b), 0)
     if -negc != cur:  # stale entry: re-queue with the current count (and the same positions)
         heapq.heappush(st.heap, (-cur, a, b, st.seq, pos))
         st.seq += 1
@@ -271,7 +278,8 @@ def _short(v: Any) -> str:
     return r if len(r) <= 60 else r[:57] + "..."
 
 
-def train_bpe_counts(word_counts: Mapping[str, int], spec: BpeSpec, *, progress: bool = True,
+def train_bpe_counts(word_counts: Mapping[str, int] | Callable[[], Mapping[str, int]], spec: BpeSpec, *,
+                     progress: bool = True,
                      checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
                      checkpoint_seconds: float = 120.0, resume: bool = False,
                      stop_after: int | None = None,
@@ -279,7 +287,9 @@ def train_bpe_counts(word_counts: Mapping[str, int], spec: BpeSpec, *, progress:
     """Train BPE on ``{pre-token string: count}`` exactly as HF's ``BpeTrainer`` would.
 
     Args:
-        word_counts: pre-tokens as the trainer sees them (byte-level spelled for byte-level BPE).
+        word_counts: pre-tokens as the trainer sees them (byte-level spelled for byte-level BPE), or a
+            function that returns them: it is called once and its result dropped as soon as the merge
+            state is built, so the dictionary does not stay in memory beside the loop.
         spec: trainer options.
         checkpoint: file for the merge-loop state, written every ``checkpoint_seconds`` (and every
             ``checkpoint_every`` merges when given) and at the end; a save costs about the table's size.
@@ -294,11 +304,13 @@ def train_bpe_counts(word_counts: Mapping[str, int], spec: BpeSpec, *, progress:
     from tqdm.auto import tqdm
 
     ckpt = Path(checkpoint) if checkpoint is not None else None
-    fingerprint = (len(word_counts), sum(int(v) for v in word_counts.values()))
+    counts = word_counts() if callable(word_counts) else word_counts
+    fingerprint = (len(counts), sum(int(v) for v in counts.values()))
     st = _load(ckpt, spec, fingerprint) if resume and ckpt is not None and ckpt.exists() else None
     if st is None:
-        st = _initial_state(word_counts, spec)
-    else:
+        st = _initial_state(counts, spec)
+    del counts, word_counts  # a loader's result lives no longer than this
+    if st.merges:
         LOG.info("resumed from %s after %d merges", ckpt, len(st.merges))
     max_len = spec.max_token_length if spec.max_token_length is not None else 1 << 62
     t0, start = time.perf_counter(), len(st.merges)

@@ -201,11 +201,14 @@ def _train_from_counts(counts: Sequence[Any], *, out_dir: Path, recipe: TrainRec
     if ckpt.exists() and not resume:
         ckpt.unlink()  # a stale state from an earlier run: start afresh unless asked to resume
     t0 = time.perf_counter()
-    trained = _train(recipe, domain, CountsInput(loaded.table, checkpoint=ckpt, resume=resume), None, progress)
+    source = CountsInput(loaded.table, checkpoint=ckpt, resume=resume)
+    notes, counts_manifest = loaded.notes, loaded.manifest
+    del loaded  # the trainer takes the table from `source` and frees it once its merge state is built
+    trained = _train(recipe, domain, source, None, progress)
     secs["train"] = time.perf_counter() - t0
-    trained = type(trained)(trained.tokenizer, trained.layout, trained.pattern, loaded.notes + trained.notes)
+    trained = type(trained)(trained.tokenizer, trained.layout, trained.pattern, notes + trained.notes)
     res = _finish(trained, recipe, domain, out_dir=out_dir, force=force, warnings=warnings, secs=secs, corpus=None,
-                  sources_manifest=[], counts_manifest=loaded.manifest)
+                  sources_manifest=[], counts_manifest=counts_manifest)
     ckpt.unlink(missing_ok=True)
     return res
 
