@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import AbstractSet, Any, Literal, Sequence
 
 from tokkit.errors import InputTypeError, SpecialTokenError, VocabMismatchError, native_errors
-from tokkit.formats.native import WHAT, Source, open_native
+from tokkit.formats.native import WHAT, Source, hf_ordinary, open_native, vocab_of
 from tokkit.names import ResolvedTokenizer, resolve_tokenizer
 from tokkit.vocab import TextVocab, VocabReport
 
@@ -86,34 +86,7 @@ class Tokenizer:
     @cached_property
     def vocab(self) -> TextVocab:
         """The id -> bytes vocabulary with special tokens and roles."""
-        b, n = self._src.backend, self._native
-        if b in ("hf", "gguf"):
-            import json
-
-            from tokkit.formats.hf_json import vocab_from_json
-
-            config = None
-            if self._src.path and b == "hf":
-                from tokkit.formats.hf_json import read_json
-
-                path = Path(self._src.path)
-                cfg = path.with_name("tokenizer_config.json")
-                if cfg.exists() and cfg != path:
-                    config = read_json(cfg)
-                data = read_json(path)  # the file itself: cheaper than serialising the native object again
-            else:
-                data = json.loads(n.to_str())
-            return vocab_from_json(data, name=self.name, config=config)
-        if b == "spm":
-            from tokkit.formats.spm import vocab_from_spm
-
-            return vocab_from_spm(n, name=self.name)
-        from tokkit.formats.tiktoken_file import vocab_from_ranks
-
-        return vocab_from_ranks(
-            n._mergeable_ranks, specials=n._special_tokens, n_vocab=n.n_vocab, name=self.name,
-            family="tekken" if b == "tekken" else "tiktoken",
-        )
+        return vocab_of(self._src, self._native)
 
     @cached_property
     def _fast(self) -> Any:
@@ -240,18 +213,7 @@ class Tokenizer:
 
     @cached_property
     def _hf_ordinary(self) -> Any:
-        from tokenizers import Tokenizer as HFTokenizer
-
-        import json
-
-        from tokkit.formats.hf_json import control_like
-
-        data = json.loads(self._native.to_str())
-        for a in data.get("added_tokens") or []:  # control-like added tokens (Gemma <mask>) count as special
-            a["special"] = bool(a.get("special")) or control_like(a["content"])
-        tok = HFTokenizer.from_str(json.dumps(data))
-        tok.encode_special_tokens = True  # added/special strings are split like any text
-        return tok
+        return hf_ordinary(self._native)
 
     @cached_property
     def _reference_bos(self) -> int | None:

@@ -1,7 +1,8 @@
 """Which native library opens which tokenizer source (HF ``tokenizers``, GGUF, sentencepiece, tiktoken, Tekken).
 
 :class:`Source` is what a :class:`tokkit.tokenizer.Tokenizer` pickles; :func:`open_native` rebuilds the
-native encoder from it in any process.
+native encoder from it in any process; :func:`vocab_of` reads its id -> bytes vocabulary and
+:func:`hf_ordinary` derives an HF encoder that splits special-token strings like any text.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Source", "WHAT", "open_native"]
+__all__ = ["Source", "WHAT", "open_native", "vocab_of", "hf_ordinary"]
 
 
 @dataclass(frozen=True)
@@ -67,3 +68,48 @@ def open_native(src: Source) -> Any:
         # A bare rank file carries no pattern: use cl100k's, the one modern rank files are trained with.
         return tiktoken.Encoding(name=src.name, pat_str=CL100K_PATTERN, mergeable_ranks=read_ranks(src.path), special_tokens={})
     raise AssertionError(src.backend)
+
+
+def vocab_of(src: Source, n: Any) -> Any:
+    """The :class:`tokkit.vocab.TextVocab` of the native encoder ``n`` opened from ``src``."""
+    b = src.backend
+    if b in ("hf", "gguf"):
+        import json
+
+        from tokkit.formats.hf_json import read_json, vocab_from_json
+
+        config = None
+        if src.path and b == "hf":
+            path = Path(src.path)
+            cfg = path.with_name("tokenizer_config.json")
+            if cfg.exists() and cfg != path:
+                config = read_json(cfg)
+            data = read_json(path)  # the file itself: cheaper than serialising the native object again
+        else:
+            data = json.loads(n.to_str())
+        return vocab_from_json(data, name=src.name, config=config)
+    if b == "spm":
+        from tokkit.formats.spm import vocab_from_spm
+
+        return vocab_from_spm(n, name=src.name)
+    from tokkit.formats.tiktoken_file import vocab_from_ranks
+
+    return vocab_from_ranks(n._mergeable_ranks, specials=n._special_tokens, n_vocab=n.n_vocab, name=src.name,
+                            family="tekken" if b == "tekken" else "tiktoken")
+
+
+def hf_ordinary(n: Any) -> Any:
+    """A copy of the HF tokenizer ``n`` that encodes special and added token strings as plain text
+    (tiktoken's ``encode_ordinary``); control-like added tokens (Gemma ``<mask>``) count as special."""
+    import json
+
+    from tokenizers import Tokenizer as HFTokenizer
+
+    from tokkit.formats.hf_json import control_like
+
+    data = json.loads(n.to_str())
+    for a in data.get("added_tokens") or []:
+        a["special"] = bool(a.get("special")) or control_like(a["content"])
+    tok = HFTokenizer.from_str(json.dumps(data))
+    tok.encode_special_tokens = True  # added/special strings are split like any text
+    return tok
