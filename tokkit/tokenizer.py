@@ -114,16 +114,15 @@ class Tokenizer:
     @cached_property
     def _hot(self) -> tuple[tuple[str, ...], Any] | None:
         """``(first characters of every special and added token, plain-text encoder)`` for ``encode``'s fast path."""
-        # the Rust core's own method where nothing is left to do in Python (no NFC, no phantom bytes);
-        # it raises UnicodeEncodeError on lone surrogates, which ``encode`` then sends the long way
+        # the encoder may be tiktoken's Rust core itself, which raises UnicodeEncodeError on lone
+        # surrogates: ``encode`` then sends the text the long way
         if self._fast is not None:
-            f = self._fast
-            core = f._core.encode_ordinary if f._core is not None and not f.parts.nfc and not f._phantom else f.ordinary
-            return tuple(sorted(set(f.starts) | set(self._special_starts))), core
+            return tuple(sorted(set(self._fast.starts) | set(self._special_starts))), self._fast.plain_encoder
         if self._src.backend in ("tiktoken", "tiktoken_file", "tekken"):
+            from tokkit.formats.fast_bpe import core_ordinary
+
             starts = {t[0] for t in self._native.special_tokens_set if t} | set(self._special_starts)
-            core = getattr(getattr(self._native, "_core_bpe", None), "encode_ordinary", None)
-            return tuple(sorted(starts)), core or self._native.encode_ordinary
+            return tuple(sorted(starts)), core_ordinary(self._native)
         return None
 
     @cached_property

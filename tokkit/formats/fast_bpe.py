@@ -30,7 +30,7 @@ from typing import Any, Sequence
 from tokkit.errors import FormatError
 from tokkit.formats.batching import map_chunked
 
-__all__ = ["NotExactError", "RankParts", "rank_parts", "FastBPE", "GPT2_PATTERN"]
+__all__ = ["NotExactError", "RankParts", "rank_parts", "FastBPE", "GPT2_PATTERN", "core_ordinary"]
 
 #: HF ``ByteLevel(use_regex=True)``'s pattern (GPT-2's, without tiktoken's possessive quantifiers).
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -199,6 +199,13 @@ def _affixes(post: dict[str, Any] | None) -> tuple[tuple[int, ...], tuple[int, .
     return None
 
 
+def core_ordinary(encoding: Any) -> Any:
+    """tiktoken's Rust ``encode_ordinary`` of ``encoding`` (it raises ``UnicodeEncodeError`` on lone
+    surrogates, which the public wrapper replaces), or that wrapper where the core is not reachable."""
+    core = getattr(encoding, "_core_bpe", None)
+    return core.encode_ordinary if core is not None else encoding.encode_ordinary
+
+
 class FastBPE:
     """tiktoken's core with HF's added tokens, NFC and post-processor affixes."""
 
@@ -279,6 +286,13 @@ class FastBPE:
         if allowed and not self._plain_free(text):
             return self.encoding.encode(text, allowed_special=allowed, disallowed_special=())
         return self._core_ordinary(text)
+
+    @property
+    def plain_encoder(self) -> Any:
+        """The fastest exact ``text -> ids`` for text without added tokens: the Rust core itself when
+        nothing is left for Python (no NFC, no phantom bytes; lone surrogates raise
+        ``UnicodeEncodeError``), else :meth:`ordinary`."""
+        return core_ordinary(self.encoding) if not self.parts.nfc and not self._phantom else self.ordinary
 
     def ordinary(self, text: str) -> list[int]:
         """Ids of ``text`` that holds none of :attr:`starts` (so no added token): the hot path of ``encode``."""
