@@ -42,7 +42,7 @@ def main() -> None:
     texts = {p.stem: p.read_text(encoding="utf-8")[:args.max_bytes] for p in sorted((ROOT / "data" / "heldout").glob("*.txt"))}
     tok = load_tokenizer(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    prefix = ev._prefix(tok)
+    prefix = ev.start_tokens(tok)
     nbytes = sum(len(t.encode()) for t in texts.values())
 
     def loop() -> tuple[float, int]:

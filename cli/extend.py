@@ -8,8 +8,12 @@ from pathlib import Path
 import click
 
 from tokkit_cli.main import cli
+from tokkit_cli.rows import read_capped, row_flags, row_options, rows_summary
 
-_METHODS = ["fvt", "heuristic", "omp", "hypernet", "mean"]
+_METHODS = ["fvt", "heuristic", "omp", "hypernet", "mean", "distill"]
+
+#: Text read from SOURCE for distillation snippets and the output-row fit (the merges read all of it).
+ROW_TEXT_BYTES = 64 << 20
 
 
 @cli.command("extend")
@@ -25,14 +29,16 @@ _METHODS = ["fvt", "heuristic", "omp", "hypernet", "mean"]
 @click.option("--min-frequency", type=click.IntRange(min=1), default=2, show_default=True,
               help="A new merge (or character) must occur at least this often.")
 @click.option("--method", type=click.Choice(_METHODS, case_sensitive=False), default="fvt", show_default=True,
-              help="How the new rows are built (with --model).")
+              help="How the new rows are built (with --model); distill learns them from the model itself.")
 @click.option("--donor", default=None, help="omp: donor model that uses the extended tokenizer.")
 @click.option("--hypernet", default=None, type=click.Path(path_type=Path), help="hypernet: checkpoint folder.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda ...")
+@row_options
+@click.option("--seed", type=int, default=None, help="Seed of snippet selection and batch order [default: 0].")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def extend_command(sources, model, tokenizer, add, out_dir, counts, keep, min_frequency, method, donor, hypernet, device,
-                   force, quiet) -> None:
+                   force, quiet, seed, **rows) -> None:
     """Learn ADD new BPE merges on SOURCES and append them to a tokenizer: every old id, merge and the ids of
     old text stay as they are (exactly, for --keep-text files). With --model, the model gets rows for the
     new ids (old rows copied bit-exactly)."""
@@ -70,14 +76,23 @@ def extend_command(sources, model, tokenizer, add, out_dir, counts, keep, min_fr
                    f"extend_report.json) in {time.perf_counter() - t0:.1f} s, peak memory {peak_rss_mb():.0f} MB")
         return
     from tokkit.train.extend_tokenizer import twin_files
-    from tokkit.transplant.config import Method
+    from tokkit.transplant.config import Method, TransplantConfig
     from tokkit.transplant.extend import run_extend
 
+    flags = row_flags(rows)
+    config = TransplantConfig.model_validate({"src": str(folder), "dst": "-", **flags}) if flags else None
+    learns = method.lower() == "distill" or flags.get("output_rows") == "fit"
+    if learns and not sources:
+        raise click.UsageError("--method distill and --output-rows fit read text: give SOURCE text files "
+                               "(a --counts table has no text to learn rows from)")
+    texts = read_capped(sources, ROW_TEXT_BYTES) if learns else []
     result = run_extend(folder, ext, out_dir, method=Method(method.lower()), donor=donor,
                         hypernet=None if hypernet is None else str(hypernet), device=device, force=force,
-                        extra_files=twin_files(ext))
+                        extra_files=twin_files(ext), config=config, seed=seed, texts=texts, keep_texts=keep_texts)
     for line in extension_summary(result.report):
         click.echo(line)
     click.echo(f"new rows: {len(ext.new_ids):,} by {result.report['extension']['method']}; old rows copied bit-exactly")
+    for line in rows_summary(result.report):
+        click.echo(line)
     click.echo(f"wrote {result.out_dir} (+ transplant_report.json) in {time.perf_counter() - t0:.1f} s, "
                f"peak memory {peak_rss_mb():.0f} MB")

@@ -9,8 +9,12 @@ from pathlib import Path
 import click
 
 from tokkit_cli.main import apply_threads, cli, threads_option
+from tokkit_cli.rows import read_capped, row_flags, row_options, rows_summary
 
-_METHODS = ["omp", "heuristic", "fvt", "mean", "zero", "hypernet"]
+_METHODS = ["omp", "heuristic", "fvt", "mean", "zero", "hypernet", "distill"]
+
+#: Text read from --corpus / --keep-text for distillation and the output-row fit.
+ROW_TEXT_BYTES = 64 << 20
 
 
 def _human(x: float) -> str:
@@ -46,11 +50,16 @@ def _human(x: float) -> str:
               help="Evaluation only: rebuild this share of the shared multi-byte tokens as if new, so bits per byte "
                    "on any text measures the method [default: 0].")
 @click.option("--memory-gb", type=float, default=None, help="Working-memory budget per batch [default: from free memory].")
+@click.option("--corpus", "corpus", multiple=True,
+              help="distill / --output-rows fit: text in which the new tokens occur (files, folders, globs, hf:NAME; repeatable).")
+@click.option("--keep-text", "keep", multiple=True,
+              help="--output-rows fit: text of the language the model keeps, where new tokens must stay quiet (repeatable).")
+@row_options
 @click.option("--seed", type=int, default=None)
 @threads_option
 def transplant_command(src, dst, donor, method, out_dir, force, device, k, per_step, candidates, global_weight,
                        temperature, top_k, aux_model, hypernet, chat_template, heldout, treat_as_new, memory_gb,
-                       seed, threads) -> None:
+                       seed, threads, corpus, keep, **rows) -> None:
     """Move the pretrained causal LM SRC onto the tokenizer DST without training."""
     from tokkit.atomic import check_output
     from tokkit.config import peak_rss_mb
@@ -60,19 +69,21 @@ def transplant_command(src, dst, donor, method, out_dir, force, device, k, per_s
     flags = dict(src=src, dst=dst, donor=donor, method=method, device=device, k=k, per_step=per_step, candidates=candidates,
                  global_weight=global_weight, temperature=temperature, top_k=top_k, aux_model=aux_model,
                  hypernet=None if hypernet is None else str(hypernet), chat_template=chat_template, heldout=heldout,
-                 treat_as_new=treat_as_new, memory_gb=memory_gb, seed=seed)
+                 treat_as_new=treat_as_new, memory_gb=memory_gb, seed=seed, **row_flags(rows))
     cfg = TransplantConfig.model_validate({key: v for key, v in flags.items() if v is not None})
     check_output(out_dir, force=force)
     apply_threads(threads)
     t0 = time.perf_counter()
-    plan = plan_transplant(cfg)
+    texts = read_capped(corpus, ROW_TEXT_BYTES) if corpus else []
+    keep_texts = read_capped(keep, ROW_TEXT_BYTES) if keep else []
+    plan = plan_transplant(cfg, texts=texts, keep_texts=keep_texts)
     s = plan.summary()
     click.echo(f"transplant {cfg.src} -> {cfg.dst} with {s['method']} on {s['device']} "
                f"({'tied' if s['tied'] else 'untied'} head, {s['rows']} rows)")
     click.echo(f"cost: {s['new_tokens']} new tokens, {s['anchors']} anchors, {_human(s['flops'])}FLOP, "
                f"~{s['memory_bytes'] / 2**30:.2f} GiB working memory")
     result = run_transplant(plan, out_dir, force=force)
-    for line in summary_lines(result.report):
+    for line in summary_lines(result.report) + rows_summary(result.report):
         click.echo(line)
     click.echo(f"chat template: {result.report['chat_template']}")
     peak = peak_rss_mb() / 1024  # GiB

@@ -62,8 +62,9 @@ def cached_tokenizer(alias: str):
     return _load(alias)
 
 
-def tiny_llama(path, tok, *, hidden: int = 16, tied: bool = True, rows: int | None = None, seed: int = 0):
-    """A 1-layer Llama with ``tok``'s vocabulary (``rows`` embedding rows) saved as an HF folder at ``path``."""
+def tiny_llama(path, tok, *, hidden: int = 16, tied: bool = True, rows: int | None = None, seed: int = 0,
+               layers: int = 1):
+    """A ``layers``-layer (default 1) Llama with ``tok``'s vocabulary (``rows`` embedding rows) saved as an HF folder at ``path``."""
     import torch
     import transformers
 
@@ -71,7 +72,7 @@ def tiny_llama(path, tok, *, hidden: int = 16, tied: bool = True, rows: int | No
 
     v = tok.vocab
     cfg = transformers.LlamaConfig(vocab_size=rows or len(v), hidden_size=hidden, intermediate_size=2 * hidden,
-                                   num_attention_heads=2, num_key_value_heads=1, num_hidden_layers=1,
+                                   num_attention_heads=2, num_key_value_heads=1, num_hidden_layers=layers,
                                    tie_word_embeddings=tied, bos_token_id=v.role_id("bos"), eos_token_id=v.role_id("eos"))
     torch.manual_seed(seed)
     transformers.LlamaForCausalLM(cfg).save_pretrained(path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import torch
@@ -46,6 +47,11 @@ class InitContext:
         seed: for any randomness.
         banned_source_ids: source rows a method must not use (the held-out-anchor check bans the
             held-out tokens' own rows, so a decomposition cannot return the token itself).
+        model_folder: the base model's HF folder (methods that run the model: distill).
+        src_tok, dst_tok: the two :class:`tokkit.tokenizer.Tokenizer` handles (to read text both ways).
+        texts: text in which the new tokens occur (extend's SOURCE, transplant's ``--corpus``).
+        keep_texts: text of the language the model keeps (extend's ``--keep-text``).
+        notes: facts a method records for the report (name -> JSON-able), written by the method.
     """
 
     base: ModelEmbeddings
@@ -57,6 +63,12 @@ class InitContext:
     progress: bool = False
     seed: int = 0
     banned_source_ids: frozenset[int] = frozenset()
+    model_folder: Path | None = None
+    src_tok: Any = None
+    dst_tok: Any = None
+    texts: tuple[str, ...] = ()
+    keep_texts: tuple[str, ...] = ()
+    notes: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
     def decomposer(self) -> Decomposer:

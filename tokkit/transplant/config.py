@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tokkit.config import SEED_MAX
 
-__all__ = ["Method", "TemplatePolicy", "TransplantConfig"]
+__all__ = ["Method", "OutputRows", "TemplatePolicy", "TransplantConfig"]
 
 
 class Method(str, Enum):
@@ -20,6 +20,16 @@ class Method(str, Enum):
     MEAN = "mean"
     ZERO = "zero"
     HYPERNET = "hypernet"
+    DISTILL = "distill"
+
+
+class OutputRows(str, Enum):
+    """How the output rows of new tokens are made (``--output-rows``)."""
+
+    FIT = "fit"  # fitted on the frozen model's final hidden states (untied when the base is tied)
+    TIE = "tie"  # one matrix: the output row is the new input row (tied bases only)
+    INIT = "init"  # the start method's own output rows (FVT: the mean of the pieces' output rows)
+    MEAN = "mean"  # the mean ordinary output row: no leak, but the new tokens are hardly ever predicted
 
 
 class TemplatePolicy(str, Enum):
@@ -56,6 +66,16 @@ class TransplantConfig(BaseModel):
         "evaluation only: seeded share of the shared multi-byte ordinary tokens rebuilt by the method as if they "
         "were new (their source rows banned from decompositions, anchors and neighbours), so bits per byte on any "
         "text measures the method and not the copied rows"))
+    distill_from: Method | None = Field(None, description=(
+        "distill: the method whose rows distillation starts from (default fvt for extend, heuristic for transplant)"))
+    snippets: int = Field(16, ge=1, le=10_000, description="distill: snippets (occurrences) wanted per new token")
+    snippet_tokens: int = Field(32, ge=4, le=4096, description="distill: tokens per snippet (about)")
+    distill_layer: int = Field(-1, ge=-1, description="distill: match the states after this many layers (-1: all)")
+    distill_epochs: int = Field(3, ge=1, le=1000, description="distill: passes over the snippets")
+    distill_lr: float = Field(1e-3, gt=0, le=1.0, allow_inf_nan=False, description="distill: Adam learning rate")
+    output_rows: OutputRows | None = Field(None, description=(
+        "output rows of new tokens: fit, tie, init, mean (default: fit for distill, else the method's own)"))
+    fit_bytes: int = Field(200_000, ge=1000, description="output-row fit: text read per language (bytes)")
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:1 ...")
     memory_gb: float | None = Field(None, gt=0, description="working-memory budget per batch (default: from free memory)")
     seed: int = Field(0, ge=0, le=SEED_MAX)

@@ -26,7 +26,7 @@ import torch
 
 from tokkit.errors import VocabMismatchError
 
-__all__ = ["segments", "LMScore", "bits_per_byte"]
+__all__ = ["segments", "LMScore", "bits_per_byte", "start_tokens", "combine"]
 
 
 def segments(text: str, *, segment_bytes: int = 2048) -> list[str]:
@@ -97,7 +97,8 @@ def _new_rows(model_dir: Path, rows: int) -> torch.Tensor | None:
     return mask
 
 
-def _prefix(tok) -> list[int]:
+def start_tokens(tok) -> list[int]:
+    """The ids a segment starts with: what the tokenizer prepends, else its bos, else its eos, else none."""
     probe = tok.encode("a", add_special_tokens=True)
     plain = tok.encode("a")
     if len(probe) > len(plain) and probe[-len(plain):] == plain:
@@ -150,7 +151,7 @@ def bits_per_byte(model_dir: str | Path, texts: dict[str, str], *, segment_bytes
     rows = model.get_input_embeddings().weight.shape[0]
     if len(tok.vocab) > rows:
         raise VocabMismatchError(f"{model_dir}: tokenizer has {len(tok.vocab)} ids but the model only {rows} rows")
-    prefix = _prefix(tok)
+    prefix = start_tokens(tok)
     if not prefix:  # no start token at all: the first token would be conditioned on, its bytes not scored
         raise VocabMismatchError(f"{model_dir}: the tokenizer has no bos/eos token to start a segment with")
     p = len(prefix)

@@ -19,7 +19,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 from tokkit.atomic import check_output
 from tokkit.config import peak_rss_mb
@@ -59,12 +59,17 @@ def identity_alignment(al: Alignment, old_size: int) -> Alignment:
     return Alignment(al.src, al.dst, sid, kind)
 
 
-def run_extend(model: str | Path, ext: ExtendedTokenizer, out_dir: str | Path, *, method: Method = Method.FVT,
-               donor: str | None = None, hypernet: str | None = None, device: str = "auto", heldout: int = 0,
-               pad_to: int = 1, seed: int = 0, force: bool = False,
-               extra_files: dict[str, str] | None = None) -> TransplantResult:
+def run_extend(model: str | Path, ext: ExtendedTokenizer, out_dir: str | Path, *, method: Method | None = None,
+               donor: str | None = None, hypernet: str | None = None, device: str | None = None, heldout: int = 0,
+               pad_to: int = 1, seed: int | None = None, force: bool = False,
+               extra_files: dict[str, str] | None = None, config: TransplantConfig | None = None,
+               texts: Sequence[str] = (), keep_texts: Sequence[str] = ()) -> TransplantResult:
     """Write ``out_dir``: the model at ``model`` with the extended tokenizer ``ext`` and rows for its new ids.
 
+    ``config`` carries every row option (``--method``, the distill knobs, ``--output-rows``); the other
+    keywords override it. ``texts`` is the text the merges were learnt on (where the new tokens occur:
+    distillation's snippets and the output-row fit read it) and ``keep_texts`` the protected text of the
+    old language (the output-row fit learns from it where the new tokens must stay quiet).
     ``extra_files`` (name -> text) go into the folder too, e.g. the tiktoken twin of the tokenizer
     (:func:`tokkit.train.extend_tokenizer.tiktoken_files`).
 
@@ -83,9 +88,15 @@ def run_extend(model: str | Path, ext: ExtendedTokenizer, out_dir: str | Path, *
     with tempfile.TemporaryDirectory(prefix=".tokkit-extend-") as tmp:
         tok_path = Path(tmp) / "tokenizer.json"
         ext.hf().save(str(tok_path))
-        cfg = TransplantConfig(src=str(src_folder), dst=str(tok_path), method=method, donor=donor, hypernet=hypernet,
-                               device=device, heldout=heldout, pad_to=pad_to, seed=seed)
-        plan: Plan = plan_transplant(cfg)
+        given = {"method": method, "donor": donor, "hypernet": hypernet, "device": device, "seed": seed}
+        fields = {**(config.model_dump(exclude_unset=True) if config is not None else {}),
+                  **{k: v for k, v in given.items() if v is not None}}
+        fields |= {"src": str(src_folder), "dst": str(tok_path), "heldout": heldout, "pad_to": pad_to}
+        fields.setdefault("method", Method.FVT)
+        if fields["method"] in (Method.DISTILL, Method.DISTILL.value) and fields.get("distill_from") is None:
+            fields["distill_from"] = Method.FVT  # an extension starts from its pieces' mean (the paper's baseline)
+        cfg = TransplantConfig.model_validate(fields)
+        plan: Plan = plan_transplant(cfg, texts=texts, keep_texts=keep_texts)
         plan.ctx = replace(plan.ctx, alignment=identity_alignment(plan.alignment, len(ext.old.vocab)))
         emb, report = transplant_embeddings(plan)
         files = dict(extra_files or {})

@@ -15,7 +15,7 @@ import random
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -28,6 +28,7 @@ from tokkit.transplant.align import Alignment, Match, align_vocabs
 from tokkit.transplant.base import Cost, EmbeddingInit, InitContext
 from tokkit.transplant.config import TransplantConfig
 from tokkit.transplant.methods import build_method
+from tokkit.transplant.output_rows import check_output_rows, output_rows_for
 from tokkit.transplant.report import REPORT_FILE, build_report, resolve_chat_template
 
 __all__ = ["Plan", "TransplantResult", "plan_transplant", "transplant_embeddings", "run_transplant", "pick_device"]
@@ -100,8 +101,12 @@ class Plan:
         }
 
 
-def plan_transplant(cfg: TransplantConfig) -> Plan:
-    """Load tokenizers and embedding tensors, align, build the method and estimate its cost."""
+def plan_transplant(cfg: TransplantConfig, *, texts: Sequence[str] = (), keep_texts: Sequence[str] = ()) -> Plan:
+    """Load tokenizers and embedding tensors, align, build the method and estimate its cost.
+
+    ``texts`` (text in which the new tokens occur) and ``keep_texts`` (text of the language the model
+    keeps) feed the methods that learn from the model (``distill``) and the output-row fit.
+    """
     src_folder = resolve_model(cfg.src)
     src_tok = load_tokenizer(src_folder)
     dst_tok = load_tokenizer(cfg.dst)
@@ -123,7 +128,9 @@ def plan_transplant(cfg: TransplantConfig) -> Plan:
     method = build_method(cfg)
     ctx = InitContext(base=base, alignment=alignment, src_hf=src_tok.to_hf(), donor=donor, device=device,
                       batch_bytes=_batch_budget(device, cfg.memory_gb), progress=True, seed=cfg.seed,
-                      banned_source_ids=banned)
+                      banned_source_ids=banned, model_folder=src_folder, src_tok=src_tok, dst_tok=dst_tok,
+                      texts=tuple(texts), keep_texts=tuple(keep_texts))
+    check_output_rows(cfg, base.tied, ctx)
     n_new = len(alignment.new_ids)
     cost = method.cost(ctx, n_new)
     if cfg.heldout:
@@ -161,9 +168,10 @@ def heldout_check(plan: Plan) -> dict[str, Any]:
     held_dst, held_src = [a_dst[i] for i in pick], [a_src[i] for i in pick]
     ctx = replace(plan.ctx, alignment=plan.alignment.holding_out(held_dst),
                   banned_source_ids=plan.ctx.banned_source_ids | frozenset(held_src))
-    res = plan.method.initialize(ctx, held_dst)
+    method = getattr(plan.method, "start", plan.method)  # distill: its start rows (distilling these too costs as much again)
+    res = method.initialize(ctx, held_dst)
     idx = torch.tensor(held_src, device=res.input.device)
-    out: dict[str, Any] = {"tokens": n}
+    out: dict[str, Any] = {"tokens": n, "method": method.name}
     c = _cos(res.input, plan.ctx.base_input()[idx])
     out["cosine_input_mean"], out["cosine_input_median"] = round(float(c.mean()), 4), round(float(c.median()), 4)
     base_out = plan.ctx.base_output()
@@ -196,18 +204,25 @@ def transplant_embeddings(plan: Plan) -> tuple[ModelEmbeddings, dict[str, Any]]:
     new_ids = al.new_ids
     t0 = time.perf_counter()
     details: dict[str, list[Any]] = {}
+    out_note: dict[str, Any] = {"mode": "tie" if new_out is None else "init", "untied": False}
     if new_ids:
         res = plan.method.initialize(ctx, new_ids)
         idx = torch.tensor(new_ids, device=ctx.device)
         new_in[idx] = res.input.to(ctx.device)
-        if new_out is not None:
-            new_out[idx] = res.output.to(ctx.device)  # type: ignore[union-attr]
+        rows, out_note = output_rows_for(plan.cfg, ctx, new_in, new_out, new_ids, res)
+        if rows is not None:
+            if new_out is None:  # a tied base gets its own output matrix: the old rows bit-for-bit, then the new ones
+                new_out = new_in.clone()
+            new_out[idx] = rows.to(ctx.device)
         details = res.details
     seconds = time.perf_counter() - t0
     held = heldout_check(plan) if plan.cfg.heldout else {}
     dst = al.dst
     emb = ModelEmbeddings(EmbeddingTable(dst, new_in), None if new_out is None else EmbeddingTable(dst, new_out))
     report = build_report(plan, details, heldout=held, seconds=seconds)
+    report["output_rows"] = out_note
+    if ctx.notes:
+        report["method_notes"] = dict(ctx.notes)
     return emb, report
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tokkit.errors import MissingFileError
+from tokkit.errors import MissingFileError, TokkitError
 from tokkit.transplant.base import EmbeddingInit
 from tokkit.transplant.config import Method, TransplantConfig
 from tokkit.transplant.methods.heuristic import HeuristicInit
@@ -15,6 +15,15 @@ __all__ = ["build_method", "OMPInit", "HeuristicInit", "FVTInit", "MeanInit", "Z
 def build_method(cfg: TransplantConfig) -> EmbeddingInit:
     """The method object for ``cfg``."""
     m = cfg.resolved_method()
+    if m is Method.DISTILL:
+        from tokkit.transplant.methods.distill import DistillInit, DistillSettings
+
+        start = cfg.distill_from or Method.HEURISTIC
+        if start is Method.DISTILL:
+            raise TokkitError("--distill-from distill: give the method distillation starts from (fvt, heuristic, omp, ...)")
+        settings = DistillSettings(per_token=cfg.snippets, window_tokens=cfg.snippet_tokens, layer=cfg.distill_layer,
+                                   epochs=cfg.distill_epochs, lr=cfg.distill_lr)
+        return DistillInit(start=build_method(cfg.model_copy(update={"method": start})), settings=settings)
     if m is Method.OMP:
         return OMPInit(k=cfg.k, per_step=cfg.per_step, candidates=cfg.candidates)
     if m is Method.HEURISTIC:

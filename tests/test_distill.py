@@ -1,0 +1,194 @@
+"""Token Distillation (``--method distill``) and the output-row choices, on tiny models built in the test
+(real tokenizers, random weights, real text): the alignment, the objective's minimum, bit-exact old rows,
+an untied head that transformers loads and generates from, seeded runs byte-identical, and bad input."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from conftest import cached_tokenizer, tiny_llama
+
+transformers = pytest.importorskip("transformers")
+from safetensors.torch import load_file  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+GERMAN = (DATA / "extend" / "de_reference_sample.txt").read_text(encoding="utf-8")
+ENGLISH = (DATA / "moby_dick_excerpt.txt").read_text(encoding="utf-8")
+DOCS = [d for d in GERMAN.split("\n\n") if d.strip()]
+
+
+@functools.lru_cache(maxsize=None)
+def _extension(add: int):
+    from tokkit.train.extend_tokenizer import extend_tokenizer
+
+    return extend_tokenizer(cached_tokenizer("smollm2"), docs=[GERMAN], add=add, keep_texts=[ENGLISH])
+
+
+# ------------------------------------------------------------------------------------------ alignment
+def test_aligned_pairs_keep_the_last_piece_of_a_merged_spelling():
+    from tokkit.transplant.snippets import aligned_pairs
+
+    # teacher: "Ver" "zeich" "nis" " ist" ; student: "Verzeichnis" " ist"; one start token on each side
+    t_ends, s_ends = [3, 8, 11, 15], [11, 15]
+    assert aligned_pairs(t_ends, s_ends, t_offset=1, s_offset=1, first_student=1) == ((3, 1), (4, 2))
+    # pairs before the first trainable student position carry no signal and are left out
+    assert aligned_pairs(t_ends, s_ends, t_offset=1, s_offset=1, first_student=2) == ((4, 2),)
+    # a transplant: common boundaries only ("Ver|zeich|nis" vs "Verz|eichnis")
+    assert aligned_pairs([3, 8, 11], [4, 11], t_offset=0, s_offset=0, first_student=0) == ((2, 1),)
+
+
+def test_snippets_cover_every_new_token_and_spell_the_same_text():
+    from tokkit.transplant.evaluate import start_tokens
+    from tokkit.transplant.snippets import mine_snippets
+
+    ext = _extension(40)
+    old, new = cached_tokenizer("smollm2"), _load_ext_tokenizer(40)
+    ss = mine_snippets(DOCS, teacher=old, student=new, new_ids=ext.new_ids, per_token=3, window_tokens=24,
+                       teacher_prefix=start_tokens(old), student_prefix=start_tokens(new))
+    assert ss.snippets
+    for s in ss.snippets:
+        t = b"".join(old.vocab.tokens[i] for i in s.teacher[1:])
+        assert b"".join(new.vocab.tokens[i] for i in s.student[1:]) == t  # both read the same bytes
+        for i, j in s.pairs:  # aligned positions end at the same byte
+            assert sum(len(old.vocab.tokens[x]) for x in s.teacher[1:i + 1]) == \
+                sum(len(new.vocab.tokens[x]) for x in s.student[1:j + 1])
+    assert set(ss.counts) | set(ss.missing) == set(ext.new_ids)
+    # each covered token occurs at least min(wanted, available) times
+    for i, c in ss.counts.items():
+        assert c >= 1
+
+
+@functools.lru_cache(maxsize=None)
+def _load_ext_tokenizer(add: int):
+    import tempfile
+
+    from tokkit import load_tokenizer
+
+    d = Path(tempfile.mkdtemp(prefix="tokkit-test-ext-"))
+    _extension(add).hf().save(str(d / "tokenizer.json"))
+    return load_tokenizer(d / "tokenizer.json")
+
+
+# ------------------------------------------------------------------------------------------ the objective
+def _teacher_is_student(tmp_path, layers=2):
+    """A tiny model; the 'new' ids are real tokens of the text, read by the same tokenizer on both sides."""
+    from tokkit.transplant.evaluate import start_tokens
+    from tokkit.transplant.methods.distill import load_frozen_lm
+    from tokkit.transplant.snippets import mine_snippets
+
+    tok = cached_tokenizer("smollm2")
+    folder = tiny_llama(tmp_path / "base", tok, hidden=32, layers=layers)
+    ids = [i for i, _ in sorted(_counts(tok).items(), key=lambda kv: -kv[1]) if len(tok.vocab.tokens[i]) >= 4][:3]
+    ss = mine_snippets(DOCS, teacher=tok, student=tok, new_ids=ids, per_token=6, window_tokens=16,
+                       teacher_prefix=start_tokens(tok), student_prefix=start_tokens(tok))
+    lm = load_frozen_lm(folder, torch.device("cpu"))
+    return lm, ids, ss
+
+
+def _counts(tok):
+    from collections import Counter
+
+    return Counter(i for d in DOCS for i in tok.encode(d))
+
+
+def test_the_old_row_is_the_minimum_and_distillation_moves_towards_it(tmp_path):
+    from tokkit.transplant.methods.distill import DistillSettings, distill_rows
+
+    lm, ids, ss = _teacher_is_student(tmp_path)
+    true = lm.get_input_embeddings().weight.detach().clone()
+    idx = torch.tensor(ids)
+    # at the true rows the student computes exactly what the teacher computes: zero loss, zero step
+    rows, st = distill_rows(lm, true.clone(), ids, ss.snippets, settings=DistillSettings(layer=-1, epochs=1, lr=1e-2))
+    assert st.epoch_loss[0] == 0.0
+    assert torch.equal(rows, true[idx])
+    # from a row pushed half its norm away, distillation brings the rows back to the token's own row
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(len(ids), true.shape[1], generator=g)
+    start = true.clone()
+    start[idx] = true[idx] + 0.5 * noise / noise.norm(dim=1, keepdim=True) * true[idx].norm(dim=1, keepdim=True)
+    rows, st = distill_rows(lm, start, ids, ss.snippets, settings=DistillSettings(layer=-1, epochs=120, lr=2e-3))
+    before = (start[idx] - true[idx]).norm(dim=1)
+    after = (rows - true[idx]).norm(dim=1)
+    assert st.epoch_loss[-1] < 0.1 * st.epoch_loss[0], st.epoch_loss
+    assert bool((after < 0.4 * before).all()), (before, after)
+
+
+def test_layer_out_of_range_is_one_clear_error(tmp_path):
+    from tokkit.errors import TokkitError
+    from tokkit.transplant.methods.distill import DistillSettings, distill_rows
+
+    lm, ids, ss = _teacher_is_student(tmp_path)
+    for bad in (0, 3, -2):
+        with pytest.raises(TokkitError, match="out of range: the model has 2 layers"):
+            distill_rows(lm, lm.get_input_embeddings().weight.detach().clone(), ids, ss.snippets,
+                         settings=DistillSettings(layer=bad, epochs=1))
+
+
+# ------------------------------------------------------------------------------------------ extend end to end
+_FAST = ["--snippets", "3", "--snippet-tokens", "24", "--distill-epochs", "2", "--distill-lr", "0.01",
+         "--fit-bytes", "6000", "--device", "cpu", "--quiet"]
+
+
+def _extend_cli(tmp_path, base, out, *extra):
+    from tokkit_cli.main import cli
+
+    src = tmp_path / "de.txt"
+    src.write_text(GERMAN, encoding="utf-8")
+    keep = tmp_path / "en.txt"
+    keep.write_text(ENGLISH, encoding="utf-8")
+    return CliRunner().invoke(cli, ["extend", str(src), "--model", str(base), "--add", "30", "-o", str(out),
+                                    "--keep-text", str(keep), "--method", "distill", *_FAST, *extra])
+
+
+def test_extend_distill_keeps_old_rows_unties_the_head_and_generates(tmp_path):
+    from tokkit.transplant.report import REPORT_FILE, built_ids
+
+    tok = cached_tokenizer("smollm2")
+    base = tiny_llama(tmp_path / "base", tok, hidden=32, layers=2, tied=True)
+    r = _extend_cli(tmp_path, base, tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    assert "output rows: fit (head untied" in r.output and "distill:" in r.output
+    old = load_file(base / "model.safetensors")
+    new = load_file(tmp_path / "out" / "model.safetensors")
+    n = len(tok.vocab)
+    e_old = old["model.embed_tokens.weight"]
+    assert "lm_head.weight" not in old and "lm_head.weight" in new  # tied base, untied result
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        assert new[name].dtype == e_old.dtype
+        assert torch.equal(new[name][:n], e_old)  # every old row, in both matrices, bit for bit
+    assert not torch.equal(new["lm_head.weight"][n:], new["model.embed_tokens.weight"][n:])
+    for k, v in old.items():  # nothing but the embeddings changed
+        if k != "model.embed_tokens.weight":
+            assert torch.equal(new[k], v), k
+    cfg = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert cfg["tie_word_embeddings"] is False and cfg["vocab_size"] == new["lm_head.weight"].shape[0]
+    report = json.loads((tmp_path / "out" / REPORT_FILE).read_text())
+    assert report["output_rows"]["mode"] == "fit" and report["output_rows"]["untied"] is True
+    assert report["method_notes"]["distill"]["tokens_with_snippets"] > 0
+    assert report["extension"]["method"] == "distill"
+    assert built_ids(tmp_path / "out") == list(range(n, n + 30))
+    m = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "out")
+    assert m.config.tie_word_embeddings is False
+    assert not torch.equal(m.get_input_embeddings().weight, m.get_output_embeddings().weight)
+    at = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")
+    ids = at("Grüße aus Köln", return_tensors="pt").input_ids
+    assert m.generate(ids, max_new_tokens=3, do_sample=False).shape[1] == ids.shape[1] + 3
+
+
+def test_seeded_distill_runs_are_byte_identical(tmp_path):
+    tok = cached_tokenizer("smollm2")
+    base = tiny_llama(tmp_path / "base", tok, hidden=32, layers=2, tied=True)
+    for out in ("a", "b"):
+        r = _extend_cli(tmp_path, base, tmp_path / out, "--seed", "3")
+        assert r.exit_code == 0, r.output
+    a, b = (tmp_path / "a" / "model.safetensors").read_bytes(), (tmp_path / "b" / "model.safetensors").read_bytes()
+    assert a == b
+    r = _extend_cli(tmp_path, base, tmp_path / "c", "--seed", "4")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "c" / "model.safetensors").read_bytes() != a

@@ -1,0 +1,310 @@
+"""Token Distillation: learn new input rows from the model itself — arXiv:2505.20133.
+
+Dobler, Elliott & de Melo (ICLR 2026): a word the model never saw as one token is built by its first
+layers from the pieces ("neural detokenization"), so no mean of piece rows (FVT) holds it. Token
+Distillation optimises the new token's input row ``e*`` so that the frozen model, reading the snippet
+with ``t*`` as one id (the **student**), produces the hidden states it produces reading the old
+multi-token spelling (the **teacher**), at every aligned position from the new token on:
+
+    min_{E_new}  Σ_snippets Σ_(i, j) aligned  ‖ h_L^student(j) − h_L^teacher(i) ‖² / D
+
+``h_L`` is the model's final norm applied to the residual stream after ``L`` layers (``L`` = all layers:
+the model's last hidden state, the paper's default). An earlier ``L`` stops both forwards there, so a
+step costs ``L / n_layers`` of a full one. Only the new rows get gradients (they live in a separate
+``(K, D)`` parameter scattered into the frozen matrix, so every other row is bit-exact by
+construction); the teacher's states are computed once and cached (float32); snippets are batched by
+length; a token whose row moves less than ``tol`` (relative) in an epoch stops training, and snippets
+with no training token left are dropped. The rows start from another method's (FVT for an extension,
+the TokenAdapt heuristic for a transplant).
+
+Compared with the paper's code (``konstantinjdobler/token-distillation``, ``train_loop.py``): the same
+objective and alignment (unmerged positions + the last piece of each merged spelling); snippets are
+whole-word windows chosen to cover every token (:mod:`tokkit.transplant.snippets`) instead of 100 fixed
+windows per token; a transplant aligns by common byte boundaries, since the two tokenizations are not
+refinements of one another. Output rows are a separate step (:mod:`tokkit.transplant.output_rows`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from tokkit.errors import TokkitError
+from tokkit.transplant.base import Cost, EmbeddingInit, InitContext, InitResult
+from tokkit.transplant.snippets import Snippet, SnippetSet, mine_snippets
+
+__all__ = ["DistillSettings", "DistillInit", "distill_rows", "first_layers", "student_matrix", "load_frozen_lm"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """Knobs of :func:`distill_rows` (the user-facing defaults live in ``TransplantConfig``).
+
+    Attributes:
+        per_token: wanted snippets (occurrences) per new token.
+        window_tokens: student tokens per snippet (about).
+        layer: ``L``, the layer whose states are matched (1..n_layers; -1: the last).
+        epochs: passes over the snippets.
+        lr: Adam learning rate of the rows.
+        batch_tokens: padded tokens per forward.
+        tol: a token stops when its row moved less than ``tol × ‖row‖`` in an epoch.
+    """
+
+    per_token: int = 16
+    window_tokens: int = 32
+    layer: int = -1
+    epochs: int = 3
+    lr: float = 1e-3
+    batch_tokens: int = 2048
+    tol: float = 0.0
+
+
+def load_frozen_lm(folder, device: torch.device):
+    """The HF causal LM at ``folder`` in float32, eval mode, every parameter frozen."""
+    from transformers import AutoModelForCausalLM
+
+    lm = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).to(device).eval()
+    lm.requires_grad_(False)
+    return lm
+
+
+def n_layers(lm) -> int:
+    return int(lm.config.get_text_config().num_hidden_layers)
+
+
+def resolve_layer(lm, layer: int) -> int:
+    """``layer`` as a count of layers run (``-1`` -> all); a clear error outside ``1..n``."""
+    n = n_layers(lm)
+    if layer == -1:
+        return n
+    if not 1 <= layer <= n:
+        raise TokkitError(f"--distill-layer {layer} is out of range: the model has {n} layers; give 1..{n} "
+                          "(the states after that many layers are matched) or -1 for the last")
+    return layer
+
+
+@contextmanager
+def first_layers(lm, count: int) -> Iterator[Any]:
+    """The backbone (``lm.base_model``) running only its first ``count`` decoder layers, then its final norm."""
+    base = lm.base_model
+    layers = getattr(base, "layers", None)
+    if count < n_layers(lm):
+        if not isinstance(layers, nn.ModuleList) or not hasattr(base, "norm"):
+            raise TokkitError(f"{type(base).__name__} has no `layers`/`norm` to stop early at; use --distill-layer -1")
+        base.layers = layers[:count]
+    try:
+        yield base
+    finally:
+        if layers is not None:
+            base.layers = layers
+
+
+def embed_scale(lm) -> float:
+    return float(getattr(lm.get_input_embeddings(), "embed_scale", 1.0))
+
+
+def student_matrix(ctx: InitContext, start_rows: torch.Tensor, new_ids: Sequence[int]) -> torch.Tensor:
+    """The student's whole input matrix ``(R_dst, D)`` float32: matched rows copied from the base, the
+    mean ordinary row for unmatched specials, ``start_rows (K, D)`` at ``new_ids``."""
+    al = ctx.alignment
+    base = ctx.base_input()
+    D = base.shape[1]
+    out = base[torch.tensor(ctx.ordinary_source_ids(), device=base.device)].mean(0).expand(len(al.dst), D).clone()
+    matched = [i for i, s in enumerate(al.source_id) if s >= 0]
+    if matched:
+        out[torch.tensor(matched, device=base.device)] = base[torch.tensor([al.source_id[i] for i in matched], device=base.device)]
+    out[torch.tensor(list(new_ids), device=base.device, dtype=torch.long)] = start_rows.to(base.device, torch.float32)
+    return out
+
+
+def _groups(lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Indices grouped by similar length, each group's ``count × longest`` ≤ ``budget`` (at least one)."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    out: list[list[int]] = []
+    for i in order:
+        if out and (len(out[-1]) + 1) * lengths[i] <= budget:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
+def _pad(seqs: Sequence[Sequence[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    x = torch.zeros(len(seqs), width, dtype=torch.long)
+    m = torch.zeros(len(seqs), width, dtype=torch.long)
+    for r, s in enumerate(seqs):
+        x[r, :len(s)] = torch.tensor(s)
+        m[r, :len(s)] = 1
+    return x.to(device), m.to(device)
+
+
+def _states(base, matrix: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:
+    """``(B, T)`` ids -> ``(B, T, D)`` states after the kept layers and the final norm."""
+    emb = nn.functional.embedding(x, matrix) * scale
+    return base(inputs_embeds=emb, attention_mask=mask if bool((mask == 0).any()) else None).last_hidden_state
+
+
+@torch.no_grad()
+def teacher_cache(lm, snippets: Sequence[Snippet], *, layers: int, batch_tokens: int, progress: bool) -> list[torch.Tensor]:
+    """The teacher's states at each snippet's aligned teacher positions: ``(P_k, D)`` float32 per snippet."""
+    from tqdm.auto import tqdm
+
+    device = lm.get_input_embeddings().weight.device
+    matrix, scale = lm.get_input_embeddings().weight, embed_scale(lm)
+    out: list[torch.Tensor | None] = [None] * len(snippets)
+    groups = _groups([len(s.teacher) for s in snippets], batch_tokens)
+    with first_layers(lm, layers) as base:
+        for g in tqdm(groups, desc="distill: teacher states", disable=not progress, unit="batch"):
+            x, m = _pad([snippets[k].teacher for k in g], device)
+            h = _states(base, matrix, x, m, scale)
+            for r, k in enumerate(g):
+                pos = torch.tensor([i for i, _ in snippets[k].pairs], device=device)
+                out[k] = h[r, pos].clone()
+    return out  # type: ignore[return-value]
+
+
+@dataclass
+class DistillStats:
+    """What a run did: steps, tokens read, seconds, the loss per epoch, tokens stopped early."""
+
+    steps: int = 0
+    student_tokens: int = 0
+    teacher_tokens: int = 0
+    seconds: float = 0.0
+    epoch_loss: list[float] = field(default_factory=list)
+    stopped: int = 0
+
+
+def distill_rows(lm, matrix: torch.Tensor, new_ids: Sequence[int], snippets: Sequence[Snippet], *,
+                 settings: DistillSettings, seed: int = 0, progress: bool = False) -> tuple[torch.Tensor, DistillStats]:
+    """Learn the rows of ``new_ids`` in the student's input ``matrix (R, D)``; returns them ``(K, D)`` float32.
+
+    ``lm`` is the frozen teacher (its own input matrix is the teacher's); the student is the same
+    backbone reading ``matrix``. Only rows in ``new_ids`` change.
+    """
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    device = matrix.device
+    layers = resolve_layer(lm, settings.layer)
+    scale = embed_scale(lm)
+    stats = DistillStats(teacher_tokens=sum(len(s.teacher) for s in snippets))
+    targets = teacher_cache(lm, snippets, layers=layers, batch_tokens=settings.batch_tokens, progress=progress)
+    ids = torch.tensor(list(new_ids), device=device, dtype=torch.long)
+    slot = {int(i): k for k, i in enumerate(new_ids)}
+    rows = nn.Parameter(matrix[ids].detach().clone())  # (K, D)
+    frozen = matrix.detach()
+    opt = torch.optim.Adam([rows], lr=settings.lr)
+    active = torch.ones(len(new_ids), dtype=torch.bool, device=device)
+    has = [sorted({slot[i] for i in s.student if i in slot}) for s in snippets]
+    gen = torch.Generator().manual_seed(seed)
+    for epoch in range(settings.epochs):
+        keep = [k for k in range(len(snippets)) if any(bool(active[j]) for j in has[k])]
+        if not keep:
+            break
+        groups = _groups([len(snippets[k].student) for k in keep], settings.batch_tokens)
+        order = torch.randperm(len(groups), generator=gen).tolist()
+        before = rows.detach().clone()
+        total, count = 0.0, 0
+        bar = tqdm(order, desc=f"distill: epoch {epoch + 1}/{settings.epochs}", disable=not progress, unit="batch")
+        with first_layers(lm, layers) as base:
+            for gi in bar:
+                g = [keep[k] for k in groups[gi]]
+                x, m = _pad([snippets[k].student for k in g], device)
+                student = frozen.index_copy(0, ids, rows)
+                h = _states(base, student, x, m, scale)
+                pred = torch.cat([h[r, torch.tensor([j for _, j in snippets[k].pairs], device=device)] for r, k in enumerate(g)])
+                want = torch.cat([targets[k] for k in g]).float()
+                loss = (pred - want).pow(2).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if not bool(active.all()):
+                    rows.grad[~active] = 0  # type: ignore[index]
+                opt.step()
+                if not bool(active.all()):
+                    with torch.no_grad():
+                        rows[~active] = before[~active]
+                total += float(loss.detach()) * len(want)
+                count += len(want)
+                stats.steps += 1
+                stats.student_tokens += int(m.sum())
+                bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
+        bar.close()
+        stats.epoch_loss.append(total / max(count, 1))
+        if settings.tol > 0:
+            with torch.no_grad():
+                moved = (rows - before).norm(dim=1) / before.norm(dim=1).clamp_min(1e-12)
+                done = active & (moved < settings.tol)
+                active &= ~done
+                stats.stopped += int(done.sum())
+        if not math.isfinite(stats.epoch_loss[-1]):
+            raise TokkitError(f"distillation diverged in epoch {epoch + 1} (loss {stats.epoch_loss[-1]}); "
+                              "lower --distill-lr")
+    stats.seconds = time.perf_counter() - t0
+    return rows.detach(), stats
+
+
+@dataclass(frozen=True)
+class DistillInit:
+    """Rows from ``start`` (FVT, heuristic, ...), then Token Distillation of the input rows.
+
+    Needs the model folder, both tokenizers and the corpus in the context (``ctx.model_folder``,
+    ``ctx.src_tok``, ``ctx.dst_tok``, ``ctx.texts``). Output rows come from ``start`` (None when tied);
+    :mod:`tokkit.transplant.output_rows` replaces them when asked.
+    """
+
+    start: EmbeddingInit
+    settings: DistillSettings = DistillSettings()
+    name: str = "distill"
+
+    def cost(self, ctx: InitContext, n_new: int) -> Cost:
+        s = self.settings
+        tokens = 2.0 * s.per_token * n_new / 4 * s.window_tokens * s.epochs  # ~4 new tokens per snippet
+        return Cost(self.start.cost(ctx, n_new).flops + tokens * 6 * ctx.base.dim * ctx.base.dim * 12,
+                    max(self.start.cost(ctx, n_new).memory_bytes, 2 * n_new * ctx.base.dim * 4 * 3))
+
+    def snippets(self, ctx: InitContext, dst_ids: Sequence[int]) -> SnippetSet:
+        from tokkit.transplant.evaluate import start_tokens
+
+        if ctx.model_folder is None or ctx.src_tok is None or ctx.dst_tok is None:
+            raise TokkitError("distill needs the model and both tokenizers; run it through `tokkit extend --model` "
+                              "or `tokkit transplant`")
+        if not ctx.texts:
+            raise TokkitError("--method distill needs text that contains the new tokens: the SOURCE files of "
+                              "`tokkit extend`, or --corpus FILE for `tokkit transplant`")
+        return mine_snippets(ctx.texts, teacher=ctx.src_tok, student=ctx.dst_tok, new_ids=dst_ids,
+                             per_token=self.settings.per_token, window_tokens=self.settings.window_tokens,
+                             seed=ctx.seed, teacher_prefix=start_tokens(ctx.src_tok),
+                             student_prefix=start_tokens(ctx.dst_tok))
+
+    def initialize(self, ctx: InitContext, dst_ids: Sequence[int]) -> InitResult:
+        res = self.start.initialize(ctx, dst_ids)
+        found = self.snippets(ctx, dst_ids)
+        lm = load_frozen_lm(ctx.model_folder, ctx.device)
+        resolve_layer(lm, self.settings.layer)
+        matrix = student_matrix(ctx, res.input, dst_ids)
+        rows, stats = distill_rows(lm, matrix, dst_ids, found.snippets, settings=self.settings, seed=ctx.seed,
+                                   progress=ctx.progress)
+        covered = set(found.counts)
+        details = dict(res.details)
+        details["snippets"] = [found.counts.get(int(i), 0) for i in dst_ids]
+        log.info("distill: %d of %d tokens had snippets; %d steps, %.1f s, loss %s", len(covered), len(dst_ids),
+                 stats.steps, stats.seconds, [round(x, 5) for x in stats.epoch_loss])
+        ctx.notes["distill"] = {
+            "snippets": len(found.snippets), "tokens_with_snippets": len(covered), "tokens_without": len(found.missing),
+            "student_tokens": stats.student_tokens, "teacher_tokens": stats.teacher_tokens, "steps": stats.steps,
+            "seconds": round(stats.seconds, 1), "epoch_loss": [round(x, 6) for x in stats.epoch_loss],
+            "stopped_early": stats.stopped, "layer": resolve_layer(lm, self.settings.layer),
+            "settings": {k: getattr(self.settings, k) for k in DistillSettings.__dataclass_fields__}}
+        del lm
+        return InitResult(rows.to(torch.float32), res.output, details)
