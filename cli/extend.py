@@ -35,10 +35,11 @@ ROW_TEXT_BYTES = 64 << 20
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda ...")
 @row_options
 @click.option("--seed", type=int, default=None, help="Seed of snippet selection and batch order [default: 0].")
-@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted distillation from its checkpoint beside OUT.")
+@click.option("--force", is_flag=True, help="Replace an existing output folder (and discard a stray checkpoint).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def extend_command(sources, model, tokenizer, add, out_dir, counts, keep, min_frequency, method, donor, hypernet, device,
-                   force, quiet, seed, **rows) -> None:
+                   resume, force, quiet, seed, **rows) -> None:
     """Learn ADD new BPE merges on SOURCES and append them to a tokenizer: every old id, merge and the ids of
     old text stay as they are (exactly, for --keep-text files). With --model, the model gets rows for the
     new ids (old rows copied bit-exactly)."""
@@ -88,7 +89,8 @@ def extend_command(sources, model, tokenizer, add, out_dir, counts, keep, min_fr
     texts = read_capped(sources, ROW_TEXT_BYTES) if learns else []
     result = run_extend(folder, ext, out_dir, method=Method(method.lower()), donor=donor,
                         hypernet=None if hypernet is None else str(hypernet), device=device, force=force,
-                        extra_files=twin_files(ext), config=config, seed=seed, texts=texts, keep_texts=keep_texts)
+                        extra_files=twin_files(ext), config=config, seed=seed, texts=texts, keep_texts=keep_texts,
+                        resume=resume)
     for line in extension_summary(result.report):
         click.echo(line)
     click.echo(f"new rows: {len(ext.new_ids):,} by {result.report['extension']['method']}; old rows copied bit-exactly")

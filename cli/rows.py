@@ -15,11 +15,11 @@ __all__ = ["row_options", "ROW_FIELDS", "row_flags", "read_capped"]
 
 #: TransplantConfig fields set by :func:`row_options` (flag = ``--`` + the field with dashes).
 ROW_FIELDS = ("distill_from", "snippets", "snippet_tokens", "distill_layer", "distill_epochs", "distill_lr",
-              "output_rows", "fit_bytes")
+              "checkpoint_every", "output_rows", "fit_bytes")
 
 _CHOICES = {"distill_from": ["fvt", "heuristic", "omp", "hypernet", "mean"], "output_rows": ["fit", "tie", "init", "mean"]}
 _TYPES: dict[str, Any] = {"snippets": int, "snippet_tokens": int, "distill_layer": int, "distill_epochs": int,
-                          "distill_lr": float, "fit_bytes": int}
+                          "distill_lr": float, "checkpoint_every": int, "fit_bytes": int}
 
 
 #: Help text of each option. ``tokkit --help`` must not import torch, and TransplantConfig's package does,
@@ -31,6 +31,7 @@ HELP = {
     "distill_layer": "distill: match the hidden states after this many layers; -1: all [default: -1].",
     "distill_epochs": "distill: passes over the snippets [default: 3].",
     "distill_lr": "distill: Adam learning rate of the new rows [default: 0.001].",
+    "checkpoint_every": "distill: steps between checkpoints beside OUT, for --resume [default: 50].",
     "output_rows": "Output rows of new tokens: fit (on the frozen model's hidden states; unties a tied head), tie, "
                    "init (the method's own), mean [default: fit with distill, else the method's own].",
     "fit_bytes": "--output-rows fit: text read per language, in bytes [default: 200000].",

@@ -32,7 +32,8 @@ def _human(x: float) -> str:
 @click.option("--method", type=click.Choice(_METHODS, case_sensitive=False), default=None,
               help="Reconstruction method [default: omp with --donor, hypernet with --hypernet, else heuristic].")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output HF model folder.")
-@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@click.option("--force", is_flag=True, help="Replace an existing output folder (and discard a stray checkpoint).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted distillation from its checkpoint beside OUT.")
 @click.option("--device", default=None, help="auto (CUDA when present), cpu, cuda ... [default: auto]")
 @click.option("-k", "--k", "k", type=int, default=None, help="OMP: anchors per new token [default: 64].")
 @click.option("--per-step", type=int, default=None, help="OMP: atoms added per correlation GEMM; 1 = textbook OMP [default: 32].")
@@ -57,7 +58,7 @@ def _human(x: float) -> str:
 @row_options
 @click.option("--seed", type=int, default=None)
 @threads_option
-def transplant_command(src, dst, donor, method, out_dir, force, device, k, per_step, candidates, global_weight,
+def transplant_command(src, dst, donor, method, out_dir, force, resume, device, k, per_step, candidates, global_weight,
                        temperature, top_k, aux_model, hypernet, chat_template, heldout, treat_as_new, memory_gb,
                        seed, threads, corpus, keep, **rows) -> None:
     """Move the pretrained causal LM SRC onto the tokenizer DST without training."""
@@ -82,7 +83,7 @@ def transplant_command(src, dst, donor, method, out_dir, force, device, k, per_s
                f"({'tied' if s['tied'] else 'untied'} head, {s['rows']} rows)")
     click.echo(f"cost: {s['new_tokens']} new tokens, {s['anchors']} anchors, {_human(s['flops'])}FLOP, "
                f"~{s['memory_bytes'] / 2**30:.2f} GiB working memory")
-    result = run_transplant(plan, out_dir, force=force)
+    result = run_transplant(plan, out_dir, force=force, resume=resume)
     for line in summary_lines(result.report) + rows_summary(result.report):
         click.echo(line)
     click.echo(f"chat template: {result.report['chat_template']}")

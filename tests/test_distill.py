@@ -192,3 +192,84 @@ def test_seeded_distill_runs_are_byte_identical(tmp_path):
     r = _extend_cli(tmp_path, base, tmp_path / "c", "--seed", "4")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "c" / "model.safetensors").read_bytes() != a
+
+
+def test_sigkill_then_resume_writes_the_same_bytes(tmp_path):
+    """A real SIGKILL after a checkpoint, then --resume, ends as the uninterrupted run; a forgotten --resume is refused."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tokkit_cli.main import cli
+
+    tok = cached_tokenizer("smollm2")
+    base = tiny_llama(tmp_path / "base", tok, hidden=32, layers=2, tied=True)
+    (tmp_path / "de.txt").write_text(GERMAN, encoding="utf-8")
+    args = ["extend", str(tmp_path / "de.txt"), "--model", str(base), "--add", "30", "--method", "distill",
+            "--snippets", "3", "--snippet-tokens", "24", "--distill-epochs", "40", "--distill-lr", "0.01",
+            "--checkpoint-every", "2", "--output-rows", "init", "--device", "cpu", "--quiet"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.Popen([sys.executable, "-m", "tokkit_cli.main", *args, "-o", str(tmp_path / "cut")], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    state = tmp_path / "cut.distill-checkpoint" / "state.json"
+    t0 = time.time()
+    while not state.exists() and p.poll() is None and time.time() - t0 < 300:
+        time.sleep(0.005)
+    time.sleep(0.5)  # somewhere in the next steps, maybe mid-checkpoint
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert p.returncode == -signal.SIGKILL, "the run ended before the kill"
+    assert not (tmp_path / "cut").exists()
+    r = CliRunner().invoke(cli, args + ["-o", str(tmp_path / "cut")])
+    assert r.exit_code == 2 and "pass --resume" in r.output
+    assert (tmp_path / "cut.distill-checkpoint").exists()  # never deleted without --force
+    r = CliRunner().invoke(cli, args + ["-o", str(tmp_path / "cut"), "--resume"])
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "cut.distill-checkpoint").exists()
+    r = CliRunner().invoke(cli, args + ["-o", str(tmp_path / "full")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "full" / "model.safetensors").read_bytes() == (tmp_path / "cut" / "model.safetensors").read_bytes()
+
+
+def test_cli_help_states_the_config_defaults():
+    """The row options' help is written out (``tokkit --help`` must not import torch); it must not drift."""
+    from tokkit.transplant.config import TransplantConfig
+    from tokkit_cli.rows import HELP, ROW_FIELDS
+
+    for f in ROW_FIELDS:
+        default = TransplantConfig.model_fields[f].default
+        if default is not None:
+            assert f"[default: {default}]" in HELP[f], f
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
+    from tokkit_cli.main import cli
+
+    tok = cached_tokenizer("smollm2")
+    base = tiny_llama(tmp_path / "base", tok, hidden=32, layers=2, tied=True)
+    (tmp_path / "de.txt").write_text(GERMAN, encoding="utf-8")
+    common = ["extend", str(tmp_path / "de.txt"), "--model", str(base), "--add", "10", "--method", "distill",
+              "--device", "cpu", "--quiet", "-o"]
+    cases = [(["--distill-layer", "7"], "out of range: the model has 2 layers"),
+             (["--distill-layer", "-3"], "--distill-layer"),
+             (["--distill-lr", "nan"], "--distill-lr"),
+             (["--snippets", "0"], "--snippets")]
+    for k, (extra, msg) in enumerate(cases):
+        out = tmp_path / f"o{k}"
+        r = CliRunner().invoke(cli, common + [str(out), *extra])
+        assert r.exit_code == 2, (extra, r.output)
+        lines = [x for x in r.output.splitlines() if x.startswith("error:")]
+        assert len(lines) == 1 and msg in lines[0], (extra, r.output)
+        assert not out.exists() and not Path(str(out) + ".distill-checkpoint").exists()
+    # a transplant corpus that holds none of the new tokens
+    (tmp_path / "none.txt").write_text("aaaa aaaa\n" * 50, encoding="utf-8")
+    r = CliRunner().invoke(cli, ["transplant", "--src", str(base), "--dst", "mistral", "--method", "distill",
+                                 "--corpus", str(tmp_path / "none.txt"), "--heldout", "0", "--device", "cpu",
+                                 "-o", str(tmp_path / "t")])
+    assert r.exit_code == 2 and "none of the" in r.output and "new tokens occurs in the corpus" in r.output, r.output
+    assert not (tmp_path / "t").exists()
+    r = CliRunner().invoke(cli, ["transplant", "--src", str(base), "--dst", "mistral", "--method", "distill",
+                                 "--heldout", "0", "--device", "cpu", "-o", str(tmp_path / "t")])
+    assert r.exit_code == 2 and "--corpus" in r.output, r.output

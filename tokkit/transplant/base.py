@@ -52,6 +52,8 @@ class InitContext:
         texts: text in which the new tokens occur (extend's SOURCE, transplant's ``--corpus``).
         keep_texts: text of the language the model keeps (extend's ``--keep-text``).
         notes: facts a method records for the report (name -> JSON-able), written by the method.
+        checkpoint: a folder where a long method keeps its resumable state (None: none).
+        resume: continue from ``checkpoint`` when it exists.
     """
 
     base: ModelEmbeddings
@@ -69,6 +71,8 @@ class InitContext:
     texts: tuple[str, ...] = ()
     keep_texts: tuple[str, ...] = ()
     notes: dict[str, Any] = field(default_factory=dict)
+    checkpoint: Path | None = None
+    resume: bool = False
 
     @cached_property
     def decomposer(self) -> Decomposer:

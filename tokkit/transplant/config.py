@@ -73,6 +73,7 @@ class TransplantConfig(BaseModel):
     distill_layer: int = Field(-1, ge=-1, description="distill: match the states after this many layers (-1: all)")
     distill_epochs: int = Field(3, ge=1, le=1000, description="distill: passes over the snippets")
     distill_lr: float = Field(1e-3, gt=0, le=1.0, allow_inf_nan=False, description="distill: Adam learning rate")
+    checkpoint_every: int = Field(50, ge=1, description="distill: steps between checkpoints (resume with --resume)")
     output_rows: OutputRows | None = Field(None, description=(
         "output rows of new tokens: fit, tie, init, mean (default: fit for distill, else the method's own)"))
     fit_bytes: int = Field(200_000, ge=1000, description="output-row fit: text read per language (bytes)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
 import time
 from dataclasses import replace
@@ -29,7 +30,7 @@ from tokkit.names import resolve_model
 from tokkit.tokenizer import load_tokenizer
 from tokkit.transplant.align import Alignment, Match
 from tokkit.transplant.config import Method, TransplantConfig
-from tokkit.transplant.pipeline import Plan, TransplantResult, plan_transplant, transplant_embeddings
+from tokkit.transplant.pipeline import Plan, TransplantResult, plan_transplant, transplant_embeddings, use_checkpoint
 from tokkit.transplant.report import REPORT_FILE
 
 __all__ = ["run_extend", "identity_alignment", "ExtendedTokenizer"]
@@ -63,7 +64,7 @@ def run_extend(model: str | Path, ext: ExtendedTokenizer, out_dir: str | Path, *
                donor: str | None = None, hypernet: str | None = None, device: str | None = None, heldout: int = 0,
                pad_to: int = 1, seed: int | None = None, force: bool = False,
                extra_files: dict[str, str] | None = None, config: TransplantConfig | None = None,
-               texts: Sequence[str] = (), keep_texts: Sequence[str] = ()) -> TransplantResult:
+               texts: Sequence[str] = (), keep_texts: Sequence[str] = (), resume: bool = False) -> TransplantResult:
     """Write ``out_dir``: the model at ``model`` with the extended tokenizer ``ext`` and rows for its new ids.
 
     ``config`` carries every row option (``--method``, the distill knobs, ``--output-rows``); the other
@@ -97,6 +98,7 @@ def run_extend(model: str | Path, ext: ExtendedTokenizer, out_dir: str | Path, *
             fields["distill_from"] = Method.FVT  # an extension starts from its pieces' mean (the paper's baseline)
         cfg = TransplantConfig.model_validate(fields)
         plan: Plan = plan_transplant(cfg, texts=texts, keep_texts=keep_texts)
+        ck = use_checkpoint(plan, out_dir, force=force, resume=resume)
         plan.ctx = replace(plan.ctx, alignment=identity_alignment(plan.alignment, len(ext.old.vocab)))
         emb, report = transplant_embeddings(plan)
         files = dict(extra_files or {})
@@ -107,4 +109,6 @@ def run_extend(model: str | Path, ext: ExtendedTokenizer, out_dir: str | Path, *
         out = write_model_folder(src_folder, out_dir, emb, hf_tokenizer=plan.dst_tok.to_hf(), vocab=ext.vocab,
                                  force=force, chat_template=ext.old.chat_template or load_tokenizer(src_folder).chat_template,
                                  extra_files=files)
+    if ck is not None and ck.exists():
+        shutil.rmtree(ck)
     return TransplantResult(out, report)

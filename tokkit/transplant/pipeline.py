@@ -31,7 +31,8 @@ from tokkit.transplant.methods import build_method
 from tokkit.transplant.output_rows import check_output_rows, output_rows_for
 from tokkit.transplant.report import REPORT_FILE, build_report, resolve_chat_template
 
-__all__ = ["Plan", "TransplantResult", "plan_transplant", "transplant_embeddings", "run_transplant", "pick_device"]
+__all__ = ["Plan", "TransplantResult", "plan_transplant", "transplant_embeddings", "run_transplant", "pick_device",
+           "distill_checkpoint", "use_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -232,15 +233,50 @@ class TransplantResult:
     report: dict[str, Any]
 
 
-def run_transplant(plan: Plan, out_dir: str | Path, *, force: bool = False) -> TransplantResult:
-    """Compute the new embeddings and write the HF model folder plus ``transplant_report.json``."""
+def distill_checkpoint(out_dir: str | Path) -> Path:
+    """Where a distilling run writing ``out_dir`` keeps its resumable state."""
+    p = Path(out_dir)
+    return p.with_name(p.name + ".distill-checkpoint")
+
+
+def use_checkpoint(plan: Plan, out_dir: str | Path, *, force: bool, resume: bool) -> Path | None:
+    """Point a resumable method (distill) at its checkpoint beside ``out_dir``; refuse a stray one.
+
+    Without ``resume`` an existing checkpoint is an interrupted run: refused (``force``: discarded), never
+    silently deleted. Returns the folder to remove once the output is written (None: the method keeps none).
+    """
+    import shutil
+
+    from tokkit.errors import OutputExistsError
+
+    if not hasattr(plan.method, "start"):
+        return None
+    ck = distill_checkpoint(out_dir)
+    if ck.exists() and not resume:
+        if not force:
+            raise OutputExistsError(f"an interrupted run left a checkpoint at {ck}; pass --resume to continue it "
+                                    "or --force to start over")
+        shutil.rmtree(ck)
+    plan.ctx = replace(plan.ctx, checkpoint=ck, resume=resume)
+    return ck
+
+
+def run_transplant(plan: Plan, out_dir: str | Path, *, force: bool = False, resume: bool = False) -> TransplantResult:
+    """Compute the new embeddings and write the HF model folder plus ``transplant_report.json``.
+
+    ``resume`` continues an interrupted distillation from its checkpoint beside ``out_dir``.
+    """
     import json
+    import shutil
 
     check_output(out_dir, force=force)
+    ck = use_checkpoint(plan, out_dir, force=force, resume=resume)
     emb, report = transplant_embeddings(plan)
     template, note = resolve_chat_template(plan)
     report["chat_template"] = note
     text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
     out = write_model_folder(plan.src_folder, out_dir, emb, hf_tokenizer=plan.dst_tok.to_hf(), vocab=plan.alignment.dst,
                              force=force, chat_template=template, extra_files={REPORT_FILE: text})
+    if ck is not None and ck.exists():
+        shutil.rmtree(ck)
     return TransplantResult(out, report)

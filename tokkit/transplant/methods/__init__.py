@@ -22,7 +22,8 @@ def build_method(cfg: TransplantConfig) -> EmbeddingInit:
         if start is Method.DISTILL:
             raise TokkitError("--distill-from distill: give the method distillation starts from (fvt, heuristic, omp, ...)")
         settings = DistillSettings(per_token=cfg.snippets, window_tokens=cfg.snippet_tokens, layer=cfg.distill_layer,
-                                   epochs=cfg.distill_epochs, lr=cfg.distill_lr)
+                                   epochs=cfg.distill_epochs, lr=cfg.distill_lr,
+                                   checkpoint_every=cfg.checkpoint_every)
         return DistillInit(start=build_method(cfg.model_copy(update={"method": start})), settings=settings)
     if m is Method.OMP:
         return OMPInit(k=cfg.k, per_step=cfg.per_step, candidates=cfg.candidates)

@@ -31,6 +31,7 @@ import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
@@ -57,6 +58,7 @@ class DistillSettings:
         lr: Adam learning rate of the rows.
         batch_tokens: padded tokens per forward.
         tol: a token stops when its row moved less than ``tol × ‖row‖`` in an epoch.
+        checkpoint_every: steps between checkpoints (and one at each epoch's end), when a checkpoint is kept.
     """
 
     per_token: int = 16
@@ -66,6 +68,7 @@ class DistillSettings:
     lr: float = 1e-3
     batch_tokens: int = 2048
     tol: float = 0.0
+    checkpoint_every: int = 50
 
 
 def load_frozen_lm(folder, device: torch.device):
@@ -185,46 +188,88 @@ class DistillStats:
     stopped: int = 0
 
 
+def _key(settings: DistillSettings, new_ids: Sequence[int], snippets: Sequence[Snippet], matrix: torch.Tensor,
+         seed: int) -> dict[str, Any]:
+    """What a resumed run must share with its checkpoint: settings, ids, snippets and starting rows."""
+    import hashlib
+
+    from tokkit.transplant.heal.checkpoint import run_key
+
+    h = hashlib.sha256()
+    for s in snippets:
+        h.update(repr((s.teacher, s.student, s.pairs)).encode())
+    rows = {k: getattr(settings, k) for k in DistillSettings.__dataclass_fields__ if k != "checkpoint_every"}
+    return run_key({**rows, "seed": seed, "ids": hashlib.sha256(repr(list(new_ids)).encode()).hexdigest(),
+                    "snippets": h.hexdigest()}, matrix)
+
+
 def distill_rows(lm, matrix: torch.Tensor, new_ids: Sequence[int], snippets: Sequence[Snippet], *,
-                 settings: DistillSettings, seed: int = 0, progress: bool = False) -> tuple[torch.Tensor, DistillStats]:
+                 settings: DistillSettings, seed: int = 0, progress: bool = False, checkpoint: Path | None = None,
+                 resume: bool = False) -> tuple[torch.Tensor, DistillStats]:
     """Learn the rows of ``new_ids`` in the student's input ``matrix (R, D)``; returns them ``(K, D)`` float32.
 
     ``lm`` is the frozen teacher (its own input matrix is the teacher's); the student is the same
-    backbone reading ``matrix``. Only rows in ``new_ids`` change.
+    backbone reading ``matrix``. Only rows in ``new_ids`` change. With ``checkpoint`` the run's state
+    (rows, Adam moments, position) is saved there every ``settings.checkpoint_every`` steps and at each epoch's end
+    (atomically); ``resume`` continues from it, and the result is bit-identical to an uninterrupted run
+    (the batch order of epoch ``e`` depends only on ``(seed, e)``).
     """
     from tqdm.auto import tqdm
+
+    from tokkit.transplant.heal.checkpoint import load_state, restore, save_state
 
     t0 = time.perf_counter()
     device = matrix.device
     layers = resolve_layer(lm, settings.layer)
     scale = embed_scale(lm)
     stats = DistillStats(teacher_tokens=sum(len(s.teacher) for s in snippets))
-    targets = teacher_cache(lm, snippets, layers=layers, batch_tokens=settings.batch_tokens, progress=progress)
     ids = torch.tensor(list(new_ids), device=device, dtype=torch.long)
     slot = {int(i): k for k, i in enumerate(new_ids)}
     rows = nn.Parameter(matrix[ids].detach().clone())  # (K, D)
     frozen = matrix.detach()
     opt = torch.optim.Adam([rows], lr=settings.lr)
     active = torch.ones(len(new_ids), dtype=torch.bool, device=device)
+    before = rows.detach().clone()
     has = [sorted({slot[i] for i in s.student if i in slot}) for s in snippets]
-    gen = torch.Generator().manual_seed(seed)
-    for epoch in range(settings.epochs):
+    key = _key(settings, new_ids, snippets, matrix, seed) if checkpoint is not None else {}
+    start_epoch, start_batch, total, count = 0, 0, 0.0, 0
+    if checkpoint is not None and resume and checkpoint.exists():
+        ck = load_state(checkpoint, key)
+        restore(ck, {"rows": rows}, opt)
+        m = ck.meta
+        start_epoch, start_batch, total, count = m["epoch"], m["batch"], m["total"], m["count"]
+        active = ck.tensors["active"].to(device).bool()
+        before = ck.tensors["before"].to(device)
+        stats.steps, stats.student_tokens, stats.epoch_loss, stats.stopped = m["steps"], m["student_tokens"], m["epoch_loss"], m["stopped"]
+        log.info("distill: resumed at epoch %d, batch %d", start_epoch + 1, start_batch)
+
+    def save(epoch: int, batch: int) -> None:
+        if checkpoint is None:
+            return
+        meta = {"key": key, "epoch": epoch, "batch": batch, "total": total, "count": count, "steps": stats.steps,
+                "student_tokens": stats.student_tokens, "epoch_loss": stats.epoch_loss, "stopped": stats.stopped}
+        save_state(checkpoint, tensors={"rows": rows, "active": active.to(torch.uint8), "before": before}, opt=opt, meta=meta)
+
+    targets = teacher_cache(lm, snippets, layers=layers, batch_tokens=settings.batch_tokens, progress=progress)
+    for epoch in range(start_epoch, settings.epochs):
         keep = [k for k in range(len(snippets)) if any(bool(active[j]) for j in has[k])]
         if not keep:
             break
         groups = _groups([len(snippets[k].student) for k in keep], settings.batch_tokens)
-        order = torch.randperm(len(groups), generator=gen).tolist()
-        before = rows.detach().clone()
-        total, count = 0.0, 0
-        bar = tqdm(order, desc=f"distill: epoch {epoch + 1}/{settings.epochs}", disable=not progress, unit="batch")
+        order = torch.randperm(len(groups), generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
+        if epoch != start_epoch or start_batch == 0:
+            before, total, count = rows.detach().clone(), 0.0, 0
+        first = start_batch if epoch == start_epoch else 0
+        bar = tqdm(total=len(order), initial=first, desc=f"distill: epoch {epoch + 1}/{settings.epochs}",
+                   disable=not progress, unit="batch")
         with first_layers(lm, layers) as base:
-            for gi in bar:
-                g = [keep[k] for k in groups[gi]]
+            for b in range(first, len(order)):
+                g = [keep[k] for k in groups[order[b]]]
                 x, m = _pad([snippets[k].student for k in g], device)
                 student = frozen.index_copy(0, ids, rows)
                 h = _states(base, student, x, m, scale)
                 pred = torch.cat([h[r, torch.tensor([j for _, j in snippets[k].pairs], device=device)] for r, k in enumerate(g)])
-                want = torch.cat([targets[k] for k in g]).float()
+                want = torch.cat([targets[k] for k in g])
                 loss = (pred - want).pow(2).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -234,11 +279,17 @@ def distill_rows(lm, matrix: torch.Tensor, new_ids: Sequence[int], snippets: Seq
                 if not bool(active.all()):
                     with torch.no_grad():
                         rows[~active] = before[~active]
-                total += float(loss.detach()) * len(want)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise TokkitError(f"distillation diverged in epoch {epoch + 1} (loss {value}); lower --distill-lr")
+                total += value * len(want)
                 count += len(want)
                 stats.steps += 1
                 stats.student_tokens += int(m.sum())
+                bar.update(1)
                 bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
+                if checkpoint is not None and stats.steps % settings.checkpoint_every == 0:
+                    save(epoch, b + 1)
         bar.close()
         stats.epoch_loss.append(total / max(count, 1))
         if settings.tol > 0:
@@ -247,9 +298,8 @@ def distill_rows(lm, matrix: torch.Tensor, new_ids: Sequence[int], snippets: Seq
                 done = active & (moved < settings.tol)
                 active &= ~done
                 stats.stopped += int(done.sum())
-        if not math.isfinite(stats.epoch_loss[-1]):
-            raise TokkitError(f"distillation diverged in epoch {epoch + 1} (loss {stats.epoch_loss[-1]}); "
-                              "lower --distill-lr")
+        start_batch = 0
+        save(epoch + 1, 0)
     stats.seconds = time.perf_counter() - t0
     return rows.detach(), stats
 
@@ -294,7 +344,7 @@ class DistillInit:
         resolve_layer(lm, self.settings.layer)
         matrix = student_matrix(ctx, res.input, dst_ids)
         rows, stats = distill_rows(lm, matrix, dst_ids, found.snippets, settings=self.settings, seed=ctx.seed,
-                                   progress=ctx.progress)
+                                   progress=ctx.progress, checkpoint=ctx.checkpoint, resume=ctx.resume)
         covered = set(found.counts)
         details = dict(res.details)
         details["snippets"] = [found.counts.get(int(i), 0) for i in dst_ids]
