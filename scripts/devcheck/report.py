@@ -25,9 +25,18 @@ def environment(dev: torch.device) -> dict[str, Any]:
     if dev.type == "cuda":
         p = torch.cuda.get_device_properties(dev)
         env |= {"gpu": p.name, "capability": f"{p.major}.{p.minor}", "gpu_memory_gib": round(p.total_memory / 2**30, 1),
-                "cuda": torch.version.cuda, "matmul_fp32_precision": torch.get_float32_matmul_precision(),
-                "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32)}
+                "cuda": torch.version.cuda, "matmul_fp32_precision": _read(torch.get_float32_matmul_precision),
+                "cuda_matmul_allow_tf32": _read(lambda: torch.backends.cuda.matmul.allow_tf32),
+                "cudnn_allow_tf32": _read(lambda: torch.backends.cudnn.allow_tf32)}
     return env
+
+
+def _read(get) -> str:
+    """A precision switch as text (newer torch deprecates some of the old names: never let that stop a report)."""
+    try:
+        return str(get())
+    except Exception as e:  # noqa: BLE001
+        return f"unreadable ({type(e).__name__})"
 
 
 def pytest_summary(path: Path | None) -> dict[str, Any] | None:
