@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-__all__ = ["SEED_MAX", "tokkit_home", "hub_offline", "peak_rss_mb", "validation_message", "flag_name", "read_yaml", "available_memory", "check_memory", "default_threads", "HELLO_WORLD"]
+__all__ = ["SEED_MAX", "tokkit_home", "hub_offline", "peak_rss_mb", "validation_message", "flag_name", "read_yaml", "available_memory", "check_memory", "default_threads", "max_threads", "check_threads", "HELLO_WORLD"]
 
 #: Largest seed any command takes (torch, numpy and Python's random all accept 0..2^63-1).
 SEED_MAX = 2**63 - 1
@@ -125,20 +125,44 @@ def check_memory(estimate: float, *, what: str, fix: str) -> None:
                             f"free; {fix}")
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def max_threads() -> int:
+    """The most CPU threads any option may ask for: 4 x the cores this process may use (more only thrashes,
+    and native thread pools crash on absurd counts: ``--threads 99999`` segfaulted torch)."""
+    return 4 * _cores()
+
+
+def check_threads(n: object, *, name: str = "--threads") -> int:
+    """``n`` as a thread count in 1..:func:`max_threads`, else a one-line :class:`~tokkit.errors.ResourceError`."""
+    from tokkit.errors import ResourceError
+
+    hi = max_threads()
+    try:
+        v = int(str(n).strip())
+    except ValueError:
+        raise ResourceError(f"{name} {n!r} is not a whole number; expected 1..{hi} (4 x the {_cores()} cores)") from None
+    if not 1 <= v <= hi:
+        raise ResourceError(f"{name} {v} is out of range: expected 1..{hi} (4 x the {_cores()} cores this process may use)")
+    return v
+
+
 def default_threads() -> int:
-    """CPU threads for the model commands: ``$TOKKIT_THREADS``, else the cores this process may use
-    minus the load others already put on them (1-minute load average), at least 1.
+    """CPU threads for the model commands: ``$TOKKIT_THREADS`` (1..:func:`max_threads`), else the cores this
+    process may use minus the load others already put on them (1-minute load average), at least 1.
 
     torch's own default (every core) oversubscribes a shared machine: ``eval-lm`` ran 2-3x slower at
     2 threads than at 1 on a loaded 2-core machine (issue 17).
     """
     env = os.environ.get("TOKKIT_THREADS")
     if env:
-        return max(1, int(env))
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        cores = os.cpu_count() or 1
+        return check_threads(env, name="TOKKIT_THREADS")
+    cores = _cores()
     try:
         load = os.getloadavg()[0]
     except OSError:

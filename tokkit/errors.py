@@ -103,10 +103,14 @@ def native_errors(path: object, what: str) -> Iterator[None]:
     """Turn any error of a native library reading ``path`` (Rust panics included) into a :class:`FormatError`.
 
     pyo3's ``PanicException`` derives from ``BaseException``, so a plain ``except Exception`` misses it;
-    only interrupts and exits pass through unchanged.
+    only interrupts and exits pass through unchanged. File descriptor 2 is captured during the block
+    (:func:`tokkit.native_calls.captured_stderr`): a panic's raw message and backtrace never reach the terminal.
     """
+    from tokkit.native_calls import captured_stderr
+
     try:
-        yield
+        with captured_stderr():
+            yield
     except TokkitError:
         raise
     except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
