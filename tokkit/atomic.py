@@ -227,7 +227,8 @@ def check_output(out: str | Path, *, force: bool, inputs: Iterable[str | Path] =
     a parent that is a file; a parent we cannot write in. Removes the stale temporaries of earlier killed runs.
     """
     p = Path(out)
-    check_not_input(p, [*inputs, *tracked_inputs()])
+    check_not_input(p, inputs)
+    check_not_input(p, tracked_inputs(), inside_ok=True)  # a side output may be added inside an input folder
     recover(p)
     if os.path.lexists(p) and not exists_ok:
         if not force:
@@ -247,7 +248,7 @@ def check_resumable(out: str | Path, *, state: str, resume: bool, force: bool) -
     refused with ``--resume`` suggested first (``--force`` would throw the training away). Temporaries of a
     killed save are removed (or its swap finished) first."""
     p = Path(out)
-    check_not_input(p, tracked_inputs())
+    check_not_input(p, tracked_inputs(), inside_ok=True)
     recover(p)
     if resume and (p / state).is_file():
         if not os.path.islink(p):
@@ -277,11 +278,12 @@ def _ancestors_ids(p: Path) -> set[tuple[int, int]]:
     return out
 
 
-def check_not_input(out: str | Path, inputs: Iterable[str | Path]) -> None:
+def check_not_input(out: str | Path, inputs: Iterable[str | Path], *, inside_ok: bool = False) -> None:
     """Refuse an output that is, contains or lies inside an input (an overwrite would lose the input).
 
     Compared by resolved path and by inode (device, inode), so a hard link or a symlink to an input, or a
-    folder reached through another mount, is recognised too.
+    folder reached through another mount, is recognised too. ``inside_ok``: an output inside an input
+    folder passes (a file a command adds to a model folder, e.g. ``image fit-prior``).
     """
     o = Path(os.path.realpath(out))
     o_id = _ident(out)
@@ -295,6 +297,8 @@ def check_not_input(out: str | Path, inputs: Iterable[str | Path]) -> None:
             rel = "is"
         elif r.is_relative_to(o) or o_id is not None and o_id in _ancestors_ids(r):
             rel = "contains"
+        elif inside_ok:
+            continue
         else:
             o_up = _ancestors_ids(o) if o_up is None else o_up
             if o.is_relative_to(r) or i_id is not None and i_id in o_up:

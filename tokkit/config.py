@@ -79,25 +79,98 @@ def validation_message(err: Exception, *, label: str, flags: "Mapping[str, str] 
     return line
 
 
+#: Largest YAML file read (recipes are a few hundred bytes), and most nodes its aliases may expand to.
+YAML_MAX_BYTES = 1 << 20
+YAML_MAX_NODES = 10_000
+
+
+def _expanded_nodes(node: Any, memo: dict[int, int], stack: set[int]) -> int:
+    """Nodes the document holds once every alias is expanded (shared nodes counted at each use)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in stack:  # a recursive alias: infinite once expanded
+        return YAML_MAX_NODES + 1
+    stack.add(key)
+    n = 1
+    value = node.value
+    if isinstance(value, list):
+        for item in value:
+            for sub in (item if isinstance(item, tuple) else (item,)):
+                n += _expanded_nodes(sub, memo, stack)
+                if n > YAML_MAX_NODES:
+                    break
+    stack.discard(key)
+    memo[key] = n
+    return n
+
+
 def read_yaml(path: Path, what: str = "recipe") -> Any:
-    """``path`` parsed as YAML; a syntax error or a non-UTF-8 file is a one-line :class:`~tokkit.errors.FormatError`."""
+    """``path`` parsed as YAML (safe loader): a syntax error, a non-UTF-8 file, a file that is not regular or
+    over :data:`YAML_MAX_BYTES`, or aliases that expand past :data:`YAML_MAX_NODES` nodes (a "billion laughs"
+    bomb) is a one-line :class:`~tokkit.errors.FormatError`; non-finite numbers (``.nan``, ``.inf``) are refused."""
+    import stat
+
     import yaml
 
     from tokkit.errors import FormatError
 
     try:
-        text = path.read_text(encoding="utf-8")
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(st.st_mode):
+            raise FormatError(f"{what} {path} is not a regular file (a device, FIFO or socket); pass a YAML file")
+        with open(path, "rb") as f:
+            raw = f.read(YAML_MAX_BYTES + 1)
+        if len(raw) > YAML_MAX_BYTES:
+            raise FormatError(f"{what} {path} is larger than {YAML_MAX_BYTES // 1024} KB; a {what} is a small YAML "
+                              "file: pass the right file")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise FormatError(f"{what} {path} is not UTF-8 text (byte offset {e.start}); save it as UTF-8 YAML") from None
     except IsADirectoryError:
         raise FormatError(f"{what} {path} is a folder; pass a YAML file") from None
     try:
-        return yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if _expanded_nodes(node, {}, set()) > YAML_MAX_NODES:
+                raise FormatError(f"{what} {path} expands to more than {YAML_MAX_NODES:,} values through its anchors "
+                                  "and aliases (&name / *name); a recipe needs few: write the values out")
+            data = loader.construct_document(node)
+        finally:
+            loader.dispose()
+        bad = _non_finite(data)
+        if bad is not None:
+            raise FormatError(f"{what} {path}: {bad} is not a finite number; pass a finite value")
+        return data
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise FormatError(f"{what} {path} is not valid YAML{where}: {problem}; fix the syntax there") from None
+
+
+def _non_finite(data: Any, where: str = "") -> str | None:
+    """The key path of the first NaN/inf float inside parsed YAML, or None."""
+    import math
+
+    if isinstance(data, float) and not math.isfinite(data):
+        return f"{where or 'the value'} = {data}"
+    if isinstance(data, dict):
+        items = data.items()
+    elif isinstance(data, list):
+        items = enumerate(data)
+    else:
+        return None
+    for k, v in items:
+        found = _non_finite(v, f"{where}.{k}" if where else str(k))
+        if found:
+            return found
+    return None
 
 
 def available_memory() -> int | None:

@@ -22,6 +22,7 @@ __all__ = [
     "EmptyInputError",
     "InputTypeError",
     "ResourceError",
+    "NonFiniteError",
     "native_errors",
     "FixtureError",
     "ImpossiblePrefixError",
@@ -68,6 +69,10 @@ class OutputExistsError(TokkitError, FileExistsError):
 
 class ResourceError(TokkitError, ValueError):
     """Sizes asked for that cannot fit (memory estimate above what is free)."""
+
+
+class NonFiniteError(TokkitError, ValueError):
+    """NaN or infinity where a finite number is needed: in a model's weights, a loss, an option."""
 
 
 class InputTypeError(TokkitError, TypeError):

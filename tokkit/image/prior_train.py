@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from tokkit.atomic import atomic_dir, check_resumable
 from tokkit.config import check_threads, peak_rss_mb
+from tokkit.finite import check_loss
 from tokkit.image.api import ImageTokenizer
 from tokkit.image.ar_coding import PRIOR_CONFIG, PRIOR_WEIGHTS, prior_id_of
 from tokkit.image.data import CropSampler, image_files, load_images
@@ -185,6 +186,7 @@ def train_prior(cfg: PriorConfig, *, tokenizer: Path, data: Path, out: Path, dev
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         loss_v = loss.item() / math.log(2)
+        check_loss(loss_v, step=step + 1, kept=str(out) if resuming or step + 1 > cfg.checkpoint_every else "")
         state["step"] = step + 1
         bar.update(1)
         if state["step"] % cfg.log_every == 0 or state["step"] == cfg.steps:

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from tokkit.atomic import atomic_dir, check_resumable
 from tokkit.config import check_memory, check_threads, peak_rss_mb
+from tokkit.finite import check_loss
 from tokkit.image.api import ImageTokenizer, psnr_per_image
 from tokkit.image.config import TrainConfig
 from tokkit.image.data import CropSampler
@@ -169,6 +170,7 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         loss_v = loss.item()
+        check_loss(loss_v, step=step + 1, kept=str(out) if resuming or step + 1 > cfg.checkpoint_every else "")
         window_ids.append(ids.detach().cpu())
         state["step"] = step + 1
         bar.update(1)

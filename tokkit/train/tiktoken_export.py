@@ -106,7 +106,11 @@ def export_tiktoken(tokenizer_json: str | Path, out: str | Path, *, force: bool 
     from tokkit.formats.hf_json import read_json
 
     _refuse_domain_tokens(p.parent / "tokkit_train.json")
-    pattern, ranks, specials = tiktoken_parts(read_json(p))
+    from tokkit.formats.hf_json_check import check_tokenizer_json
+
+    data = read_json(p)
+    check_tokenizer_json(data, str(p))  # a broken or hostile file: its defect named, ids bounded
+    pattern, ranks, specials = tiktoken_parts(data)
     if verify:
         import tiktoken
         from tokenizers import Tokenizer

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from tokkit.config import peak_rss_mb
+from tokkit.finite import check_loss
 from tokkit.transplant.heal.alm import alm_loss, balanced_sum, chunk_logprobs, lm_loss, token_logprobs
 from tokkit.transplant.heal.checkpoint import checkpoint_dir, load_state, restore, run_key, save_state
 from tokkit.transplant.heal.config import RESUMABLE_CHANGES, HealConfig, Loss
@@ -154,6 +155,8 @@ def train_rows(cfg: HealConfig, student: Student, student_side: Side, *, teacher
         opt.step()
         n_tokens += batch.tokens
         n_chunks += batch.n_chunks
+        check_loss({k: v for k, v in stats.items() if k in ("lm", "alm", "loss")}, step=step + 1,
+                   kept=str(ck_dir) if ck_dir.is_dir() else "")
         stats = {k: round(v, 5) for k, v in stats.items()} | {"chunks": batch.n_chunks}
         bar.set_postfix({k: stats[k] for k in ("lm", "alm", "bpb", "chunks") if k in stats})
         history.append({"step": step + 1, **stats})

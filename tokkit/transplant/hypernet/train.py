@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from tokkit.atomic import mark_ours, recover
+from tokkit.finite import check_loss
 from tokkit.config import check_memory, peak_rss_mb
 from tokkit.errors import OutputExistsError, VocabMismatchError
 from tokkit.names import resolve_model
@@ -73,10 +74,10 @@ class _Base:
     """The frozen base: its backbone, rows ``table (R, W)``, width ``D``, the start row."""
 
     def __init__(self, folder: Path, device: torch.device) -> None:
-        from transformers import AutoModelForCausalLM
+        from tokkit.hf_models import load_causal_lm
 
         self.tok = load_tokenizer(folder)
-        self.lm = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device).eval()
+        self.lm = load_causal_lm(folder, device=device)
         self.lm.requires_grad_(False)
         e_in = self.lm.get_input_embeddings().weight.detach().float()
         out = self.lm.get_output_embeddings()
@@ -247,6 +248,7 @@ def train_hypernet(cfg: HypernetConfig, out_dir: str | Path, *, force: bool = Fa
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
         opt.step()
+        check_loss(stats, step=step + 1, kept=str(out_dir) if out_dir.is_dir() else "")
         stats = {k: round(v, 4) for k, v in stats.items()}
         bar.set_postfix(stats)
         history.append({"step": step + 1, **stats})
