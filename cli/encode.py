@@ -41,7 +41,8 @@ class ByteSize(click.ParamType):
 @click.option("--allow-special", is_flag=True, default=None,
               help="Encode special-token strings found in the text as special tokens  [default: as plain text]")
 @click.option("--shard-size", type=ByteSize(), default=None,
-              help="Input bytes per shard (documents are never split; the same shards for any --workers)  [default: 64MiB]")
+              help="Input bytes per shard (documents are never split; the same shards for any --workers)  "
+                   "[default: about 1/32 of the input, between 4MiB and 256MiB]")
 @click.option("--workers", type=click.IntRange(1, 4096), default=None, help="Processes (local) or CPUs of a local Ray cluster  [default: all cores]")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default=None,
               help="local: a process pool on this machine; ray: Ray Data tasks (local cluster, or --address)  [default: local]")
@@ -94,5 +95,6 @@ def encode(sources, tokenizer, out, fmt, bos, eos, bos_token, eos_token, allow_s
         return
     worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # local pool processes (Linux: KB)
     cost.done(f"{c['bytes'] / 1e6:.2f} MB, {c['tokens']:,} tokens ({c['bytes'] / 1e6 / secs:.2f} MB/s, "
-              f"{c['documents'] / secs:,.0f} docs/s, {c['tokens'] / secs / 1e6:.2f}M tokens/s with {m.run['workers']} "
-              f"{m.run['engine']} worker(s)" + (f"; largest worker peak memory {worker_mb:.0f} MB" if worker_mb else "") + ")")
+              f"{c['documents'] / secs:,.0f} docs/s, {c['tokens'] / secs / 1e6:.2f}M tokens/s "
+              + (f"with {m.run['workers']} {m.run['engine']} worker(s)" if m.run["workers"] else "on the Ray cluster")
+              + (f"; largest worker peak memory {worker_mb:.0f} MB" if worker_mb else "") + ")")

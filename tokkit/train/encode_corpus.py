@@ -37,12 +37,14 @@ from tokkit.train.encode_shard import STATE_DIR, EncodeSpec, ShardResult, _token
 from tokkit.train.shards import get_format, token_dtype
 from tokkit.train.shards.manifest import MANIFEST, VERSION, Manifest
 
-__all__ = ["encode_corpus", "DEFAULT_SHARD_BYTES", "ENGINES"]
+__all__ = ["encode_corpus", "auto_shard_bytes", "ENGINES"]
 
 LOG = logging.getLogger(__name__)
 
-#: Input bytes per shard (and work unit): 64 MB of text is about 16M tokens, 32 MB of uint16 ids.
-DEFAULT_SHARD_BYTES = 64 << 20
+#: Default shard size (input bytes; also the work unit): about 1/:data:`AUTO_SHARDS` of the corpus, so that a
+#: few workers have enough units to balance, within these bounds (64 MB of text is about 16M tokens).
+AUTO_SHARDS = 32
+MIN_SHARD_BYTES, MAX_SHARD_BYTES = 4 << 20, 256 << 20
 ENGINES = ("local", "ray")
 _PLAN = "plan.json"
 
@@ -88,6 +90,12 @@ def _special(tok: Any, on: bool, token: str | None, role: str) -> dict[str, Any]
 def _absolute(sources: Sequence[Source]) -> list[Source]:
     """Workers and Ray tasks may run in another folder: give them absolute paths."""
     return [s if s.dataset else Source(os.path.abspath(s.path), s.rate) for s in sources]
+
+
+def auto_shard_bytes(sources: Sequence[Source]) -> int:
+    """The default shard size for ``sources``: a function of their sizes only, never of the workers."""
+    total = sum(MAX_SHARD_BYTES if s.dataset else os.path.getsize(s.path) for s in sources)
+    return min(max(total // AUTO_SHARDS, MIN_SHARD_BYTES), MAX_SHARD_BYTES)
 
 
 def _source_info(s: Source, *, mtime: bool = False) -> dict[str, Any]:
@@ -173,7 +181,7 @@ def _state_mismatch(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 def encode_corpus(sources: Iterable[str | Path], *, tokenizer: str | Path, out: str | Path, format: str = "numpy",
                   bos: bool = False, eos: bool = True, bos_token: str | None = None, eos_token: str | None = None,
-                  allow_special: bool = False, shard_bytes: int = DEFAULT_SHARD_BYTES, workers: int | None = None,
+                  allow_special: bool = False, shard_bytes: int | None = None, workers: int | None = None,
                   engine: str = "local", address: str | None = None, resume: bool = False, force: bool = False,
                   text_column: str = "text", skip_bad_utf8: bool = False, seed: int = 0,
                   progress: bool = True) -> Manifest:
@@ -188,7 +196,8 @@ def encode_corpus(sources: Iterable[str | Path], *, tokenizer: str | Path, out: 
             that token instead). The ids of a document are ``[bos] + tok.encode(text) + [eos]``.
         allow_special: encode special-token strings found in the text as special tokens; by default
             they are encoded as the plain text they are (a corpus that quotes ``<|endoftext|>`` stays text).
-        shard_bytes: input bytes per shard (cut at document boundaries; the same for any ``workers``).
+        shard_bytes: input bytes per shard (cut at document boundaries; the same for any ``workers``); default
+            :func:`auto_shard_bytes`: about 1/32 of the input, between 4 MiB and 256 MiB.
         workers: local processes, or the CPUs of a local Ray cluster (default: all cores).
         engine: ``"local"`` or ``"ray"`` (``address`` of an existing cluster; its nodes must see the paths).
         resume: finish an interrupted run into ``out``; ``force``: replace an existing ``out``.
@@ -215,6 +224,7 @@ def encode_corpus(sources: Iterable[str | Path], *, tokenizer: str | Path, out: 
         LOG.info("%s is complete already: nothing to do", out)
         return Manifest.read(out)
     srcs = _absolute(srcs)
+    shard_bytes = shard_bytes or auto_shard_bytes(srcs)
     shards = plan_shards(srcs, shard_bytes=shard_bytes)
     ident = tokenizer_identity(tokenizer, tok)
     spec = EncodeSpec(tokenizer=_tokenizer_key(tokenizer), tokenizer_label=str(tokenizer), format=fmt.name,
@@ -285,7 +295,8 @@ def _encode(shards: list[Shard], spec: EncodeSpec, header: dict[str, Any], out: 
             "shards": [{**r.to_json(), "pieces": _pieces(sh)} for r, sh in zip(ordered, shards)]}
     for s in data["shards"]:
         del s["index"]
-    manifest = Manifest(out, data, run={"engine": engine, "workers": n, "shards_done_before": done_before})
+    used = (workers or 0) if engine == "ray" else 1 if n <= 1 or len(pending) <= 1 else min(n, len(pending))
+    manifest = Manifest(out, data, run={"engine": engine, "workers": used, "shards_done_before": done_before})
     with atomic_file(out / MANIFEST, force=True) as tmp:
         tmp.write_bytes(manifest.to_bytes())
     shutil.rmtree(out / STATE_DIR, ignore_errors=True)

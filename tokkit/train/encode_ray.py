@@ -16,6 +16,7 @@ import logging
 import pickle
 from typing import Any, Callable, Iterator
 
+from tokkit.errors import TokkitError
 from tokkit.train.count import Shard
 from tokkit.train.count_ray import ray_session
 from tokkit.train.encode_shard import EncodeSpec, ShardResult
@@ -29,7 +30,10 @@ def _encode_row(row: dict[str, Any]) -> dict[str, Any]:
     from tokkit.train.encode_shard import encode_shard
 
     index, total, shard, spec = pickle.loads(row["task"])
-    return {"result": json.dumps(encode_shard(index, total, shard, spec).to_json())}
+    try:
+        return {"result": json.dumps(encode_shard(index, total, shard, spec).to_json()), "error": b""}
+    except TokkitError as e:  # Ray would wrap it in its own exception types and keep only the text: send it back whole
+        return {"result": "", "error": pickle.dumps(e)}
 
 
 def encode_with_ray(tasks: list[tuple[int, Shard]], total: int, spec: EncodeSpec, *, address: str | None,
@@ -40,6 +44,8 @@ def encode_with_ray(tasks: list[tuple[int, Shard]], total: int, spec: EncodeSpec
         ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map(_encode_row, num_cpus=1)
         LOG.info("ray: %d shards on %d CPUs", len(rows), int(ray.cluster_resources().get("CPU", 1)))
         for row in ds.iter_rows():
+            if row["error"]:
+                raise pickle.loads(row["error"])  # bad input found by a task: the same one-line error as locally
             res = ShardResult.from_json(json.loads(row["result"]))
             bar(res.bytes, res.documents, res.tokens)
             yield res
