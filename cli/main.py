@@ -20,7 +20,8 @@ import click
 
 from tokkit.errors import TokkitError
 
-__all__ = ["cli", "main", "UserError", "user_error", "OUTPUT_PARAMS", "threads_option", "apply_threads"]
+__all__ = ["cli", "main", "UserError", "user_error", "OUTPUT_PARAMS", "threads_option", "apply_threads",
+           "max_minutes_option"]
 
 #: Parameter names that are outputs in every command (one naming rule, checked before the work).
 OUTPUT_PARAMS = ("out", "out_dir", "out_file", "json_out", "csv_out", "plot")
@@ -172,6 +173,13 @@ def threads_option(f):
     return click.option("--threads", type=click.IntRange(min=1), default=None,
                         help="torch CPU threads [default: $TOKKIT_THREADS, else the free cores: cores minus the "
                              "1-minute load average, at least 1 - torch's all-cores default oversubscribes a shared machine].")(f)
+
+
+def max_minutes_option(f):
+    """``--max-minutes M`` for the training commands (:class:`tokkit.optim.StepLoop`)."""
+    return click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+                        help="Wall-clock budget: stop at a checkpoint once the next step would not fit in M minutes "
+                             "from the start (loading included); --resume continues [default: no budget].")(f)
 
 
 def apply_threads(threads: int | None) -> int:
