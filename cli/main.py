@@ -29,7 +29,8 @@ from typing import Iterator
 
 from tokkit.errors import TokkitError
 
-__all__ = ["cli", "main", "UserError", "user_error", "OUTPUT_PARAMS", "threads_option", "apply_threads"]
+__all__ = ["cli", "main", "UserError", "user_error", "OUTPUT_PARAMS", "threads_option", "apply_threads",
+           "max_minutes_option"]
 
 #: Parameter names that are outputs in every command (one naming rule, checked before the work).
 OUTPUT_PARAMS = ("out", "out_dir", "out_file", "json_out", "csv_out", "plot")
@@ -284,6 +285,13 @@ def threads_option(f):
                              "machine].")(f)
 
 
+def max_minutes_option(f):
+    """``--max-minutes M`` for the training commands (:class:`tokkit.optim.StepLoop`)."""
+    return click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+                        help="Wall-clock budget: stop at a checkpoint once the next step would not fit in M minutes "
+                             "from the start (loading included); --resume continues [default: no budget].")(f)
+
+
 def apply_threads(threads: int | None) -> int:
     """Set torch's intra-op threads to ``threads`` (None: :func:`tokkit.config.default_threads`); returns it."""
     import torch
@@ -300,7 +308,7 @@ def apply_threads(threads: int | None) -> int:
 
 def _register() -> None:
     # One line per command module; each module adds its commands to `cli`.
-    from tokkit_cli import bytes as _bytes, count, export_cmd, extend, heal, hypernet, image, image_prior, train, transplant, vocab_cmd  # noqa: F401
+    from tokkit_cli import bytes as _bytes, count, encode, export_cmd, extend, heal, hypernet, image, image_prior, train, transplant, vocab_cmd  # noqa: F401
 
 
 _register()
