@@ -362,8 +362,23 @@ def rename_noreplace(src: str | Path, dst: str | Path) -> None:
         os.unlink(src)
 
 
-def _commit(tmp: Path, final: Path, *, replace: bool = True, kind: Kind | None = None) -> None:
-    """Rename the finished ``tmp`` to ``final``: exclusively unless ``replace``; recoverable at every point."""
+#: How each pending temporary is committed: ``(replace, kind)``, set by the writer (``_commit(tmp, final)`` keeps its
+#: two-argument form: tests wrap it to kill a process at its N-th commit).
+_MODES: dict[str, tuple[bool, "Kind | None"]] = {}
+
+
+def _commit_as(tmp: Path, final: Path, replace: bool, kind: Kind) -> None:
+    _MODES[str(tmp)] = (replace, kind)
+    try:
+        _commit(tmp, final)
+    finally:
+        _MODES.pop(str(tmp), None)
+
+
+def _commit(tmp: Path, final: Path) -> None:
+    """Rename the finished ``tmp`` to ``final``: exclusively unless the writer allows replacing; recoverable at
+    every point."""
+    replace, kind = _MODES.pop(str(tmp), (True, None))
     pid = os.getpid()
     _fix_modes(tmp)
     if not replace:
@@ -450,7 +465,7 @@ def atomic_dir(out: str | Path, *, force: bool = False) -> Iterator[Path]:
         os.mkdir(tmp)
         yield tmp
         mark_ours(tmp)
-        _commit(tmp, final, replace=force, kind="dir")
+        _commit_as(tmp, final, force, "dir")
 
 
 @contextmanager
@@ -464,5 +479,5 @@ def atomic_file(out: str | Path, *, force: bool = False) -> Iterator[Path]:
         tmp = box / final.name
         os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         yield tmp
-        _commit(tmp, final, replace=force, kind="file")
+        _commit_as(tmp, final, force, "file")
         _remove(box)
