@@ -50,6 +50,8 @@ def _checks():
 
 #: checks that need another check's output first
 NEEDS = {"heal": "extend", "heal_bf16": "extend", "heal_1b": "extend_1b", "image_prior": "image"}
+#: checks that use the Llama-3.2-1B-sized model (built only when one of them runs)
+USE_BIG = ("omp", "extend_1b", "heal_1b", "eval_lm_1b")
 #: left out of the CPU twin unless --only names them: `extend` / `heal` / `eval_lm` again, on the other vocabulary
 TINY_SKIPS = ("extend_1b", "heal_1b", "eval_lm_1b")
 
@@ -146,10 +148,11 @@ def _run(args: argparse.Namespace, dev, checks: list, home: Path, work: Path) ->
     if dev.type == "cuda":  # context, cuBLAS handles: outside every timing
         (torch.randn(256, 256, device=dev) @ torch.randn(256, 256, device=dev)).sum().item()
     ctx = Ctx(dev=dev, tiny=args.tiny, repo=REPO, home=home, work=work, deadline=t0 + args.budget_s)
-    setup = timed(dev, lambda: ctx.models.update(
-        smol=build("smollm2-135m", home / "models/smollm2/tokenizer.json", work / "models/smol", tiny=args.tiny, device=dev),
-        big=build("llama-3.2-1b", home / "tokenizers/llama3/tokenizer.json", work / "models/big", tiny=args.tiny,
-                  device=dev)))
+    shapes = {"smol": ("smollm2-135m", "models/smollm2/tokenizer.json"),
+              "big": ("llama-3.2-1b", "tokenizers/llama3/tokenizer.json")}
+    need = ["smol"] + (["big"] if any(n in USE_BIG for n, _ in checks) else [])
+    setup = timed(dev, lambda: ctx.models.update({m: build(shapes[m][0], home / shapes[m][1], work / "models" / m,
+                                                           tiny=args.tiny, device=dev) for m in need}))
     log.info("models built in %.1f s under %s", setup.seconds, work)
     pytest = pytest_summary(args.pytest_log)
     env = environment(dev)

@@ -33,7 +33,8 @@ def test_cpu_twin_passes_every_check(tmp_path):
     for alias in ("smollm2", "llama3", "mistral"):
         need_fixture(alias)
     out = tmp_path / "out"
-    r = subprocess.run(["bash", "scripts/gpu_check.sh", "--device", "cpu", "--tiny", "--work", str(tmp_path / "work")],
+    r = subprocess.run(["bash", "scripts/gpu_check.sh", "--device", "cpu", "--tiny", "--threads", "1", "--work",
+                        str(tmp_path / "work")],
                        cwd=ROOT, env=_env(OUT=str(out), TOKKIT_GPU_CARRY=str(tmp_path / "no-carry")),
                        capture_output=True, text=True, timeout=1200)
     log = (out / "gpu_check.log").read_text() if (out / "gpu_check.log").exists() else ""

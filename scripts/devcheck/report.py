@@ -62,6 +62,10 @@ def _cell(x: Any, fmt: str = "{:.2f}") -> str:
     return "-" if x is None else fmt.format(x) if isinstance(x, (int, float)) else str(x)
 
 
+def _rate(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0f}" if x >= 100 else f"{x:.3g}"
+
+
 def text_report(report: dict[str, Any]) -> str:
     env = report["environment"]
     head = (f"tokkit device check on {env.get('gpu', env['device'])} ({report['mode']}): torch {env['torch']}, "
@@ -72,7 +76,7 @@ def text_report(report: dict[str, Any]) -> str:
     for r in report["checks"]:
         s = r.get("speed") or {}
         unit = s.get("unit")
-        rate = f"{_cell(s.get(f'device_{unit}_per_s'), '{:.0f}')} {unit}" if unit else "-"
+        rate = f"{_rate(s.get(f'device_{unit}_per_s'))} {unit}" if unit else "-"
         lines.append(f"{r['check']:<22} {r['status']:<8} {_cell(s.get('cpu_s')):>8} {_cell(s.get('device_s')):>8} "
                      f"{_cell(s.get('speedup'), '{:.1f}x'):>8} {rate:>14} {_cell(s.get('peak_device_gib')):>8}  "
                      f"{r.get('why') or r.get('tolerance', '')}")
