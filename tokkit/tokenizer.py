@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tokkit.errors import InputTypeError, native_errors
+from tokkit.formats.compat import TiktokenNames, TransformersNames
 from tokkit.formats.decoding import Decoder
 from tokkit.formats.native import WHAT, Source, hf_ordinary, open_native, vocab_of
+from tokkit.formats.segments import Segments
 from tokkit.formats.special_policy import ORDINARY, Plan, SpecialPolicy, Spec, special_ids
 from tokkit.names import ResolvedTokenizer, resolve_tokenizer
 from tokkit.vocab import TextVocab, VocabReport
@@ -32,7 +34,7 @@ def _need_str(text: object) -> None:
         raise InputTypeError(f"encode takes text as str, found {type(text).__name__}; pass a str{hint}")
 
 
-class Tokenizer:
+class Tokenizer(TiktokenNames, TransformersNames):
     """A loaded tokenizer: ``encode``/``encode_batch``/``decode``/``decode_bytes``/``vocab``/``save``.
 
     Build it with :func:`load_tokenizer`. Special-token strings in user text are refused unless
@@ -176,6 +178,17 @@ class Tokenizer:
         _need_str(text)
         return self._encode_plan(text, ORDINARY, False)
 
+    def encode_with_offsets(self, text: str, *, allowed_special: Spec = frozenset(), disallowed_special: Spec | tuple[()] = "all",
+                            add_special_tokens: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
+        """``(ids, offsets)``: the ids of ``encode`` with ``(start, end)`` character offsets into ``text``
+        per id, equal to HF's ``offset_mapping`` (transformers' ``return_offsets_mapping``); a token that
+        covers part of a character spans that whole character (:mod:`tokkit.formats.offsets`)."""
+        from tokkit.formats.offsets import encode_with_offsets
+
+        _need_str(text)
+        plan = self._policy.plan(text, allowed_special, disallowed_special)
+        return encode_with_offsets(self, text, plan, add_special_tokens)
+
     @cached_property
     def _unencodable(self) -> frozenset[int]:
         return frozenset(self.vocab.unencodable_bytes())
@@ -221,10 +234,12 @@ class Tokenizer:
         if b in ("hf", "gguf"):
             if (fast := self._fast_for(add_special_tokens)) is not None:
                 return fast.encode(text, allowed=plan.special | self._always, add_special_tokens=add_special_tokens)
-            hf = n if plan.special and not plan.text_too else self._hf_variant(plan.special)
+            if plan.special and plan.text_too:
+                return self._segments.hf_mixed(text, plan.special, add_special_tokens)[0]
+            hf = n if not plan.text_too else self._hf_variant(plan.special)
             return hf.encode(text, add_special_tokens=add_special_tokens).ids
         if b == "spm":
-            ids = self._spm_encode(text, plan.special) if plan.special else n.encode(text)
+            ids = self._segments.encode(text, plan.special) if plan.special else n.encode(text)
             return self._with_bos_eos(ids) if add_special_tokens else ids
         return n.encode(text, allowed_special=plan.special, disallowed_special=()) if plan.special else n.encode_ordinary(text)
 
@@ -269,20 +284,6 @@ class Tokenizer:
                                sizes=[len(t) for t in texts])
         return map_chunked(n.encode_ordinary, texts)
 
-    def _spm_encode(self, text: str, special: frozenset[str]) -> list[int]:
-        """sentencepiece has no special tokens in text: split at them; a segment after a special token
-        is encoded without the dummy-prefix space (as transformers' ``legacy=False`` does)."""
-        by_text = {s.text: s.id for s in self.vocab.specials}
-        ids: list[int] = []
-        first = True
-        for piece, is_special in self._policy.split(text, special):
-            if is_special:
-                ids.append(by_text[piece])
-            else:
-                ids += self._native.encode(piece) if first else self._encode_batch_no_prefix([piece])[0]
-            first = False
-        return ids
-
     def _with_bos_eos(self, ids: list[int]) -> list[int]:
         bos = self._native.bos_id()
         return ([bos] if bos >= 0 else []) + ids
@@ -318,17 +319,13 @@ class Tokenizer:
                            unencodable_bytes=base.unencodable_bytes)
 
     @cached_property
-    def _hf_no_prefix(self) -> Any:
-        from tokkit.reachability import without_dummy_prefix
-
-        tok = without_dummy_prefix(self.to_hf())
-        tok.encode_special_tokens = True  # the segments it encodes are text: a special string in them is too
-        return tok
+    def _segments(self) -> Segments:
+        return Segments(self)
 
     def _encode_batch_no_prefix(self, texts: list[str]) -> list[list[int]]:
         """Encode as a continuation: no dummy-prefix space (only meaningful for SentencePiece families)."""
         if self._src.backend in ("hf", "gguf", "spm"):
-            return [e.ids for e in self._hf_no_prefix.encode_batch(texts, add_special_tokens=False)]
+            return [e.ids for e in self._segments.no_prefix.encode_batch(texts, add_special_tokens=False)]
         return self.encode_batch(texts)
 
     def to_hf(self) -> Any:

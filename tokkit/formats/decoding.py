@@ -155,6 +155,11 @@ class Decoder:
                 pass
         return self.bytes_of(self._ints(ids))
 
+    def tokens_bytes(self, ids: Any) -> list[bytes]:
+        """The bytes of each id (tiktoken's ``decode_tokens_bytes``; no leading-space stripping)."""
+        tokens = self.vocab.tokens
+        return [tokens[i] for i in self._ints(as_id_list(ids))]
+
     def bytes_of(self, ids: list[int]) -> bytes:
         """``decode_bytes`` from the vocab table, for range-checked ints."""
         tokens = self.vocab.tokens

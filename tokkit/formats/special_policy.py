@@ -82,7 +82,11 @@ class SpecialPolicy:
         else:  # an explicit set checks only its own strings
             bad = {t for t in disallowed if t in text}
             both = bad & allow
-            found = self.found(text) if allow and not bad else set()
+            if bad:
+                self._raise(bad, both=both)
+            if not allow:
+                return ORDINARY  # nothing is allowed: every special string in the text is text
+            found = self.found(text)
         if bad:
             self._raise(bad, both=both)
         special = frozenset(found & allow)
