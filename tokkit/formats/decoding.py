@@ -6,7 +6,8 @@ One Python call per ``decode``, no Python loop over the ids on the common path:
   it does not know, so the range check costs nothing; UTF-8 errors become U+FFFD as in tiktoken.
 * HF byte-level files that run on tiktoken's core (:mod:`tokkit.formats.fast_bpe`): the same call on
   that core (the ByteLevel decoder concatenates the token bytes, as tiktoken does; added tokens are
-  their text); ``tokenizers`` itself for ``skip_special_tokens``.
+  their text; for SmolLM2, whose missing bytes FastBPE gives phantom ranks, a copy without them);
+  ``tokenizers`` itself for ``skip_special_tokens``.
 * other HF files: ``tokenizers.Tokenizer.decode``, after ``max(ids)`` (``tokenizers`` drops unknown ids
   silently; negative ids raise in its argument conversion).
 * sentencepiece: ``SentencePieceProcessor.decode`` (it raises on unknown ids): the unknown piece is
@@ -37,6 +38,16 @@ def as_id_list(ids: Any) -> list[int]:
     return out if isinstance(out, list) else [out]
 
 
+def _without_phantoms(fast: Any) -> Any:
+    """A tiktoken ``Encoding`` of ``fast``'s real tokens only: FastBPE gives bytes that no token spells
+    (SmolLM2) phantom ranks past the vocabulary, which decoding must refuse as unknown ids."""
+    import tiktoken
+
+    p = fast.parts
+    return tiktoken.Encoding(name=f"{fast.encoding.name}-decode", pat_str=p.pattern, mergeable_ranks=p.ranks,
+                             special_tokens={**p.specials, **p.plain_added})
+
+
 class Decoder:
     """``decode`` / ``decode_bytes`` of one loaded tokenizer (see the module docstring)."""
 
@@ -48,8 +59,8 @@ class Decoder:
         self._core = None  # tiktoken's Rust core that decodes these ids exactly
         if backend in ("tiktoken", "tiktoken_file", "tekken"):
             self._core = getattr(native, "_core_bpe", None)
-        elif fast is not None and not fast._phantom:  # a phantom byte rank (SmolLM2) would decode past the vocab
-            self._core = getattr(fast.encoding, "_core_bpe", None)
+        elif fast is not None:
+            self._core = getattr(_without_phantoms(fast) if fast._phantom else fast.encoding, "_core_bpe", None)
         if backend == "spm":
             self._controls = tuple(sorted(s.id for s in vocab.specials if native.is_control(s.id)))
             self._unk = native.unk_id()
@@ -112,8 +123,13 @@ class Decoder:
                 ids = [i for i in ids if i != unk]
             controls: tuple[int, ...] = ()  # sentencepiece drops control pieces itself
         else:
-            controls = tuple(c for c in self._controls if c in ids) if len(self._controls) <= 8 else \
-                tuple(sorted(set(self._controls) & set(ids)))
+            controls = self._controls
+            if controls and ids and min(ids) > controls[-1]:  # one C pass: control pieces are the low ids
+                controls = ()
+            elif len(controls) <= 8:
+                controls = tuple(c for c in controls if c in ids)
+            else:
+                controls = tuple(sorted(set(controls) & set(ids)))
         try:
             if not controls:
                 return sp.decode(ids)
