@@ -116,26 +116,26 @@ class Decoder:
         return self.native.decode(self._skipped(self._ints(ids)) if skip_special_tokens else self._ints(ids), errors="replace")
 
     def _spm(self, ids: list[int], skip: bool) -> str:
+        try:
+            return self._spm_native(ids, skip)
+        except (IndexError, TypeError, OverflowError):  # an unknown id, a non-int: find and name it
+            return self._spm_native(self._ints(ids), skip)
+
+    def _spm_native(self, ids: list[int], skip: bool) -> str:
         sp = self.native
         if skip:
             unk = self._unk
             if unk >= 0 and unk in ids:
                 ids = [i for i in ids if i != unk]
-            controls: tuple[int, ...] = ()  # sentencepiece drops control pieces itself
+            return sp.decode(ids)  # sentencepiece drops control pieces itself
+        controls = self._controls
+        if controls and ids and min(ids) > controls[-1]:  # one C pass: control pieces are the low ids
+            controls = ()
+        elif len(controls) <= 8:
+            controls = tuple(c for c in controls if c in ids)
         else:
-            controls = self._controls
-            if controls and ids and min(ids) > controls[-1]:  # one C pass: control pieces are the low ids
-                controls = ()
-            elif len(controls) <= 8:
-                controls = tuple(c for c in controls if c in ids)
-            else:
-                controls = tuple(sorted(set(controls) & set(ids)))
-        try:
-            if not controls:
-                return sp.decode(ids)
-            return self._spm_segments(ids, frozenset(controls))
-        except (IndexError, TypeError, OverflowError):
-            return self._spm(self._ints(ids), skip)
+            controls = tuple(sorted(set(controls) & set(ids)))
+        return self._spm_segments(ids, frozenset(controls)) if controls else sp.decode(ids)
 
     def _spm_segments(self, ids: list[int], controls: frozenset[int]) -> str:
         """Control pieces as their text; the pieces between them as sentencepiece decodes them, keeping
