@@ -73,9 +73,9 @@ class DistillSettings:
 
 def load_frozen_lm(folder, device: torch.device):
     """The HF causal LM at ``folder`` in float32, eval mode, every parameter frozen."""
-    from transformers import AutoModelForCausalLM
+    from tokkit.hf_models import load_causal_lm
 
-    lm = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).to(device).eval()
+    lm = load_causal_lm(folder, device=device)
     lm.requires_grad_(False)
     return lm
 
