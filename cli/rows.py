@@ -30,7 +30,7 @@ HELP = {
     "snippet_tokens": "distill: tokens per snippet, about [default: 32].",
     "distill_layer": "distill: match the hidden states after this many layers; -1: all [default: -1].",
     "distill_epochs": "distill: passes over the snippets [default: 3].",
-    "distill_lr": "distill: Adam learning rate of the new rows [default: 0.001].",
+    "distill_lr": "distill: Adam step size, as a fraction of the RMS of the embedding's rows [default: 0.05].",
     "checkpoint_every": "distill: steps between checkpoints beside OUT, for --resume [default: 50].",
     "output_rows": "Output rows of new tokens: fit (on the frozen model's hidden states; unties a tied head), tie, "
                    "init (the method's own), mean [default: fit with distill, else the method's own].",

@@ -112,7 +112,7 @@ def test_the_old_row_is_the_minimum_and_distillation_moves_towards_it(tmp_path):
     noise = torch.randn(len(ids), true.shape[1], generator=g)
     start = true.clone()
     start[idx] = true[idx] + 0.5 * noise / noise.norm(dim=1, keepdim=True) * true[idx].norm(dim=1, keepdim=True)
-    rows, st = distill_rows(lm, start, ids, ss.snippets, settings=DistillSettings(layer=-1, epochs=120, lr=2e-3))
+    rows, st = distill_rows(lm, start, ids, ss.snippets, settings=DistillSettings(layer=-1, epochs=120, lr=0.1))
     before = (start[idx] - true[idx]).norm(dim=1)
     after = (rows - true[idx]).norm(dim=1)
     assert st.epoch_loss[-1] < 0.1 * st.epoch_loss[0], st.epoch_loss
@@ -131,7 +131,7 @@ def test_layer_out_of_range_is_one_clear_error(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ extend end to end
-_FAST = ["--snippets", "3", "--snippet-tokens", "24", "--distill-epochs", "2", "--distill-lr", "0.01",
+_FAST = ["--snippets", "3", "--snippet-tokens", "24", "--distill-epochs", "2", "--distill-lr", "0.5",
          "--fit-bytes", "6000", "--device", "cpu", "--quiet"]
 
 
@@ -208,7 +208,7 @@ def test_sigkill_then_resume_writes_the_same_bytes(tmp_path):
     base = tiny_llama(tmp_path / "base", tok, hidden=32, layers=2, tied=True)
     (tmp_path / "de.txt").write_text(GERMAN, encoding="utf-8")
     args = ["extend", str(tmp_path / "de.txt"), "--model", str(base), "--add", "30", "--method", "distill",
-            "--snippets", "3", "--snippet-tokens", "24", "--distill-epochs", "40", "--distill-lr", "0.01",
+            "--snippets", "3", "--snippet-tokens", "24", "--distill-epochs", "40", "--distill-lr", "0.5",
             "--checkpoint-every", "2", "--output-rows", "init", "--device", "cpu", "--quiet"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     p = subprocess.Popen([sys.executable, "-m", "tokkit_cli.main", *args, "-o", str(tmp_path / "cut")], env=env,

@@ -72,7 +72,8 @@ class TransplantConfig(BaseModel):
     snippet_tokens: int = Field(32, ge=4, le=4096, description="distill: tokens per snippet (about)")
     distill_layer: int = Field(-1, ge=-1, description="distill: match the states after this many layers (-1: all)")
     distill_epochs: int = Field(3, ge=1, le=1000, description="distill: passes over the snippets")
-    distill_lr: float = Field(1e-3, gt=0, le=1.0, allow_inf_nan=False, description="distill: Adam learning rate")
+    distill_lr: float = Field(0.05, gt=0, le=10.0, allow_inf_nan=False, description=(
+        "distill: Adam step size as a fraction of the RMS of the embedding's rows"))
     checkpoint_every: int = Field(50, ge=1, description="distill: steps between checkpoints (resume with --resume)")
     output_rows: OutputRows | None = Field(None, description=(
         "output rows of new tokens: fit, tie, init, mean (default: fit for distill, else the method's own)"))

@@ -7,7 +7,7 @@ vocabulary with every other row fixed, on positions of two kinds of text: where 
 The old rows' log-sum-exp is computed once per position, so a step costs ``B × K × D``, not
 ``B × V × D``:
 
-    loss = mean_positions [ logaddexp(lse_old(h), logsumexp(W h)) − logit_target(h) ] + λ ‖W − W₀‖² / K
+    loss = mean_positions [ logaddexp(lse_old(h), logsumexp(W h)) − logit_target(h) ] + λ mean((W − W₀)² / rms²)
 
 ``W₀`` are the start rows (``--output-rows init``). A free fit overfits: rows grow into directions that
 fire on contexts no fitting text had (tokkit's measurement in docs/extend.md), so the fit is anchored to
@@ -45,8 +45,9 @@ class FitSettings:
     Attributes:
         fit_bytes: text read per language (bytes).
         segment_bytes: one forward's text (bytes).
-        lam: ``λ``, the pull towards the start rows.
-        lr: Adam learning rate.
+        lam: ``λ``, the pull towards the start rows, per element relative to the rows' RMS:
+            ``λ · mean((W − W₀)² / rms²)``.
+        lr: Adam step size as a fraction of the fixed output rows' RMS.
         epochs: passes over the fitting positions (the best epoch on held-out positions is kept).
         batch: positions per step.
         val_share: fitting positions held out to pick the epoch.
@@ -54,9 +55,9 @@ class FitSettings:
 
     fit_bytes: int = 200_000
     segment_bytes: int = 1024
-    lam: float = 1.0
-    lr: float = 3e-3
-    epochs: int = 4
+    lam: float = 30.0
+    lr: float = 0.025
+    epochs: int = 6
     batch: int = 4096
     val_share: float = 0.1
 
@@ -176,7 +177,8 @@ def fit_output_rows(ctx: "InitContext", *, input_matrix: torch.Tensor, output_ma
     W0 = start.to(device, torch.float32)
     delta = torch.zeros_like(W0, requires_grad=True)
     offset = torch.zeros(K, device=device, requires_grad=True)
-    opt = torch.optim.Adam([delta, offset], lr=settings.lr)
+    rms2 = float(output_matrix[~is_new].pow(2).mean())
+    opt = torch.optim.Adam([delta, offset], lr=settings.lr * rms2 ** 0.5)
     new_slot = slot[y]  # (N,) -1 where the target is a fixed row
 
     def rows() -> torch.Tensor:
@@ -197,7 +199,7 @@ def fit_output_rows(ctx: "InitContext", *, input_matrix: torch.Tensor, output_ma
         order = train[torch.randperm(len(train), generator=gen).to(device)]
         for i in tqdm(range(0, len(order), settings.batch), desc=f"fit: epoch {epoch + 1}/{settings.epochs}",
                       disable=not ctx.progress, unit="batch"):
-            loss = loss_on(order[i:i + settings.batch], rows()) + settings.lam * delta.pow(2).sum() / K
+            loss = loss_on(order[i:i + settings.batch], rows()) + settings.lam * delta.pow(2).mean() / rms2
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -55,7 +55,7 @@ class DistillSettings:
         window_tokens: student tokens per snippet (about).
         layer: ``L``, the layer whose states are matched (1..n_layers; -1: the last).
         epochs: passes over the snippets.
-        lr: Adam learning rate of the rows.
+        lr: Adam step size as a fraction of the RMS of the matrix's fixed rows (scale-free across models).
         batch_tokens: padded tokens per forward.
         tol: a token stops when its row moved less than ``tol × ‖row‖`` in an epoch.
         checkpoint_every: steps between checkpoints (and one at each epoch's end), when a checkpoint is kept.
@@ -65,7 +65,7 @@ class DistillSettings:
     window_tokens: int = 32
     layer: int = -1
     epochs: int = 3
-    lr: float = 1e-3
+    lr: float = 0.05
     batch_tokens: int = 2048
     tol: float = 0.0
     checkpoint_every: int = 50
@@ -111,6 +111,17 @@ def first_layers(lm, count: int) -> Iterator[Any]:
             base.layers = layers
 
 
+def _config_layers(folder) -> int:
+    """``num_hidden_layers`` from ``folder/config.json`` (text config of a multimodal wrapper), else 32."""
+    import json
+
+    try:
+        cfg = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, TypeError, ValueError):
+        return 32
+    return int(cfg.get("num_hidden_layers") or cfg.get("text_config", {}).get("num_hidden_layers") or 32)
+
+
 def embed_scale(lm) -> float:
     return float(getattr(lm.get_input_embeddings(), "embed_scale", 1.0))
 
@@ -151,10 +162,18 @@ def _pad(seqs: Sequence[Sequence[int]], device: torch.device) -> tuple[torch.Ten
     return x.to(device), m.to(device)
 
 
-def _states(base, matrix: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:
-    """``(B, T)`` ids -> ``(B, T, D)`` states after the kept layers and the final norm."""
-    emb = nn.functional.embedding(x, matrix) * scale
+def _states(base, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``(B, T, D)`` input embeddings -> ``(B, T, D)`` states after the kept layers and the final norm."""
     return base(inputs_embeds=emb, attention_mask=mask if bool((mask == 0).any()) else None).last_hidden_state
+
+
+def _embed(x: torch.Tensor, frozen: torch.Tensor, rows: torch.Tensor, slot: torch.Tensor, scale: float) -> torch.Tensor:
+    """Embeddings ``(B, T, D)`` of ids ``x`` from ``frozen (R, D)``, the trainable ``rows (K, D)`` at ids whose
+    ``slot`` is ≥ 0 (only ``K × D`` gets a gradient; the full matrix is never copied)."""
+    s = slot[x]  # (B, T)
+    emb = nn.functional.embedding(x, frozen)
+    emb = torch.where((s >= 0)[..., None], rows[s.clamp_min(0)], emb)
+    return emb * scale
 
 
 @torch.no_grad()
@@ -169,7 +188,7 @@ def teacher_cache(lm, snippets: Sequence[Snippet], *, layers: int, batch_tokens:
     with first_layers(lm, layers) as base:
         for g in tqdm(groups, desc="distill: teacher states", disable=not progress, unit="batch"):
             x, m = _pad([snippets[k].teacher for k in g], device)
-            h = _states(base, matrix, x, m, scale)
+            h = _states(base, nn.functional.embedding(x, matrix) * scale, m)
             for r, k in enumerate(g):
                 pos = torch.tensor([i for i, _ in snippets[k].pairs], device=device)
                 out[k] = h[r, pos].clone()
@@ -225,9 +244,14 @@ def distill_rows(lm, matrix: torch.Tensor, new_ids: Sequence[int], snippets: Seq
     stats = DistillStats(teacher_tokens=sum(len(s.teacher) for s in snippets))
     ids = torch.tensor(list(new_ids), device=device, dtype=torch.long)
     slot = {int(i): k for k, i in enumerate(new_ids)}
+    slots = torch.full((matrix.shape[0],), -1, dtype=torch.long, device=device)
+    slots[ids] = torch.arange(len(new_ids), device=device)
     rows = nn.Parameter(matrix[ids].detach().clone())  # (K, D)
     frozen = matrix.detach()
-    opt = torch.optim.Adam([rows], lr=settings.lr)
+    fixed = torch.ones(matrix.shape[0], dtype=torch.bool, device=device)
+    fixed[ids] = False
+    rms = float(matrix[fixed].pow(2).mean().sqrt()) if bool(fixed.any()) else 1.0
+    opt = torch.optim.Adam([rows], lr=settings.lr * rms)
     active = torch.ones(len(new_ids), dtype=torch.bool, device=device)
     before = rows.detach().clone()
     has = [sorted({slot[i] for i in s.student if i in slot}) for s in snippets]
@@ -266,8 +290,7 @@ def distill_rows(lm, matrix: torch.Tensor, new_ids: Sequence[int], snippets: Seq
             for b in range(first, len(order)):
                 g = [keep[k] for k in groups[order[b]]]
                 x, m = _pad([snippets[k].student for k in g], device)
-                student = frozen.index_copy(0, ids, rows)
-                h = _states(base, student, x, m, scale)
+                h = _states(base, _embed(x, frozen, rows, slots, scale), m)
                 pred = torch.cat([h[r, torch.tensor([j for _, j in snippets[k].pairs], device=device)] for r, k in enumerate(g)])
                 want = torch.cat([targets[k] for k in g])
                 loss = (pred - want).pow(2).mean()
@@ -318,10 +341,16 @@ class DistillInit:
     name: str = "distill"
 
     def cost(self, ctx: InitContext, n_new: int) -> Cost:
-        s = self.settings
-        tokens = 2.0 * s.per_token * n_new / 4 * s.window_tokens * s.epochs  # ~4 new tokens per snippet
-        return Cost(self.start.cost(ctx, n_new).flops + tokens * 6 * ctx.base.dim * ctx.base.dim * 12,
-                    max(self.start.cost(ctx, n_new).memory_bytes, 2 * n_new * ctx.base.dim * 4 * 3))
+        """The start method's cost plus distillation's: ``12 D²`` multiply-adds per token and layer, a forward
+        for the teacher and a forward + input-gradient backward per epoch for the student; snippets of
+        ``snippet_tokens`` holding about four new tokens each (the real count is printed after mining)."""
+        s, D = self.settings, ctx.base.dim
+        layers = _config_layers(ctx.model_folder) if s.layer == -1 else s.layer
+        tokens = s.per_token * n_new / 4 * s.window_tokens
+        flops = 2 * 12 * D * D * layers * tokens * (1.5 + 2 * s.epochs)  # teacher ~1.5x longer; fwd+bwd = 2 fwd
+        start = self.start.cost(ctx, n_new)
+        cache = int(tokens * 0.8 * D * 4)  # the teacher's states at aligned positions, float32
+        return Cost(start.flops + flops, max(start.memory_bytes, cache + 3 * n_new * D * 4))
 
     def snippets(self, ctx: InitContext, dst_ids: Sequence[int]) -> SnippetSet:
         from tokkit.transplant.evaluate import start_tokens
