@@ -26,10 +26,11 @@ _TYPES: dict[str, Any] = {"snippets": int, "snippet_tokens": int, "distill_layer
 #: so the defaults are written here; tests/test_distill.py checks them against TransplantConfig.
 HELP = {
     "distill_from": "distill: the method whose rows distillation starts from [default: fvt for extend, heuristic for transplant].",
-    "snippets": "distill: snippets (occurrences) wanted per new token [default: 16].",
+    "snippets": "distill: snippets (occurrences) wanted per new token [default: 8].",
     "snippet_tokens": "distill: tokens per snippet, about [default: 32].",
-    "distill_layer": "distill: match the hidden states after this many layers; -1: all [default: -1].",
-    "distill_epochs": "distill: passes over the snippets [default: 3].",
+    "distill_layer": "distill: match the hidden states after this many layers; -1: all, the paper's choice and the "
+                     "best on a GPU [default: a quarter of the layers, for a CPU budget].",
+    "distill_epochs": "distill: passes over the snippets [default: 2].",
     "distill_lr": "distill: Adam step size, as a fraction of the RMS of the embedding's rows [default: 0.05].",
     "checkpoint_every": "distill: steps between checkpoints beside OUT, for --resume [default: 50].",
     "output_rows": "Output rows of new tokens: fit (on the frozen model's hidden states; unties a tied head), tie, "

@@ -68,10 +68,11 @@ class TransplantConfig(BaseModel):
         "text measures the method and not the copied rows"))
     distill_from: Method | None = Field(None, description=(
         "distill: the method whose rows distillation starts from (default fvt for extend, heuristic for transplant)"))
-    snippets: int = Field(16, ge=1, le=10_000, description="distill: snippets (occurrences) wanted per new token")
+    snippets: int = Field(8, ge=1, le=10_000, description="distill: snippets (occurrences) wanted per new token")
     snippet_tokens: int = Field(32, ge=4, le=4096, description="distill: tokens per snippet (about)")
-    distill_layer: int = Field(-1, ge=-1, description="distill: match the states after this many layers (-1: all)")
-    distill_epochs: int = Field(3, ge=1, le=1000, description="distill: passes over the snippets")
+    distill_layer: int | None = Field(None, ge=-1, description=(
+        "distill: match the states after this many layers (-1: all, the paper's; default: a quarter of them)"))
+    distill_epochs: int = Field(2, ge=1, le=1000, description="distill: passes over the snippets")
     distill_lr: float = Field(0.05, gt=0, le=10.0, allow_inf_nan=False, description=(
         "distill: Adam step size as a fraction of the RMS of the embedding's rows"))
     checkpoint_every: int = Field(50, ge=1, description="distill: steps between checkpoints (resume with --resume)")

@@ -69,6 +69,8 @@ def output_rows_for(cfg: TransplantConfig, ctx: "InitContext", new_in: torch.Ten
     start = res.output if res.output is not None else res.input  # the method's own output rows
     note: dict[str, Any] = {"mode": mode.value, "untied": False}
     if mode is OutputRows.TIE:
+        if not tied:
+            raise TokkitError("--output-rows tie needs a model with tied embeddings")
         return None, note
     if tied and mode is OutputRows.INIT and torch.equal(start, res.input):
         return None, note  # the method's output rows are its input rows: nothing to untie

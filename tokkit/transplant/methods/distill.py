@@ -53,22 +53,25 @@ class DistillSettings:
     Attributes:
         per_token: wanted snippets (occurrences) per new token.
         window_tokens: student tokens per snippet (about).
-        layer: ``L``, the layer whose states are matched (1..n_layers; -1: the last).
+        layer: ``L``, the layer whose states are matched (1..n_layers; -1: the last, the paper's default;
+            None: a quarter of the layers, rounded — what fits a CPU budget, measured in docs/extend.md).
         epochs: passes over the snippets.
         lr: Adam step size as a fraction of the RMS of the matrix's fixed rows (scale-free across models).
         batch_tokens: padded tokens per forward.
         tol: a token stops when its row moved less than ``tol × ‖row‖`` in an epoch.
         checkpoint_every: steps between checkpoints (and one at each epoch's end), when a checkpoint is kept.
+        cache_bytes: memory for the teacher's cached states in float32; above it they are kept in bfloat16.
     """
 
-    per_token: int = 16
+    per_token: int = 8
     window_tokens: int = 32
-    layer: int = -1
-    epochs: int = 3
+    layer: int | None = None
+    epochs: int = 2
     lr: float = 0.05
     batch_tokens: int = 2048
     tol: float = 0.0
     checkpoint_every: int = 50
+    cache_bytes: int = 4 << 30
 
 
 def load_frozen_lm(folder, device: torch.device):
@@ -84,9 +87,16 @@ def n_layers(lm) -> int:
     return int(lm.config.get_text_config().num_hidden_layers)
 
 
-def resolve_layer(lm, layer: int) -> int:
-    """``layer`` as a count of layers run (``-1`` -> all); a clear error outside ``1..n``."""
+def auto_layer(n: int) -> int:
+    """The default layer: a quarter of ``n`` layers, rounded half up (SmolLM2's 30 -> 8), at least 1."""
+    return max(1, int(n / 4 + 0.5))
+
+
+def resolve_layer(lm, layer: int | None) -> int:
+    """``layer`` as a count of layers run (``-1`` -> all, None -> :func:`auto_layer`); a clear error outside ``1..n``."""
     n = n_layers(lm)
+    if layer is None:
+        return auto_layer(n)
     if layer == -1:
         return n
     if not 1 <= layer <= n:
@@ -177,8 +187,9 @@ def _embed(x: torch.Tensor, frozen: torch.Tensor, rows: torch.Tensor, slot: torc
 
 
 @torch.no_grad()
-def teacher_cache(lm, snippets: Sequence[Snippet], *, layers: int, batch_tokens: int, progress: bool) -> list[torch.Tensor]:
-    """The teacher's states at each snippet's aligned teacher positions: ``(P_k, D)`` float32 per snippet."""
+def teacher_cache(lm, snippets: Sequence[Snippet], *, layers: int, batch_tokens: int, progress: bool,
+                  dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
+    """The teacher's states at each snippet's aligned teacher positions: ``(P_k, D)`` per snippet, in ``dtype``."""
     from tqdm.auto import tqdm
 
     device = lm.get_input_embeddings().weight.device
@@ -191,8 +202,14 @@ def teacher_cache(lm, snippets: Sequence[Snippet], *, layers: int, batch_tokens:
             h = _states(base, nn.functional.embedding(x, matrix) * scale, m)
             for r, k in enumerate(g):
                 pos = torch.tensor([i for i, _ in snippets[k].pairs], device=device)
-                out[k] = h[r, pos].clone()
+                out[k] = h[r, pos].to(dtype)
     return out  # type: ignore[return-value]
+
+
+def cache_dtype(snippets: Sequence[Snippet], dim: int, budget: int) -> torch.dtype:
+    """float32 when the teacher's cached states fit in ``budget`` bytes, else bfloat16 (half the memory)."""
+    pairs = sum(len(s.pairs) for s in snippets)
+    return torch.float32 if pairs * dim * 4 <= budget else torch.bfloat16
 
 
 @dataclass
@@ -217,7 +234,7 @@ def _key(settings: DistillSettings, new_ids: Sequence[int], snippets: Sequence[S
     h = hashlib.sha256()
     for s in snippets:
         h.update(repr((s.teacher, s.student, s.pairs)).encode())
-    rows = {k: getattr(settings, k) for k in DistillSettings.__dataclass_fields__ if k != "checkpoint_every"}
+    rows = {k: getattr(settings, k) for k in DistillSettings.__dataclass_fields__ if k not in ("checkpoint_every", "cache_bytes")}
     return run_key({**rows, "seed": seed, "ids": hashlib.sha256(repr(list(new_ids)).encode()).hexdigest(),
                     "snippets": h.hexdigest()}, matrix)
 
@@ -274,7 +291,10 @@ def distill_rows(lm, matrix: torch.Tensor, new_ids: Sequence[int], snippets: Seq
                 "student_tokens": stats.student_tokens, "epoch_loss": stats.epoch_loss, "stopped": stats.stopped}
         save_state(checkpoint, tensors={"rows": rows, "active": active.to(torch.uint8), "before": before}, opt=opt, meta=meta)
 
-    targets = teacher_cache(lm, snippets, layers=layers, batch_tokens=settings.batch_tokens, progress=progress)
+    cdt = cache_dtype(snippets, matrix.shape[1], settings.cache_bytes)
+    if cdt != torch.float32:
+        log.info("distill: the teacher's states are cached in %s (float32 would exceed %.1f GB)", cdt, settings.cache_bytes / 2**30)
+    targets = teacher_cache(lm, snippets, layers=layers, batch_tokens=settings.batch_tokens, progress=progress, dtype=cdt)
     for epoch in range(start_epoch, settings.epochs):
         keep = [k for k in range(len(snippets)) if any(bool(active[j]) for j in has[k])]
         if not keep:
@@ -292,7 +312,7 @@ def distill_rows(lm, matrix: torch.Tensor, new_ids: Sequence[int], snippets: Seq
                 x, m = _pad([snippets[k].student for k in g], device)
                 h = _states(base, _embed(x, frozen, rows, slots, scale), m)
                 pred = torch.cat([h[r, torch.tensor([j for _, j in snippets[k].pairs], device=device)] for r, k in enumerate(g)])
-                want = torch.cat([targets[k] for k in g])
+                want = torch.cat([targets[k] for k in g]).float()
                 loss = (pred - want).pow(2).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -332,8 +352,8 @@ class DistillInit:
     """Rows from ``start`` (FVT, heuristic, ...), then Token Distillation of the input rows.
 
     Needs the model folder, both tokenizers and the corpus in the context (``ctx.model_folder``,
-    ``ctx.src_tok``, ``ctx.dst_tok``, ``ctx.texts``). Output rows come from ``start`` (None when tied);
-    :mod:`tokkit.transplant.output_rows` replaces them when asked.
+    ``ctx.src_tok``, ``ctx.dst_tok``, ``ctx.texts``). Its output rows are ``start``'s (for a tied base, the
+    start's one set of rows): :mod:`tokkit.transplant.output_rows` fits them, keeps them, or ties the head.
     """
 
     start: EmbeddingInit
@@ -345,7 +365,8 @@ class DistillInit:
         for the teacher and a forward + input-gradient backward per epoch for the student; snippets of
         ``snippet_tokens`` holding about four new tokens each (the real count is printed after mining)."""
         s, D = self.settings, ctx.base.dim
-        layers = _config_layers(ctx.model_folder) if s.layer == -1 else s.layer
+        n = _config_layers(ctx.model_folder)
+        layers = n if s.layer == -1 else auto_layer(n) if s.layer is None else s.layer
         tokens = s.per_token * n_new / 4 * s.window_tokens
         flops = 2 * 12 * D * D * layers * tokens * (1.5 + 2 * s.epochs)  # teacher ~1.5x longer; fwd+bwd = 2 fwd
         start = self.start.cost(ctx, n_new)
@@ -386,4 +407,7 @@ class DistillInit:
             "stopped_early": stats.stopped, "layer": resolve_layer(lm, self.settings.layer),
             "settings": {k: getattr(self.settings, k) for k in DistillSettings.__dataclass_fields__}}
         del lm
-        return InitResult(rows.to(torch.float32), res.output, details)
+        # output rows: the start method's (for a tied base its one matrix's rows) -- distilled rows are made
+        # for reading; --output-rows tie gives them to the head anyway
+        out = res.output if res.output is not None else res.input
+        return InitResult(rows.to(torch.float32), out.to(torch.float32), details)
