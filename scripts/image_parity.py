@@ -5,7 +5,7 @@ with ``--official``; it needs ``einops`` and ``omegaconf`` (and ``accelerate``, 
 preset the script builds the official model from the official code with seeded random weights (its own
 initialisation, then every tensor perturbed by 0.02·N(0, 1) so that biases and norms are not trivially 0/1),
 writes its state dict with the official ``config.json`` into a folder, loads that folder through tokkit's
-checkpoint loader (:func:`tokkit.image.published.load_titok`: names/shapes checked, config parsed) and compares,
+checkpoint loader (:func:`tokkit.image.checkpoint.load_titok`: names/shapes checked, config parsed) and compares,
 in fp32 on the CPU:
 
 * encoder tokens (VQ ids): exact; the pre-quantisation encoder output: max abs difference;
@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 
 from tokkit.image.data import load_images
-from tokkit.image.published import PRESETS, compact_names, load_titok, names_digest, official_config
+from tokkit.image.checkpoint import load_titok
+from tokkit.image.published import PRESETS, compact_names, names_digest, official_config
 
 COMPACT = ("titok-s-128", "titok-bl-64-vq", "titok-bl-64-vae", "one-d-piece-s-256")
 

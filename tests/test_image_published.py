@@ -19,8 +19,9 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 from tokkit.errors import FormatError, MissingFileError  # noqa: E402
 from tokkit.image import ImageTokenizer, load_images, unpack  # noqa: E402
 from tokkit.image.config import TiTokConfig  # noqa: E402
-from tokkit.image.published import (PRESETS, check_names, compact_names, config_for, config_from_official,  # noqa: E402
-                                    expected_shapes, infer_config, names_digest, official_config, resolve_checkpoint)
+from tokkit.image.checkpoint import config_for, resolve_checkpoint  # noqa: E402
+from tokkit.image.published import (PRESETS, check_names, compact_names, config_from_official,  # noqa: E402
+                                    expected_shapes, infer_config, names_digest, official_config)
 from tokkit.image.titok import TiTok  # noqa: E402
 from tokkit_cli.main import cli  # noqa: E402
 
@@ -129,9 +130,18 @@ def test_mismatched_checkpoints_are_refused_naming_the_first_mismatch(ckpts, tmp
     assert not (tmp_path / "x.tok").exists()
 
 
-def test_hub_ids_resolve_from_the_local_cache_only(tmp_path, monkeypatch):
-    """Offline and not cached: one line saying what to download; cached: the snapshot's files, checked."""
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch) -> Path:
+    """An empty HF hub cache for this test (huggingface_hub reads its constants at import: patch both)."""
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    return tmp_path / "hub"
+
+
+def test_hub_ids_resolve_from_the_local_cache_only(tmp_path, monkeypatch, hub_cache):
+    """Offline and not cached: one line saying what to download; cached: the snapshot's files, checked."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     img = str(sorted(ICONS.glob("*.png"))[0])
     r = CliRunner().invoke(cli, ["image", "encode", "--model", "titok-l-32", img, "-o", str(tmp_path / "x.tok")])
@@ -142,7 +152,7 @@ def test_hub_ids_resolve_from_the_local_cache_only(tmp_path, monkeypatch):
         resolve_checkpoint("one-d-piece-s-256")
     # a snapshot in the HF cache layout (what huggingface-cli download leaves): config.json + model.safetensors
     repo = "yucornetto/tokenizer_titok_s128_imagenet"
-    snap = tmp_path / "hub" / "models--yucornetto--tokenizer_titok_s128_imagenet" / "snapshots" / ("0" * 40)
+    snap = hub_cache / "models--yucornetto--tokenizer_titok_s128_imagenet" / "snapshots" / ("0" * 40)
     snap.mkdir(parents=True)
     (snap.parents[1] / "refs").mkdir()
     (snap.parents[1] / "refs" / "main").write_text("0" * 40)
@@ -257,3 +267,62 @@ def test_fine_tune_decoder_only_keeps_the_encoder_and_the_ids(ckpts, tmp_path):
     assert not torch.equal(before["decoder.decoder_embed.weight"], dec["decoder.decoder_embed.weight"])
     assert not torch.equal(before["encoder.patch_embed.weight"], full["encoder.patch_embed.weight"])
     assert json.loads((tmp_path / "decoder" / "model_config.json").read_text())["family"] == "one_d_piece"
+
+
+def test_online_only_the_config_and_the_safetensors_are_fetched(tmp_path, monkeypatch, caplog, hub_cache):
+    """When the hub may be used: one line with what and how big, then exactly two files (no .bin, no snapshot)."""
+    import huggingface_hub
+
+    import tokkit.names
+
+    monkeypatch.setattr(tokkit.names, "hub_reachable", lambda: True)
+    asked = []
+
+    def fake_download(repo, filename, **kw):
+        asked.append((repo, filename, kw))
+        (tmp_path / filename).write_text("{}")
+        return str(tmp_path / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    ck = resolve_checkpoint("titok-s-128")
+    repo = "yucornetto/tokenizer_titok_s128_imagenet"
+    assert asked == [(repo, "model.safetensors", {}), (repo, "config.json", {})]
+    assert ck.weights == tmp_path / "model.safetensors"
+    assert f"downloading {repo}: config.json and model.safetensors (0.3 GB)" in caplog.text
+    asked.clear()
+    with pytest.raises(MissingFileError, match="pytorch_model.bin"):  # a pickle-only repo is never fetched
+        resolve_checkpoint("one-d-piece-s-256")
+    assert asked == []
+
+
+def test_entropy_and_context_coded_tok_on_a_published_architecture(ckpts, tmp_path):
+    """.tok v2 (per-position prior) and v3 (AR prior trained on the model's tokens) round-trip the ids."""
+    import shutil
+
+    from tokkit.image.ar_coding import ARCoder
+    from tokkit.image.entropy import TokenPrior
+
+    model = tmp_path / "odp"
+    shutil.copytree(ckpts["one_d_piece"], model)
+    run = CliRunner().invoke
+    assert run(cli, ["image", "fit-prior", str(model), "--data", str(ICONS)]).exit_code == 0
+    (tmp_path / "p.yaml").write_text("steps: 4\nbatch_size: 8\nwarmup: 1\nlog_every: 2\ncheckpoint_every: 4\n"
+                                     "width: 16\ndepth: 1\nheads: 2\naugment_passes: 0\nval_every: 4\n")
+    r = run(cli, ["image", "prior", "train", str(model), "--data", str(ICONS), "--recipe", str(tmp_path / "p.yaml"),
+                  "-o", str(tmp_path / "prior"), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    imgs = [str(p) for p in sorted(ICONS.glob("*.png"))[:3]]
+    for name, extra in (("v2.tok", ["--entropy", "-k", "5"]), ("v3.tok", ["--prior", str(tmp_path / "prior")])):
+        r = run(cli, ["image", "encode", "--model", str(model), *imgs, *extra, "-o", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+    tok = ImageTokenizer.load(model)
+    full = tok.tokenize(load_images(imgs, size=16))
+    v2 = unpack((tmp_path / "v2.tok").read_bytes(), expect_model_id=tok.model_id, prior=TokenPrior.load(model))
+    v3 = unpack((tmp_path / "v3.tok").read_bytes(), expect_model_id=tok.model_id,
+                ar_prior=ARCoder.load(tmp_path / "prior"))
+    assert (v2.version, v3.version) == (2, 3)
+    assert [t.tolist() for t in v2.ids] == [t[:5].tolist() for t in full]
+    assert [t.tolist() for t in v3.ids] == [t.tolist() for t in full]
+    r = run(cli, ["image", "decode", "--model", str(model), str(tmp_path / "v3.tok"), "--prior", str(tmp_path / "prior"),
+                  "-k", "2", "-o", str(tmp_path / "d")])
+    assert r.exit_code == 0 and "tokens [2, 2, 2] of [8, 8, 8] stored" in r.output, r.output

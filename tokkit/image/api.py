@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tokkit.embedding import EmbeddingTable
-from tokkit.errors import FormatError, MissingFileError
+from tokkit.errors import FormatError
 from tokkit.formats.weights import check_safetensors
 from tokkit.image.bitstream import payload_bytes
 from tokkit.image.config import ModelConfig, TiTokConfig, model_config_from_json
@@ -69,7 +69,7 @@ class ImageTokenizer:
         TiTok / One-D-Piece checkpoint by path, preset name or hub id (:mod:`tokkit.image.published`)."""
         d = Path(folder)
         if not (d / WEIGHTS).is_file() or not (d / CONFIG).is_file():
-            from tokkit.image.published import load_titok
+            from tokkit.image.checkpoint import load_titok
 
             model, mid = load_titok(folder, device=device)
             return cls(model, model_id=mid)
@@ -78,7 +78,7 @@ class ImageTokenizer:
         except ValueError as e:
             raise FormatError(f"{d / CONFIG} is not a valid image model config: {e}") from None
         if isinstance(cfg, TiTokConfig):
-            from tokkit.image.published import load_titok
+            from tokkit.image.checkpoint import load_titok
 
             model, mid = load_titok(d, device=device)
             return cls(model, model_id=mid)
@@ -108,7 +108,7 @@ class ImageTokenizer:
         """True for a VAE model: tokens are vectors, not ids."""
         return self.config.codebook_size == 0
 
-    def _need_ids(self) -> None:
+    def require_ids(self) -> None:
         if self.continuous:
             raise TokenCountError("this model has continuous (VAE) tokens: no ids, no .tok files; use "
                                   "encode_latents / decode_latents")
@@ -140,7 +140,7 @@ class ImageTokenizer:
     @torch.inference_mode()
     def tokenize(self, images: torch.Tensor, *, max_tokens: int | None = None) -> list[torch.Tensor]:
         """``images (B, 3, S, S)`` -> B LongTensors of the first ``max_tokens`` (default N) ids, on CPU."""
-        self._need_ids()
+        self.require_ids()
         k = self._check_k(max_tokens if max_tokens is not None else self.config.max_tokens)
         _, ids, _ = self.model.encode(self._check_images(images))
         return [row[:k].cpu() for row in ids]
@@ -148,7 +148,7 @@ class ImageTokenizer:
     @torch.inference_mode()
     def detokenize(self, token_lists: list[torch.Tensor]) -> torch.Tensor:
         """Token lists of any lengths 1..N -> images ``(B, 3, S, S)`` clamped to [0, 1], on CPU."""
-        self._need_ids()
+        self.require_ids()
         S, size = self.config.image_size, self.config.codebook_size
         out = torch.empty(len(token_lists), 3, S, S)
         by_len: dict[int, list[int]] = {}
@@ -218,7 +218,7 @@ class ImageTokenizer:
 
     def codebook_table(self) -> EmbeddingTable:
         """The codebook as an ``EmbeddingTable``: ``(size, token_dim)`` code vectors, row i = code of id i."""
-        self._need_ids()
+        self.require_ids()
         return EmbeddingTable(self.vocab, self.model.codebook().detach().float().cpu())
 
 

@@ -55,6 +55,7 @@ class TrainResult:
     position_entropy_bits: float
     history: tuple[dict, ...]
     earlier_seconds: float = 0.0  # of ``seconds``, the part spent by earlier calls (before a resume)
+    mean_colour_psnr: float = float("nan")  # readout images vs a flat image of their own mean colour (trivial code)
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -219,7 +220,8 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
                        peak_rss_mb=peak_rss_mb(),
                        images_seen=state["step"] * cfg.batch_size, final_loss=loss_v, final_psnr=h.get("psnr_full", float("nan")),
                        codes_used=h.get("codes_used", 0), codebook_size=K,
-                       position_entropy_bits=h.get("position_entropy_bits", 0.0), history=tuple(state["history"]))
+                       position_entropy_bits=h.get("position_entropy_bits", 0.0), history=tuple(state["history"]),
+                       mean_colour_psnr=h.get("psnr_mean_colour", float("nan")))
 
 
 @torch.no_grad()
@@ -234,6 +236,8 @@ def _diagnose(model: Tokenizer1D, readout: torch.Tensor, ids: torch.Tensor, step
     mean_mse = float(((batch - batch.mean(0, keepdim=True)) ** 2).mean())
     h = {"step": step, "loss": round(loss, 5), "psnr_full": round(float(psnr_per_image(rec_full, readout).mean()), 3),
          "psnr_quarter": round(float(psnr_per_image(rec_quarter, readout).mean()), 3), "codes_used": used,
+         "psnr_mean_colour": round(float(psnr_per_image(readout.mean((2, 3), keepdim=True).expand_as(readout),
+                                                        readout).mean()), 3),
          "position_entropy_bits": round(ent, 3), "encoder_grad_norm": enc_grad, "mean_image_mse": round(mean_mse, 5)}
     slots = ids.numel()
     if K and (used < 0.02 * min(K, slots) or ent < 1.0):  # K = 0: continuous (VAE) tokens, no codebook
