@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tokkit_cli.main import cli
+from tokkit_cli.main import apply_threads, cli, max_minutes_option, threads_option
 
 _LOSSES = ["alm", "lm", "alm+lm"]
 _TRAIN = ["new-rows", "embeddings", "embeddings+norms", "all"]
@@ -37,8 +37,10 @@ _TRAIN = ["new-rows", "embeddings", "embeddings+norms", "all"]
 @click.option("--force", is_flag=True, help="Replace an existing OUT and discard a stray checkpoint.")
 @click.option("--device", default=None, help="auto (CUDA when present), cpu, cuda ... [default: auto]")
 @click.option("--seed", type=int, default=None)
+@max_minutes_option
+@threads_option
 def heal_command(model_dir, sources, out_dir, teacher, loss, train, steps, seq_bytes, batch_size, lr, tau, lm_weight,
-                 heldout, eval_every, eval_texts, checkpoint_every, resume, force, device, seed) -> None:
+                 heldout, eval_every, eval_texts, checkpoint_every, resume, force, device, seed, max_minutes, threads) -> None:
     """Heal MODEL_DIR (a `tokkit transplant` / `tokkit extend` output) by training on SOURCE text files.
 
     Multi-GPU: `torchrun --nproc-per-node N -m tokkit_cli.main heal ...`.
@@ -51,12 +53,13 @@ def heal_command(model_dir, sources, out_dir, teacher, loss, train, steps, seq_b
                  checkpoint_every=checkpoint_every, device=device, seed=seed)
     cfg = HealConfig.model_validate({k: v for k, v in flags.items() if v is not None})
     plan = plan_heal(cfg, out_dir, force=force, resume=resume)
+    apply_threads(threads)
     what = "every row" if plan.ids is None else f"{len(plan.ids)} built rows"
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 talks
-            click.echo(f"heal {plan.model.name}: {cfg.loss.value} on {what} ({cfg.train.value}), {cfg.steps} steps x "
+        click.echo(f"heal {plan.model.name}: {cfg.loss.value} on {what} ({cfg.train.value}), {cfg.steps} steps x "
                    f"{cfg.batch_size} x {cfg.seq_bytes} bytes; teacher {plan.teacher or '-'}; "
                    f"{len(plan.text.train.encode()):,} training bytes, {len(plan.text.heldout.encode()):,} held out")
-    r = run_heal(plan)
+    r = run_heal(plan, max_minutes=max_minutes)
     if r.rank != 0:
         return
     if r.resumed_from:
@@ -67,3 +70,6 @@ def heal_command(model_dir, sources, out_dir, teacher, loss, train, steps, seq_b
     click.echo(f"healed {r.steps - r.resumed_from} steps in {r.seconds:.1f} s ({r.tokens:,} tokens, {r.chunks:,} ALM "
                f"chunks, {r.world} process{'es' if r.world > 1 else ''}), peak RSS {r.peak_rss_gb:.2f} GiB{dev}")
     click.echo(f"wrote {plan.out_dir} (+ heal record in transplant_report.json)")
+    if r.stopped:
+        click.echo(f"stopped by --max-minutes at step {r.steps} of {cfg.steps} (the learning rate had not decayed); "
+                   f"the checkpoint is kept: run the same command with --resume to finish")

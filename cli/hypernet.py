@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tokkit_cli.main import apply_threads, cli, threads_option
+from tokkit_cli.main import apply_threads, cli, max_minutes_option, threads_option
 
 
 @cli.group("hypernet")
@@ -42,10 +42,11 @@ def hypernet_group() -> None:
 @click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints [default: 50].")
 @click.option("--device", default=None, help="auto (CUDA when present), cpu, cuda ... [default: auto]")
 @click.option("--seed", type=int, default=None)
+@max_minutes_option
 @threads_option
 def train_command(base, corpus, out_dir, force, steps, warmup_steps, batch_size, seq_len, vocab_size, noise_log_sigma,
                   max_words, multiword_prob, negatives, softmax_rows, hidden, layers, heads, max_pieces, lr, aux_weight,
-                  checkpoint_every, device, seed, threads) -> None:
+                  checkpoint_every, device, seed, max_minutes, threads) -> None:
     """Train a hypernetwork for BASE on a fresh sampled tokenizer per step; checkpoints in OUT.
 
     Multi-GPU: `torchrun --nproc-per-node N -m tokkit_cli.main hypernet train ...`.
@@ -62,7 +63,7 @@ def train_command(base, corpus, out_dir, force, steps, warmup_steps, batch_size,
                  heads=heads, max_pieces=max_pieces, lr=lr, aux_weight=aux_weight, checkpoint_every=checkpoint_every,
                  device=device, seed=seed)
     cfg = HypernetConfig.model_validate({k: v for k, v in flags.items() if v is not None})
-    r = train_hypernet(cfg, out_dir, force=force)
+    r = train_hypernet(cfg, out_dir, force=force, max_minutes=max_minutes)
     if r.rank != 0:
         return
     if r.resumed_from:
@@ -70,5 +71,7 @@ def train_command(base, corpus, out_dir, force, steps, warmup_steps, batch_size,
     loss = ", ".join(f"{k} {v:.4f}" for k, v in r.last_loss.items())
     click.echo(f"trained {cfg.base} hypernetwork to step {r.steps}/{cfg.steps} in {r.seconds:.1f} s "
                f"({r.tokens:,} LM tokens, peak RSS {r.peak_rss_gb:.2f} GiB); last step: {loss}")
+    if r.stopped:
+        click.echo(f"stopped by --max-minutes at step {r.steps} of {cfg.steps}; run the same command again to continue")
     click.echo(f"wrote {r.out_dir}; apply with: tokkit transplant --src {cfg.base} --dst TOKENIZER "
                f"--method hypernet --hypernet {r.out_dir} -o OUT")

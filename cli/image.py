@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from tokkit_cli.main import cli
+from tokkit_cli.main import apply_threads, cli, max_minutes_option, threads_option
 
 SAMPLERS = ["none", "tail_batch", "nested_uniform", "nested_pow2", "nested_mix", "nested_dual"]
 SMOKE_MARGIN_DB = 1.0  # a tokenizer within this of the 2-byte mean-colour code has learnt nothing recognisable
@@ -79,7 +79,8 @@ def prepare(emoji_font, folders, size, heldout_percent, out, force) -> None:
 @click.option("--batch-size", type=int, default=None)
 @click.option("--lr", type=float, default=None)
 @click.option("--seed", type=int, default=None)
-@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@threads_option
+@max_minutes_option
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:i].")
 @click.option("--init", default=None, help="Fine-tune this checkpoint (tokkit folder, published TiTok / One-D-Piece "
                                           "path, preset or hub id) instead of starting from random weights.")
@@ -87,19 +88,23 @@ def prepare(emoji_font, folders, size, heldout_percent, out, force) -> None:
               help="'decoder' freezes encoder and codebook (TiTok stage 2): ids stay valid for existing .tok files.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in OUT.")
 @click.option("--force", is_flag=True, help="Replace an existing OUT.")
-def train_cmd(recipe, data, out, sampler, steps, batch_size, lr, seed, threads, device, resume, force, init=None,
-              trainable=None) -> None:
+def train_cmd(recipe, data, out, sampler, steps, batch_size, lr, seed, threads, max_minutes, device, resume, force,
+              init=None, trainable=None) -> None:
     """Train a 1D image tokenizer on real images; resumable safetensors checkpoints in OUT."""
     from tokkit.image import load_recipe, train
 
     cfg = load_recipe(recipe, {"sampler": sampler, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
                                "threads": threads, "init": init, "trainable": trainable})
+    apply_threads(cfg.threads)
     t0 = time.time()
-    r = train(cfg, data=_default_icons() if data is None else data, out=out, device=device, resume=resume, force=force)
+    r = train(cfg, data=_default_icons() if data is None else data, out=out, device=device, resume=resume, force=force,
+              max_minutes=max_minutes)
     this_call = time.time() - t0
     took = (f"{this_call:.0f} s this call ({r.earlier_seconds + this_call:.0f} s in all calls)" if r.earlier_seconds
             else f"{this_call:.0f} s")
     click.echo(f"trained {r.steps} steps ({r.images_seen} images) in {took}, peak RSS {r.peak_rss_mb:.0f} MB")
+    if r.stopped:
+        click.echo(f"stopped by --max-minutes at step {r.steps}; run the same command with --resume to continue")
     click.echo(f"final loss {r.final_loss:.5f}, train-crop PSNR at N {r.final_psnr:.2f} dB, codes used "
                f"{r.codes_used}/{r.codebook_size}, per-position entropy {r.position_entropy_bits:.2f} bits -> {out}")
     if r.final_psnr < r.mean_colour_psnr + SMOKE_MARGIN_DB:  # False when either is NaN (no readout)

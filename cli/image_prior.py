@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from tokkit_cli.image import _ar_coder, _load, _write, image
+from tokkit_cli.main import apply_threads, max_minutes_option, threads_option
 
 
 @image.command("fit-prior")
@@ -63,21 +64,26 @@ def prior_group() -> None:
 @click.option("--batch-size", type=int, default=None)
 @click.option("--lr", type=float, default=None)
 @click.option("--seed", type=int, default=None)
-@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@threads_option
+@max_minutes_option
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:i] (coding always runs on CPU).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in OUT.")
 @click.option("--force", is_flag=True, help="Replace an existing OUT.")
-def prior_train_cmd(ckpt, data, out, recipe, steps, batch_size, lr, seed, threads, device, resume, force) -> None:
+def prior_train_cmd(ckpt, data, out, recipe, steps, batch_size, lr, seed, threads, max_minutes, device, resume, force) -> None:
     """Train a causal transformer on the token ids of CKPT's training images -> OUT (for encode/decode --prior)."""
     from tokkit.image.prior import load_prior_recipe
     from tokkit.image.prior_train import train_prior
 
     cfg = load_prior_recipe(recipe, {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "threads": threads})
+    apply_threads(cfg.threads)
     t0 = time.time()
-    r = train_prior(cfg, tokenizer=ckpt, data=data, out=out, device=device, resume=resume, force=force)
+    r = train_prior(cfg, tokenizer=ckpt, data=data, out=out, device=device, resume=resume, force=force,
+                    max_minutes=max_minutes)
     click.echo(f"trained {r.steps} steps on {r.train_sequences} token sequences ({r.tokens_seen} tokens seen, "
                f"{r.params / 1e6:.2f} M params) in {time.time() - t0:.0f} s this call ({r.seconds:.0f} s total), "
                f"peak RSS {r.peak_rss_mb:.0f} MB")
+    if r.stopped:
+        click.echo(f"stopped by --max-minutes at step {r.steps}; run the same command with --resume to continue")
     click.echo(f"bits per token: train batch {r.train_bits:.3f}, readout images {r.val_bits:.3f}; prior id {r.prior_id} -> {out}")
 
 

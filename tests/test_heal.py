@@ -308,6 +308,49 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, transplanted, mon
     assert not [p for p in tmp_path.iterdir() if "heal-checkpoint" in p.name]
 
 
+def test_max_minutes_stops_at_a_checkpoint_writes_the_rows_so_far_and_resume_finishes(tmp_path, transplanted):
+    """A budget smaller than loading stops after the first step: OUT holds step 1, the checkpoint stays, and
+    ``--resume`` ends byte-identical to an uninterrupted run."""
+    _, model = transplanted["tied"]
+    args = ["heal", str(model), CORPUS, "--loss", "lm", *TINY]
+    r = CliRunner().invoke(cli, args + ["-o", str(tmp_path / "cut"), "--max-minutes", "0.0001"])
+    assert r.exit_code == 0, r.output
+    assert "stopped by --max-minutes at step 1 of 6" in r.output and "--resume" in r.output
+    h = json.loads((tmp_path / "cut" / "transplant_report.json").read_text())["heals"][-1]
+    assert h["steps"] == 1 and h["stopped_by_budget"] and len(h["history"]) == 1
+    assert json.loads((tmp_path / "cut.heal-checkpoint" / "state.json").read_text())["step"] == 1
+    assert transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "cut") is not None  # a usable model already
+    r = CliRunner().invoke(cli, args + ["-o", str(tmp_path / "cut"), "--resume"])
+    assert r.exit_code == 0, r.output
+    assert "resumed from step 1" in r.output and "stopped" not in r.output
+    r = CliRunner().invoke(cli, args + ["-o", str(tmp_path / "full")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "full" / "model.safetensors").read_bytes() == (tmp_path / "cut" / "model.safetensors").read_bytes()
+    hb = json.loads((tmp_path / "cut" / "transplant_report.json").read_text())["heals"]
+    assert len(hb) == 1 and hb[0]["steps"] == 6 and not hb[0]["stopped_by_budget"]
+    assert not (tmp_path / "cut.heal-checkpoint").exists()
+
+
+def test_a_nan_loss_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path, transplanted, monkeypatch):
+    import tokkit.transplant.heal.trainer as tr
+
+    _, model = transplanted["tied"]
+    real, calls = tr._step_loss, []
+
+    def poisoned(*a, **k):
+        loss, stats = real(*a, **k)
+        calls.append(1)
+        return (loss * float("nan") if len(calls) == 3 else loss), stats
+
+    monkeypatch.setattr(tr, "_step_loss", poisoned)
+    r = CliRunner().invoke(cli, ["heal", str(model), CORPUS, "--loss", "lm", *TINY, "-o", str(tmp_path / "h")])
+    assert r.exit_code == 2, r.output
+    last = r.output.strip().splitlines()[-1]
+    assert last.startswith("error: heal: the training loss became nan at step 3") and "(step 2) is kept" in last
+    assert "lower --lr" in last and not (tmp_path / "h").exists()
+    assert json.loads((tmp_path / "h.heal-checkpoint" / "state.json").read_text())["step"] == 2
+
+
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, transplanted, toks):
     src, model = transplanted["tied"]
     run = CliRunner().invoke

@@ -269,60 +269,26 @@ def test_fine_tune_decoder_only_keeps_the_encoder_and_the_ids(ckpts, tmp_path):
     assert json.loads((tmp_path / "decoder" / "model_config.json").read_text())["family"] == "one_d_piece"
 
 
-def test_online_only_the_config_and_the_safetensors_are_fetched(tmp_path, monkeypatch, caplog, hub_cache):
-    """When the hub may be used: one line with what and how big, then exactly two files (no .bin, no snapshot)."""
-    import huggingface_hub
-
+def test_online_a_hub_id_is_fetched_by_the_shared_fetcher_and_pickle_repos_never(tmp_path, monkeypatch, hub_cache):
+    """When the hub may be used, tokkit.hub.fetch_model (config + top-level safetensors, announced) is asked for the
+    repository; a repository published as a pickle is never fetched: one line says how to import it."""
+    import tokkit.hub
     import tokkit.names
 
     monkeypatch.setattr(tokkit.names, "hub_reachable", lambda: True)
     asked = []
 
-    def fake_download(repo, filename, **kw):
-        asked.append((repo, filename, kw))
-        (tmp_path / filename).write_text("{}")
-        return str(tmp_path / filename)
+    def fake_fetch(repo):
+        asked.append(repo)
+        (tmp_path / "snap").mkdir()
+        (tmp_path / "snap" / "model.safetensors").write_bytes(b"")
+        (tmp_path / "snap" / "config.json").write_text("{}")
+        return tmp_path / "snap"
 
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setattr(tokkit.hub, "fetch_model", fake_fetch)
     ck = resolve_checkpoint("titok-s-128")
-    repo = "yucornetto/tokenizer_titok_s128_imagenet"
-    assert asked == [(repo, "model.safetensors", {}), (repo, "config.json", {})]
-    assert ck.weights == tmp_path / "model.safetensors"
-    assert f"downloading {repo}: config.json and model.safetensors (0.3 GB)" in caplog.text
-    asked.clear()
-    with pytest.raises(MissingFileError, match="pytorch_model.bin"):  # a pickle-only repo is never fetched
+    assert asked == ["yucornetto/tokenizer_titok_s128_imagenet"]
+    assert ck.weights == tmp_path / "snap" / "model.safetensors" and ck.config_file == tmp_path / "snap" / "config.json"
+    with pytest.raises(MissingFileError, match="published as pickled pytorch_model.bin, which tokkit neither downloads"):
         resolve_checkpoint("one-d-piece-s-256")
-    assert asked == []
-
-
-def test_entropy_and_context_coded_tok_on_a_published_architecture(ckpts, tmp_path):
-    """.tok v2 (per-position prior) and v3 (AR prior trained on the model's tokens) round-trip the ids."""
-    import shutil
-
-    from tokkit.image.ar_coding import ARCoder
-    from tokkit.image.entropy import TokenPrior
-
-    model = tmp_path / "odp"
-    shutil.copytree(ckpts["one_d_piece"], model)
-    run = CliRunner().invoke
-    assert run(cli, ["image", "fit-prior", str(model), "--data", str(ICONS)]).exit_code == 0
-    (tmp_path / "p.yaml").write_text("steps: 4\nbatch_size: 8\nwarmup: 1\nlog_every: 2\ncheckpoint_every: 4\n"
-                                     "width: 16\ndepth: 1\nheads: 2\naugment_passes: 0\nval_every: 4\n")
-    r = run(cli, ["image", "prior", "train", str(model), "--data", str(ICONS), "--recipe", str(tmp_path / "p.yaml"),
-                  "-o", str(tmp_path / "prior"), "--device", "cpu"])
-    assert r.exit_code == 0, r.output
-    imgs = [str(p) for p in sorted(ICONS.glob("*.png"))[:3]]
-    for name, extra in (("v2.tok", ["--entropy", "-k", "5"]), ("v3.tok", ["--prior", str(tmp_path / "prior")])):
-        r = run(cli, ["image", "encode", "--model", str(model), *imgs, *extra, "-o", str(tmp_path / name)])
-        assert r.exit_code == 0, r.output
-    tok = ImageTokenizer.load(model)
-    full = tok.tokenize(load_images(imgs, size=16))
-    v2 = unpack((tmp_path / "v2.tok").read_bytes(), expect_model_id=tok.model_id, prior=TokenPrior.load(model))
-    v3 = unpack((tmp_path / "v3.tok").read_bytes(), expect_model_id=tok.model_id,
-                ar_prior=ARCoder.load(tmp_path / "prior"))
-    assert (v2.version, v3.version) == (2, 3)
-    assert [t.tolist() for t in v2.ids] == [t[:5].tolist() for t in full]
-    assert [t.tolist() for t in v3.ids] == [t.tolist() for t in full]
-    r = run(cli, ["image", "decode", "--model", str(model), str(tmp_path / "v3.tok"), "--prior", str(tmp_path / "prior"),
-                  "-k", "2", "-o", str(tmp_path / "d")])
-    assert r.exit_code == 0 and "tokens [2, 2, 2] of [8, 8, 8] stored" in r.output, r.output
+    assert asked == ["yucornetto/tokenizer_titok_s128_imagenet"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,16 +70,11 @@ def _from_hub(repo: str, preset: Preset | None, *, allow_pickle: bool = False) -
                           f"unpickle implicitly: convert once with `tokkit image import {repo} -o DIR` and use DIR")
     wanted = preset.weights_file if preset else "model.safetensors"
     if wanted == "model.safetensors" and hub_reachable():
-        from huggingface_hub import hf_hub_download
+        from tokkit.hub import fetch_model  # config.json + top-level safetensors only, announced with their size
 
-        size = "size unknown" if preset is None else \
-            f"{4 * sum(math.prod(v) for v in expected_shapes(preset.config).values()) / 1e9:.1f} GB"
-        log.warning("downloading %s: config.json and model.safetensors (%s) into the HF cache", repo, size)
-        try:
-            return Checkpoint(Path(hf_hub_download(repo, "model.safetensors")), Path(hf_hub_download(repo, "config.json")),
-                              preset)
-        except Exception as e:  # gated, missing file, network: one line
-            raise MissingFileError(f"could not download {repo} (model.safetensors, config.json): {type(e).__name__}") from None
+        snap = fetch_model(repo)
+        return Checkpoint(snap / "model.safetensors", snap / "config.json" if (snap / "config.json").is_file() else None,
+                          preset)
     if wanted != "model.safetensors":
         raise MissingFileError(f"checkpoint {repo} is published as pickled {wanted}, which tokkit neither downloads nor "
                                f"unpickles implicitly: run `huggingface-cli download {repo} {wanted}` then "

@@ -23,12 +23,13 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from tokkit.atomic import atomic_dir, check_resumable
-from tokkit.config import peak_rss_mb
+from tokkit.config import check_threads, peak_rss_mb
 from tokkit.image.api import ImageTokenizer
 from tokkit.image.ar_coding import PRIOR_CONFIG, PRIOR_WEIGHTS, prior_id_of
 from tokkit.image.data import CropSampler, image_files, load_images
 from tokkit.image.prior import ARPrior, PriorConfig
 from tokkit.image.train import resolve_device
+from tokkit.optim import StepLoop, load_optimizer_state, optimizer_tensors, warmup_cosine
 
 __all__ = ["train_prior", "PriorTrainResult", "collect_tokens"]
 
@@ -49,6 +50,7 @@ class PriorTrainResult:
     val_bits: float
     prior_id: str
     params: int
+    stopped: bool = False  # ``max_minutes`` ended this call before the recipe's steps (resume continues)
 
 
 def collect_tokens(tok: ImageTokenizer, data: Path, *, passes: int, val_every: int, seed: int, batch_size: int = 256,
@@ -83,10 +85,7 @@ def collect_tokens(tok: ImageTokenizer, data: Path, *, passes: int, val_every: i
 
 
 def _lr(step: int, cfg: PriorConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+    return warmup_cosine(step, steps=cfg.steps, peak=cfg.lr, warmup=cfg.warmup, floor=cfg.min_lr_ratio)
 
 
 @torch.no_grad()
@@ -107,9 +106,7 @@ def _save(out: Path, model: ARPrior, opt, gen: torch.Generator, state: dict, met
     with atomic_dir(out, force=True) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / PRIOR_WEIGHTS))
         (tmp / PRIOR_CONFIG).write_text(json.dumps(meta, indent=1))
-        flat = {f"{i}.{n}": torch.as_tensor(t).detach().cpu().contiguous()
-                for i, s in opt.state_dict()["state"].items() for n, t in s.items()}
-        save_file(flat, str(tmp / "optimizer.safetensors"))
+        save_file(optimizer_tensors(opt), str(tmp / "optimizer.safetensors"))
         save_file({"data": gen.get_state(), "torch": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
         save_file(tokens, str(tmp / TOKENS))
         state["prior_id"] = prior_id_of(tmp)
@@ -118,16 +115,17 @@ def _save(out: Path, model: ARPrior, opt, gen: torch.Generator, state: dict, met
 
 def train_prior(cfg: PriorConfig, *, tokenizer: Path, data: Path, out: Path, device: str | None = "auto",
                 resume: bool = False, force: bool = False, progress: bool = True,
-                stop_after: int | None = None) -> PriorTrainResult:
+                stop_after: int | None = None, max_minutes: float | None = None) -> PriorTrainResult:
     """Train an :class:`ARPrior` for the tokenizer checkpoint ``tokenizer`` on the images under ``data``.
 
-    ``stop_after`` ends this call after that many steps (checkpointing first); ``resume=True`` continues.
+    ``stop_after`` ends this call after that many steps, ``max_minutes`` once the next step would not fit
+    in that many minutes from the call's start (both checkpoint first, :class:`tokkit.optim.StepLoop`);
+    ``resume=True`` continues.
     """
-    from tqdm.auto import tqdm
-
+    clock = time.perf_counter()
     resuming = check_resumable(out, state=STATE, resume=resume, force=force)
     if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(check_threads(cfg.threads, name="threads"))
     dev = resolve_device(device)
     tok = ImageTokenizer.load(tokenizer)
     N, K = tok.config.max_tokens, tok.config.codebook_size
@@ -153,11 +151,7 @@ def train_prior(cfg: PriorConfig, *, tokenizer: Path, data: Path, out: Path, dev
         if old["recipe"] != meta["recipe"]:
             log.warning("resuming %s with a recipe that differs from the one it was started with", out)
         model.load_state_dict(load_file(str(out / PRIOR_WEIGHTS)))
-        sd = opt.state_dict()
-        for key, t in load_file(str(out / "optimizer.safetensors")).items():
-            i, name = key.split(".", 1)
-            sd["state"].setdefault(int(i), {})[name] = t.to(dev)
-        opt.load_state_dict(sd)
+        load_optimizer_state(opt, load_file(str(out / "optimizer.safetensors")))
         rng = load_file(str(out / "rng.safetensors"))
         gen.set_state(rng["data"])
         torch.set_rng_state(rng["torch"])
@@ -169,35 +163,34 @@ def train_prior(cfg: PriorConfig, *, tokenizer: Path, data: Path, out: Path, dev
         tokens = {"train": train_ids.contiguous(), "val": val_ids.contiguous()}
         state["tokenize_seconds"] = round(time.time() - t0, 1)
     train_ids, val_ids = tokens["train"].to(dev), tokens["val"].to(dev)
-    bar = tqdm(total=cfg.steps, initial=state["step"], disable=not progress, desc="prior train", unit="step")
-    last = cfg.steps if stop_after is None else min(cfg.steps, state["step"] + stop_after)
+    loop = StepLoop("prior train", start=state["step"], steps=cfg.steps, checkpoint_every=cfg.checkpoint_every,
+                    max_minutes=max_minutes, clock_start=clock, fix="start again (--force) with a lower --lr",
+                    progress=progress, stop_at=None if stop_after is None else state["step"] + stop_after)
     loss_v = float("nan")
     model.train()
-    while state["step"] < last:
-        step = state["step"]
+    for step in loop:
         for g in opt.param_groups:
             g["lr"] = _lr(step, cfg)
         idx = torch.randint(0, train_ids.shape[0], (cfg.batch_size,), generator=gen).to(dev)
         x = train_ids[idx]
         loss = F.cross_entropy(model(x).flatten(0, 1), x.flatten())
+        loss_v = loop.check(loss, lr=_lr(step, cfg)) / math.log(2)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        loss_v = loss.item() / math.log(2)
         state["step"] = step + 1
-        bar.update(1)
         if state["step"] % cfg.log_every == 0 or state["step"] == cfg.steps:
             h = {"step": state["step"], "train_bits": round(loss_v, 4), "val_bits": round(_bits(model, val_ids), 4)}
             state["history"].append(h)
-            bar.set_postfix(bits=f"{loss_v:.3f}", val=f"{h['val_bits']:.3f}")
+            loop.show(bits=f"{loss_v:.3f}", val=f"{h['val_bits']:.3f}")
             log.info("prior step %d %s", state["step"], h)
-        if state["step"] % cfg.checkpoint_every == 0 or state["step"] == last:
+        if loop.checkpoint_due(step):
             state["seconds"] = round(state.get("seconds", 0.0) + time.time() - t0, 1)
             t0 = time.time()
             _save(out, model, opt, gen, state, meta, tokens)
-    bar.close()
-    return PriorTrainResult(steps=state["step"], seconds=state.get("seconds", 0.0), peak_rss_mb=peak_rss_mb(),
+    loop.close()
+    return PriorTrainResult(steps=state["step"], stopped=loop.stopped, seconds=state.get("seconds", 0.0), peak_rss_mb=peak_rss_mb(),
                             train_sequences=int(train_ids.shape[0]), tokens_seen=state["step"] * cfg.batch_size * N,
                             train_bits=loss_v, val_bits=_bits(model, val_ids), prior_id=state.get("prior_id", ""),
                             params=sum(p.numel() for p in model.parameters()))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +23,13 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from tokkit.atomic import atomic_dir, check_resumable
-from tokkit.config import check_memory, peak_rss_mb
+from tokkit.config import check_memory, check_threads, peak_rss_mb
 from tokkit.image.api import ImageTokenizer, psnr_per_image
 from tokkit.image.config import ModelConfig, TiTokConfig, TrainConfig
 from tokkit.image.data import CropSampler
 from tokkit.image.model import Tokenizer1D
 from tokkit.image.samplers import sample_lengths, sampler_at
+from tokkit.optim import StepLoop, load_optimizer_state, optimizer_tensors, pick_device, warmup_cosine
 
 if TYPE_CHECKING:
     from tokkit.image.titok import TiTok
@@ -55,13 +55,12 @@ class TrainResult:
     position_entropy_bits: float
     history: tuple[dict, ...]
     earlier_seconds: float = 0.0  # of ``seconds``, the part spent by earlier calls (before a resume)
+    stopped: bool = False  # ``max_minutes`` ended this call before the recipe's steps (resume continues)
     mean_colour_psnr: float = float("nan")  # readout images vs a flat image of their own mean colour (trivial code)
 
 
 def resolve_device(device: str | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return pick_device(device)
 
 
 def code_stats(ids: torch.Tensor, codebook_size: int) -> tuple[int, float]:
@@ -76,20 +75,13 @@ def code_stats(ids: torch.Tensor, codebook_size: int) -> tuple[int, float]:
 
 
 def _lr(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+    return warmup_cosine(step, steps=cfg.steps, peak=cfg.lr, warmup=cfg.warmup, floor=cfg.min_lr_ratio)
 
 
 def _save(out: Path, model: Tokenizer1D, opt: torch.optim.Optimizer, gen: torch.Generator, state: dict) -> None:
     with atomic_dir(out, force=True) as tmp:
         ImageTokenizer.save_model(model, tmp)
-        flat = {}
-        for i, s in opt.state_dict()["state"].items():
-            for name, t in s.items():
-                flat[f"{i}.{name}"] = torch.as_tensor(t).detach().cpu().contiguous()
-        save_file(flat, str(tmp / "optimizer.safetensors"))
+        save_file(optimizer_tensors(opt), str(tmp / "optimizer.safetensors"))
         save_file({"data": gen.get_state(), "torch": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
         (tmp / STATE).write_text(json.dumps(state, indent=1))
 
@@ -97,12 +89,7 @@ def _save(out: Path, model: Tokenizer1D, opt: torch.optim.Optimizer, gen: torch.
 def _load(out: Path, model: Tokenizer1D, opt: torch.optim.Optimizer, gen: torch.Generator) -> dict:
     state = json.loads((out / STATE).read_text())
     model.load_state_dict(load_file(str(out / "model.safetensors")), strict=False)
-    flat = load_file(str(out / "optimizer.safetensors"))
-    sd = opt.state_dict()
-    for key, t in flat.items():
-        i, name = key.split(".", 1)
-        sd["state"].setdefault(int(i), {})[name] = t
-    opt.load_state_dict(sd)
+    load_optimizer_state(opt, load_file(str(out / "optimizer.safetensors")))
     rng = load_file(str(out / "rng.safetensors"))
     gen.set_state(rng["data"])
     torch.set_rng_state(rng["torch"])
@@ -145,17 +132,19 @@ ENCODER_SIDE = {"Tokenizer1D": ("stem", "enc_pos", "latents", "enc_latent_pos", 
 
 
 def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto", resume: bool = False,
-          force: bool = False, progress: bool = True, stop_after: int | None = None) -> TrainResult:
+          force: bool = False, progress: bool = True, stop_after: int | None = None,
+          max_minutes: float | None = None) -> TrainResult:
     """Train on the images under ``data`` (random crops + flips) into checkpoint folder ``out``.
 
-    ``stop_after`` ends this call after that many steps (checkpointing first); ``resume=True`` continues.
+    ``stop_after`` ends this call after that many steps, ``max_minutes`` once the next step would not fit
+    in that many minutes from the call's start (both checkpoint first, :class:`tokkit.optim.StepLoop`);
+    ``resume=True`` continues.
     """
-    from tqdm.auto import tqdm
-
     t_call = time.time()
+    clock = time.perf_counter()
     resuming = check_resumable(out, state=STATE, resume=resume, force=force)
     if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(check_threads(cfg.threads, name="threads"))
     dev = resolve_device(device)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, out=out, resuming=resuming).to(dev)
@@ -177,11 +166,11 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
     N, K = mcfg.max_tokens, mcfg.codebook_size
     earlier = float(state.get("seconds", 0.0))  # seconds of the calls before this one (a resumed run)
     t0, window_ids, loss_v = t_call, [], float("nan")
-    bar = tqdm(total=cfg.steps, initial=state["step"], disable=not progress, desc="image train", unit="step")
+    loop = StepLoop("image train", start=state["step"], steps=cfg.steps, checkpoint_every=cfg.checkpoint_every,
+                    max_minutes=max_minutes, clock_start=clock, fix="start again (--force) with a lower --lr",
+                    progress=progress, stop_at=None if stop_after is None else state["step"] + stop_after)
     model.train()
-    last = cfg.steps if stop_after is None else min(cfg.steps, state["step"] + stop_after)
-    while state["step"] < last:
-        step = state["step"]
+    for step in loop:
         for g in opt.param_groups:
             g["lr"] = _lr(step, cfg)
         x = sampler.batch(cfg.batch_size, gen).to(dev)
@@ -194,29 +183,28 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
         loss = F.mse_loss(rec, x) + aux
         if cfg.l1_weight:
             loss = loss + cfg.l1_weight * (rec - x).abs().mean()
+        loss_v = loop.check(loss, lr=_lr(step, cfg))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grads = [p.grad.norm() for n, p in model.named_parameters() if p.grad is not None and n.startswith(("stem", "encoder"))]
         enc_grad = float(torch.linalg.vector_norm(torch.stack(grads))) if grads else None  # None: encoder frozen
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        loss_v = loss.item()
         window_ids.append(ids.detach().cpu())
         state["step"] = step + 1
-        bar.update(1)
         if state["step"] % cfg.log_every == 0 or state["step"] == cfg.steps:
             state["history"].append(_diagnose(model, readout, torch.cat(window_ids), state["step"], loss_v, enc_grad, x, K))
             window_ids = []
             h = state["history"][-1]
-            bar.set_postfix(loss=f"{loss_v:.4f}", psnr=f"{h['psnr_full']:.2f}", codes=h["codes_used"])
+            loop.show(loss=f"{loss_v:.4f}", psnr=f"{h['psnr_full']:.2f}", codes=h["codes_used"])
             model.train()
-        if state["step"] % cfg.checkpoint_every == 0 or state["step"] == last:
+        if loop.checkpoint_due(step):
             state["seconds"] = state.get("seconds", 0.0) + time.time() - t0
             t0 = time.time()
             _save(out, model, opt, gen, state)
-    bar.close()
+    loop.close()
     h = state["history"][-1] if state["history"] else {}
-    return TrainResult(steps=state["step"], seconds=round(state.get("seconds", 0.0), 1), earlier_seconds=round(earlier, 1),
+    return TrainResult(steps=state["step"], stopped=loop.stopped, seconds=round(state.get("seconds", 0.0), 1), earlier_seconds=round(earlier, 1),
                        peak_rss_mb=peak_rss_mb(),
                        images_seen=state["step"] * cfg.batch_size, final_loss=loss_v, final_psnr=h.get("psnr_full", float("nan")),
                        codes_used=h.get("codes_used", 0), codebook_size=K,

@@ -23,6 +23,7 @@ from tokkit.atomic import check_output
 from tokkit.embedding import EmbeddingTable, ModelEmbeddings, load_model_embeddings, write_model_folder
 from tokkit.errors import VocabMismatchError
 from tokkit.names import resolve_model
+from tokkit.optim.distributed import pick_device
 from tokkit.tokenizer import Tokenizer, load_tokenizer
 from tokkit.transplant.align import Alignment, Match, align_vocabs
 from tokkit.transplant.base import Cost, EmbeddingInit, InitContext
@@ -33,29 +34,6 @@ from tokkit.transplant.report import REPORT_FILE, build_report, resolve_chat_tem
 __all__ = ["Plan", "TransplantResult", "plan_transplant", "transplant_embeddings", "run_transplant", "pick_device"]
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; anything else as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def init_distributed(name: str) -> tuple[int, int, torch.device]:
-    """``(world size, rank, device)`` under ``torchrun`` (process group: nccl on CUDA, else gloo), else ``(1, 0, device)``."""
-    import os
-
-    world, rank, device = int(os.environ.get("WORLD_SIZE", "1")), 0, pick_device(name)
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        rank = dist.get_rank()
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(device)
-    return world, rank, device
 
 
 def _batch_budget(device: torch.device, memory_gb: float | None) -> int:

@@ -4,7 +4,7 @@ Layout of ``OUT.heal-checkpoint/``::
 
     state.json             format tag, run key (what makes it the same run), step, history
     trainable.safetensors  the trainable tensors (rows, norms) by name
-    optimizer.safetensors  AdamW moments (as the hypernetwork's checkpoints store them)
+    optimizer.safetensors  AdamW moments (:mod:`tokkit.optim.state`, as every tokkit checkpoint stores them)
 
 Each save rebuilds the folder beside it and renames it into place (:func:`tokkit.atomic.atomic_dir`),
 so a run killed at any moment (SIGKILL included) leaves the previous checkpoint whole. The folder is
@@ -25,7 +25,7 @@ import torch
 
 from tokkit.atomic import atomic_dir
 from tokkit.errors import FormatError, OutputExistsError
-from tokkit.transplant.hypernet.checkpoint import load_optimizer_state, optimizer_tensors
+from tokkit.optim.state import load_optimizer_state, save_optimizer
 
 __all__ = ["FORMAT", "checkpoint_dir", "run_key", "HealCheckpoint", "save_state", "load_state"]
 
@@ -66,7 +66,7 @@ def save_state(path: Path, *, tensors: dict[str, torch.Tensor], opt: torch.optim
 
     with atomic_dir(path, force=True) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "trainable.safetensors"))
-        save_file(optimizer_tensors(opt), str(tmp / "optimizer.safetensors"))
+        save_optimizer(opt, tmp)
         (tmp / "state.json").write_text(json.dumps({"format": FORMAT, **meta}, indent=1) + "\n", encoding="utf-8")
 
 

@@ -60,8 +60,14 @@ def _model_folder(name: str) -> Path:
 
 
 def plan_heal(cfg: HealConfig, out_dir: str | Path, *, force: bool = False, resume: bool = False) -> HealPlan:
-    """Check the inputs of a heal run (raises a :class:`TokkitError` before anything is loaded or written)."""
-    out = check_output(out_dir, force=force)
+    """Check the inputs of a heal run (raises a :class:`TokkitError` before anything is loaded or written).
+
+    With ``resume`` and a checkpoint beside ``out_dir``, an existing ``out_dir`` is that run's output so far
+    (written when ``--max-minutes`` stopped it) and is replaced.
+    """
+    ck0 = checkpoint_dir(Path(out_dir))
+    partial = resume and (ck0.exists() or ck0.with_name(f".{ck0.name}.old").exists())
+    out = check_output(out_dir, force=force or partial)
     folder = _model_folder(cfg.model)
     try:
         tok = load_tokenizer(folder)
@@ -97,31 +103,41 @@ def plan_heal(cfg: HealConfig, out_dir: str | Path, *, force: bool = False, resu
         if not Path(p).is_file():
             raise MissingFileError(f"evaluation text {p} does not exist; pass text files")
     ck = checkpoint_dir(out)
+    check_output(ck, force=force, exists_ok=True)  # a side output: never an input, its parent writable
     if ck.exists() and not resume and not force:
         raise OutputExistsError(f"an interrupted run left a checkpoint at {ck}; pass --resume to continue it or "
                                 f"--force to start over")
     return HealPlan(cfg, out, folder, tok, report, ids, teacher, teacher_tok, text, resume, force)
 
 
-def _record(plan: HealPlan, res, trained_rows: int) -> dict[str, Any]:
+def _record(plan: HealPlan, res, trained_rows: int) -> dict[str, Any]:  # noqa: D103
     cfg = plan.cfg.model_dump(mode="json")
     cfg["model"], cfg["teacher"] = str(plan.model), None if plan.teacher is None else str(plan.teacher)
-    return {"config": cfg, "trained_rows": trained_rows, "steps": res.steps, "resumed_from": res.resumed_from,
+    return {"config": cfg, "trained_rows": trained_rows, "steps": res.steps, "stopped_by_budget": res.stopped,
+            "resumed_from": res.resumed_from,
             "processes": res.world, "tokens": res.tokens, "chunks": res.chunks, "seconds": round(res.seconds, 1),
             "peak_rss_gb": round(res.peak_rss_gb, 2), "heldout_bits_per_byte": res.heldout, "evals": res.evals,
             "last_step": res.history[-1] if res.history else {}, "history": res.history}
 
 
-def run_heal(plan: HealPlan, *, progress: bool = True):
-    """Train and write ``plan.out_dir``. Returns the :class:`HealResult` (and writes only on rank 0)."""
+def run_heal(plan: HealPlan, *, progress: bool = True, max_minutes: float | None = None):
+    """Train and write ``plan.out_dir``. Returns the :class:`HealResult` (and writes only on rank 0).
+
+    ``max_minutes``: a wall-clock budget from this call's start; the steps stop at a checkpoint once the
+    next would not fit, the rows trained so far are written to ``plan.out_dir`` (the record says
+    ``stopped_by_budget``) and the checkpoint is kept, so ``plan_heal(..., resume=True)`` continues.
+    """
+    import time
+
     import torch
 
     from tokkit.embedding import EmbeddingTable, ModelEmbeddings, write_model_folder
     from tokkit.transplant.heal.data import Side
     from tokkit.transplant.heal.rows import Student, load_lm
     from tokkit.transplant.heal.trainer import train_rows
-    from tokkit.transplant.pipeline import init_distributed
+    from tokkit.optim import finish_distributed, init_distributed
 
+    t_call = time.perf_counter()
     cfg = plan.cfg
     world, rank, device = init_distributed(cfg.device)
     ck = checkpoint_dir(plan.out_dir)
@@ -140,7 +156,8 @@ def run_heal(plan: HealPlan, *, progress: bool = True):
     heldout = {"heldout": plan.text.heldout} | {Path(p).stem: Path(p).read_text(encoding="utf-8") for p in cfg.eval_texts}
     res = train_rows(cfg, student, Side.of(plan.tok), teacher=teacher, teacher_side=teacher_side,
                      train_text=plan.text.train, heldout=heldout, out_dir=plan.out_dir, resume=plan.resume,
-                     progress=progress, device=device, rank=rank, world=world)
+                     progress=progress, device=device, rank=rank, world=world, max_minutes=max_minutes,
+                     clock_start=t_call)
     if rank == 0:
         e_in, e_out = student.merged()
         v = plan.tok.vocab
@@ -148,12 +165,9 @@ def run_heal(plan: HealPlan, *, progress: bool = True):
         report = dict(plan.report or {})
         report["heals"] = list(report.get("heals", [])) + [_record(plan, res, len(ids))]
         text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
-        write_model_folder(plan.model, plan.out_dir, emb, hf_tokenizer=plan.tok.to_hf(), vocab=v, force=plan.force,
+        write_model_folder(plan.model, plan.out_dir, emb, hf_tokenizer=plan.tok.to_hf(), vocab=v, force=plan.force or plan.resume,
                            chat_template=plan.tok.chat_template, extra_files={REPORT_FILE: text}, tensors=student.trained_lm_tensors())
-        shutil.rmtree(ck, ignore_errors=True)
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-        dist.destroy_process_group()
+        if not res.stopped:  # a budget stop keeps it: --resume continues from there
+            shutil.rmtree(ck, ignore_errors=True)
+    finish_distributed(world)
     return res

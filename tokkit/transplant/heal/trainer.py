@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 import torch
 
 from tokkit.config import peak_rss_mb
+from tokkit.optim import StepLoop, average_gradients, sum_over_ranks, warmup_cosine
 from tokkit.transplant.heal.alm import alm_loss, balanced_sum, chunk_logprobs, lm_loss, token_logprobs
 from tokkit.transplant.heal.checkpoint import checkpoint_dir, load_state, restore, run_key, save_state
 from tokkit.transplant.heal.config import RESUMABLE_CHANGES, HealConfig, Loss
@@ -49,6 +49,8 @@ class HealResult:
     rank: int = 0
     world: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    stopped: bool = False  # the --max-minutes budget ended the run at step ``steps`` (< cfg.steps); resume continues
+    estimate: str | None = None  # the up-front time estimate printed after the first steps
 
 
 @torch.no_grad()
@@ -97,17 +99,19 @@ def _step_loss(student, teacher, batch: Batch, cfg: HealConfig, device) -> tuple
 
 
 def _lr_at(step: int, cfg: HealConfig) -> float:
-    from tokkit.transplant.hypernet.train import lr_at
-
-    return lr_at(step, cfg)  # type: ignore[arg-type]  # reads .steps and .lr only
+    """Warm-up over 10% of the steps (at most 100), then cosine to 10% of ``--lr``."""
+    return warmup_cosine(step, steps=cfg.steps, peak=cfg.lr, floor=0.1)
 
 
 def train_rows(cfg: HealConfig, student: Student, student_side: Side, *, teacher=None, teacher_side: Side | None,
                train_text: str, heldout: dict[str, str], out_dir: Path, resume: bool, progress: bool,
-               device: torch.device, rank: int = 0, world: int = 1) -> HealResult:
-    """Run (or resume) the loop; the trained tensors stay in ``student``. Checkpoints beside ``out_dir``."""
-    from tqdm.auto import tqdm
+               device: torch.device, rank: int = 0, world: int = 1, max_minutes: float | None = None,
+               clock_start: float | None = None) -> HealResult:
+    """Run (or resume) the loop; the trained tensors stay in ``student``. Checkpoints beside ``out_dir``.
 
+    ``max_minutes`` (from ``clock_start``): stop at a checkpoint when the next step would not fit
+    (``HealResult.stopped``); the checkpoint is kept so that a resumed run continues from it.
+    """
     params = student.trainable()
     groups = [{"params": [p for n, p in params.items() if not n.startswith("body.")], "scale": 1.0}]
     if any(n.startswith("body.") for n in params):
@@ -134,46 +138,40 @@ def train_rows(cfg: HealConfig, student: Student, student_side: Side, *, teacher
 
     evaluate(0)
     t0, n_tokens, n_chunks = time.perf_counter(), 0, 0
-    bar = tqdm(range(start, cfg.steps), desc="heal", disable=not progress or rank != 0, initial=start, total=cfg.steps)
-    for step in bar:
+    loop = StepLoop("heal", start=start, steps=cfg.steps, checkpoint_every=cfg.checkpoint_every, max_minutes=max_minutes,
+                    clock_start=clock_start, fix="start again (--force) with a lower --lr", progress=progress, rank=rank,
+                    world=world)
+    for step in loop:
         rng = random.Random(f"{cfg.seed}:{step}:{rank}")
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, cfg) * g["scale"]
         batch = make_batch(draw_windows(train_text, rng, cfg.batch_size, seq_bytes=cfg.seq_bytes), student_side,
                            teacher_side if cfg.loss is not Loss.LM else None)
         loss, stats = _step_loss(student, teacher, batch, cfg, device)
+        loop.check(loss, lr=_lr_at(step, cfg))
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if world > 1:
-            import torch.distributed as dist
-
-            for p in params.values():
-                dist.all_reduce(p.grad)
-                p.grad /= world
+        del loss  # the graph (activations of every layer) goes now, not when the next step's replaces it
+        average_gradients(params.values(), world)
         torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.grad_clip)
         opt.step()
         n_tokens += batch.tokens
         n_chunks += batch.n_chunks
         stats = {k: round(v, 5) for k, v in stats.items()} | {"chunks": batch.n_chunks}
-        bar.set_postfix({k: stats[k] for k in ("lm", "alm", "bpb", "chunks") if k in stats})
+        loop.show(**{k: stats[k] for k in ("lm", "alm", "bpb", "chunks") if k in stats})
         history.append({"step": step + 1, **stats})
         done = step + 1 == cfg.steps
         if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or done):
             evaluate(step + 1)
-        if rank == 0 and ((step + 1) % cfg.checkpoint_every == 0 or done):
+        if loop.checkpoint_due(step) and rank == 0:
             save_state(ck_dir, tensors=dict(params), opt=opt,
                        meta={"key": key, "step": step + 1, "history": history, "evals": evals})
-    evaluate(cfg.steps)
-    if world > 1:
-        import torch.distributed as dist
-
-        counts = torch.tensor([n_tokens, n_chunks], dtype=torch.long)
-        dist.all_reduce(counts)
-        n_tokens, n_chunks = int(counts[0]), int(counts[1])
+    evaluate(loop.end)
+    n_tokens, n_chunks = (int(v) for v in sum_over_ranks([n_tokens, n_chunks], world))
     heldout_bpb = {}
     if evals:
         first, last = evals[0], evals[-1]
         heldout_bpb = {n: {"before": first[n], "after": last[n]} for n in first if n != "step" and n in last}
     peak_dev = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return HealResult(cfg.steps, start, time.perf_counter() - t0, n_tokens, n_chunks, peak_rss_mb() / 1024, peak_dev,
-                      heldout_bpb, history, evals, rank, world)
+    return HealResult(loop.end, start, time.perf_counter() - t0, n_tokens, n_chunks, peak_rss_mb() / 1024, peak_dev,
+                      heldout_bpb, history, evals, rank, world, stopped=loop.stopped, estimate=loop.estimate)

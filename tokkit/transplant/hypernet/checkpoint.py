@@ -4,7 +4,7 @@ Layout of ``OUT_DIR``::
 
     config.json            format tag, training config, network shape, base fingerprint, step, loss history
     model.safetensors      the network's parameters and buffers
-    optimizer.safetensors  AdamW moments (``exp_avg.<i>``, ``exp_avg_sq.<i>``, ``step.<i>``) per parameter index
+    optimizer.safetensors  AdamW moments per parameter index (:mod:`tokkit.optim.state`)
 
 Every save rebuilds the whole folder beside it and renames it into place (:func:`tokkit.atomic.atomic_dir`),
 so a run killed at any moment leaves the previous checkpoint intact. All randomness of a step is
@@ -24,10 +24,10 @@ import torch
 
 from tokkit.atomic import atomic_dir
 from tokkit.errors import FormatError, MissingFileError, VocabMismatchError
+from tokkit.optim.state import save_optimizer
 from tokkit.vocab import TextVocab
 
-__all__ = ["FORMAT", "Checkpoint", "base_fingerprint", "save_checkpoint", "load_checkpoint", "check_base",
-           "optimizer_tensors", "load_optimizer_state"]
+__all__ = ["FORMAT", "Checkpoint", "base_fingerprint", "save_checkpoint", "load_checkpoint", "check_base"]
 
 FORMAT = "tokkit-hypernet"
 VERSION = 1
@@ -60,26 +60,6 @@ class Checkpoint:
         return int(self.meta["step"])
 
 
-def optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    """AdamW moments as flat tensors ``<state key>.<parameter index>`` (CPU), for safetensors."""
-    out = {}
-    params = [p for g in opt.param_groups for p in g["params"]]
-    for i, p in enumerate(params):
-        st = opt.state.get(p, {})
-        for k, v in st.items():
-            out[f"{k}.{i}"] = (v if torch.is_tensor(v) else torch.tensor(float(v))).detach().cpu().contiguous()
-    return out
-
-
-def load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
-    """Put saved AdamW moments back (on each parameter's device)."""
-    params = [p for g in opt.param_groups for p in g["params"]]
-    for name, v in tensors.items():
-        key, i = name.rsplit(".", 1)
-        p = params[int(i)]
-        opt.state.setdefault(p, {})[key] = v.to(p.device) if key != "step" else v.clone()
-
-
 def save_checkpoint(out_dir: Path, *, model: torch.nn.Module, opt: torch.optim.Optimizer | None,
                     meta: dict[str, Any]) -> Path:
     """Write ``out_dir`` atomically (replacing the previous checkpoint)."""
@@ -89,7 +69,7 @@ def save_checkpoint(out_dir: Path, *, model: torch.nn.Module, opt: torch.optim.O
     with atomic_dir(out_dir, force=True) as tmp:
         save_file(state, str(tmp / "model.safetensors"))
         if opt is not None:
-            save_file(optimizer_tensors(opt), str(tmp / "optimizer.safetensors"))
+            save_optimizer(opt, tmp)
         body = {"format": FORMAT, "version": VERSION, **meta}
         (tmp / "config.json").write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
     return out_dir

@@ -29,13 +29,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tokkit.atomic import recover
+from tokkit.atomic import mark_ours, recover
 from tokkit.config import check_memory, peak_rss_mb
 from tokkit.errors import OutputExistsError, VocabMismatchError
 from tokkit.names import resolve_model
 from tokkit.tokenizer import load_tokenizer
-from tokkit.transplant.hypernet.checkpoint import (base_fingerprint, load_checkpoint, load_optimizer_state,
-                                                    save_checkpoint)
+from tokkit.optim import StepLoop, finish_distributed, init_distributed, load_optimizer_state, warmup_cosine
+from tokkit.transplant.hypernet.checkpoint import base_fingerprint, load_checkpoint, save_checkpoint
 from tokkit.transplant.hypernet.config import ARCH_KEYS, HypernetConfig
 from tokkit.transplant.hypernet.data import PieceCache, TextSampler, read_corpus
 from tokkit.transplant.hypernet.model import HyperNet, pad_pieces
@@ -58,25 +58,22 @@ class TrainResult:
     last_loss: dict[str, float]
     peak_rss_gb: float
     rank: int = 0  # under torchrun: this process's rank (only rank 0 writes checkpoints)
+    stopped: bool = False  # the --max-minutes budget ended this call before cfg.steps (resume continues)
 
 
 def lr_at(step: int, cfg: HypernetConfig) -> float:
     """Linear warm-up over 10% of the steps (at most 100), then cosine decay to 10% of the peak."""
-    warm = max(1, min(100, cfg.steps // 10))
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    t = (step - warm) / max(1, cfg.steps - warm)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+    return warmup_cosine(step, steps=cfg.steps, peak=cfg.lr, floor=0.1)
 
 
 class _Base:
     """The frozen base: its backbone, rows ``table (R, W)``, width ``D``, the start row."""
 
     def __init__(self, folder: Path, device: torch.device) -> None:
-        from transformers import AutoModelForCausalLM
+        from tokkit.hf_models import load_causal_lm
 
         self.tok = load_tokenizer(folder)
-        self.lm = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device).eval()
+        self.lm = load_causal_lm(folder, device=device)
         self.lm.requires_grad_(False)
         e_in = self.lm.get_input_embeddings().weight.detach().float()
         out = self.lm.get_output_embeddings()
@@ -184,15 +181,18 @@ def _resume_or_start(out_dir: Path, cfg: HypernetConfig, fp: dict[str, Any], for
     if diff or ck.meta.get("base_fingerprint") != fp:
         raise OutputExistsError(f"{out_dir} holds a checkpoint of another run (differs in {diff or ['base model']}); "
                                 f"pass --force to start over or choose another -o")
+    mark_ours(out_dir)  # our checkpoint (perhaps from before folders were marked): its next save replaces it
     return ck
 
 
-def train_hypernet(cfg: HypernetConfig, out_dir: str | Path, *, force: bool = False, progress: bool = True) -> TrainResult:
-    """Train (or resume from the checkpoint in ``out_dir``) and checkpoint into ``out_dir``."""
-    from tqdm.auto import tqdm
+def train_hypernet(cfg: HypernetConfig, out_dir: str | Path, *, force: bool = False, progress: bool = True,
+                   max_minutes: float | None = None) -> TrainResult:
+    """Train (or resume from the checkpoint in ``out_dir``) and checkpoint into ``out_dir``.
 
-    from tokkit.transplant.pipeline import init_distributed
-
+    ``max_minutes``: stop at a checkpoint once the next step would not fit in this many minutes from the
+    call's start (:class:`tokkit.optim.StepLoop`); calling again resumes.
+    """
+    t_call = time.perf_counter()
     out_dir = Path(out_dir)
     world, rank, device = init_distributed(cfg.device)
     folder = resolve_model(cfg.base)
@@ -222,15 +222,16 @@ def train_hypernet(cfg: HypernetConfig, out_dir: str | Path, *, force: bool = Fa
     texts = TextSampler(docs, chunk_chars=cfg.seq_len * 6)
     t0, n_tokens, stats = time.perf_counter(), 0, {}
     history = list(ck.meta.get("history", [])) if ck is not None else []
-    end = cfg.steps
-    bar = tqdm(range(start, end), desc="hypernet", disable=not progress or rank != 0, initial=start, total=cfg.steps)
-    for step in bar:
+    loop = StepLoop("hypernet", start=start, steps=cfg.steps, checkpoint_every=cfg.checkpoint_every,
+                    max_minutes=max_minutes, clock_start=t_call, fix="lower --lr (or raise --warmup-steps)",
+                    progress=progress, rank=rank, world=world)
+    for step in loop:
         rng = random.Random(f"{cfg.seed}:{step}:{rank}")
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         if step < cfg.warmup_steps:
             loss = _aux_loss(model, base, cache, rng.sample(cache.multi, min(4 * cfg.aux_tokens or 256, len(cache.multi))))
-            stats = {"aux": loss.item()}
+            stats = {"aux": loop.check(loss, lr=lr_at(step, cfg))}
         else:
             batch = texts.draw(rng, cfg.batch_size)
             tk = sample_tokenizer(batch + texts.draw(rng, 16), rng=rng, vocab_size=cfg.vocab_size,
@@ -241,24 +242,21 @@ def train_hypernet(cfg: HypernetConfig, out_dir: str | Path, *, force: bool = Fa
             aux_ids = rng.sample(aux_ids, min(cfg.aux_tokens, len(aux_ids)))
             aux = _aux_loss(model, base, cache, aux_ids) if cfg.aux_weight and aux_ids else lm.new_zeros(())
             loss = lm + cfg.aux_weight * aux
+            loop.check(loss, lr=lr_at(step, cfg))
             stats["aux"] = aux.item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
         opt.step()
         stats = {k: round(v, 4) for k, v in stats.items()}
-        bar.set_postfix(stats)
+        loop.show(**stats)
         history.append({"step": step + 1, **stats})
-        if rank == 0 and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == end):
+        if loop.checkpoint_due(step) and rank == 0:
             meta = {"base": cfg.base, "base_fingerprint": fp, "dim": base.dim, "tied": base.tied,
                     "arch": {k: getattr(cfg, k) for k in ARCH_KEYS}, "config": cfg.model_dump(mode="json"),
                     "step": step + 1, "history": history}
             save_checkpoint(out_dir, model=net, opt=opt, meta=meta)
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-        dist.destroy_process_group()
+    finish_distributed(world)
     seconds = time.perf_counter() - t0
     peak = peak_rss_mb() / 1024  # GiB
-    return TrainResult(out_dir, end, start, seconds, n_tokens, stats, peak, rank)
+    return TrainResult(out_dir, loop.end, start, seconds, n_tokens, stats, peak, rank, loop.stopped)
