@@ -157,7 +157,7 @@ def eval_cmd(ckpt, images, contrasts, limit, json_out, plot, no_codecs, device, 
              fit="crop", upscale=False) -> None:
     """PSNR/SSIM against token count k on held-out images, beside JPEG/WebP and trivial codes at equal bytes."""
     from tokkit.atomic import check_output
-    from tokkit.image.data import image_files, load_images
+    from tokkit.image.data import image_files, read_images
     from tokkit.image.evaluate import evaluate, plot_eval
 
     for p in (json_out, plot):
@@ -166,7 +166,9 @@ def eval_cmd(ckpt, images, contrasts, limit, json_out, plot, no_codecs, device, 
     tok = _load(ckpt, device)
     tok.require_ids()
     files = image_files(images)[:limit]
-    x = load_images(files, size=tok.config.image_size, fit=fit, upscale=upscale)
+    loaded = read_images(files, size=tok.config.image_size, fit=fit, upscale=upscale)
+    _report_resize(loaded, fit)  # quality and bytes are then measured at the model's input size
+    x = loaded.pixels
     t0 = time.time()
     coder = None if ar_prior is None else _ar_coder(ar_prior, tok)
     main = evaluate(tok, x, codecs=not no_codecs, prior=_prior_or_none(ckpt), ar_prior=coder)

@@ -237,6 +237,10 @@ def test_encode_tok_decode_every_k_rd_and_vocab(ckpts, family, tmp_path, caplog)
         assert "trained at its full length N = 8 only" in caplog.text  # TiTok's prefixes are flagged, not hidden
     rows = rd_table(tok, read_images(imgs, size=16).pixels, budgets=(2, 8))
     assert [r["budget"] for r in rows] == [2, 8] and rows[1]["tokens_packed"] >= 0
+    r = run(cli, ["image", "eval", str(ck), "--images", str(ICONS), "--limit", "3", "--rd", "--json", str(tmp_path / "e.json")])
+    assert r.exit_code == 0 and "PSNR at equal payload budget" in r.output, r.output
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert [p["k"] for p in res["per_k"]] == [1, 2, 3, 4, 6, 7, 8] and res["codebook_size"] == 64
     lm = tiny_llama(tmp_path / "lm", cached_tokenizer("gpt2"))
     r = run(cli, ["image", "add-to-vocab", "--model", str(ck), "--lm", str(lm), "-o", str(tmp_path / "lm_img")])
     assert r.exit_code == 0 and "image tokens ids 50257..50320" in r.output, r.output

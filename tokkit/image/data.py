@@ -125,7 +125,7 @@ def load_images(paths: list[str | Path], *, size: int, fit: str = "crop", upscal
 
 def read_images(paths: list[str | Path], *, size: int, fit: str = "crop", upscale: bool = False) -> LoadedImages:
     """Files -> :class:`LoadedImages`: ``fit`` in :data:`FITS`; ``upscale`` allows inputs smaller than ``size``."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     if fit not in FITS:
         raise FormatError(f"unknown fit {fit!r}; expected one of {', '.join(FITS)}")
