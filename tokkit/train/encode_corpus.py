@@ -170,7 +170,7 @@ def _check_out(out: Path, sources: Sequence[Source], *, resume: bool, force: boo
     if state.is_file() and not force:
         raise OutputExistsError(f"{out} holds an interrupted `tokkit encode`; pass --resume to finish it, "
                                 "or --force to start over")
-    check_output(out, force=force)
+    check_output(out, force=force, kind="dir")
     return "new"
 
 
