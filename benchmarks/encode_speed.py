@@ -17,7 +17,7 @@ with their library-default threading, as tokkit uses them). Peers:
   * sentencepiece models (llama2, mistral): sentencepiece's own threaded batch ``encode(list, num_threads=-1)``;
   * other HF files (gemma3): HF ``encode_batch_fast``;
   * loop mode, where installed: the fastest exact encoders on PyPI with their bundled vocabularies,
-    quicktok-v1 (cl100k, o200k, llama3, qwen2) and bpe-openai (gpt2, cl100k, o200k); one whose ids
+    quicktok-v1 (cl100k, o200k, llama3, qwen2) and bpe-openai (cl100k, o200k); one whose ids
     differ from tokkit's (= the reference library's) on any text of the corpus or of tokkit's self-check
     sample (``tokkit.formats.fast_bpe_check.SAMPLE``) is reported and not timed; and
     tokkit's own ``encode_ordinary`` (target: ratio 1.00, the same fast path as ``encode``).
@@ -100,8 +100,7 @@ def per_text(fns: dict[str, object], docs: list[str], repeat: int) -> dict[str, 
 
 
 #: alias -> {PyPI encoder: its bundled encoding of that vocabulary} (quicktok-v1 0.4.0, bpe-openai 0.1.4)
-EXTERNAL = {
-    "gpt2": {"bpe-openai": "gpt2"},
+EXTERNAL = {  # (bpe-openai's gpt2 is not bundled: it would download the ranks, so it is left out)
     "cl100k": {"quicktok": "cl100k_base", "bpe-openai": "cl100k_base"},
     "o200k": {"quicktok": "o200k_base", "bpe-openai": "o200k_base"},
     "llama3": {"quicktok": "llama3"},
@@ -111,6 +110,8 @@ EXTERNAL = {
 
 def _external(peer: str, encoding: str):
     """The single-text ``encode_ordinary`` of an installed PyPI encoder, or None when it is not installed."""
+    from tokkit.fixtures import tiktoken_cache_ready
+
     try:
         if peer == "quicktok":
             import quicktok
@@ -118,6 +119,8 @@ def _external(peer: str, encoding: str):
             return quicktok.get_encoding(encoding).encode_ordinary
         import bpe_openai
 
+        if not tiktoken_cache_ready(encoding):  # bpe-openai reads tiktoken's rank files: never download them
+            return None
         return bpe_openai.get_encoding(encoding).encode_ordinary
     except ImportError:
         return None
