@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 PY=${PYTHON:-python3}
 CARRY=${TOKKIT_GPU_CARRY:-$REPO/.gpu_carry}
-if [ "${1:-}" = "--prepare" ]; then
+if [ "${1:-}" = "--prepare" ]; then  # here: the project's venv when there is one (its versions pick the wheels)
+    [ -z "${PYTHON:-}" ] && [ -x .venv/bin/python ] && PY=.venv/bin/python
     exec "$PY" scripts/gpu_check.py --prepare
 fi
 OUT=${OUT:-$REPO/out/gpu_check}

@@ -86,6 +86,12 @@ class Ctx:
     def cpu(self) -> torch.device:
         return torch.device("cpu")
 
+    def need(self, key: str, producer: str) -> Any:
+        """What an earlier check handed on, or an error naming that check (it failed, broke or was left out)."""
+        if key not in self.shared:
+            raise RuntimeError(f"needs the output of check {producer!r}, which did not finish")
+        return self.shared[key]
+
     def out(self, name: str) -> Path:
         return self.work / "out" / name
 

@@ -47,17 +47,19 @@ def _loop_speed(run: Run, res) -> Run:
     return Run(res, getattr(res, "seconds", run.seconds), run.peak_gib)
 
 
-def _compare_history(v: Verdict, ref: list[dict], got: list[dict], keys: tuple[str, ...], limit: float) -> None:
+def _compare_history(v: Verdict, ref: list[dict], got: list[dict], keys: tuple[str, ...], limit: float,
+                     labels: tuple[str, str] = ("cpu", "device")) -> None:
     for key in keys:
         a, b = _series(ref, key), _series(got, key)
         if a or b:
             v.within(f"{key}_max_rel_diff", series_rel(a, b), limit)
-            v.info(f"{key}_last_cpu", a[-1] if a else float("nan")).info(f"{key}_last_device", b[-1] if b else float("nan"))
+            v.info(f"{key}_last_{labels[0]}", a[-1] if a else float("nan"))
+            v.info(f"{key}_last_{labels[1]}", b[-1] if b else float("nan"))
 
 
 def check_heal(ctx: Ctx) -> dict:
     """`tokkit heal` (alm+lm, new rows) on the SmolLM2-shaped model extended by extend_fvt."""
-    model = ctx.shared["smol_extended"]
+    model = ctx.need("smol_extended", "extend")
     n = ctx.sizes.heal_steps
     v = Verdict("heal_fp32", f"{n} steps of alm+lm on the built rows, CPU vs device: every step's lm, alm and bits/byte "
                 "within 1e-3 relative; held-out bits/byte after within 1e-3")
@@ -76,7 +78,7 @@ def check_heal(ctx: Ctx) -> dict:
 def check_heal_bf16(ctx: Ctx) -> dict:
     """The device's heal under bf16 autocast against its own fp32 run (the loop has no precision flag)."""
     fp32 = ctx.shared.get("heal_fp32_device")
-    model = ctx.shared["smol_extended"]
+    model = ctx.need("smol_extended", "extend")
     n = ctx.sizes.heal_steps
     v = Verdict("heal_bf16_autocast", f"{n} steps under torch.autocast(bfloat16) on the device: every loss finite and "
                 "within 5e-2 relative of the device's fp32 run")
@@ -85,7 +87,7 @@ def check_heal_bf16(ctx: Ctx) -> dict:
     b = _heal(ctx, model, ctx.dev, "heal-bf16", steps=n, bf16=True)
     finite = all(math.isfinite(float(h[k])) for h in b.value.history for k in HEAL_KEYS if k in h)
     v.require("finite", finite, "a bf16 loss is not finite")
-    _compare_history(v, fp32.value.history, b.value.history, HEAL_KEYS, 5e-2)
+    _compare_history(v, fp32.value.history, b.value.history, HEAL_KEYS, 5e-2, labels=("fp32", "bf16"))
     f, s = fp32.value, b.value
     v.info("fp32_tokens_per_s", round(f.tokens / f.seconds, 1)).info("bf16_over_fp32_speed", round(f.seconds / s.seconds, 2))
     return v.speed(None, _loop_speed(b, s), unit="tokens", count=s.tokens).done()
@@ -93,7 +95,7 @@ def check_heal_bf16(ctx: Ctx) -> dict:
 
 def check_heal_big(ctx: Ctx) -> dict:
     """The Llama-3.2-1B-sized model: the device runs the full steps (speed, memory); the CPU the first step(s)."""
-    model = ctx.shared["big_extended"]
+    model = ctx.need("big_extended", "extend_1b")
     n, m = ctx.sizes.big_heal_steps, ctx.sizes.big_heal_cpu_steps
     v = Verdict("heal_fp32_1b", f"1B-sized model, alm+lm: held-out bits/byte before training and step 1's losses, "
                 f"CPU ({m} step) vs device ({n} steps), within 1e-3 relative")
@@ -202,7 +204,7 @@ def check_image_prior(ctx: Ctx) -> dict:
                 "1e-3 relative")
     runs = {}
     for side, dev in (("cpu", ctx.cpu), ("device", ctx.dev)):
-        runs[side] = timed(dev, lambda: train_prior(cfg, tokenizer=ctx.shared["image_ckpt"], data=ctx.repo / "data/image/icons",
+        runs[side] = timed(dev, lambda: train_prior(cfg, tokenizer=ctx.need("image_ckpt", "image"), data=ctx.repo / "data/image/icons",
                                                     out=ctx.out(f"prior-{side}"), device=str(dev), force=True,
                                                     progress=False))
     ra, rb = runs["cpu"].value, runs["device"].value
