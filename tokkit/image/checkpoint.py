@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tokkit.atomic import atomic_dir, note_input
 from tokkit.config import hub_offline
 from tokkit.errors import FormatError, MissingFileError, UnknownNameError
 from tokkit.image.config import TiTokConfig, model_config_from_json
@@ -176,6 +177,7 @@ def load_titok(name_or_path: str | Path, *, device="cpu"):
     from tokkit.image.titok import TiTok
 
     ck = resolve_checkpoint(name_or_path)
+    note_input(ck.weights, ck.config_file)  # what the run reads: no output of it may replace these files
     shapes = _header_shapes(ck.weights)
     cfg = config_for(ck, shapes)
     check_names(expected_shapes(cfg), shapes, source=str(ck.weights))
@@ -193,12 +195,12 @@ def import_checkpoint(src: str | Path, out: Path, *, preset: str | None = None, 
     ``out`` (``model.safetensors`` under the official names + ``model_config.json``); returns a summary."""
     from safetensors.torch import load_file, save_file
 
-    from tokkit.atomic import atomic_dir
     from tokkit.image.api import weights_id
 
     if preset is not None and preset not in PRESETS:
         raise UnknownNameError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     ck = resolve_checkpoint(src, allow_pickle=True)
+    note_input(ck.weights, ck.config_file)
     if preset is not None:
         ck = Checkpoint(ck.weights, ck.config_file, PRESETS[preset])
     if ck.weights.suffix in PICKLE_SUFFIXES:
