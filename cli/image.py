@@ -167,7 +167,6 @@ def eval_cmd(ckpt, images, contrasts, limit, json_out, plot, no_codecs, device, 
     tok.require_ids()
     files = image_files(images)[:limit]
     loaded = read_images(files, size=tok.config.image_size, fit=fit, upscale=upscale)
-    _report_resize(loaded, fit)  # quality and bytes are then measured at the model's input size
     x = loaded.pixels
     t0 = time.time()
     coder = None if ar_prior is None else _ar_coder(ar_prior, tok)
@@ -182,6 +181,7 @@ def eval_cmd(ckpt, images, contrasts, limit, json_out, plot, no_codecs, device, 
         results[label] = evaluate(_load(c, device), x, codecs=False)
     main["contrast"] = {name: r["per_k"] for name, r in results.items() if r is not main}
     main["images_folder"], main["seconds"] = str(images), round(time.time() - t0, 1)
+    _report_resize(loaded, fit)  # quality and bytes below are at the model's input size
     _print_table(results, main)
     if json_out is not None:
         _write(json_out, json.dumps(main, indent=1).encode(), force=force)
@@ -257,7 +257,6 @@ def encode_cmd(model, images, out, tokens, min_psnr, max_bytes, entropy, device,
         raise TokenCountError("pass one of --entropy (per-position prior, .tok v2) or --prior (AR prior, .tok v3)")
     tok.require_ids()
     loaded = read_images(list(images), size=tok.config.image_size, fit=fit, upscale=upscale)
-    _report_resize(loaded, fit)
     x = loaded.pixels
     if min_psnr is not None or max_bytes is not None:
         lists = tok.encode_adaptive(x, min_psnr=min_psnr, max_bytes=max_bytes, ar_prior=coder)
@@ -279,6 +278,7 @@ def encode_cmd(model, images, out, tokens, min_psnr, max_bytes, entropy, device,
                f"{8 * len(data) / model_px:.4f} at the model's {S}x{S} input)")
     click.echo(f"wrote {out}: {len(lists)} images, tokens {[len(t) for t in lists]}, {len(data)} bytes, "
                f"{bpp} (model {tok.model_id})")
+    _report_resize(loaded, fit)  # after the work: a failed run prints its one error line only
 
 
 def _report_resize(loaded, fit: str) -> None:

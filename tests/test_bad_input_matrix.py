@@ -73,6 +73,10 @@ def _evil_checkpoint(cwd: Path) -> None:
     (cwd / ".out.merges.ckpt").write_bytes(pickle.dumps((1, _Evil(cwd / "PWNED"))))
 
 
+def _evil_weights(cwd: Path) -> None:
+    (cwd / "evil.bin").write_bytes(pickle.dumps({"latent_tokens": _Evil(cwd / "PWNED")}))
+
+
 IMG = ("image",)
 RESUME_PICKLE = "not a tokkit merge checkpoint"
 
@@ -321,6 +325,12 @@ CASES: list[Case] = [
       pre=_file("x.tok"), needs=IMG),
     C("image-encode-parent-is-file", "image", "encode", "--model", "{ckpt}", "{icon}", "-o", "{in}/afile/x.tok",
       needles="not a folder", needs=IMG),
+    C("image-decode-k-0", "image", "decode", "--model", "{ckpt}", "{in}/trunc.tok", "-k", "0", "-o", "o.png",
+      needles="--tokens", needs=IMG),
+    C("image-import-unknown", "image", "import", "no-such-model", "-o", "out", needles=("no-such-model", "titok-l-32"),
+      needs=IMG),
+    C("image-import-pickle-with-code", "image", "import", "evil.bin", "-o", "out",
+      needles="not a loadable tensor-only checkpoint", pre=_evil_weights, needs=IMG),
     C("image-decode-truncated", "image", "decode", "--model", "{ckpt}", "{in}/trunc.tok", "-o", "o.png", needs=IMG),
     C("image-decode-bitflip", "image", "decode", "--model", "{ckpt}", "{in}/flipped.tok", "-o", "o.png", needs=IMG),
     C("image-decode-foreign", "image", "decode", "--model", "{ckpt}", "{in}/foreign.tok", "-o", "o.png", needles="model",
