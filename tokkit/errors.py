@@ -22,7 +22,9 @@ __all__ = [
     "EmptyInputError",
     "InputTypeError",
     "ResourceError",
+    "NonFiniteError",
     "native_errors",
+    "checkpoint_errors",
     "FixtureError",
     "ImpossiblePrefixError",
     "UnencodableBytesError",
@@ -70,6 +72,10 @@ class ResourceError(TokkitError, ValueError):
     """Sizes asked for that cannot fit (memory estimate above what is free)."""
 
 
+class NonFiniteError(TokkitError, ValueError):
+    """NaN or infinity where a finite number is needed: in a model's weights, a loss, an option."""
+
+
 class InputTypeError(TokkitError, TypeError):
     """An argument of the wrong Python type (``bytes`` where ``str`` is expected ...)."""
 
@@ -103,10 +109,14 @@ def native_errors(path: object, what: str) -> Iterator[None]:
     """Turn any error of a native library reading ``path`` (Rust panics included) into a :class:`FormatError`.
 
     pyo3's ``PanicException`` derives from ``BaseException``, so a plain ``except Exception`` misses it;
-    only interrupts and exits pass through unchanged.
+    only interrupts and exits pass through unchanged. File descriptor 2 is captured during the block
+    (:func:`tokkit.native_calls.captured_stderr`): a panic's raw message and backtrace never reach the terminal.
     """
+    from tokkit.native_calls import captured_stderr
+
     try:
-        yield
+        with captured_stderr():
+            yield
     except TokkitError:
         raise
     except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
@@ -115,3 +125,20 @@ def native_errors(path: object, what: str) -> Iterator[None]:
         first = (str(e).strip().splitlines() or [""])[0][:160]
         raise FormatError(f"{path} is a damaged {what} file ({type(e).__name__}: {first}); it may be truncated or "
                           "of another format: fetch or export it again") from None
+
+
+@contextmanager
+def checkpoint_errors(path: object, *, fix: str = "resume from an intact checkpoint, or pass --force to start over"
+                      ) -> Iterator[None]:
+    """Restoring a training checkpoint from ``path``: any failure of a tampered or damaged file (a wrong shape,
+    an RNG state of the wrong size, a missing key, a field of the wrong type) becomes one :class:`FormatError`."""
+    try:
+        yield
+    except TokkitError:
+        raise
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
+        raise
+    except BaseException as e:  # noqa: BLE001 - torch/safetensors/json raise many types on a tampered file
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise FormatError(f"the checkpoint in {path} is damaged or was changed ({type(e).__name__}: {first}); "
+                          f"{fix}") from None

@@ -29,12 +29,11 @@ GGUF_MODELS = {
 def convert_gguf(gguf_path: str | Path, out_dir: str | Path, *, force: bool = False) -> Path:
     """Dequantize a GGUF causal LM into an HF folder ``out_dir`` (atomic)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from tokkit.hf_models import load_gguf_model
 
     g = Path(gguf_path)
     t0 = time.perf_counter()
-    tok = AutoTokenizer.from_pretrained(str(g.parent), gguf_file=g.name)
-    model = AutoModelForCausalLM.from_pretrained(str(g.parent), gguf_file=g.name)
+    tok, model = load_gguf_model(g)
     # The weights are already dequantized to float32: drop the GGUF quantizer marker so the model
     # saves as an ordinary checkpoint.
     model.hf_quantizer = None

@@ -196,6 +196,13 @@ def _parquet(path: str, column: str, start: int = 0, end: int | None = None) -> 
         raise FormatError(f"{path} is not a parquet file ({e})") from None
     if column not in pf.schema_arrow.names:
         raise FormatError(f"{path}: no text column {column!r} (found {pf.schema_arrow.names}); pass --text-column NAME")
+    import pyarrow as pa
+
+    kind = pf.schema_arrow.field(column).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise FormatError(f"{path}: column {column!r} holds {kind}, expected text (string); pass --text-column with "
+                          f"a string column (the string columns: "
+                          f"{[f.name for f in pf.schema_arrow if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)] or 'none'})")
     groups = list(range(start, pf.metadata.num_row_groups if end is None else end))
     row = sum(pf.metadata.row_group(i).num_rows for i in range(start))
     if not groups:

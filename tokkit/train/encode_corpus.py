@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from tokkit.atomic import atomic_file, check_not_input, check_output
+from tokkit.atomic import atomic_file, check_not_input, check_output, mark_ours
 from tokkit.errors import OutputExistsError, TokkitError, UnknownNameError, VocabMismatchError
 from tokkit.train.corpus import EmptyCorpusError, Source, parse_sources
 from tokkit.train.count import Shard, plan_shards
@@ -173,7 +173,7 @@ def _check_out(out: Path, sources: Sequence[Source], *, resume: bool, force: boo
     if state.is_file() and not force:
         raise OutputExistsError(f"{out} holds an interrupted `tokkit encode`; pass --resume to finish it, "
                                 "or --force to start over")
-    check_output(out, force=force)
+    check_output(out, force=force, kind="dir")
     return "new"
 
 
@@ -244,7 +244,15 @@ def encode_corpus(sources: Iterable[str | Path], *, tokenizer: str | Path, out: 
         if created:
             if os.path.lexists(out):  # force: the old output goes before the new one is written
                 shutil.rmtree(out) if out.is_dir() and not out.is_symlink() else out.unlink()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.mkdir(out)  # exclusive: of two runs started together, one creates the folder, the other stops
+            except FileExistsError:
+                created = False
+                raise OutputExistsError(f"output {out} was created by another process while this one worked; pass "
+                                        "--force to replace it, or choose another path") from None
             _write_json(out / STATE_DIR / _PLAN, plan)
+            mark_ours(out)  # written by tokkit: a later --force may replace it (tokkit.atomic)
         else:
             old = _read_json(out / STATE_DIR / _PLAN)
             if old != plan:

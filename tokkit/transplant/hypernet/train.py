@@ -29,9 +29,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tokkit.atomic import recover
+from tokkit.atomic import mark_ours, recover
 from tokkit.config import check_memory, peak_rss_mb
-from tokkit.errors import OutputExistsError, VocabMismatchError
+from tokkit.errors import OutputExistsError, VocabMismatchError, checkpoint_errors
 from tokkit.names import resolve_model
 from tokkit.tokenizer import load_tokenizer
 from tokkit.optim import StepLoop, finish_distributed, init_distributed, load_optimizer_state, warmup_cosine
@@ -70,10 +70,10 @@ class _Base:
     """The frozen base: its backbone, rows ``table (R, W)``, width ``D``, the start row."""
 
     def __init__(self, folder: Path, device: torch.device) -> None:
-        from transformers import AutoModelForCausalLM
+        from tokkit.hf_models import load_causal_lm
 
         self.tok = load_tokenizer(folder)
-        self.lm = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device).eval()
+        self.lm = load_causal_lm(folder, device=device)
         self.lm.requires_grad_(False)
         e_in = self.lm.get_input_embeddings().weight.detach().float()
         out = self.lm.get_output_embeddings()
@@ -181,6 +181,7 @@ def _resume_or_start(out_dir: Path, cfg: HypernetConfig, fp: dict[str, Any], for
     if diff or ck.meta.get("base_fingerprint") != fp:
         raise OutputExistsError(f"{out_dir} holds a checkpoint of another run (differs in {diff or ['base model']}); "
                                 f"pass --force to start over or choose another -o")
+    mark_ours(out_dir)  # our checkpoint (perhaps from before folders were marked): its next save replaces it
     return ck
 
 
@@ -209,10 +210,11 @@ def train_hypernet(cfg: HypernetConfig, out_dir: str | Path, *, force: bool = Fa
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     start = 0
     if ck is not None:
-        net.load_state_dict(ck.model)
-        if ck.optimizer is not None:
-            load_optimizer_state(opt, ck.optimizer)
-        start = ck.step
+        with checkpoint_errors(out_dir):
+            net.load_state_dict(ck.model)
+            if ck.optimizer is not None:
+                load_optimizer_state(opt, ck.optimizer)
+            start = int(ck.step)
         log.info("resuming %s from step %d", out_dir, start)
     model = net
     if world > 1:
