@@ -69,6 +69,14 @@ class _Evil:
         return (open, (self.path, "w"))
 
 
+def _encode_state(plan: str) -> Callable[[Path], None]:
+    """An interrupted `tokkit encode` in ./out: its state folder with ``plan``."""
+    def pre(cwd: Path) -> None:
+        (cwd / "out" / ".tokkit-encode").mkdir(parents=True)
+        (cwd / "out" / ".tokkit-encode" / "plan.json").write_text(plan)
+    return pre
+
+
 def _evil_checkpoint(cwd: Path) -> None:
     (cwd / ".out.merges.ckpt").write_bytes(pickle.dumps((1, _Evil(cwd / "PWNED"))))
 
@@ -184,6 +192,27 @@ CASES: list[Case] = [
     C("count-min-count-neg", "count", "{corpus}", "-o", "t.counts", "--min-count", "-1", needles="--min-count"),
     C("count-shard-bytes-0", "count", "{corpus}", "-o", "t.counts", "--shard-bytes", "0", needles="--shard-bytes"),
     C("count-recipe-syntax", "count", "{corpus}", "-o", "t.counts", "--recipe", "{in}/syntax.yaml", needles="line 3"),
+    # ---- encode
+    C("encode-missing", "encode", "./nope.txt", "-t", "gpt2", "-o", "out", needles="matches no file"),
+    C("encode-empty", "encode", "{in}/empty.txt", "-t", "gpt2", "-o", "out", needles="holds no text"),
+    C("encode-latin1", "encode", "{in}/latin1.txt", "-t", "gpt2", "-o", "out", needles="--skip-bad-utf8"),
+    C("encode-no-text-column", "encode", "{in}/nocol.jsonl", "-t", "gpt2", "-o", "out", needles="--text-column"),
+    C("encode-broken-jsonl", "encode", "{in}/broken.jsonl", "-t", "gpt2", "-o", "out", needles="not JSON"),
+    C("encode-unknown-format", "encode", "{corpus}", "-t", "gpt2", "-o", "out", "--format", "tfrecord", needles="tfrecord"),
+    C("encode-unknown-engine", "encode", "{corpus}", "-t", "gpt2", "-o", "out", "--engine", "spark", needles="spark"),
+    C("encode-unknown-tokenizer", "encode", "{corpus}", "-t", "llama9", "-o", "out", needles="llama9"),
+    C("encode-exists", "encode", "{corpus}", "-t", "gpt2", "-o", "out", needles="--force", pre=_mkdir_with_file("out")),
+    C("encode-onto-input", "encode", "{in}/corpus_dir", "-t", "gpt2", "-o", "{in}/corpus_dir", "--force", needles="input"),
+    C("encode-parent-is-file", "encode", "{corpus}", "-t", "gpt2", "-o", "{in}/afile/out", needles="not a folder"),
+    C("encode-no-bos-token", "encode", "{corpus}", "-t", "gpt2", "-o", "out", "--bos", needles=("BOS", "--bos-token")),
+    C("encode-eos-token-not-one", "encode", "{corpus}", "-t", "gpt2", "-o", "out", "--eos-token", "two words",
+      needles="not one token"),
+    C("encode-shard-size-tiny", "encode", "{corpus}", "-t", "gpt2", "-o", "out", "--shard-size", "10", needles="--shard-size"),
+    C("encode-workers-0", "encode", "{corpus}", "-t", "gpt2", "-o", "out", "--workers", "0", needles="--workers"),
+    C("encode-interrupted-without-resume", "encode", "{corpus}", "-t", "gpt2", "-o", "out", needles="--resume",
+      pre=_encode_state('{"version": 1}')),
+    C("encode-resume-other-settings", "encode", "{corpus}", "-t", "gpt2", "-o", "out", "--resume",
+      needles="other settings", pre=_encode_state('{"version": 1}')),
     # ---- compare
     C("compare-empty-text", "compare", "{tok}", "--text", "{in}/empty.txt", needles=("empty.txt", "holds no text")),
     C("compare-latin1-text", "compare", "{tok}", "--text", "{in}/latin1.txt", needles="UTF-8"),
