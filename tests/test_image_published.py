@@ -121,6 +121,7 @@ def _edited(src: Path, dst: Path, edit) -> Path:
     (lambda s: s.pop("decoder.mask_token"), "tensor decoder.mask_token [1, 1, 32] is missing"),
     (lambda s: s.__setitem__("latent_tokens", torch.zeros(9, 32)), "tensor latent_tokens has shape [9, 32], expected [8, 32]"),
     (lambda s: s.__setitem__("quantize.embed_prob", torch.zeros(64)), "unexpected tensor quantize.embed_prob [64]"),
+    (lambda s: s["decoder.ln_post.weight"].__setitem__(3, float("nan")), "tensor decoder.ln_post.weight holds 1 NaN"),
 ])
 def test_mismatched_checkpoints_are_refused_naming_the_first_mismatch(ckpts, tmp_path, edit, message):
     bad = _edited(ckpts["titok_two_stage"], tmp_path / "bad", edit)

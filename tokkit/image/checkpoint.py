@@ -26,7 +26,8 @@ from pathlib import Path
 
 from tokkit.atomic import atomic_dir, note_input
 from tokkit.config import hub_offline
-from tokkit.errors import FormatError, MissingFileError, UnknownNameError
+from tokkit.errors import FormatError, MissingFileError, NonFiniteError, UnknownNameError
+from tokkit.formats.weights import check_finite_safetensors, check_safetensors
 from tokkit.image.config import TiTokConfig, model_config_from_json
 from tokkit.image.published import PRESETS, Preset, check_names, config_from_official, expected_shapes, infer_config, preset_for
 
@@ -138,8 +139,6 @@ def read_pickled_state(path: Path) -> dict:
 def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     from safetensors import safe_open
 
-    from tokkit.formats.weights import check_safetensors
-
     check_safetensors(path)
     with safe_open(str(path), "pt") as f:
         return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
@@ -181,6 +180,7 @@ def load_titok(name_or_path: str | Path, *, device="cpu"):
     shapes = _header_shapes(ck.weights)
     cfg = config_for(ck, shapes)
     check_names(expected_shapes(cfg), shapes, source=str(ck.weights))
+    check_finite_safetensors(ck.weights)  # NaN/inf weights: one line naming the tensor, before any work
     with torch.device("meta"):
         model = TiTok(cfg)
     model.load_state_dict(load_file(str(ck.weights), device=str(device)), strict=True, assign=True)
@@ -206,8 +206,6 @@ def import_checkpoint(src: str | Path, out: Path, *, preset: str | None = None, 
     if ck.weights.suffix in PICKLE_SUFFIXES:
         state = read_pickled_state(ck.weights)
     else:
-        from tokkit.formats.weights import check_safetensors
-
         check_safetensors(ck.weights)
         state = load_file(str(ck.weights))
     shapes = {k: tuple(v.shape) for k, v in state.items()}
@@ -215,6 +213,10 @@ def import_checkpoint(src: str | Path, out: Path, *, preset: str | None = None, 
     if family is not None:
         cfg = cfg.model_copy(update={"family": family})
     check_names(expected_shapes(cfg), shapes, source=str(ck.weights))
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all())), None)
+    if bad is not None:
+        raise NonFiniteError(f"{ck.weights}: tensor {bad} holds NaN or infinite values; the weights are damaged: "
+                             "download them again")
     with atomic_dir(out, force=force) as tmp:
         save_file({k: v.float().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
         (tmp / "model_config.json").write_text(cfg.model_dump_json(indent=1))
