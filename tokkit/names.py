@@ -283,7 +283,7 @@ def _resolve_model(name_or_path: str | Path) -> Path:
         means = f"model {name_or_path!r} means {repo}, which" if repo != str(name_or_path) else f"model {repo}"
         from tokkit.hub import endpoint
 
-        why = " and HF_HUB_OFFLINE is set" if hub_offline() else f" and the hub ({endpoint()}) did not answer within 2 s"
+        why = " and the hub is offline (HF_HUB_OFFLINE)" if hub_offline() else f" and the hub ({endpoint()}) did not answer within 2 s"
         raise MissingFileError(
             f"{means} is not in the local HF cache{why}; get it with `hf download {repo} --include '*.json' "
             f"'*.safetensors' 'tokenizer.model'`, or use a model available offline: "
