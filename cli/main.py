@@ -85,6 +85,9 @@ def user_error(e: BaseException, ctx: click.Context | None = None) -> UserError 
     if isinstance(e, UnicodeDecodeError):
         return UserError(f"expected UTF-8 text, found byte 0x{e.object[e.start]:02x} at byte offset {e.start} "
                          "that is not UTF-8; convert the file to UTF-8")
+    if isinstance(e, RuntimeError) and "can't start new thread" in str(e):  # the OS's thread/process limit
+        return UserError("the system refused to start a thread (this machine's limit on threads/processes is "
+                         "reached: other jobs, or `ulimit -u`); run again when fewer jobs run, or with --threads 1")
     if isinstance(e, OSError) and e.filename is not None:
         return UserError(f"cannot use {e.filename}: {e.strerror or e}; check the path and its permissions")
     return None
