@@ -47,6 +47,28 @@ PROBE_STEPS = 3
 PROBE_SECONDS = 10.0
 
 
+#: Steps at least this long hand the memory they freed back to the OS (glibc ``malloc_trim``): a step's
+#: activations are freed into the heap, and without it later steps grow the resident size with holes.
+TRIM_AFTER_SECONDS = 1.0
+
+
+def _trim_heap() -> None:
+    """``malloc_trim(0)`` where glibc provides it (a few ms); a no-op elsewhere."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None
+
+
 class DivergedError(TokkitError, ArithmeticError):
     """The training loss became nan or inf (the step was not applied)."""
 
@@ -123,6 +145,8 @@ class StepLoop:
     def _finish_step(self, step: int) -> None:
         self.durations.append(time.perf_counter() - self._step_t)  # type: ignore[operator]
         self._step_t = None
+        if self.durations[-1] >= TRIM_AFTER_SECONDS:
+            _trim_heap()
         self.end = step + 1
         self.bar.update(1)
         if self.estimate is None:
