@@ -21,6 +21,10 @@ class Cost:
     def __init__(self) -> None:
         self.t0 = time.perf_counter()
 
+    def elapsed(self) -> float:
+        """Seconds since construction."""
+        return time.perf_counter() - self.t0
+
     def done(self, work: str) -> None:
         secs = time.perf_counter() - self.t0
         click.echo(f"cost: {work} in {secs:.1f} s; peak memory {peak_rss_mb():.0f} MB", err=True)

@@ -6,17 +6,26 @@ code 2 -- here, in one place (:func:`user_error`): a :class:`tokkit.errors.Tokki
 (click's usage errors), a config value pydantic refuses (named by its flag), an optional dependency
 that is not installed (names the extra), an ``OSError`` on a named path. Exit code 1 is left for
 unexpected failures. Before a command runs, its outputs are checked (:func:`preflight`): not one of
-its inputs, a parent folder that can be written to.
+its inputs (by path and inode), a parent folder that can be written to, with ``--force`` something
+``--force`` may replace; float options are finite, thread counts in range. SIGINT/SIGTERM end a command
+with one line and exit 130/143 after its temporaries are removed (:func:`_signals`); a closed stdout
+pipe is one line and exit 141.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+import signal
 import sys
+import threading
 import warnings
+from contextlib import contextmanager
 
 import click
+
+from typing import Iterator
 
 from tokkit.errors import TokkitError
 
@@ -25,6 +34,8 @@ __all__ = ["cli", "main", "UserError", "user_error", "OUTPUT_PARAMS", "threads_o
 
 #: Parameter names that are outputs in every command (one naming rule, checked before the work).
 OUTPUT_PARAMS = ("out", "out_dir", "out_file", "json_out", "csv_out", "plot")
+#: What each output parameter writes (``out``: from its click.Path(file_okay/dir_okay), else not known).
+_OUTPUT_KINDS = {"out_dir": "dir", "out_file": "file", "json_out": "file", "csv_out": "file", "plot": "file"}
 
 #: Optional modules -> the extra that installs them (pyproject.toml).
 _EXTRAS = {"PIL": "image", "matplotlib": "image", "vector_quantize_pytorch": "image", "ray": "ray", "mergekit": "bench"}
@@ -105,18 +116,54 @@ def _values(v) -> list:
     return [v] if isinstance(v, (str, os.PathLike)) else []
 
 
+def _output_kind(ctx: click.Context, name: str) -> str | None:
+    if name in _OUTPUT_KINDS:
+        return _OUTPUT_KINDS[name]
+    for p in ctx.command.params:
+        if p.name == name and isinstance(p.type, click.Path):
+            if not p.type.file_okay:
+                return "dir"
+            if not p.type.dir_okay:
+                return "file"
+    return None
+
+
+def _check_numbers(ctx: click.Context) -> None:
+    """Float options are finite (click's FLOAT takes ``nan``/``inf``); ``--threads`` is in 1..4 x cores."""
+    from tokkit.config import check_threads
+
+    flags = _flags(ctx)
+    for p in ctx.command.params:
+        v = ctx.params.get(p.name)
+        if isinstance(p.type, (click.types.FloatParamType, click.FloatRange)) and v is not None:
+            for x in (v if isinstance(v, (tuple, list)) else (v,)):
+                if isinstance(x, float) and not math.isfinite(x):
+                    raise UserError(f"{flags.get(p.name, p.name)} {x}: expected a finite number, found {x}; "
+                                    "pass a finite value")
+        if p.name == "threads" and v is not None:
+            check_threads(v, name=flags.get(p.name, "--threads"))
+
+
 def preflight(ctx: click.Context) -> None:
-    """Before the work: every output is checked (not an input, parent folder writable, stale temporaries gone)."""
+    """Before the work: every output is checked (not an input -- by path and inode --, parent folder writable,
+    with ``--force`` replaceable, stale temporaries gone); float options finite; thread counts in range."""
     from tokkit.atomic import check_not_input, check_output
 
-    outs = [v for name in OUTPUT_PARAMS for v in _values(ctx.params.get(name)) if str(v) != "-"]
+    _check_numbers(ctx)
+    outs = [(name, v) for name in OUTPUT_PARAMS for v in _values(ctx.params.get(name)) if str(v) != "-"]
     if not outs:
         return
-    inputs = [v for name, val in ctx.params.items() if name not in OUTPUT_PARAMS for v in _values(val)
-              if str(v) and os.path.lexists(v)]
-    for o in outs:
+    inputs = _inputs(ctx)
+    force = bool(ctx.params.get("force"))
+    for name, o in outs:
         check_not_input(o, inputs)
-        check_output(o, force=True)  # existence is each command's to judge (--force, --resume)
+        # existence is each command's to judge (--force, --resume); what --force may replace is checked here
+        check_output(o, force=force, kind=_output_kind(ctx, name), exists_ok=not force)  # type: ignore[arg-type]
+
+
+def _inputs(ctx: click.Context) -> list:
+    return [v for name, val in ctx.params.items() if name not in OUTPUT_PARAMS for v in _values(val)
+            if str(v) and os.path.lexists(v)]
 
 
 def _mapped(ctx: click.Context, call):
@@ -132,11 +179,51 @@ def _mapped(ctx: click.Context, call):
 
 class _Command(click.Command):
     def invoke(self, ctx: click.Context):
+        from tokkit.atomic import tracking_inputs
+
         def run():
-            preflight(ctx)
-            return click.Command.invoke(self, ctx)
+            with tracking_inputs(_inputs(ctx)):  # every writer also checks what the work reads
+                preflight(ctx)
+                return click.Command.invoke(self, ctx)
 
         return _mapped(ctx, run)
+
+
+class Interrupted(UserError):
+    """A signal ended the command: one line, exit 128 + the signal's number (130 SIGINT, 143 SIGTERM)."""
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so every ``with`` block (temporaries, parent folders) cleans up."""
+
+    signum = signal.SIGTERM
+
+
+def _on_term(signum, frame):  # noqa: ARG001 - signal API
+    raise _Terminated()
+
+
+@contextmanager
+def _signals() -> "Iterator[None]":
+    """SIGTERM raises like SIGINT does (only the main thread can install handlers; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _closed_stdout() -> None:
+    """stdout's reader went away: point fd 1 at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 class _Group(click.Group):
@@ -144,7 +231,23 @@ class _Group(click.Group):
     group_class = type  # subgroups (bytes, image, hypernet) are _Group too
 
     def invoke(self, ctx: click.Context):
-        return _mapped(ctx, lambda: click.Group.invoke(self, ctx))
+        if ctx.parent is not None:
+            return _mapped(ctx, lambda: click.Group.invoke(self, ctx))
+        try:
+            with _signals():
+                return _mapped(ctx, lambda: click.Group.invoke(self, ctx))
+        except KeyboardInterrupt as e:
+            signum = getattr(e, "signum", signal.SIGINT)
+            err = Interrupted(f"interrupted by {signal.Signals(signum).name}: stopped, temporaries and unfinished "
+                              "outputs removed; nothing was written")
+            err.exit_code = 128 + int(signum)
+            raise err from None
+        except BrokenPipeError:
+            _closed_stdout()
+            err = UserError("stdout was closed before the output was complete (its reader exited); "
+                            "nothing else was affected")
+            err.exit_code = 128 + int(signal.SIGPIPE)
+            raise err from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -152,6 +255,12 @@ class _Group(click.Group):
 @click.version_option(package_name="tokkit")
 def cli(verbose: int) -> None:
     """tokkit: train, inspect, compare and transplant tokenizers; byte-level LMs; 1D image tokens."""
+    for stream in (sys.stdout, sys.stderr):  # a path with non-UTF-8 bytes is printed as those bytes
+        if hasattr(stream, "reconfigure") and getattr(stream, "encoding", "").lower().replace("-", "") == "utf8":
+            try:
+                stream.reconfigure(errors="surrogateescape" if stream is sys.stdout else "backslashreplace")
+            except (ValueError, OSError):
+                pass
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if not verbose:
@@ -174,8 +283,9 @@ def _quiet_libraries() -> None:
 def threads_option(f):
     """``--threads N`` for the commands that run a model (one definition, one default)."""
     return click.option("--threads", type=click.IntRange(min=1), default=None,
-                        help="torch CPU threads [default: $TOKKIT_THREADS, else the free cores: cores minus the "
-                             "1-minute load average, at least 1 - torch's all-cores default oversubscribes a shared machine].")(f)
+                        help="torch CPU threads, 1..4 x cores [default: $TOKKIT_THREADS, else the free cores: cores minus "
+                             "the 1-minute load average, at least 1 - torch's all-cores default oversubscribes a shared "
+                             "machine].")(f)
 
 
 def max_minutes_option(f):
@@ -191,7 +301,9 @@ def apply_threads(threads: int | None) -> int:
 
     from tokkit.config import default_threads
 
-    n = threads or default_threads()
+    from tokkit.config import check_threads
+
+    n = check_threads(threads, name="--threads") if threads else default_threads()
     torch.set_num_threads(n)
     logging.getLogger("tokkit").info("torch CPU threads: %d", n)
     return n
@@ -199,14 +311,34 @@ def apply_threads(threads: int | None) -> int:
 
 def _register() -> None:
     # One line per command module; each module adds its commands to `cli`.
-    from tokkit_cli import bytes as _bytes, count, export_cmd, extend, heal, hypernet, image, image_prior, train, transplant, vocab_cmd  # noqa: F401
+    from tokkit_cli import bytes as _bytes, count, encode, export_cmd, extend, heal, hypernet, image, image_prior, train, transplant, vocab_cmd  # noqa: F401
 
 
 _register()
 
 
 def main() -> None:
-    cli(prog_name="tokkit")
+    try:
+        cli(prog_name="tokkit")
+    except SystemExit as e:
+        if e.code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+            _exit_now(int(e.code))
+        raise
+
+
+def _exit_now(code: int) -> None:
+    """After a signal, end now: native work still running in other threads or child processes is abandoned
+    (the temporaries are already gone), not waited for."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.terminate()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -99,7 +99,14 @@ def test_write_refuses_existing_output_and_leaves_it_untouched(tmp_path):
     with pytest.raises(OutputExistsError, match="--force"):
         write_model_folder(src, out, emb, hf_tokenizer=tok.to_hf(), vocab=tok.vocab)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
-    write_model_folder(src, out, emb, hf_tokenizer=tok.to_hf(), vocab=tok.vocab, force=True)
+    with pytest.raises(OutputExistsError, match="did not write"):  # force never replaces a folder that is not ours
+        write_model_folder(src, out, emb, hf_tokenizer=tok.to_hf(), vocab=tok.vocab, force=True)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    (out / "keep.txt").unlink()
+    out.rmdir()
+    write_model_folder(src, out, emb, hf_tokenizer=tok.to_hf(), vocab=tok.vocab)
+    (out / "keep.txt").write_text("mine")
+    write_model_folder(src, out, emb, hf_tokenizer=tok.to_hf(), vocab=tok.vocab, force=True)  # ours: replaced
     assert not (out / "keep.txt").exists() and (out / "config.json").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary folders left behind"
 

@@ -63,7 +63,7 @@ def test_detection_errors(tmp_path):
         load_vocab(junk)
     j = tmp_path / "tokenizer.json"
     j.write_text(json.dumps({"version": "1.0"}))
-    with pytest.raises(FormatError, match="no 'model' section"):
+    with pytest.raises(FormatError, match="no 'model' object"):
         load_vocab(j)
     ranks = tmp_path / "bad.tiktoken"
     ranks.write_text("IQ== 0\nnot base64!! x\n")

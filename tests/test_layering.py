@@ -13,6 +13,17 @@ def test_import_tokkit_loads_no_torch():
     subprocess.check_call([sys.executable, "-c", code])
 
 
+def test_lazy_names_of_the_facade_stay_torch_free():
+    """tokkit/__init__.py names torch-free domain functions lazily (PEP 562): a bare import loads no domain package."""
+    code = ("import tokkit, sys; assert not any(m.startswith('tokkit.train') for m in sys.modules), 'tokkit.train imported'; "
+            "assert callable(tokkit.encode_corpus) and tokkit.TokenShards.__name__ == 'TokenShards'; "
+            "assert 'torch' not in sys.modules, 'torch loaded'; assert set(tokkit._LAZY) <= set(tokkit.__all__)")
+    subprocess.check_call([sys.executable, "-c", code])
+    import tokkit
+
+    assert all(m.startswith("tokkit.train.") for m in tokkit._LAZY.values())  # train is the torch-free domain package
+
+
 def test_cli_help_loads_no_torch_and_lists_commands():
     code = (
         "import sys\n"
@@ -24,7 +35,7 @@ def test_cli_help_loads_no_torch_and_lists_commands():
         "print(r.output)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    for command in ("vocab", "fetch", "export-tokenizer", "embeddings", "train-bpe", "count", "compare", "export-tiktoken", "lint-tokenizer", "bytes", "image", "transplant", "eval-lm", "hypernet", "heal", "extend"):
+    for command in ("vocab", "fetch", "export-tokenizer", "embeddings", "train-bpe", "count", "encode", "compare", "export-tiktoken", "lint-tokenizer", "bytes", "image", "transplant", "eval-lm", "hypernet", "heal", "extend"):
         assert f"  {command} " in out
 
 

@@ -80,7 +80,7 @@ def test_family_names_resolve_to_their_default_checkpoint(tmp_path, monkeypatch)
     with pytest.raises(MissingFileError) as e:
         resolve_model("llama")
     msg = str(e.value)
-    assert "meta-llama/Llama-3.2-1B" in msg and "huggingface-cli download meta-llama/Llama-3.2-1B" in msg
+    assert "meta-llama/Llama-3.2-1B" in msg and "hf download meta-llama/Llama-3.2-1B" in msg
     assert "available offline" in msg and "\n" not in msg
     snap = _fake_hf_cache(tmp_path / "hub", DEFAULT_CHECKPOINTS["llama"], {"config.json": "{}"})
     assert resolve_model("llama") == snap and resolve_model("LLAMA") == snap

@@ -99,8 +99,14 @@ def test_existing_output_needs_force(tmp_path):
     r = _run([TRAIN, "--vocab-size", "300", "-o", out])
     assert r.exit_code == 2 and "--force" in r.output
     assert (out / "keep.txt").exists()
-    r = _run([TRAIN, "--vocab-size", "300", "-o", out, "--force"])
-    assert r.exit_code == 0 and (out / "tokenizer.json").exists() and not (out / "keep.txt").exists()
+    r = _run([TRAIN, "--vocab-size", "300", "-o", out, "--force"])  # a folder tokkit did not write: never replaced
+    assert r.exit_code == 2 and "did not write" in r.output and (out / "keep.txt").exists()
+    (out / "keep.txt").unlink()
+    out.rmdir()
+    assert _run([TRAIN, "--vocab-size", "300", "-o", out]).exit_code == 0
+    (out / "extra.txt").write_text("x")
+    r = _run([TRAIN, "--vocab-size", "320", "-o", out, "--force"])  # tokkit's own folder: replaced as a whole
+    assert r.exit_code == 0 and (out / "tokenizer.json").exists() and not (out / "extra.txt").exists()
 
 
 def test_jsonl_without_text_column(tmp_path):

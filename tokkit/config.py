@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-__all__ = ["SEED_MAX", "tokkit_home", "hub_offline", "peak_rss_mb", "validation_message", "flag_name", "read_yaml", "available_memory", "check_memory", "default_threads", "HELLO_WORLD"]
+__all__ = ["SEED_MAX", "tokkit_home", "hub_offline", "peak_rss_mb", "validation_message", "flag_name", "read_yaml", "available_memory", "check_memory", "default_threads", "max_threads", "check_threads", "HELLO_WORLD"]
 
 #: Largest seed any command takes (torch, numpy and Python's random all accept 0..2^63-1).
 SEED_MAX = 2**63 - 1
@@ -79,25 +79,98 @@ def validation_message(err: Exception, *, label: str, flags: "Mapping[str, str] 
     return line
 
 
+#: Largest YAML file read (recipes are a few hundred bytes), and most nodes its aliases may expand to.
+YAML_MAX_BYTES = 1 << 20
+YAML_MAX_NODES = 10_000
+
+
+def _expanded_nodes(node: Any, memo: dict[int, int], stack: set[int]) -> int:
+    """Nodes the document holds once every alias is expanded (shared nodes counted at each use)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in stack:  # a recursive alias: infinite once expanded
+        return YAML_MAX_NODES + 1
+    stack.add(key)
+    n = 1
+    value = node.value
+    if isinstance(value, list):
+        for item in value:
+            for sub in (item if isinstance(item, tuple) else (item,)):
+                n += _expanded_nodes(sub, memo, stack)
+                if n > YAML_MAX_NODES:
+                    break
+    stack.discard(key)
+    memo[key] = n
+    return n
+
+
 def read_yaml(path: Path, what: str = "recipe") -> Any:
-    """``path`` parsed as YAML; a syntax error or a non-UTF-8 file is a one-line :class:`~tokkit.errors.FormatError`."""
+    """``path`` parsed as YAML (safe loader): a syntax error, a non-UTF-8 file, a file that is not regular or
+    over :data:`YAML_MAX_BYTES`, or aliases that expand past :data:`YAML_MAX_NODES` nodes (a "billion laughs"
+    bomb) is a one-line :class:`~tokkit.errors.FormatError`; non-finite numbers (``.nan``, ``.inf``) are refused."""
+    import stat
+
     import yaml
 
     from tokkit.errors import FormatError
 
     try:
-        text = path.read_text(encoding="utf-8")
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(st.st_mode):
+            raise FormatError(f"{what} {path} is not a regular file (a device, FIFO or socket); pass a YAML file")
+        with open(path, "rb") as f:
+            raw = f.read(YAML_MAX_BYTES + 1)
+        if len(raw) > YAML_MAX_BYTES:
+            raise FormatError(f"{what} {path} is larger than {YAML_MAX_BYTES // 1024} KB; a {what} is a small YAML "
+                              "file: pass the right file")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise FormatError(f"{what} {path} is not UTF-8 text (byte offset {e.start}); save it as UTF-8 YAML") from None
     except IsADirectoryError:
         raise FormatError(f"{what} {path} is a folder; pass a YAML file") from None
     try:
-        return yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if _expanded_nodes(node, {}, set()) > YAML_MAX_NODES:
+                raise FormatError(f"{what} {path} expands to more than {YAML_MAX_NODES:,} values through its anchors "
+                                  "and aliases (&name / *name); a recipe needs few: write the values out")
+            data = loader.construct_document(node)
+        finally:
+            loader.dispose()
+        bad = _non_finite(data)
+        if bad is not None:
+            raise FormatError(f"{what} {path}: {bad} is not a finite number; pass a finite value")
+        return data
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise FormatError(f"{what} {path} is not valid YAML{where}: {problem}; fix the syntax there") from None
+
+
+def _non_finite(data: Any, where: str = "") -> str | None:
+    """The key path of the first NaN/inf float inside parsed YAML, or None."""
+    import math
+
+    if isinstance(data, float) and not math.isfinite(data):
+        return f"{where or 'the value'} = {data}"
+    if isinstance(data, dict):
+        items = data.items()
+    elif isinstance(data, list):
+        items = enumerate(data)
+    else:
+        return None
+    for k, v in items:
+        found = _non_finite(v, f"{where}.{k}" if where else str(k))
+        if found:
+            return found
+    return None
 
 
 def available_memory() -> int | None:
@@ -125,20 +198,44 @@ def check_memory(estimate: float, *, what: str, fix: str) -> None:
                             f"free; {fix}")
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def max_threads() -> int:
+    """The most CPU threads any option may ask for: 4 x the cores this process may use (more only thrashes,
+    and native thread pools crash on absurd counts: ``--threads 99999`` segfaulted torch)."""
+    return 4 * _cores()
+
+
+def check_threads(n: object, *, name: str = "--threads") -> int:
+    """``n`` as a thread count in 1..:func:`max_threads`, else a one-line :class:`~tokkit.errors.ResourceError`."""
+    from tokkit.errors import ResourceError
+
+    hi = max_threads()
+    try:
+        v = int(str(n).strip())
+    except ValueError:
+        raise ResourceError(f"{name} {n!r} is not a whole number; expected 1..{hi} (4 x the {_cores()} cores)") from None
+    if not 1 <= v <= hi:
+        raise ResourceError(f"{name} {v} is out of range: expected 1..{hi} (4 x the {_cores()} cores this process may use)")
+    return v
+
+
 def default_threads() -> int:
-    """CPU threads for the model commands: ``$TOKKIT_THREADS``, else the cores this process may use
-    minus the load others already put on them (1-minute load average), at least 1.
+    """CPU threads for the model commands: ``$TOKKIT_THREADS`` (1..:func:`max_threads`), else the cores this
+    process may use minus the load others already put on them (1-minute load average), at least 1.
 
     torch's own default (every core) oversubscribes a shared machine: ``eval-lm`` ran 2-3x slower at
     2 threads than at 1 on a loaded 2-core machine (issue 17).
     """
     env = os.environ.get("TOKKIT_THREADS")
     if env:
-        return max(1, int(env))
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        cores = os.cpu_count() or 1
+        return check_threads(env, name="TOKKIT_THREADS")
+    cores = _cores()
     try:
         load = os.getloadavg()[0]
     except OSError:

@@ -22,6 +22,7 @@ __all__ = [
     "EmptyInputError",
     "InputTypeError",
     "ResourceError",
+    "NonFiniteError",
     "native_errors",
     "FixtureError",
     "ImpossiblePrefixError",
@@ -70,6 +71,10 @@ class ResourceError(TokkitError, ValueError):
     """Sizes asked for that cannot fit (memory estimate above what is free)."""
 
 
+class NonFiniteError(TokkitError, ValueError):
+    """NaN or infinity where a finite number is needed: in a model's weights, a loss, an option."""
+
+
 class InputTypeError(TokkitError, TypeError):
     """An argument of the wrong Python type (``bytes`` where ``str`` is expected ...)."""
 
@@ -103,10 +108,14 @@ def native_errors(path: object, what: str) -> Iterator[None]:
     """Turn any error of a native library reading ``path`` (Rust panics included) into a :class:`FormatError`.
 
     pyo3's ``PanicException`` derives from ``BaseException``, so a plain ``except Exception`` misses it;
-    only interrupts and exits pass through unchanged.
+    only interrupts and exits pass through unchanged. File descriptor 2 is captured during the block
+    (:func:`tokkit.native_calls.captured_stderr`): a panic's raw message and backtrace never reach the terminal.
     """
+    from tokkit.native_calls import captured_stderr
+
     try:
-        yield
+        with captured_stderr():
+            yield
     except TokkitError:
         raise
     except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):

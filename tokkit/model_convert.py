@@ -32,13 +32,12 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path, *, force: bool = Fa
     """Dequantize a GGUF causal LM into an HF folder ``out_dir`` (atomic). transformers' tensor bar is
     labelled ``label`` (default: the GGUF file name), so a user sees *what* is being converted."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from tokkit.hf_models import load_gguf_model
 
     g = Path(gguf_path)
     t0 = time.perf_counter()
-    tok = AutoTokenizer.from_pretrained(str(g.parent), gguf_file=g.name)
     with _labelled_bars(f"converting {label or g.name} to float32"):
-        model = AutoModelForCausalLM.from_pretrained(str(g.parent), gguf_file=g.name)
+        tok, model = load_gguf_model(g)
     # The weights are already dequantized to float32: drop the GGUF quantizer marker so the model
     # saves as an ordinary checkpoint.
     model.hf_quantizer = None

@@ -1,8 +1,11 @@
 """Family aliases users type (``gpt2``, ``llama3``, ``mistral`` ...) and how each resolves.
 
 Resolution order for a name: an explicit path that exists; the local cache (``tokkit_home()``,
-filled by ``scripts/fetch_fixtures.py`` from the package registries); then the HF hub when online.
-An unknown name fails with the list of known ones.
+filled by ``scripts/fetch_fixtures.py`` from the package registries). An alias is served only from that
+copy, never from a hub. Only a name that *is* a hub reference -- an ``org/name`` id, or a family name
+standing for its default checkpoint (``llama``, ``mistral``: ``DEFAULT_CHECKPOINTS``) -- is fetched, and
+only when online with ``HF_HUB_OFFLINE`` unset, nothing cached, after one line saying what and how big,
+and only the files tokkit reads (:mod:`tokkit.hub`). An unknown name fails with the list of known ones.
 """
 
 from __future__ import annotations
@@ -97,33 +100,37 @@ def _looks_like_path(text: str) -> bool:
 
 
 def hub_reachable() -> bool:
-    """False when offline (``HF_HUB_OFFLINE``) or the hub does not answer within 2 s (checked once)."""
-    global _REACHABLE
+    """False when offline (``HF_HUB_OFFLINE``) or the hub's endpoint (``HF_ENDPOINT``) does not accept a
+    connection within 2 s (checked once per endpoint): a network that is down costs 2 s, not retries."""
     if hub_offline():
         return False
-    if _REACHABLE is None:
+    from urllib.parse import urlsplit
+
+    from tokkit.hub import endpoint
+
+    url = urlsplit(endpoint())
+    key = (url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443))
+    if key not in _REACHABLE:
         import socket
 
         try:
-            socket.create_connection(("huggingface.co", 443), timeout=2).close()
-            _REACHABLE = True
+            socket.create_connection(key, timeout=2).close()
+            _REACHABLE[key] = True
         except OSError:
-            _REACHABLE = False
-    return _REACHABLE
+            _REACHABLE[key] = False
+    return _REACHABLE[key]
 
 
-_REACHABLE: bool | None = None
+_REACHABLE: dict[tuple[str, int], bool] = {}
 
 
 def _hub_file(repo: str, filename: str) -> Path | None:
+    """``filename`` of hub repo ``repo`` (announced, one line on failure); None when offline or unreachable."""
     if not hub_reachable():
         return None
-    try:
-        from huggingface_hub import hf_hub_download
+    from tokkit.hub import fetch_file
 
-        return Path(hf_hub_download(repo, filename))
-    except Exception:  # no network, gated repo, missing file: fall through to the clear error below
-        return None
+    return fetch_file(repo, filename)
 
 
 def _fetch_hint(alias: Alias) -> str:
@@ -166,10 +173,7 @@ def resolve_tokenizer(name_or_path: str | Path) -> ResolvedTokenizer:
     local = home / alias.fixture
     if local.exists():
         return ResolvedTokenizer(alias.name, alias.backend, local)
-    hub = _hub_file(alias.hf_repo, "tokenizer.json")
-    if hub is not None:
-        return ResolvedTokenizer(alias.name, "hf", hub)
-    raise MissingFileError(_fetch_hint(alias))
+    raise MissingFileError(_fetch_hint(alias))  # an alias never comes from a hub
 
 
 #: What a family or tokenizer name means where a model is expected: the default checkpoint on the HF hub.
@@ -200,6 +204,13 @@ def _cached_checkpoint(repo: str) -> Path | None:
     return p if (p / "config.json").exists() else None
 
 
+def check_model_folder_of(p: Path) -> Path:
+    """A cached or fetched snapshot gets the same checks as a local folder (code, pickles, damaged weights)."""
+    from tokkit.hf_models import check_model_folder
+
+    return check_model_folder(p)
+
+
 def models_available_offline() -> list[str]:
     """Model names that resolve without the network: fetched model aliases and cached default checkpoints."""
     names = [a.name for a in ALIASES.values() if a.model and (tokkit_home() / a.model / "config.json").exists()]
@@ -213,15 +224,16 @@ def resolve_model(name_or_path: str | Path) -> Path:
     local HF model folder."""
     p = Path(name_or_path).expanduser()
     if p.is_dir():
-        if not (p / "config.json").is_file() or not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
-            found = ", ".join(sorted(c.name for c in p.iterdir())[:5]) or "nothing"
+        from tokkit.hf_models import PICKLE_SUFFIXES, check_model_folder
+
+        weights = any(p.glob("*.safetensors")) or any(c.suffix in PICKLE_SUFFIXES for c in p.iterdir())
+        if not (p / "config.json").is_file() or not weights:
+            found = ", ".join(sorted(c.name for c in p.iterdir() if not c.name.startswith("."))[:5]) or "nothing"
             raise FormatError(f"{name_or_path} is not a model folder: expected an HF model folder with config.json "
                               f"and weights (model.safetensors), found {found}; pass a model folder or alias "
                               f"({', '.join(sorted(a.name for a in ALIASES.values() if a.model))})")
-        from tokkit.formats.weights import check_weights_folder
-
-        check_weights_folder(p)  # a truncated weights file: one clear error, not the loader's traceback
-        return p.resolve()
+        # code it would run (auto_map), pickle-only weights, a truncated or NaN weights file: one clear error
+        return check_model_folder(p)
     if p.exists():
         return p.resolve()
     if _looks_like_path(str(name_or_path)) or "." in p.name and not _REPO_ID.match(str(name_or_path)):
@@ -247,18 +259,18 @@ def resolve_model(name_or_path: str | Path) -> Path:
     if repo is not None:
         cached = _cached_checkpoint(repo)
         if cached is not None:
-            return cached
+            return check_model_folder_of(cached)
         if hub_reachable():
-            try:
-                from huggingface_hub import snapshot_download
+            from tokkit.hub import fetch_model
 
-                return Path(snapshot_download(repo))
-            except Exception:
-                pass
+            return check_model_folder_of(fetch_model(repo))
         means = f"model {name_or_path!r} means {repo}, which" if repo != str(name_or_path) else f"model {repo}"
+        from tokkit.hub import endpoint
+
+        why = " and HF_HUB_OFFLINE is set" if hub_offline() else f" and the hub ({endpoint()}) did not answer within 2 s"
         raise MissingFileError(
-            f"{means} is not in the local HF cache{' and the hub is offline' if hub_offline() else ' and the hub did not serve it'}; "
-            f"get it with `huggingface-cli download {repo}`, or use a model available offline: "
+            f"{means} is not in the local HF cache{why}; get it with `hf download {repo} --include '*.json' "
+            f"'*.safetensors' 'tokenizer.model'`, or use a model available offline: "
             f"{', '.join(models_available_offline()) or 'none (run tokkit fetch)'}")
     raise MissingFileError(
         f"model {name_or_path!r} is not a local folder, not a model alias or family name and not a hub id; "

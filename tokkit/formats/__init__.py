@@ -35,6 +35,7 @@ def detect_format(path: str | Path) -> str:
         raise FormatError(f"tokenizer file {p} is empty (0 bytes); it was not written completely: fetch or export it again")
     with open(p, "rb") as f:
         head = f.read(4096)
+    head = head.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark (Windows editors) is accepted
     if head.lstrip()[:1] == b"[" and p.suffix == ".json":
         raise FormatError(f"{p} is JSON but not a tokenizer.json: its top level is a list; expected an object with the "
                           "keys version, model, pre_tokenizer, decoder and added_tokens")

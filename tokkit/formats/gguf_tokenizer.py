@@ -18,14 +18,16 @@ __all__ = ["hf_tokenizer_from_gguf"]
 def hf_tokenizer_from_gguf(path: str | Path) -> Any:
     """A ``tokenizers.Tokenizer`` for the vocab and merges stored in a GGUF file."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoTokenizer
+    from tokkit.hf_models import load_gguf_model
 
     p = Path(path)
     from tokkit.formats.gguf_vocab import open_gguf
 
     open_gguf(p)  # a missing, empty or truncated file: its own clear error, before transformers parses it
     try:
-        tok = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
+        tok, _ = load_gguf_model(p, with_model=False)
+    except FormatError:
+        raise
     except Exception as e:  # transformers raises ValueError/KeyError for architectures it cannot convert
         raise FormatError(f"cannot build a tokenizer from {p} ({type(e).__name__}: {e}); use the model's tokenizer.json instead") from None
     return tok.backend_tokenizer

@@ -52,7 +52,7 @@ def read_json(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise MissingFileError(f"{path} does not exist; check the path or run scripts/fetch_fixtures.py")
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # a UTF-8 byte-order mark is accepted
             data = json.load(f)
     except json.JSONDecodeError as e:
         raise FormatError(
@@ -140,9 +140,10 @@ def _config_roles(config: dict[str, Any] | None, by_text: dict[str, int]) -> dic
 
 def vocab_from_json(data: dict[str, Any], *, name: str = "", config: dict[str, Any] | None = None) -> TextVocab:
     """Build the vocab of a parsed ``tokenizer.json`` (``config``: its ``tokenizer_config.json``)."""
-    model = data.get("model")
-    if not isinstance(model, dict):
-        raise FormatError(f"{name or 'tokenizer.json'}: no 'model' section; expected an HF tokenizers file")
+    from tokkit.formats.hf_json_check import check_tokenizer_json
+
+    check_tokenizer_json(data, name or "tokenizer.json")  # names the defect; bounds ids before allocating
+    model = data["model"]
     family, strip = _family(data)
     byte_fallback = bool(model.get("byte_fallback", False))
     cont = model.get("continuing_subword_prefix") or ("##" if family == "wordpiece" else "")

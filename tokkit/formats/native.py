@@ -36,16 +36,31 @@ def open_native(src: Source) -> Any:
 
         from tokkit.formats.hf_json import read_json
 
-        try:
-            return HFTokenizer.from_file(src.path)
-        except Exception as e:
-            from tokkit.errors import FormatError
+        from tokkit.native_calls import captured_stderr
 
-            data = read_json(Path(src.path))
-            keys = ", ".join(sorted(data)[:8]) or "none"
-            raise FormatError(f"{src.path} is JSON but not a tokenizer.json: expected an object with the keys "
-                              f"version, model (type, vocab, merges), pre_tokenizer, decoder and added_tokens, found "
-                              f"keys {keys}; pass an HF tokenizer.json") from None
+        try:
+            with captured_stderr():  # a Rust panic's raw text stays off the terminal
+                return HFTokenizer.from_file(src.path)
+        except (KeyboardInterrupt, SystemExit, MemoryError):
+            raise
+        except BaseException as e:  # noqa: BLE001 - panics too; named below, precisely where we can
+            from tokkit.errors import FormatError
+            from tokkit.formats.hf_json_check import check_tokenizer_json, regex_defect
+
+            data = read_json(Path(src.path))  # parses: a JSON syntax error is named by read_json
+            check_tokenizer_json(data, str(src.path), merges=True)  # the entry, id or merge that is wrong
+            defect = regex_defect(data, str(src.path))
+            if defect:
+                raise FormatError(defect) from None
+            raw = Path(src.path).read_bytes()
+            if raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark: tokenizers refuses it, we do not
+                try:
+                    return HFTokenizer.from_str(raw[3:].decode("utf-8"))
+                except Exception:  # noqa: BLE001
+                    pass
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise FormatError(f"{src.path} is not a tokenizer.json that HF tokenizers can load ({why}); "
+                              "fix the file or export it again") from None
     if src.backend == "spm":
         from tokkit.formats.spm import load_spm
 

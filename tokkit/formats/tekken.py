@@ -39,6 +39,13 @@ def read_tekken(path: str | Path) -> tuple[dict[bytes, int], dict[str, int], str
         entries = data["vocab"]
     except (KeyError, TypeError, ValueError) as e:
         raise FormatError(f"{p}: not a Tekken tokenizer (missing {e}); expected config + vocab as in mistral-common") from None
+    if not isinstance(entries, list) or not 0 <= n_special <= n_total:
+        raise FormatError(f"{p}: config declares {n_special:,} special tokens of a {n_total:,}-token vocabulary and "
+                          "vocab is not a list; expected a Tekken file as mistral-common writes it")
+    from tokkit.formats.bounds import check_id
+
+    check_id(n_total - 1, entries=len(entries) + len(data.get("special_tokens") or []),
+             what="config.default_vocab_size", label=str(p))  # declared sizes against the entries listed
     n_ranks = n_total - n_special
     ranks = {base64.b64decode(e["token_bytes"]): e["rank"] + n_special for e in entries[:n_ranks]}
     listed = data.get("special_tokens")

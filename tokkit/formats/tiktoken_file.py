@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Mapping
 
 from tokkit.errors import FormatError, MissingFileError
+from tokkit.formats.bounds import check_id
 from tokkit.formats.roles import make_specials
 from tokkit.vocab import TextVocab
 
@@ -38,6 +39,8 @@ def read_ranks(path: str | Path) -> dict[bytes, int]:
                 ) from None
     if not ranks:
         raise FormatError(f"{p} holds no ranks; expected a tiktoken rank file")
+    for what, i in (("the largest rank", max(ranks.values())), ("the smallest rank", min(ranks.values()))):
+        check_id(i, entries=len(ranks), what=what, label=str(p))
     return ranks
 
 
@@ -51,6 +54,12 @@ def vocab_from_ranks(
 ) -> TextVocab:
     """Build a vocab from ranks and special tokens (``{text: id}``)."""
     specials = dict(specials or {})
+    entries = len(ranks) + len(specials)
+    label = name or "rank file"
+    for what, i in (("the largest rank", max(ranks.values(), default=0)), ("the largest special token",
+                                                                          max(specials.values(), default=0)),
+                    ("the declared vocabulary size", (n_vocab or 1) - 1), ("the smallest rank", min(ranks.values(), default=0))):
+        check_id(i, entries=entries, what=what, label=label)  # before the table is allocated
     top = max([*ranks.values(), *specials.values()]) + 1
     size = max(top, n_vocab or 0)
     tokens = [b""] * size

@@ -1,8 +1,11 @@
-"""Check a ``.safetensors`` file before a library maps it: a truncated or foreign file is one clear error.
+"""Check a ``.safetensors`` file before a library maps it: a truncated or foreign file is one clear error,
+and so is a float tensor holding NaN or infinity.
 
 The format is an 8-byte little-endian header length, a JSON header naming each tensor's
 ``data_offsets`` into the byte buffer that follows, then that buffer. Reading the header alone
-(no tensor data) tells whether the file holds every byte its header announces. Torch-free.
+(no tensor data) tells whether the file holds every byte its header announces. The finiteness check
+reads each float tensor's bytes once through a memory map, in chunks, and tests the exponent bits
+(all ones: NaN or +-inf) -- bfloat16 included, which numpy has no type for. Torch-free.
 """
 
 from __future__ import annotations
@@ -11,9 +14,14 @@ import json
 import struct
 from pathlib import Path
 
-from tokkit.errors import FormatError
+from tokkit.errors import FormatError, NonFiniteError
 
-__all__ = ["check_safetensors", "check_weights_folder"]
+__all__ = ["check_safetensors", "check_weights_folder", "check_finite_safetensors", "safetensors_header"]
+
+#: dtype -> numpy view of its bytes (bfloat16: its bits, with the exponent mask in _BF16).
+_VIEW = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2"}
+_BF16 = 0x7F80  # every exponent bit set: NaN or +-inf
+_CHUNK = 1 << 22  # elements per read
 
 
 def check_safetensors(path: str | Path) -> None:
@@ -38,7 +46,54 @@ def check_safetensors(path: str | Path) -> None:
         raise FormatError(f"{p} is truncated: its header announces {8 + n + end:,} bytes, the file has {size:,}; {fix}")
 
 
-def check_weights_folder(folder: str | Path) -> None:
-    """Check every ``*.safetensors`` file directly in ``folder``."""
+def safetensors_header(path: str | Path) -> tuple[int, dict]:
+    """(start of the data buffer, the JSON header) of a checked safetensors file."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        return 8 + n, json.loads(f.read(n))
+
+
+def check_finite_safetensors(path: str | Path) -> None:
+    """Raise :class:`NonFiniteError` naming the first float tensor of ``path`` that holds NaN or infinity."""
+    import numpy as np
+
+    p = Path(path)
+    start, header = safetensors_header(p)
+    if p.stat().st_size <= start:
+        return
+    data = np.memmap(p, dtype=np.uint8, mode="r")
+    for name, info in header.items():
+        if name == "__metadata__" or info.get("dtype") not in _VIEW:
+            continue
+        a, b = (int(x) for x in info["data_offsets"])
+        values = data[start + a:start + b].view(_VIEW[info["dtype"]])
+        bf16 = info["dtype"] == "BF16"
+        mask = np.uint16(_BF16)
+        bad = 0
+        for i in range(0, len(values), _CHUNK):
+            c = values[i:i + _CHUNK]
+            if bf16:
+                bad += int(np.count_nonzero((c & mask) == mask))
+            elif not np.isfinite(c).all():
+                bad += int(np.count_nonzero(~np.isfinite(c)))
+        if bad:
+            raise NonFiniteError(f"{p}: tensor {name} holds {bad:,} NaN or infinite value(s) of {len(values):,}; "
+                                 "the weights are damaged (a diverged training run or a bad conversion): fetch, "
+                                 "convert or save them again")
+
+
+_CHECKED: dict[tuple[str, int, int], None] = {}
+
+
+def check_weights_folder(folder: str | Path, *, finite: bool = True) -> None:
+    """Check every ``*.safetensors`` file directly in ``folder``: complete, and (``finite``) no NaN/inf in a
+    float tensor. A file already checked unchanged (path, size, mtime) in this process is not read again."""
     for p in sorted(Path(folder).glob("*.safetensors")):
+        st = p.stat()
+        key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+        if key in _CHECKED:
+            continue
         check_safetensors(p)
+        if finite:
+            check_finite_safetensors(p)
+            _CHECKED[key] = None

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -23,7 +25,7 @@ import torch
 from tokkit.errors import FormatError, MissingFileError
 from tokkit.image.errors import ImageSizeError
 
-__all__ = ["load_images", "image_files", "prepare_dataset", "CropSampler", "render_emoji", "to_png_bytes", "grid_png_bytes"]
+__all__ = ["open_image", "load_images", "image_files", "prepare_dataset", "CropSampler", "render_emoji", "to_png_bytes", "grid_png_bytes"]
 
 log = logging.getLogger(__name__)
 EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -38,6 +40,24 @@ def image_files(folder: str | Path) -> list[Path]:
     if not files:
         raise MissingFileError(f"no images ({', '.join(sorted(EXTS))}) found under {d}")
     return files
+
+
+@contextmanager
+def open_image(path: str | Path) -> Iterator[Any]:
+    """A decoded PIL image; one above PIL's pixel limit (``Image.MAX_IMAGE_PIXELS``, ~89.5M pixels) is refused
+    from its header, before a pixel is decoded (a 40 KB PNG can declare 20000 x 20000: a decompression bomb)."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)  # above the limit, not only above 2x
+        try:
+            im = Image.open(path)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise ImageSizeError(f"{path} declares more pixels than the limit of {Image.MAX_IMAGE_PIXELS:,} ({e}); "
+                                 "it may be a decompression bomb: downscale it first") from None
+    with im:
+        im.load()
+        yield im
 
 
 def _to_square_rgb(img, size: int, *, name: str, allow_upscale: bool = False, notes: list[str] | None = None):
@@ -77,8 +97,7 @@ def load_images(paths: list[str | Path], *, size: int) -> torch.Tensor:
         if not p.is_file():
             raise MissingFileError(f"image {p} does not exist")
         try:
-            with Image.open(p) as im:
-                im.load()
+            with open_image(p) as im:
                 notes: list[str] = []
                 rgb = _to_square_rgb(im, size, name=str(p), notes=notes)
                 for note in notes:  # the caller should know the pixels it gets are not the file's
@@ -155,9 +174,10 @@ def prepare_dataset(*, out: Path, size: int, folders: list[Path], emoji_font: Pa
                     continue
                 seen.add(digest)
                 try:
-                    with Image.open(p) as im:
-                        im.load()
+                    with open_image(p) as im:
                         yield f"{folder.name}/{p.relative_to(folder)}#{digest}", im.copy()
+                except ImageSizeError as e:
+                    log.warning("skipping %s", e)
                 except (OSError, ValueError, Image.DecompressionBombError):
                     log.warning("skipping unreadable %s", p)
 
@@ -193,12 +213,9 @@ class CropSampler:
     """Images of a folder in memory (uint8 ``(M, 3, T, T)``); seeded random S-crops + flips."""
 
     def __init__(self, folder: str | Path, *, size: int) -> None:
-        from PIL import Image
-
         arrs, skipped = [], 0
         for p in image_files(folder):
-            with Image.open(p) as im:
-                im.load()
+            with open_image(p) as im:
                 try:
                     arrs.append(np.asarray(_to_square_rgb(im, size + size // 8, name=str(p), allow_upscale=False)))
                 except ImageSizeError:

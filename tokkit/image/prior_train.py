@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from tokkit.atomic import atomic_dir, check_resumable
-from tokkit.config import peak_rss_mb
+from tokkit.config import check_threads, peak_rss_mb
 from tokkit.image.api import ImageTokenizer
 from tokkit.image.ar_coding import PRIOR_CONFIG, PRIOR_WEIGHTS, prior_id_of
 from tokkit.image.data import CropSampler, image_files, load_images
@@ -125,7 +125,7 @@ def train_prior(cfg: PriorConfig, *, tokenizer: Path, data: Path, out: Path, dev
     clock = time.perf_counter()
     resuming = check_resumable(out, state=STATE, resume=resume, force=force)
     if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(check_threads(cfg.threads, name="threads"))
     dev = resolve_device(device)
     tok = ImageTokenizer.load(tokenizer)
     N, K = tok.config.max_tokens, tok.config.codebook_size

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from tokkit.atomic import atomic_dir, check_resumable
-from tokkit.config import check_memory, peak_rss_mb
+from tokkit.config import check_memory, check_threads, peak_rss_mb
 from tokkit.image.api import ImageTokenizer, psnr_per_image
 from tokkit.image.config import TrainConfig
 from tokkit.image.data import CropSampler
@@ -114,7 +114,7 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
     clock = time.perf_counter()
     resuming = check_resumable(out, state=STATE, resume=resume, force=force)
     if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(check_threads(cfg.threads, name="threads"))
     dev = resolve_device(device)
     if dev.type == "cpu":
         check_memory(train_memory_bytes(cfg), what=f"image training with batch size {cfg.batch_size}",

@@ -9,7 +9,9 @@ Public API:
 * :func:`lint_tokenizer` -- the after-training checks on any ``tokenizers.Tokenizer``;
 * :func:`count_corpus` / :class:`CountSpec` -- a corpus -> a sorted pre-token :class:`CountTable` (local
   processes or Ray); :func:`read_table`, :func:`merge_tables`; ``train_tokenizer(counts=[...])`` trains
-  from tables exactly as from the text.
+  from tables exactly as from the text;
+* :func:`encode_corpus` -- a corpus -> token shards (numpy/dolma, Megatron, datatrove, parquet) with a
+  :class:`Manifest`; :class:`TokenShards` reads them back (documents, packed windows).
 
 References: KL3M (arXiv 2503.17247), SuperBPE (arXiv 2503.13423), TokenAdapt SuperTokenizer
 (arXiv 2505.09738), Zouhar et al. ACL 2023 (Rényi efficiency), Rust et al. 2021 (fertility).
@@ -26,12 +28,16 @@ _WHERE = {
     "CountTable": "count_table", "merge_tables": "count_table", "read_table": "count_table", "lint_tokenizer": "lint",
     "TrainResult": "pipeline", "train_tokenizer": "pipeline", "Kind": "recipe", "TrainRecipe": "recipe",
     "load_recipe": "recipe", "export_tiktoken": "tiktoken_export", "to_tiktoken": "tiktoken_export",
+    "encode_corpus": "encode_corpus", "TokenShards": "shards.reader", "Manifest": "shards.manifest",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from tokkit.train.compare import Report, compare_tokenizers
     from tokkit.train.count import CountSpec, count_corpus
     from tokkit.train.count_table import CountTable, merge_tables, read_table
+    from tokkit.train.encode_corpus import encode_corpus
+    from tokkit.train.shards.manifest import Manifest
+    from tokkit.train.shards.reader import TokenShards
     from tokkit.train.lint import lint_tokenizer
     from tokkit.train.pipeline import TrainResult, train_tokenizer
     from tokkit.train.recipe import Kind, TrainRecipe, load_recipe
@@ -50,6 +56,6 @@ def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_WHERE))
 
 
-__all__ = ["CountSpec", "CountTable", "Kind", "Report", "TrainRecipe", "TrainResult", "compare_tokenizers", "count_corpus",
-           "export_tiktoken", "lint_tokenizer", "load_recipe", "merge_tables", "read_table", "to_tiktoken",
+__all__ = ["CountSpec", "CountTable", "Kind", "Manifest", "Report", "TokenShards", "TrainRecipe", "TrainResult",
+           "compare_tokenizers", "count_corpus", "encode_corpus", "export_tiktoken", "lint_tokenizer", "load_recipe", "merge_tables", "read_table", "to_tiktoken",
            "train_tokenizer"]

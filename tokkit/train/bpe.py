@@ -135,8 +135,11 @@ def fit(tok: Any, data: Iterable[list[str]] | CountsInput, recipe: TrainRecipe, 
     """Train ``tok``'s BPE model on document batches (HF ``BpeTrainer``) or on a count table (the same
     result, merge for merge: :func:`tokkit.train.bpe_counts.train_bpe_counts`); returns the tokenizer."""
     if not isinstance(data, CountsInput):
-        tok.train_from_iterator(data, trainer=trainer_for(recipe, vocab_size, max_token_length=max_token_length,
-                                                          initial_alphabet=initial_alphabet, progress=progress))
+        from tokkit.native_calls import interruptible
+
+        # HF's trainer holds no GIL while it merges: run it aside so Ctrl-C / SIGTERM end the command at once
+        interruptible(tok.train_from_iterator, data, trainer=trainer_for(
+            recipe, vocab_size, max_token_length=max_token_length, initial_alphabet=initial_alphabet, progress=progress))
         return tok
     from tokenizers import pre_tokenizers
 

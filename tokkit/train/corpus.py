@@ -26,7 +26,8 @@ from typing import Any, Iterable, Iterator, Sequence
 from tokkit.errors import FormatError, MissingFileError, TokkitError
 from tokkit.text import NotUtf8Error, decode_utf8
 
-__all__ = ["Source", "Corpus", "SEGMENT_BYTES", "parse_sources", "source_documents", "line_ranges", "EmptyCorpusError", "NotUtf8Error"]
+__all__ = ["Source", "Corpus", "SEGMENT_BYTES", "parse_sources", "source_documents", "located_documents", "line_ranges",
+           "parquet_row_groups", "EmptyCorpusError", "NotUtf8Error"]
 
 LOG = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def line_ranges(path: str, chunk: int) -> list[tuple[int, int]]:
     return list(zip(starts, starts[1:] + [size]))
 
 
-def _text_blocks(path: str, skip: bool, bad: list[int], start: int = 0, end: int | None = None) -> Iterator[str]:
+def _text_blocks(path: str, skip: bool, bad: list[int], start: int = 0, end: int | None = None) -> Iterator[tuple[int, str]]:
     buf: list[bytes] = []
     size = 0
     pos = start
@@ -131,14 +132,14 @@ def _text_blocks(path: str, skip: bool, bad: list[int], start: int = 0, end: int
                 if text is None:
                     bad.append(1)
                 else:
-                    yield text
+                    yield start, text
                 buf, size, start = [], 0, pos
     if buf:
         text = _decode(b"".join(buf), path, start, skip)
         if text is None:
             bad.append(1)
         else:
-            yield text
+            yield start, text
 
 
 def _column(row: Any, column: str, where: str) -> str:
@@ -151,7 +152,8 @@ def _column(row: Any, column: str, where: str) -> str:
     return value
 
 
-def _jsonl(path: str, column: str, skip: bool, bad: list[int], start: int = 0, end: int | None = None) -> Iterator[str]:
+def _jsonl(path: str, column: str, skip: bool, bad: list[int], start: int = 0,
+           end: int | None = None) -> Iterator[tuple[int, str]]:
     pos = start
     with open(path, "rb") as f:
         f.seek(start)
@@ -170,10 +172,22 @@ def _jsonl(path: str, column: str, skip: bool, bad: list[int], start: int = 0, e
                 row = json.loads(text)
             except json.JSONDecodeError as e:
                 raise FormatError(f"{where} is not JSON ({e.msg}); expected one JSON object per line") from None
-            yield _column(row, column, where)
+            yield begin, _column(row, column, where)
 
 
-def _parquet(path: str, column: str) -> Iterator[str]:
+def parquet_row_groups(path: str) -> list[tuple[int, int]]:
+    """``(rows, uncompressed bytes)`` of each row group of a parquet file (the unit a worker may take on its own)."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except Exception as e:  # pyarrow raises its own error types for non-parquet input
+        raise FormatError(f"{path} is not a parquet file ({e})") from None
+    return [(meta.row_group(i).num_rows, meta.row_group(i).total_byte_size) for i in range(meta.num_row_groups)]
+
+
+def _parquet(path: str, column: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, str]]:
+    """Rows of row groups ``[start, end)`` (all by default) as ``(row number in the file, text)``."""
     import pyarrow.parquet as pq
 
     try:
@@ -182,10 +196,22 @@ def _parquet(path: str, column: str) -> Iterator[str]:
         raise FormatError(f"{path} is not a parquet file ({e})") from None
     if column not in pf.schema_arrow.names:
         raise FormatError(f"{path}: no text column {column!r} (found {pf.schema_arrow.names}); pass --text-column NAME")
-    for batch in pf.iter_batches(columns=[column], batch_size=1024):
+    import pyarrow as pa
+
+    kind = pf.schema_arrow.field(column).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise FormatError(f"{path}: column {column!r} holds {kind}, expected text (string); pass --text-column with "
+                          f"a string column (the string columns: "
+                          f"{[f.name for f in pf.schema_arrow if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)] or 'none'})")
+    groups = list(range(start, pf.metadata.num_row_groups if end is None else end))
+    row = sum(pf.metadata.row_group(i).num_rows for i in range(start))
+    if not groups:
+        return
+    for batch in pf.iter_batches(columns=[column], batch_size=1024, row_groups=groups):
         for v in batch.column(0).to_pylist():
             if v:
-                yield v
+                yield row, v
+            row += 1
 
 
 def _dataset(name: str, column: str) -> Iterator[str]:
@@ -198,13 +224,17 @@ def _dataset(name: str, column: str) -> Iterator[str]:
         raise MissingFileError(f"dataset hf:{name} could not be opened ({type(e).__name__}: {e}); expected a local dataset "
                                "folder/file or a hub dataset reachable online, written hf:NAME[:SPLIT]") from None
     for i, row in enumerate(ds):
-        yield _column(row, column, f"dataset {name} row {i}")
+        yield i, _column(row, column, f"dataset {name} row {i}")
 
 
-def source_documents(source: Source, *, text_column: str = "text", skip_bad_utf8: bool = False, seed: int = 0,
-                     bad: list[int] | None = None, start: int = 0, end: int | None = None) -> Iterator[str]:
-    """The documents of one source (its ``[start, end)`` byte range for text and jsonl files; for text
-    files that range is one :func:`line_ranges` segment).
+def located_documents(source: Source, *, text_column: str = "text", skip_bad_utf8: bool = False, seed: int = 0,
+                      bad: list[int] | None = None, start: int = 0, end: int | None = None) -> Iterator[tuple[int, str]]:
+    """The documents of one source with their location: ``(loc, text)``.
+
+    ``loc`` is the byte offset where the document starts in a text or jsonl file, its row number in a
+    parquet file or ``datasets`` dataset. ``[start, end)`` is a byte range of a text or jsonl file (for
+    text files one :func:`line_ranges` segment), a range of row groups of a parquet file
+    (:func:`parquet_row_groups`); by default the whole source.
 
     Plain text is cut into blocks of whole lines of about 4 KB at blank lines, and the cutting starts
     afresh at each :data:`SEGMENT_BYTES` range (:func:`line_ranges`), so a huge file reads as the same
@@ -214,11 +244,11 @@ def source_documents(source: Source, *, text_column: str = "text", skip_bad_utf8
     bad = [] if bad is None else bad
     suffix = Path(source.path).suffix.lower()
     if source.dataset:
-        docs: Iterable[str] = _dataset(source.path, text_column)
+        docs: Iterable[tuple[int, str]] = _dataset(source.path, text_column)
     elif suffix in (".jsonl", ".ndjson"):
         docs = _jsonl(source.path, text_column, skip_bad_utf8, bad, start, end)
     elif suffix == ".parquet":
-        docs = _parquet(source.path, text_column)
+        docs = _parquet(source.path, text_column, start, end)
     else:
         # a whole file reads segment by segment; a given range must be one of its segments (plan_shards)
         ranges = line_ranges(source.path, SEGMENT_BYTES) if start == 0 and end is None else [(start, end)]
@@ -230,6 +260,14 @@ def source_documents(source: Source, *, text_column: str = "text", skip_bad_utf8
     for d in docs:
         if rng.random() < source.rate:
             yield d
+
+
+def source_documents(source: Source, *, text_column: str = "text", skip_bad_utf8: bool = False, seed: int = 0,
+                     bad: list[int] | None = None, start: int = 0, end: int | None = None) -> Iterator[str]:
+    """The documents of one source, as :func:`located_documents` without the locations."""
+    for _, text in located_documents(source, text_column=text_column, skip_bad_utf8=skip_bad_utf8, seed=seed, bad=bad,
+                                     start=start, end=end):
+        yield text
 
 
 @dataclass

@@ -68,7 +68,7 @@ class CountSpec:
 
 @dataclass(frozen=True)
 class Piece:
-    """A byte range of a file (``end`` None: to the end), or a whole source."""
+    """A byte range of a text or jsonl file, a range of row groups of a parquet file (``end`` None: to the end), or a whole source."""
 
     source: Source
     start: int = 0
@@ -107,16 +107,36 @@ class CountStats:
         return "\n".join(lines)
 
 
+def _row_group_pieces(s: Source, shard_bytes: int) -> list[tuple[Piece, int]]:
+    """Runs of consecutive row groups of a parquet file, each of about ``shard_bytes`` (uncompressed)."""
+    from tokkit.train.corpus import parquet_row_groups
+
+    out: list[tuple[Piece, int]] = []
+    first = size = 0
+    groups = parquet_row_groups(s.path)
+    for i, (_, nbytes) in enumerate(groups):
+        if i > first and size + nbytes > shard_bytes:
+            out.append((Piece(s, first, i), size))
+            first, size = i, 0
+        size += nbytes
+    if groups:
+        out.append((Piece(s, first, len(groups)), size))
+    return out
+
+
 def plan_shards(sources: Sequence[Source], *, shard_bytes: int = DEFAULT_SHARD_BYTES) -> list[Shard]:
     """Cut ``sources`` into shards that depend on the files only (never on the number of workers).
 
     Big files are cut into pieces (jsonl: line ranges of ``shard_bytes``; text: its document
-    segments); consecutive small files are grouped until a shard holds ``shard_bytes``.
+    segments; parquet: runs of row groups of about ``shard_bytes`` uncompressed); consecutive small
+    files are grouped until a shard holds ``shard_bytes``.
     """
     pieces: list[tuple[Piece, int]] = []
     for s in sources:
         suffix = Path(s.path).suffix.lower()
-        if s.dataset or suffix == ".parquet" or s.rate < 1.0:
+        if suffix == ".parquet" and s.rate >= 1.0 and not s.dataset:
+            pieces += _row_group_pieces(s, shard_bytes)
+        elif s.dataset or suffix == ".parquet" or s.rate < 1.0:
             pieces.append((Piece(s), shard_bytes if s.dataset else os.path.getsize(s.path)))
         else:
             chunk = shard_bytes if suffix in (".jsonl", ".ndjson") else SEGMENT_BYTES

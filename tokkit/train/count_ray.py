@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import pickle
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 from tokkit.errors import TokkitError
 
-__all__ = ["count_with_ray", "FAN_IN"]
+__all__ = ["count_with_ray", "ray_session", "RayUnavailableError", "FAN_IN"]
 
 LOG = logging.getLogger(__name__)
 FAN_IN = 8
@@ -52,17 +53,15 @@ def _merge(*parts: Any) -> tuple[bytes, tuple[int, int, int]]:
     return merge_tables(tables).to_bytes(), (docs, nbytes, bad)
 
 
-def count_with_ray(shards: Sequence[Any], spec: Any, *, address: str | None = None, workers: int | None = None,
-                   progress: bool = True) -> tuple[Any, tuple[int, int, int, int]]:
-    """Count ``shards`` on Ray; returns the merged table and ``(documents, bytes, skipped, cpus)``."""
+@contextmanager
+def ray_session(*, address: str | None, workers: int | None, progress: bool) -> Iterator[Any]:
+    """Yield the ``ray`` module connected to ``address`` (None: a local cluster of ``workers`` CPUs, shut down after)."""
     try:
         import ray
         import ray.data
     except ImportError:
         raise RayUnavailableError("--engine ray needs Ray: pip install 'tokkit[ray]' (ray[data]); "
-                                  "or count with --engine local") from None
-    from tokkit.train.count_table import CountTable
-
+                                  "or run with --engine local") from None
     started = False
     if not ray.is_initialized():
         try:
@@ -75,8 +74,19 @@ def count_with_ray(shards: Sequence[Any], spec: Any, *, address: str | None = No
                                       "or leave out --address for a local cluster") from None
         started = True
     try:
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = progress
+        ray.data.DataContext.get_current().enable_progress_bars = progress
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def count_with_ray(shards: Sequence[Any], spec: Any, *, address: str | None = None, workers: int | None = None,
+                   progress: bool = True) -> tuple[Any, tuple[int, int, int, int]]:
+    """Count ``shards`` on Ray; returns the merged table and ``(documents, bytes, skipped, cpus)``."""
+    from tokkit.train.count_table import CountTable
+
+    with ray_session(address=address, workers=workers, progress=progress) as ray:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         tasks = [{"task": pickle.dumps((sh, spec))} for sh in shards]
         ds = ray.data.from_items(tasks, override_num_blocks=max(1, len(tasks))).map(_count_row, num_cpus=1)
@@ -89,6 +99,3 @@ def count_with_ray(shards: Sequence[Any], spec: Any, *, address: str | None = No
         blob, (docs, nbytes, bad) = ray.get(level[0])
         LOG.info("ray: %d shards on %d CPUs", len(shards), cpus)
         return CountTable.from_bytes(blob), (docs, nbytes, bad, cpus)
-    finally:
-        if started:
-            ray.shutdown()

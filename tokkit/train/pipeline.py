@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 
 from tokkit.atomic import check_output, recover
 from tokkit.config import peak_rss_mb
+from tokkit.errors import OutputExistsError
 from tokkit.train.corpus import Corpus, parse_sources
 from tokkit.train.domain import expand_domain_tokens
 from tokkit.train.lint import lint_recipe, lint_tokenizer
@@ -191,15 +192,19 @@ def _train_from_counts(counts: Sequence[Any], *, out_dir: Path, recipe: TrainRec
     from tokkit.train.from_counts import load_counts
 
     secs: dict[str, float] = {}
+    ckpt = out_dir.with_name(f".{out_dir.name}.merges.ckpt")
+    check_output(ckpt, force=True, inputs=[c for c in counts if isinstance(c, (str, Path))], exists_ok=True)
+    recover(ckpt)  # temporaries of a checkpoint write that was killed
+    if ckpt.exists() and not resume:
+        if not force:  # never throw an interrupted run away silently (image train refuses the same way)
+            raise OutputExistsError(f"an interrupted merge loop left its checkpoint {ckpt}; pass --resume to continue "
+                                    "it, or --force to throw it away and start over")
+        ckpt.unlink()
     t0 = time.perf_counter()
     loaded = load_counts(counts, recipe, prune_below=prune_below)
     secs["read counts"] = time.perf_counter() - t0
     domain = expand_domain_tokens(recipe.domain_tokens, recipe.domain_token_sets) if recipe.kind == Kind.BPE else ()
     warnings = lint_recipe(recipe, domain, [])
-    ckpt = out_dir.with_name(f".{out_dir.name}.merges.ckpt")
-    recover(ckpt)  # temporaries of a checkpoint write that was killed
-    if ckpt.exists() and not resume:
-        ckpt.unlink()  # a stale state from an earlier run: start afresh unless asked to resume
     t0 = time.perf_counter()
     source = CountsInput(loaded.table, checkpoint=ckpt, resume=resume)
     notes, counts_manifest = loaded.notes, loaded.manifest

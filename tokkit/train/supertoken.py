@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, Iterator
 from tqdm import tqdm
 
 from tokkit.formats.hf_json import unicode_to_bytes
+from tokkit.native_calls import interruptible
 from tokkit.train.assemble import Layout, added_token, padded_size
 from tokkit.train.bpe import TrainedModel, check_room, hf_progress, new_byte_level, train_byte_level, trainer_for
 from tokkit.train.recipe import SupertokenMethod, TrainRecipe
@@ -98,7 +99,8 @@ def _two_stage(corpus_batches: Callable[[], Iterable[list[str]]], recipe: TrainR
     # stops after `budget` new tokens, and HF's merge order does not depend on vocab_size).
     trainer = trainers.BpeTrainer(vocab_size=len(vocab) + int(budget * 1.3) + 64, min_frequency=recipe.min_frequency,
                                   show_progress=hf_progress(progress), initial_alphabet=[])
-    s2.train_from_iterator(_stage2_words(tok1, corpus_batches(), len(recipe.special_tokens), progress), trainer=trainer)
+    interruptible(s2.train_from_iterator, _stage2_words(tok1, corpus_batches(), len(recipe.special_tokens), progress),
+                  trainer=trainer)
     merges2 = json.loads(s2.to_str())["model"]["merges"]
 
     def spell(sym: str) -> str:
@@ -163,7 +165,7 @@ def _random_split(corpus_batches: Callable[[], Iterable[list[str]]], recipe: Tra
     tok = new_byte_level(".", recipe)  # replaced below: each training piece is one word
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     pieces = _random_pieces(corpus_batches(), opts.split_probability, opts.max_words, recipe.seed)
-    tok.train_from_iterator(pieces, trainer=trainer_for(recipe, recipe.vocab_size, progress=progress))
+    interruptible(tok.train_from_iterator, pieces, trainer=trainer_for(recipe, recipe.vocab_size, progress=progress))
     tok, layout = finish(tok, recipe, reserved=())
     return TrainedModel(tok, layout, "", (f"random split p={opts.split_probability}, at most {opts.max_words} words per piece",))
 

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from tokkit.atomic import atomic_file
+from tokkit.atomic import atomic_file, check_output
 from tokkit.errors import FormatError
 from tokkit.formats.fast_bpe import NotExactError, rank_parts
 
@@ -99,10 +99,18 @@ def export_tiktoken(tokenizer_json: str | Path, out: str | Path, *, force: bool 
     p = Path(tokenizer_json)
     if p.is_dir():
         p = p / "tokenizer.json"
+    out = Path(out)
+    meta = Path(str(out) + ".json")
+    for o in (out, meta):  # both outputs, before any work: never an input (OUT.json beside a tokenizer.json ...)
+        check_output(o, force=force, inputs=[tokenizer_json, p], kind="file")
     from tokkit.formats.hf_json import read_json
 
     _refuse_domain_tokens(p.parent / "tokkit_train.json")
-    pattern, ranks, specials = tiktoken_parts(read_json(p))
+    from tokkit.formats.hf_json_check import check_tokenizer_json
+
+    data = read_json(p)
+    check_tokenizer_json(data, str(p))  # a broken or hostile file: its defect named, ids bounded
+    pattern, ranks, specials = tiktoken_parts(data)
     if verify:
         import tiktoken
         from tokenizers import Tokenizer
@@ -111,8 +119,6 @@ def export_tiktoken(tokenizer_json: str | Path, out: str | Path, *, force: bool 
         diffs = count_differences(Tokenizer.from_file(str(p)), enc, verify)
         if diffs:
             raise ExportError(f"{diffs} of {len(verify)} verification texts segment differently in tiktoken; not exported")
-    out = Path(out)
-    meta = Path(str(out) + ".json")
     with atomic_file(out, force=force) as tmp, atomic_file(meta, force=force) as tmp_meta:
         with open(tmp, "w", encoding="ascii") as f:
             for tok, rank in sorted(ranks.items(), key=lambda kv: kv[1]):

@@ -177,12 +177,12 @@ def score_texts(model_dir: str | Path, texts: dict[str, str], *, segment_bytes: 
     segments x ~R ms/token ≈ T on this machine (K threads)``.
     """
     from tqdm.auto import tqdm
-    from transformers import AutoModelForCausalLM
 
+    from tokkit.hf_models import load_causal_lm
     from tokkit.tokenizer import load_tokenizer
 
     tok = load_tokenizer(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
+    model = load_causal_lm(model_dir, device=device)
     rows = model.get_input_embeddings().weight.shape[0]
     if len(tok.vocab) > rows:
         raise VocabMismatchError(f"{model_dir}: tokenizer has {len(tok.vocab)} ids but the model only {rows} rows")

@@ -27,9 +27,9 @@ __all__ = ["Student", "load_lm", "teacher_token_logprobs"]
 
 def load_lm(folder: str | Path, device: torch.device):
     """An HF causal LM in float32, eval mode, every parameter frozen."""
-    from transformers import AutoModelForCausalLM
+    from tokkit.hf_models import load_causal_lm
 
-    lm = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device).eval()
+    lm = load_causal_lm(folder, device=device)
     lm.requires_grad_(False)
     return lm
 

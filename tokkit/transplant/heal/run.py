@@ -103,6 +103,7 @@ def plan_heal(cfg: HealConfig, out_dir: str | Path, *, force: bool = False, resu
         if not Path(p).is_file():
             raise MissingFileError(f"evaluation text {p} does not exist; pass text files")
     ck = checkpoint_dir(out)
+    check_output(ck, force=force, exists_ok=True)  # a side output: never an input, its parent writable
     if ck.exists() and not resume and not force:
         raise OutputExistsError(f"an interrupted run left a checkpoint at {ck}; pass --resume to continue it or "
                                 f"--force to start over")

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tokkit.atomic import recover
+from tokkit.atomic import mark_ours, recover
 from tokkit.config import check_memory, peak_rss_mb
 from tokkit.errors import OutputExistsError, VocabMismatchError
 from tokkit.names import resolve_model
@@ -70,10 +70,10 @@ class _Base:
     """The frozen base: its backbone, rows ``table (R, W)``, width ``D``, the start row."""
 
     def __init__(self, folder: Path, device: torch.device) -> None:
-        from transformers import AutoModelForCausalLM
+        from tokkit.hf_models import load_causal_lm
 
         self.tok = load_tokenizer(folder)
-        self.lm = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device).eval()
+        self.lm = load_causal_lm(folder, device=device)
         self.lm.requires_grad_(False)
         e_in = self.lm.get_input_embeddings().weight.detach().float()
         out = self.lm.get_output_embeddings()
@@ -181,6 +181,7 @@ def _resume_or_start(out_dir: Path, cfg: HypernetConfig, fp: dict[str, Any], for
     if diff or ck.meta.get("base_fingerprint") != fp:
         raise OutputExistsError(f"{out_dir} holds a checkpoint of another run (differs in {diff or ['base model']}); "
                                 f"pass --force to start over or choose another -o")
+    mark_ours(out_dir)  # our checkpoint (perhaps from before folders were marked): its next save replaces it
     return ck
 
 

@@ -1,7 +1,7 @@
 """Similarity features from an auxiliary text-embedding model (TokenAdapt's setting, arXiv:2505.09738).
 
 ``φ(s)`` is the mean-pooled last hidden state of an HF model (``AutoModel`` + ``AutoTokenizer``
-from a local folder; ``trust_remote_code`` is never enabled) over the string ``s``. Strings are token
+from a local folder through :mod:`tokkit.hf_models`: no remote code, safetensors only) over the string ``s``. Strings are token
 bytes decoded as UTF-8 with replacement. Cost: one forward pass per source token plus one per new
 token, in batches: heavy for large vocabularies, so the default heuristic uses the base model's own
 rows instead.
@@ -26,14 +26,15 @@ def embed_texts(folder: str, texts: Sequence[str], *, device: torch.device, batc
     from pathlib import Path
 
     from tqdm.auto import tqdm
-    from transformers import AutoModel, AutoTokenizer
+
+    from tokkit.hf_models import load_base_model, load_hf_tokenizer
 
     if not Path(folder).is_dir():
         raise MissingFileError(f"auxiliary embedding model folder {folder} does not exist; pass a local HF model folder")
-    tok = AutoTokenizer.from_pretrained(folder)
+    tok = load_hf_tokenizer(folder)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token
-    model = AutoModel.from_pretrained(folder).to(device).eval()
+    model = load_base_model(folder, device=device)
     out = []
     for s in tqdm(range(0, len(texts), batch_size), desc="aux embeddings", disable=not progress):
         enc = tok(list(texts[s:s + batch_size]), return_tensors="pt", padding=True, truncation=True, max_length=64,
