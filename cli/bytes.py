@@ -19,7 +19,7 @@ import click
 from tokkit.bytelevel.options import BytesOptions
 from tokkit.errors import EmptyInputError, MissingFileError
 from tokkit_cli.cost import Cost
-from tokkit_cli.main import apply_threads, cli, threads_option
+from tokkit_cli.main import apply_threads, cli, interrupted, threads_option
 
 _EOS = 256
 
@@ -246,10 +246,9 @@ def generate_cmd(model, prompt, max_bytes, temperature, seed, target, beam, devi
             out.append(b)
             if not as_json:
                 click.echo(text.decode(bytes([b])), nl=False)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # the bytes printed so far stand; the shared one-line ending (exit 130 / 143)
         click.echo(text.decode(b"", final=True))
-        click.echo(f"interrupted after {len(out)} bytes", err=True)
-        sys.exit(130)
+        raise interrupted(e, f"{len(out)} bytes generated before it") from None
     secs, calls = time.perf_counter() - t0, blm.lm.calls - c0
     if as_json:
         click.echo(json.dumps({"prompt": _show(raw), "generated": _show(bytes(out)), "bytes": len(out), "lm_calls": calls,

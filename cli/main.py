@@ -29,7 +29,7 @@ from typing import Iterator
 
 from tokkit.errors import TokkitError
 
-__all__ = ["cli", "main", "UserError", "user_error", "OUTPUT_PARAMS", "threads_option", "apply_threads",
+__all__ = ["cli", "main", "UserError", "user_error", "OUTPUT_PARAMS", "threads_option", "apply_threads", "interrupted",
            "max_minutes_option"]
 
 #: Parameter names that are outputs in every command (one naming rule, checked before the work).
@@ -191,6 +191,20 @@ class _Command(click.Command):
 
 class Interrupted(UserError):
     """A signal ended the command: one line, exit 128 + the signal's number (130 SIGINT, 143 SIGTERM)."""
+
+
+def interrupted(e: KeyboardInterrupt, done: str, *, cost=None) -> Interrupted:
+    """The one-line ending for a command that streams results and is stopped by a signal: ``interrupted by
+    SIGINT: <done>`` (exit 130; 143 for SIGTERM), progress bars closed first; ``cost()`` prints the cost line."""
+    signum = getattr(e, "signum", signal.SIGINT)
+    std = sys.modules.get("tqdm.std")
+    for bar in list(getattr(getattr(std, "tqdm", None), "_instances", ())):
+        bar.close()
+    if cost is not None:
+        cost()
+    err = Interrupted(f"interrupted by {signal.Signals(signum).name}: {done}")
+    err.exit_code = 128 + int(signum)
+    return err
 
 
 class _Terminated(KeyboardInterrupt):

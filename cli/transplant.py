@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tokkit_cli.main import apply_threads, cli, threads_option
+from tokkit_cli.main import apply_threads, cli, interrupted, threads_option
 
 _METHODS = ["omp", "heuristic", "fvt", "mean", "zero", "hypernet"]
 
@@ -131,14 +131,9 @@ def eval_lm_command(models, texts, max_bytes, segment_bytes, device, as_json, th
                 done += 1
             if len(scores) > 1:
                 table.row(m, combine(scores).as_dict())
-    except KeyboardInterrupt:
-        std = sys.modules.get("tqdm.std")  # a bar cut short: end its line first
-        for bar in list(getattr(getattr(std, "tqdm", None), "_instances", ())):
-            bar.close()
-        click.echo(f"interrupted: {done} of {todo} texts scored; "
-                   f"{'the rows above are' if done else 'nothing is'} complete", err=True)
-        cost.done(work + " (interrupted)")
-        sys.exit(130)
+    except KeyboardInterrupt as e:  # the rows printed so far stand; the shared one-line ending (exit 130 / 143)
+        raise interrupted(e, f"{done} of {todo} texts scored; {'the rows above are' if done else 'nothing is'} "
+                             "complete", cost=lambda: cost.done(work + " (interrupted)")) from None
     table.footer()
     cost.done(work)
 
