@@ -144,3 +144,17 @@ def test_format_duration():
 def test_a_budget_must_be_positive():
     with pytest.raises(Exception, match="max-minutes"):
         StepLoop("t", start=0, steps=3, checkpoint_every=1, max_minutes=0, progress=False)
+
+
+def test_a_budget_spent_by_loading_stops_after_one_step_and_still_says_what_the_run_costs(clock):
+    loop = StepLoop("heal", start=0, steps=1000, checkpoint_every=50, max_minutes=1, clock_start=clock.now - 55,
+                    progress=False)
+    due = []
+    for step in loop:
+        clock.now += 7.0
+        if loop.checkpoint_due(step):
+            due.append(step + 1)
+    assert loop.stopped and due == [1] and loop.end == 1
+    n = torch.get_num_threads()
+    assert loop.estimate == (f"heal: 1000 steps x ~7 s/step ≈ 1 h 57 min on this machine ({n} thread{'s' if n > 1 else ''}); "
+                             "--max-minutes 1 stops it at step 1 (resume with --resume)")

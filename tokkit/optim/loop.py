@@ -188,6 +188,8 @@ class StepLoop:
             if over:
                 self.stopped = True
                 due = True
+                if self.estimate is None:  # stopped before the probe finished: say what the whole run would take
+                    self._maybe_estimate(force=True)
         if due:
             self.last_checkpoint = done
             self._save_t = time.perf_counter()
@@ -205,16 +207,20 @@ class StepLoop:
         d = self.durations[1:] if len(self.durations) > 1 else self.durations
         return statistics.median(d) if d else None
 
-    def _maybe_estimate(self) -> None:
+    def _maybe_estimate(self, force: bool = False) -> None:
         n = len(self.durations)
-        if n < 2 or (n < PROBE_STEPS and sum(self.durations) < PROBE_SECONDS) or self.end >= self.stop_at:
+        if not force and (n < 2 or (n < PROBE_STEPS and sum(self.durations) < PROBE_SECONDS) or self.end >= self.stop_at):
+            return
+        if not n:
             return
         per = self.seconds_per_step() or 0.0
         todo = self.steps - self.start
         span = f"{todo} steps" if self.start == 0 else f"{todo} steps ({self.start + 1}-{self.steps})"
         line = (f"{self.desc}: {span} x ~{per:.3g} s/step ≈ {format_duration(todo * per)} on this machine "
                 f"({torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})")
-        if self.budget is not None:
+        if self.stopped:
+            line += f"; --max-minutes {self.max_minutes:g} stops it at step {self.end} (resume with --resume)"
+        elif self.budget is not None:
             left = self.budget - (time.perf_counter() - self.t0)
             fits = self.end + max(0, int(left // per)) if per > 0 else self.steps
             if fits < self.steps:
