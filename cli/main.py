@@ -22,10 +22,9 @@ import sys
 import threading
 import warnings
 from contextlib import contextmanager
+from typing import Iterator
 
 import click
-
-from typing import Iterator
 
 from tokkit.errors import TokkitError
 
@@ -218,7 +217,7 @@ def _on_term(signum, frame):  # noqa: ARG001 - signal API
 
 
 @contextmanager
-def _signals() -> "Iterator[None]":
+def _signals() -> Iterator[None]:
     """SIGTERM raises like SIGINT does (only the main thread can install handlers; elsewhere nothing changes)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -252,8 +251,8 @@ class _Group(click.Group):
                 return _mapped(ctx, lambda: click.Group.invoke(self, ctx))
         except KeyboardInterrupt as e:
             signum = getattr(e, "signum", signal.SIGINT)
-            err = Interrupted(f"interrupted by {signal.Signals(signum).name}: stopped, temporaries and unfinished "
-                              "outputs removed; nothing was written")
+            err = Interrupted(f"interrupted by {signal.Signals(signum).name}: stopped; temporaries and unfinished "
+                              "outputs removed (a run that keeps checkpoints keeps its last one for --resume)")
             err.exit_code = 128 + int(signum)
             raise err from None
         except BrokenPipeError:
@@ -313,9 +312,7 @@ def apply_threads(threads: int | None) -> int:
     """Set torch's intra-op threads to ``threads`` (None: :func:`tokkit.config.default_threads`); returns it."""
     import torch
 
-    from tokkit.config import default_threads
-
-    from tokkit.config import check_threads
+    from tokkit.config import check_threads, default_threads
 
     n = check_threads(threads, name="--threads") if threads else default_threads()
     torch.set_num_threads(n)

@@ -197,3 +197,17 @@ def test_concurrent_writers_without_force_exactly_one_wins(tmp_path, tok, kind):
     assert len(os.listdir(gate)) == n  # all of them reached the commit
     left = sorted(p.name for p in tmp_path.iterdir() if p.name != "gate")
     assert left == (["out.tiktoken", "out.tiktoken.json"] if kind == "file" else ["out"]), left
+
+
+def test_concurrent_encodes_without_force_exactly_one_wins(tmp_path, tok):
+    """``encode`` builds its folder in place (resumable): the folder itself is created exclusively."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "tokkit_cli.main", "encode", str(LEGAL), "--tokenizer", str(tok), "-o", "out",
+            "--workers", "1", "--quiet"]
+    procs = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert sorted(rc for rc, _ in results) == [0, 2, 2], results
+    for rc, err in results:  # "exists", "created by another process" or (a live run's folder) "--resume"
+        assert rc == 0 or err.startswith("error: ") and err.count("\n") == 1, err
+    assert (tmp_path / "out" / "manifest.json").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["out"]

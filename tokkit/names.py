@@ -141,6 +141,14 @@ def _fetch_hint(alias: Alias) -> str:
 
 def resolve_tokenizer(name_or_path: str | Path) -> ResolvedTokenizer:
     """Resolve a path or alias to a local tokenizer (see module docstring for the order)."""
+    from tokkit.atomic import note_input
+
+    r = _resolve_tokenizer(name_or_path)
+    note_input(r.path)  # an alias's cached file is an input of the run too: no output may replace it
+    return r
+
+
+def _resolve_tokenizer(name_or_path: str | Path) -> ResolvedTokenizer:
     p = Path(name_or_path).expanduser()
     if p.exists():
         from tokkit.formats import detect_format
@@ -222,6 +230,14 @@ def resolve_model(name_or_path: str | Path) -> Path:
     """Resolve a model path, model alias (``smollm2``, ``gemma3``), family name (``llama``, ``mistral``: the
     checkpoint in ``DEFAULT_CHECKPOINTS``, from the local HF cache or the hub when online) or hub id to a
     local HF model folder."""
+    from tokkit.atomic import note_input
+
+    p = _resolve_model(name_or_path)
+    note_input(p)  # the folder is an input of the run: no output may replace it
+    return p
+
+
+def _resolve_model(name_or_path: str | Path) -> Path:
     p = Path(name_or_path).expanduser()
     if p.is_dir():
         from tokkit.hf_models import PICKLE_SUFFIXES, check_model_folder

@@ -13,20 +13,20 @@ Example:
 
 from __future__ import annotations
 
-import re
 from functools import cached_property
 from pathlib import Path
-from typing import AbstractSet, Any, Literal, Sequence
+from typing import Any, Sequence
 
-from tokkit.errors import InputTypeError, SpecialTokenError, VocabMismatchError, native_errors
+from tokkit.errors import InputTypeError, native_errors
+from tokkit.formats.compat import TiktokenNames, TransformersNames
+from tokkit.formats.decoding import Decoder
 from tokkit.formats.native import WHAT, Source, hf_ordinary, open_native, vocab_of
+from tokkit.formats.segments import Segments
+from tokkit.formats.special_policy import ORDINARY, Plan, SpecialPolicy, Spec, special_ids
 from tokkit.names import ResolvedTokenizer, resolve_tokenizer
 from tokkit.vocab import TextVocab, VocabReport
 
 __all__ = ["Tokenizer", "load_tokenizer"]
-
-AllowedSpecial = AbstractSet[str] | Literal["all"]
-
 
 def _need_str(text: object) -> None:
     if not isinstance(text, str):
@@ -34,7 +34,7 @@ def _need_str(text: object) -> None:
         raise InputTypeError(f"encode takes text as str, found {type(text).__name__}; pass a str{hint}")
 
 
-class Tokenizer:
+class Tokenizer(TiktokenNames, TransformersNames):
     """A loaded tokenizer: ``encode``/``encode_batch``/``decode``/``decode_bytes``/``vocab``/``save``.
 
     Build it with :func:`load_tokenizer`. Special-token strings in user text are refused unless
@@ -102,57 +102,49 @@ class Tokenizer:
         return fast if fast is not None and (not add_special_tokens or fast.affixes is not None) else None
 
     @cached_property
-    def _fallback_ids(self) -> frozenset[int]:
-        return frozenset(self.vocab.byte_fallback_ids)
+    def _policy(self) -> SpecialPolicy:
+        """tiktoken's special-token rule over this vocabulary's special strings (:mod:`tokkit.formats.special_policy`)."""
+        return SpecialPolicy(frozenset(s.text for s in self.vocab.specials if s.text), name=self.name)
 
     @cached_property
-    def _special_re(self) -> re.Pattern[str] | None:
-        texts = sorted({s.text for s in self.vocab.specials if s.text}, key=len, reverse=True)
-        return re.compile("|".join(map(re.escape, texts))) if texts else None
+    def _always(self) -> frozenset[str]:
+        """Added tokens that are no special strings (Gemma's ``<table>``): HF matches them as tokens always."""
+        fast = self._fast
+        return frozenset() if fast is None else (frozenset(fast.parts.specials) | frozenset(fast.parts.plain_added)) - self._policy.texts
 
     # ------------------------------------------------------------------ encoding
     @cached_property
     def _hot(self) -> tuple[tuple[str, ...], Any] | None:
-        """``(first characters of every special and added token, plain-text encoder)`` for ``encode``'s fast path."""
-        # the encoder may be tiktoken's Rust core itself, which raises UnicodeEncodeError on lone
-        # surrogates: ``encode`` then sends the text the long way
-        if self._fast is not None:
-            return tuple(sorted(set(self._fast.starts) | set(self._special_starts))), self._fast.plain_encoder
-        if self._src.backend in ("tiktoken", "tiktoken_file", "tekken"):
-            from tokkit.formats.fast_bpe import core_ordinary
+        """``(first characters of every special and added token, plain-text encoder)`` for ``encode``'s
+        fast path (:func:`tokkit.formats.fast_core.hot_path`), or None."""
+        from tokkit.formats.fast_core import hot_path
 
-            starts = {t[0] for t in self._native.special_tokens_set if t} | set(self._special_starts)
-            return tuple(sorted(starts)), core_ordinary(self._native)
-        return None
+        return hot_path(self)
 
     @cached_property
-    def _special_starts(self) -> tuple[str, ...]:
-        return tuple(sorted({s.text[0] for s in self.vocab.specials if s.text}))
+    def _quick(self) -> Any:
+        """quicktok's plain-text encoder where it passes the self-check (:mod:`tokkit.formats.fast_core`), else None."""
+        from tokkit.formats.fast_core import quick_for
 
-    def _check_special(self, text: str, allowed: AllowedSpecial) -> bool:
-        """Raise on disallowed special strings; return True when allowed ones are present."""
-        if self._special_re is None or not any(c in text for c in self._special_starts):
-            return False  # the ``in`` test (C speed) spares the regex scan on text that cannot hold one
-        if allowed == "all" and self._src.backend != "spm":
-            return True  # the native encoder finds them itself
-        found = set(self._special_re.findall(text))
-        if not found:
-            return False
-        bad = found if allowed == "all" else found - set(allowed)
-        if bad and allowed != "all":
-            raise SpecialTokenError(
-                f"text contains special-token string(s) {sorted(bad)} of {self.name}; expected plain text. "
-                f"Pass allowed_special={set(sorted(bad))!r} (or 'all') to encode them as special tokens, "
-                "or remove them from the text")
-        return True
+        return quick_for(self)
 
-    def encode(self, text: str, *, allowed_special: AllowedSpecial = frozenset(),
-               disallowed_special: AllowedSpecial | tuple[()] = "all", add_special_tokens: bool = False,
-               strict: bool = False) -> list[int]:
+    @property
+    def core(self) -> str:
+        """What encodes plain text now: ``quicktok``, ``tiktoken`` (its Rust core; quicktok may take over,
+        :data:`tokkit.formats.fast_core.AUTO_CHARS`), ``tokenizers`` or ``sentencepiece``."""
+        hot = self._hot
+        if hot is not None:
+            return "quicktok" if hot[1] is self.__dict__.get("_quick") else "tiktoken"
+        return "sentencepiece" if self._src.backend == "spm" else "tokenizers"
+
+    def encode(self, text: str, *, allowed_special: Spec = frozenset(), disallowed_special: Spec | tuple[()] = "all",
+               add_special_tokens: bool = False, strict: bool = False) -> list[int]:
         """Token ids of ``text`` (no BOS/EOS unless ``add_special_tokens``).
 
-        As in tiktoken, special-token strings in ``text`` are refused unless ``allowed_special``
-        lists them; ``disallowed_special=()`` encodes them as ordinary text instead. With
+        ``allowed_special`` / ``disallowed_special`` are tiktoken's, for every backend
+        (:mod:`tokkit.formats.special_policy`): special-token strings in ``text`` raise unless allowed;
+        an allowed one is encoded as its special id; ``disallowed_special=()`` (or an explicit set that
+        does not name it) encodes a special string that is not allowed as ordinary text. With
         ``add_special_tokens=True`` the beginning-of-text token is prepended where the family's
         reference library does (Llama 2/3, Mistral, Tekken, Gemma: yes; GPT-2, the OpenAI ranks,
         Qwen, SmolLM2: no).
@@ -161,7 +153,7 @@ class Tokenizer:
         that byte silently (the reference libraries drop it: SmolLM2 ``"a\x16b"`` -> ``[81, 82]``).
 
         Raises:
-            SpecialTokenError: ``text`` contains a special-token string not in ``allowed_special``.
+            SpecialTokenError: ``text`` contains a disallowed special-token string.
             UnencodableBytesError: ``strict`` and ``text`` holds a byte of ``vocab.unencodable_bytes()``.
         """
         hot = self._hot
@@ -172,15 +164,40 @@ class Tokenizer:
             else:  # no special or added token can occur, so the special-token options cannot change the ids
                 try:
                     return hot[1](text)
-                except UnicodeEncodeError:  # lone surrogates: the native wrapper's fallback below
+                except (UnicodeEncodeError, TypeError):  # lone surrogates: the native wrapper's fallback below
                     pass
         _need_str(text)
         if strict:
             self._check_encodable(text)
-        if not disallowed_special and allowed_special != "all" and not (self._special_re and any(
-                c in text for c in self._special_starts) and set(self._special_re.findall(text)) & set(allowed_special)):
-            return self._with_reference_bos(self.encode_ordinary(text), add_special_tokens)
-        return self._with_reference_bos(self._encode(text, allowed_special, add_special_tokens), add_special_tokens)
+        plan = self._policy.plan(text, allowed_special, disallowed_special)
+        return self._with_reference_bos(self._encode_plan(text, plan, add_special_tokens), add_special_tokens)
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Token ids of ``text`` with special-token strings encoded as plain text (tiktoken's
+        ``encode_ordinary``; ``encode(text, disallowed_special=())``), on ``encode``'s fast path."""
+        hot = self._hot
+        if hot is not None and type(text) is str:
+            for c in hot[0]:
+                if c in text:
+                    break
+            else:
+                try:
+                    return hot[1](text)
+                except (UnicodeEncodeError, TypeError):  # lone surrogates (quicktok: TypeError)
+                    pass
+        _need_str(text)
+        return self._encode_plan(text, ORDINARY, False)
+
+    def encode_with_offsets(self, text: str, *, allowed_special: Spec = frozenset(), disallowed_special: Spec | tuple[()] = "all",
+                            add_special_tokens: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
+        """``(ids, offsets)``: the ids of ``encode`` with ``(start, end)`` character offsets into ``text``
+        per id, equal to HF's ``offset_mapping`` (transformers' ``return_offsets_mapping``); a token that
+        covers part of a character spans that whole character (:mod:`tokkit.formats.offsets`)."""
+        from tokkit.formats.offsets import encode_with_offsets
+
+        _need_str(text)
+        plan = self._policy.plan(text, allowed_special, disallowed_special)
+        return encode_with_offsets(self, text, plan, add_special_tokens)
 
     @cached_property
     def _unencodable(self) -> frozenset[int]:
@@ -200,19 +217,14 @@ class Tokenizer:
                 f"(first at byte {at}); expected text this vocabulary can encode exactly. Remove or replace "
                 "them, or encode without strict=True to drop them as the reference library does")
 
-    def encode_ordinary(self, text: str) -> list[int]:
-        """Token ids of ``text`` with special-token strings encoded as plain text (tiktoken's ``encode_ordinary``)."""
-        _need_str(text)
-        b, n = self._src.backend, self._native
-        if b in ("hf", "gguf"):
-            return self._hf_ordinary.encode(text, add_special_tokens=False).ids
-        if b == "spm":
-            return n.encode(text)
-        return n.encode_ordinary(text)
-
-    @cached_property
-    def _hf_ordinary(self) -> Any:
-        return hf_ordinary(self._native)
+    def _hf_variant(self, keep: frozenset[str]) -> Any:
+        """The HF tokenizer matching only the special strings ``keep`` (the others are text); a few are cached."""
+        variants = self.__dict__.setdefault("_variants", {})
+        if keep not in variants:
+            if len(variants) >= 8:
+                variants.pop(next(iter(variants)))
+            variants[keep] = hf_ordinary(self._native, keep)
+        return variants[keep]
 
     @cached_property
     def _reference_bos(self) -> int | None:
@@ -226,104 +238,86 @@ class Tokenizer:
         bos = self._reference_bos if add_special_tokens else None
         return [bos, *ids] if bos is not None and ids[:1] != [bos] else ids
 
-    def _encode(self, text: str, allowed_special: AllowedSpecial, add_special_tokens: bool) -> list[int]:
-        has_special = self._check_special(text, allowed_special)
+    def _encode_plan(self, text: str, plan: Plan, add_special_tokens: bool) -> list[int]:
+        """Ids of ``text`` with the special strings of ``plan.special`` as special tokens, all others as text."""
         b, n = self._src.backend, self._native
         if b in ("hf", "gguf"):
             if (fast := self._fast_for(add_special_tokens)) is not None:
-                return fast.encode(text, with_special=has_special, add_special_tokens=add_special_tokens)
-            return n.encode(text, add_special_tokens=add_special_tokens).ids
+                return fast.encode(text, allowed=plan.special | self._always, add_special_tokens=add_special_tokens)
+            if plan.special and plan.text_too:
+                return self._segments.hf_mixed(text, plan.special, add_special_tokens)[0]
+            hf = n if not plan.text_too else self._hf_variant(plan.special)
+            return hf.encode(text, add_special_tokens=add_special_tokens).ids
         if b == "spm":
-            ids = self._spm_encode(text) if has_special else n.encode(text)
+            ids = self._segments.encode(text, plan.special) if plan.special else n.encode(text)
             return self._with_bos_eos(ids) if add_special_tokens else ids
-        return n.encode(text, allowed_special="all" if has_special else set(), disallowed_special=())
+        return n.encode(text, allowed_special=plan.special, disallowed_special=()) if plan.special else n.encode_ordinary(text)
 
-    def encode_batch(self, texts: Sequence[str], *, allowed_special: AllowedSpecial = frozenset(), add_special_tokens: bool = False) -> list[list[int]]:
-        """``[encode(t) for t in texts]``, computed by the native library on all cores."""
+    def encode_batch(self, texts: Sequence[str], *, allowed_special: Spec = frozenset(),
+                     disallowed_special: Spec | tuple[()] = "all", add_special_tokens: bool = False) -> list[list[int]]:
+        """``[encode(t, ...) for t in texts]``, computed by the native library on all cores."""
         if isinstance(texts, (str, bytes)):
             raise InputTypeError("encode_batch takes a list of str, found a single "
                                  f"{type(texts).__name__}; wrap it in a list or call encode()")
         texts = list(texts)
         for t in texts:
             _need_str(t)
+        plans = [self._policy.plan(t, allowed_special, disallowed_special) for t in texts]
+        out = self._encode_batch(texts, plans, add_special_tokens)
         if add_special_tokens and self._reference_bos is not None:
-            return [self._with_reference_bos(ids, True) for ids in self._encode_batch(texts, allowed_special, True)]
-        return self._encode_batch(texts, allowed_special, add_special_tokens)
+            return [self._with_reference_bos(ids, True) for ids in out]
+        return out
 
-    def _encode_batch(self, texts: list[str], allowed_special: AllowedSpecial, add_special_tokens: bool) -> list[list[int]]:
-        flags = [self._check_special(t, allowed_special) for t in texts]
+    def _encode_batch(self, texts: list[str], plans: list[Plan], add_special_tokens: bool) -> list[list[int]]:
         b, n = self._src.backend, self._native
         if b in ("hf", "gguf"):
             if (fast_bpe := self._fast_for(add_special_tokens)) is not None:
-                return fast_bpe.encode_batch(texts, with_special=flags, add_special_tokens=add_special_tokens)
-            fast = getattr(n, "encode_batch_fast", None) or n.encode_batch
+                return fast_bpe.encode_batch(texts, allowed=[p.special | self._always for p in plans],
+                                             add_special_tokens=add_special_tokens)
+            if all(not p.text_too for p in plans):
+                hf = n  # every special string in the texts is allowed
+            elif all(not p.special for p in plans):
+                hf = self._hf_variant(frozenset())
+            else:
+                return [self._encode_plan(t, p, add_special_tokens) for t, p in zip(texts, plans)]
+            fast = getattr(hf, "encode_batch_fast", None) or hf.encode_batch
             return [e.ids for e in fast(texts, add_special_tokens=add_special_tokens)]
         if b == "spm":
-            if any(flags):
-                return [self.encode(t, allowed_special=allowed_special, add_special_tokens=add_special_tokens) for t in texts]
+            if any(p.special for p in plans):
+                return [self._encode_plan(t, p, add_special_tokens) for t, p in zip(texts, plans)]
             out = n.encode(texts, num_threads=-1)
             return [self._with_bos_eos(ids) for ids in out] if add_special_tokens else out
         from tokkit.formats.batching import map_chunked  # tiktoken's batch pays a pool task per text
 
-        if any(flags):
-            return map_chunked(lambda t: n.encode(t, allowed_special="all", disallowed_special=()), texts)
+        if any(p.special for p in plans):
+            return map_chunked(lambda tp: self._encode_plan(tp[0], tp[1], False), list(zip(texts, plans)),
+                               sizes=[len(t) for t in texts])
         return map_chunked(n.encode_ordinary, texts)
-
-    def _spm_encode(self, text: str) -> list[int]:
-        """sentencepiece has no special tokens in text: split at them; a segment after a special token
-        is encoded without the dummy-prefix space (as transformers' ``legacy=False`` does)."""
-        by_text = {s.text: s.id for s in self.vocab.specials}
-        ids: list[int] = []
-        pos = 0
-        for m in self._special_re.finditer(text):  # type: ignore[union-attr]
-            if m.start() > pos:
-                ids += self._segment(text[pos:m.start()], first=pos == 0)
-            ids.append(by_text[m.group()])
-            pos = m.end()
-        if pos < len(text):
-            ids += self._segment(text[pos:], first=pos == 0)
-        return ids
-
-    def _segment(self, text: str, *, first: bool) -> list[int]:
-        return self._native.encode(text) if first else self._encode_batch_no_prefix([text])[0]
 
     def _with_bos_eos(self, ids: list[int]) -> list[int]:
         bos = self._native.bos_id()
         return ([bos] if bos >= 0 else []) + ids
 
     # ------------------------------------------------------------------ decoding
-    def _check_ids(self, ids: Sequence[int]) -> None:
-        n = len(self.vocab)
-        for i in ids:
-            if not 0 <= int(i) < n:
-                raise VocabMismatchError(f"token id {i} is out of range for {self.name} ({n} ids: 0..{n - 1})")
+    @cached_property
+    def _decoder(self) -> Decoder:
+        return Decoder(backend=self._src.backend, native=self._native, vocab=self.vocab, fast=self._fast,
+                       skip=special_ids(self._src.backend, self._native, self.vocab), name=self.name)
 
     def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = False) -> str:
-        """Text of ``ids`` as the native library decodes it (invalid UTF-8 as U+FFFD); special tokens
-        included unless ``skip_special_tokens`` (as transformers' flag of that name)."""
-        ids = [int(i) for i in ids]
-        self._check_ids(ids)
-        if skip_special_tokens:
-            special = {t.id for t in self.vocab.specials}
-            ids = [i for i in ids if i not in special]
-        b, n = self._src.backend, self._native
-        if b in ("hf", "gguf"):
-            return n.decode(ids, skip_special_tokens=False)
-        if b == "spm":
-            return self.decode_bytes(ids).decode("utf-8", errors="replace")
-        return n.decode(ids, errors="replace")
+        """Text of ``ids`` as the native library decodes it (:mod:`tokkit.formats.decoding`: invalid
+        UTF-8 as U+FFFD; sentencepiece's unknown piece as `` ⁇ ``); special tokens as their text unless
+        ``skip_special_tokens``, which drops exactly the ids the reference library marks special
+        (transformers' rule: Qwen's ``<think>`` stays).
+
+        Raises:
+            VocabMismatchError: an id outside ``0..len(vocab)-1``.
+        """
+        return self._decoder.decode(ids, skip_special_tokens=skip_special_tokens)
 
     def decode_bytes(self, ids: Sequence[int]) -> bytes:
         """The exact bytes of ``ids`` (lossless, also for byte-fallback and partial UTF-8 tokens)."""
-        ids = [int(i) for i in ids]
-        self._check_ids(ids)
-        tokens = self.vocab.tokens
-        out = b"".join(tokens[i] for i in ids)
-        if self.vocab.strip_leading_space and out[:1] == b" ":
-            # HF's Strip decoder drops any leading space; sentencepiece only the "▁" of a piece, not <0x20>
-            if not (self._src.backend == "spm" and ids[0] in self._fallback_ids):
-                out = out[1:]
-        return out
+        return self._decoder.decode_bytes(ids)
 
     # ------------------------------------------------------------------ reports and export
     def report(self) -> VocabReport:
@@ -335,15 +329,13 @@ class Tokenizer:
                            unencodable_bytes=base.unencodable_bytes)
 
     @cached_property
-    def _hf_no_prefix(self) -> Any:
-        from tokkit.reachability import without_dummy_prefix
-
-        return without_dummy_prefix(self.to_hf())
+    def _segments(self) -> Segments:
+        return Segments(self)
 
     def _encode_batch_no_prefix(self, texts: list[str]) -> list[list[int]]:
         """Encode as a continuation: no dummy-prefix space (only meaningful for SentencePiece families)."""
         if self._src.backend in ("hf", "gguf", "spm"):
-            return [e.ids for e in self._hf_no_prefix.encode_batch(texts, add_special_tokens=False)]
+            return [e.ids for e in self._segments.no_prefix.encode_batch(texts, add_special_tokens=False)]
         return self.encode_batch(texts)
 
     def to_hf(self) -> Any:

@@ -25,7 +25,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import AbstractSet, Any, Sequence
 
 from tokkit.errors import FormatError
 from tokkit.formats.batching import map_chunked
@@ -271,18 +271,23 @@ class FastBPE:
         out.append(unicodedata.normalize("NFC", text[pos:]))
         return "".join(out)
 
-    def encode(self, text: str, *, with_special: bool = False, add_special_tokens: bool = False) -> list[int]:
-        """Ids of ``text``; ``with_special``: the text holds (allowed) special-token strings."""
+    def encode(self, text: str, *, with_special: bool = False, add_special_tokens: bool = False,
+               allowed: AbstractSet[str] | None = None) -> list[int]:
+        """Ids of ``text``. ``allowed``: the added-token strings to encode as tokens (the others are
+        text); None: all of them if ``with_special`` (the text holds allowed special strings), else
+        the non-special ones (HF matches those always)."""
         if self.parts.nfc:
             text = self._normalize(text)
-        ids = self._one(text, with_special)
+        ids = self._one(text, self._allowed(with_special, allowed))
         if self._phantom and self._may_phantom(text, ids):
             return self._hf.encode(text, add_special_tokens=add_special_tokens).ids
         return self._affix(ids) if add_special_tokens else ids
 
-    def _one(self, text: str, with_special: bool) -> list[int]:
+    def _allowed(self, with_special: bool, allowed: AbstractSet[str] | None) -> AbstractSet[str]:
+        return allowed if allowed is not None else self._all if with_special else self._plain
+
+    def _one(self, text: str, allowed: AbstractSet[str]) -> list[int]:
         """tiktoken's ids of a normalized ``text`` (no phantom check, no affixes)."""
-        allowed = self._all if with_special else self._plain
         if allowed and not self._plain_free(text):
             return self.encoding.encode(text, allowed_special=allowed, disallowed_special=())
         return self._core_ordinary(text)
@@ -309,13 +314,15 @@ class FastBPE:
         except (UnicodeEncodeError, AttributeError):
             return self.encoding.encode_ordinary(text)
 
-    def encode_batch(self, texts: list[str], *, with_special: Sequence[bool], add_special_tokens: bool = False,
-                     num_threads: int = 8) -> list[list[int]]:
+    def encode_batch(self, texts: list[str], *, with_special: Sequence[bool] | None = None, add_special_tokens: bool = False,
+                     num_threads: int = 8, allowed: Sequence[AbstractSet[str]] | None = None) -> list[list[int]]:
         """``[encode(t) for t in texts]`` in contiguous runs on up to ``num_threads`` threads
-        (:func:`tokkit.formats.batching.map_chunked`: one task per run, not per text)."""
+        (:func:`tokkit.formats.batching.map_chunked`: one task per run, not per text); ``allowed``
+        or ``with_special`` per text as in :meth:`encode`."""
         if self.parts.nfc:
             texts = [self._normalize(t) for t in texts]
-        out = map_chunked(lambda tw: self._one(*tw), list(zip(texts, with_special)), sizes=[len(t) for t in texts],
+        sets = list(allowed) if allowed is not None else [self._allowed(bool(w), None) for w in (with_special or [False] * len(texts))]
+        out = map_chunked(lambda ta: self._one(*ta), list(zip(texts, sets)), sizes=[len(t) for t in texts],
                           num_threads=num_threads)
         if self._phantom:
             for i, ids in enumerate(out):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import AbstractSet, Any
 
 __all__ = ["Source", "WHAT", "open_native", "vocab_of", "hf_ordinary"]
 
@@ -113,9 +113,10 @@ def vocab_of(src: Source, n: Any) -> Any:
                             family="tekken" if b == "tekken" else "tiktoken")
 
 
-def hf_ordinary(n: Any) -> Any:
+def hf_ordinary(n: Any, keep: AbstractSet[str] = frozenset()) -> Any:
     """A copy of the HF tokenizer ``n`` that encodes special and added token strings as plain text
-    (tiktoken's ``encode_ordinary``); control-like added tokens (Gemma ``<mask>``) count as special."""
+    (tiktoken's ``encode_ordinary``), except those in ``keep``, which it still matches as tokens;
+    control-like added tokens (Gemma ``<mask>``) count as special."""
     import json
 
     from tokenizers import Tokenizer as HFTokenizer
@@ -124,7 +125,7 @@ def hf_ordinary(n: Any) -> Any:
 
     data = json.loads(n.to_str())
     for a in data.get("added_tokens") or []:
-        a["special"] = bool(a.get("special")) or control_like(a["content"])
+        a["special"] = (bool(a.get("special")) or control_like(a["content"])) and a["content"] not in keep
     tok = HFTokenizer.from_str(json.dumps(data))
     tok.encode_special_tokens = True  # added/special strings are split like any text
     return tok

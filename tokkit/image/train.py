@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from tokkit.errors import checkpoint_errors
 from tokkit.atomic import atomic_dir, check_resumable
 from tokkit.config import check_memory, check_threads, peak_rss_mb
 from tokkit.image.api import ImageTokenizer, psnr_per_image
@@ -126,7 +127,9 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
     gen = torch.Generator().manual_seed(cfg.seed)
     state = {"step": 0, "history": [], "recipe": cfg.model_dump(mode="json"), "data": str(data), "seconds": 0.0}
     if resuming:
-        state = _load(out, model, opt, gen)
+        with checkpoint_errors(out):
+            state = _load(out, model, opt, gen)
+            state["step"] = int(state["step"])
         if state["recipe"] != cfg.model_dump(mode="json"):
             log.warning("resuming %s with a recipe that differs from the one it was started with", out)
         log.info("resuming %s at step %d", out, state["step"])

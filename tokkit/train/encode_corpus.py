@@ -170,7 +170,7 @@ def _check_out(out: Path, sources: Sequence[Source], *, resume: bool, force: boo
     if state.is_file() and not force:
         raise OutputExistsError(f"{out} holds an interrupted `tokkit encode`; pass --resume to finish it, "
                                 "or --force to start over")
-    check_output(out, force=force)
+    check_output(out, force=force, kind="dir")
     return "new"
 
 
@@ -241,6 +241,13 @@ def encode_corpus(sources: Iterable[str | Path], *, tokenizer: str | Path, out: 
         if created:
             if os.path.lexists(out):  # force: the old output goes before the new one is written
                 shutil.rmtree(out) if out.is_dir() and not out.is_symlink() else out.unlink()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.mkdir(out)  # exclusive: of two runs started together, one creates the folder, the other stops
+            except FileExistsError:
+                created = False
+                raise OutputExistsError(f"output {out} was created by another process while this one worked; pass "
+                                        "--force to replace it, or choose another path") from None
             _write_json(out / STATE_DIR / _PLAN, plan)
             mark_ours(out)  # written by tokkit: a later --force may replace it (tokkit.atomic)
         else:

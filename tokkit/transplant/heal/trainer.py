@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from tokkit.errors import checkpoint_errors
 from tokkit.config import peak_rss_mb
 from tokkit.optim import StepLoop, average_gradients, sum_over_ranks, warmup_cosine
 from tokkit.transplant.heal.alm import alm_loss, balanced_sum, chunk_logprobs, lm_loss, token_logprobs
@@ -121,8 +122,9 @@ def train_rows(cfg: HealConfig, student: Student, student_side: Side, *, teacher
     ck_dir = checkpoint_dir(out_dir)
     start, history, evals = 0, [], []
     if resume and (ck_dir.exists() or ck_dir.with_name(f".{ck_dir.name}.old").exists()):
-        ck = load_state(ck_dir, key)
-        restore(ck, params, opt)
+        with checkpoint_errors(ck_dir, fix="resume from an intact checkpoint, or pass --force to start over"):
+            ck = load_state(ck_dir, key)
+            restore(ck, params, opt)
         start, history, evals = ck.step, list(ck.meta["history"]), list(ck.meta["evals"])
         log.info("resuming %s from step %d", ck_dir, start)
 
