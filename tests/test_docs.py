@@ -20,9 +20,12 @@ themselves. The convention, for whoever writes docs:
   ``skip: start`` / ``skip: end`` pair skips a stretch). An untagged block without ``$`` lines
   that is not marked skip fails, so every block is either run or explicitly skipped. Blocks in
   other languages (``json``, ``yaml``, ``text``) are data, never run.
-* Takes minutes: put ``<!-- slow -->`` on the line before the fence (after a skip directive, if
-  any). Such examples carry the ``slow_example`` marker, which the default run deselects
-  (``addopts`` in pyproject.toml); run them with ``pytest tests/test_docs.py -m slow_example``.
+* Takes minutes: first make it cheaper (``eval-lm --max-bytes``, fewer steps, a smaller text) so that
+  CI checks it; only what cannot be (Gemma-3-270M, which CI does not fetch) gets ``<!-- slow -->`` on
+  the line before the fence (after a skip directive, if any). Such examples carry the ``slow_example``
+  marker, which the default run deselects (``addopts`` in pyproject.toml); run them with
+  ``pytest tests/test_docs.py -m slow_example``. A skip directive's reason is the test's skip reason
+  (printed by ``-rs``).
 
 Each document runs in its own scratch folder in which ``data``, ``recipes``, ``scripts`` and
 ``benchmarks`` link to the repository's, so ``out/...`` paths are fresh and examples of one document

@@ -183,7 +183,11 @@ def test_rows_come_as_texts_finish_and_ctrl_c_keeps_them_and_exits_130(tiny_lm, 
         assert r.stderr.strip().splitlines()[-1] == "error: interrupted by SIGINT: 1 of 2 texts scored; the rows above are complete"
 
 
-def test_an_estimate_from_the_first_forwards_goes_to_stderr(tiny_lm, tmp_path):
+def test_an_estimate_from_the_first_forwards_goes_to_stderr(tiny_lm, tmp_path, monkeypatch):
+    """(Announced from 30 s of estimated work on; the threshold is lowered so this tiny model announces it.)"""
+    import tokkit.optim.loop as loop
+
+    monkeypatch.setattr(loop, "ESTIMATE_MIN_SECONDS", 0.0)
     path, _ = tiny_lm
     f = _write(tmp_path, (HELDOUT / "moby_dick_ch1.txt").read_text(encoding="utf-8")[:3000])
     r = CliRunner().invoke(cli, ["eval-lm", str(path), "--text", str(f), "--segment-bytes", "200", "--json",

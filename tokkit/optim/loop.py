@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 #: Steps timed before the estimate is printed (fewer when the first ones are slow).
 PROBE_STEPS = 3
 PROBE_SECONDS = 10.0
+#: Work estimated to take less than this is not announced (it is over before the line would help).
+ESTIMATE_MIN_SECONDS = 30.0
 
 
 #: Steps at least this long hand the memory they freed back to the OS (glibc ``malloc_trim``): a step's
@@ -116,7 +118,8 @@ class StepLoop:
         self.max_minutes, self.fix, self.rank, self.world = max_minutes, fix, rank, world
         self.t0 = time.perf_counter() if clock_start is None else clock_start
         self.progress = progress and rank == 0
-        self.bar = tqdm(total=steps, initial=start, desc=desc, disable=not self.progress, unit=unit)
+        # disable=None: a bar only on a terminal (in a log or a pipe it is noise; the estimate line still comes)
+        self.bar = tqdm(total=steps, initial=start, desc=desc, disable=None if self.progress else True, unit=unit)
         self.durations: list[float] = []  # seconds of each step of this call, checkpoints and evals included
         self.save_seconds = 0.0  # longest checkpoint write seen
         self.stopped = False  # True when the budget ended the run before `steps`
@@ -215,6 +218,8 @@ class StepLoop:
             return
         per = self.seconds_per_step() or 0.0
         todo = self.steps - self.start
+        if not force and todo * per < ESTIMATE_MIN_SECONDS:
+            return
         span = f"{todo} steps" if self.start == 0 else f"{todo} steps ({self.start + 1}-{self.steps})"
         line = (f"{self.desc}: {span} x ~{per:.3g} s/step ≈ {format_duration(todo * per)} on this machine "
                 f"({torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})")

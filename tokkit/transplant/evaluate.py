@@ -204,7 +204,7 @@ def score_texts(model_dir: str | Path, texts: dict[str, str], *, segment_bytes: 
         t0 = time.perf_counter()
         nll, ntok, n_new, nll_new, leak = 0.0, 0, 0, 0.0, 0.0
         seqs = encoded[name]
-        bar = tqdm(total=len(seqs), desc=f"{Path(model_dir).name}:{name}", disable=not progress)
+        bar = tqdm(total=len(seqs), desc=f"{Path(model_dir).name}:{name}", disable=None if progress else True)
         with torch.inference_mode():
             for batch in _batches([len(s) for s in seqs], budget):
                 t_fwd = time.perf_counter()
@@ -239,7 +239,7 @@ def score_texts(model_dir: str | Path, texts: dict[str, str], *, segment_bytes: 
 
 class _Probe:
     """Times the first forwards of a model (the very first, which pays one-off costs, left out) and says
-    once what the whole model's work will take."""
+    once what the whole model's work will take (when that is at least ``ESTIMATE_MIN_SECONDS``)."""
 
     def __init__(self, name: str, tokens: int, n_segments: int, say: Callable[[str], None]) -> None:
         self.name, self.tokens, self.n_segments, self.say = name, tokens, n_segments, say
@@ -253,8 +253,12 @@ class _Probe:
         self.seconds += seconds
         if self.timed_tokens and (self.forwards > PROBE_FORWARDS or self.seconds >= PROBE_SECONDS):
             from tokkit.optim import format_duration
+            from tokkit.optim.loop import ESTIMATE_MIN_SECONDS
 
             per = self.seconds / self.timed_tokens
+            if self.tokens * per < ESTIMATE_MIN_SECONDS:  # over in seconds: nothing worth announcing
+                self.line = ""
+                return
             n = torch.get_num_threads()
             self.line = (f"{self.name}: {self.tokens:,} tokens in {self.n_segments} segments x ~{1000 * per:.2g} ms/token "
                          f"≈ {format_duration(self.tokens * per)} on this machine ({n} thread{'s' if n > 1 else ''})")
