@@ -245,6 +245,8 @@ CASES: list[Case] = [
     C("bytes-complete-temperature-neg", "bytes", "complete", "{lm}", "ab", "--temperature", "-1",
       needles="--temperature"),
     C("bytes-complete-bad-escape", "bytes", "complete", "{lm}", "ab\\x4", "--escapes", needles="escape"),
+    C("bytes-generate-max-bytes-0", "bytes", "generate", "{lm}", "ab", "--max-bytes", "0", needles="--max-bytes"),
+    C("bytes-generate-threads-0", "bytes", "generate", "{lm}", "ab", "--threads", "0", needles="--threads"),
     C("bytes-complete-seed-negative", "bytes", "complete", "{lm}", "ab", "--seed", "-1", needles="--seed"),
     C("bytes-ensemble-weights", "bytes", "ensemble", "{lm}", "{lm}", "--text", "hi", "--weights", "a,b",
       needles="--weights"),
