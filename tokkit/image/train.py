@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from tokkit.errors import checkpoint_errors
-from tokkit.atomic import atomic_dir, check_resumable
+from tokkit.atomic import atomic_dir, check_resumable, reading_own_output
 from tokkit.config import check_memory, check_threads, peak_rss_mb
 from tokkit.image.api import ImageTokenizer, psnr_per_image
 from tokkit.image.config import ModelConfig, TiTokConfig, TrainConfig
@@ -117,8 +117,11 @@ def build_model(cfg: TrainConfig, *, out: Path, resuming: bool) -> "Tokenizer1D 
     architecture, whose weights are then replaced by the checkpoint's), with ``trainable`` applied."""
     if cfg.init is None:
         model = Tokenizer1D(cfg.model)
+    elif resuming:
+        with reading_own_output():  # the run's own checkpoint, which this run replaces
+            model = ImageTokenizer.load(out).model
     else:
-        model = ImageTokenizer.load(out if resuming else cfg.init).model
+        model = ImageTokenizer.load(cfg.init).model
     if cfg.trainable == "decoder":
         frozen = ENCODER_SIDE[type(model).__name__]
         for name, prm in model.named_parameters():
