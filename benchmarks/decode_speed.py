@@ -1,6 +1,6 @@
 """tokkit's ``decode`` against the native libraries' ``decode``, side by side on the same ids, in one run.
 
-    python benchmarks/decode_speed.py [--aliases cl100k llama3 ...] [--ids 125000] [--repeat 7] [--skip]
+    python benchmarks/decode_speed.py [--aliases cl100k llama3 ...] [--ids 125000] [--repeat 15] [--skip]
 
 For each alias the ids are those of the paragraph corpus of ``benchmarks/encode_speed.py`` joined into
 one text, cut to ``--ids`` ids. Peers, each decoding the same list:
@@ -70,7 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--aliases", nargs="+", default=DEFAULT)
     ap.add_argument("--ids", type=int, default=125_000)
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--skip", action="store_true", help="decode with skip_special_tokens=True")
     args = ap.parse_args()
     text = "\n\n".join(corpus())

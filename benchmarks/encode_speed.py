@@ -1,6 +1,9 @@
 """tokkit's encode_batch against the right peer, side by side on the same documents, in one run.
 
-    python benchmarks/encode_speed.py [--aliases gpt2 llama3 qwen2 mistral] [--repeat 3]
+    TOKKIT_QUICKTOK=1 python benchmarks/encode_speed.py [--aliases gpt2 llama3 qwen2 mistral] [--repeat 3]
+
+(``TOKKIT_QUICKTOK=1``: tokkit's plain-text path on quicktok from the first call where it passed the
+self-check; by default it switches after 8M characters, ``tokkit.formats.fast_core.AUTO_CHARS``.)
 
 Two modes: ``loop`` (``tok.encode`` per text on one thread against the peer's single-text call,
 timed text by text in rotating order: the least noisy on a shared machine) and ``batch`` (``encode_batch`` against the peer's batch call, both
@@ -12,7 +15,12 @@ with their library-default threading, as tokkit uses them). Peers:
     OpenAI encodings the raw peer *is* that object), which separates the wrapper's cost from the
     few-percent speed difference between two identically built tiktoken objects;
   * sentencepiece models (llama2, mistral): sentencepiece's own threaded batch ``encode(list, num_threads=-1)``;
-  * other HF files (gemma3): HF ``encode_batch_fast``.
+  * other HF files (gemma3): HF ``encode_batch_fast``;
+  * loop mode, where installed: the fastest exact encoders on PyPI with their bundled vocabularies,
+    quicktok-v1 (cl100k, o200k, llama3, qwen2) and bpe-openai (cl100k, o200k); one whose ids
+    differ from tokkit's (= the reference library's) on any text of the corpus or of tokkit's self-check
+    sample (``tokkit.formats.fast_bpe_check.SAMPLE``) is reported and not timed; and
+    tokkit's own ``encode_ordinary`` (target: ratio 1.00, the same fast path as ``encode``).
 
 Corpus: Debian's /usr/share/common-licenses split into paragraphs (x5) plus the multilingual held-out
 texts and docs of this repository, split into paragraphs without '<' (x5; the docs quote control tokens). Every path is first checked to give
@@ -29,6 +37,7 @@ import time
 from pathlib import Path
 
 from tokkit import load_tokenizer
+from tokkit.formats.fast_bpe_check import SAMPLE
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ["gpt2", "cl100k", "o200k", "llama3", "qwen2", "smollm2", "llama2", "mistral", "gemma3"]
@@ -90,6 +99,33 @@ def per_text(fns: dict[str, object], docs: list[str], repeat: int) -> dict[str, 
     return best
 
 
+#: alias -> {PyPI encoder: its bundled encoding of that vocabulary} (quicktok-v1 0.4.0, bpe-openai 0.1.4)
+EXTERNAL = {  # (bpe-openai's gpt2 is not bundled: it would download the ranks, so it is left out)
+    "cl100k": {"quicktok": "cl100k_base", "bpe-openai": "cl100k_base"},
+    "o200k": {"quicktok": "o200k_base", "bpe-openai": "o200k_base"},
+    "llama3": {"quicktok": "llama3"},
+    "qwen2": {"quicktok": "qwen3"},
+}
+
+
+def _external(peer: str, encoding: str):
+    """The single-text ``encode_ordinary`` of an installed PyPI encoder, or None when it is not installed."""
+    from tokkit.fixtures import tiktoken_cache_ready
+
+    try:
+        if peer == "quicktok":
+            import quicktok
+
+            return quicktok.get_encoding(encoding).encode_ordinary
+        import bpe_openai
+
+        if not tiktoken_cache_ready(encoding):  # bpe-openai reads tiktoken's rank files: never download them
+            return None
+        return bpe_openai.get_encoding(encoding).encode_ordinary
+    except ImportError:
+        return None
+
+
 def peers(tok, loop: bool) -> dict[str, object]:
     """name -> encoder returning ids: one text per call (``loop``) or a list of texts (batch)."""
     n = tok.native
@@ -111,6 +147,11 @@ def peers(tok, loop: bool) -> dict[str, object]:
         # few percent by which two identically built Encodings (Rust objects) differ in speed
         own = tok._fast.encoding
         out["tiktoken, tokkit's Encoding"] = own.encode_ordinary
+    if loop:  # the fastest exact encoders on PyPI, where they have this vocabulary (ids checked in main)
+        for peer, encoding in EXTERNAL.get(tok.name, {}).items():
+            fn = _external(peer, encoding)
+            if fn is not None:
+                out[f"{peer} {encoding}"] = fn
     if tok.backend == "spm":
         out["spm"] = n.encode if loop else (lambda docs: n.encode(docs, num_threads=-1))
     elif tok.backend in ("hf", "gguf"):
@@ -133,13 +174,23 @@ def main() -> None:
     print(f"{'alias':<9}{'tokkit path':<14}{'mode':<6}{'tokkit MB/s':>12}  {'peer':<22}{'peer MB/s':>10}{'ratio':>8}")
     for alias in args.aliases:
         tok = load_tokenizer(alias)
-        path = "tiktoken core" if tok._fast is not None else tok.backend
+        path = tok.core
         mine = tok.encode_batch(docs)
+        assert [tok.encode_ordinary(d) for d in docs] == mine, f"{alias}: encode_ordinary and encode_batch disagree"
         for loop in (True, False):
             others = peers(tok, loop)
-            for name, fn in others.items():
-                got = [fn(d) for d in docs] if loop else fn(docs)
-                assert [list(x) for x in got] == mine, f"{alias}: tokkit and {name} disagree"
+            for name, fn in list(others.items()):
+                got = [list(fn(d)) for d in docs] if loop else [list(x) for x in fn(docs)]
+                bad = sum(x != y for x, y in zip(got, mine))
+                if loop and name.split()[0] in ("quicktok", "bpe-openai"):  # and tokkit's self-check sample
+                    bad += sum(list(fn(t)) != tok.encode_ordinary(t) for t in SAMPLE)
+                if bad and name.split()[0] in ("quicktok", "bpe-openai"):  # not exact here: not a peer
+                    print(f"{alias:<9}{path:<14}{'loop':<6}{'':>12}  {name:<22}  ids differ on {bad} of {len(docs)} texts: not timed")
+                    del others[name]
+                    continue
+                assert not bad, f"{alias}: tokkit and {name} disagree on {bad} texts"
+            if loop:
+                others["tokkit encode_ordinary"] = tok.encode_ordinary
             if loop:  # tokkit against one peer at a time: each call follows the other side's, never a third's
                 times = {}
                 for name, fn in others.items():

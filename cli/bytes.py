@@ -1,4 +1,4 @@
-"""``tokkit bytes score|next|complete|ensemble``: exact byte-level probabilities from tokenized LMs.
+"""``tokkit bytes score|next|complete|generate|ensemble``: exact byte-level probabilities from tokenized LMs.
 
 Thin layer: parse, overlay flags on :class:`tokkit.bytelevel.options.BytesOptions`, call
 :mod:`tokkit.bytelevel` (imported inside each command so ``tokkit --help`` never loads torch),
@@ -19,7 +19,7 @@ import click
 from tokkit.bytelevel.options import BytesOptions
 from tokkit.errors import EmptyInputError, MissingFileError
 from tokkit_cli.cost import Cost
-from tokkit_cli.main import apply_threads, cli, threads_option
+from tokkit_cli.main import apply_threads, cli, interrupted, threads_option
 
 _EOS = 256
 
@@ -91,13 +91,28 @@ def _emit(as_json: bool, payload: dict, lines: list[str]) -> None:
     click.echo(json.dumps(payload, ensure_ascii=False) if as_json else "\n".join(lines))
 
 
+def _set_threads(ctx: click.Context, _param, value: int | None) -> int | None:
+    if value is not None:
+        _THREADS[0] = value  # applied when the model is loaded (`--help` never imports torch)
+    return value
+
+
 model_opts = [
     click.option("--target", type=click.Choice(["canonical", "all"]), default=None, help="Probability target (default canonical)."),
     click.option("--beam", type=int, default=None, help="Exact sequences kept per byte with --target all."),
     click.option("--device", default=None, help="cpu, cuda or auto (default auto)."),
     click.option("--json", "as_json", is_flag=True, help="Print JSON."),
     click.option("--escapes", is_flag=True, help="Decode \\xNN, \\n, \\t, \\\\ in the text arguments (bytes a shell cannot type)."),
+    lambda f: _threads_here(f),
 ]
+
+
+def _threads_here(f):
+    """``--threads`` on each subcommand, where users put it (``tokkit bytes next MODEL X --threads 1``)."""
+    f = threads_option(f)
+    opt = f.__click_params__[-1]
+    opt.expose_value, opt.callback = False, _set_threads
+    return f
 
 
 def _with(opts):
@@ -108,11 +123,17 @@ def _with(opts):
     return deco
 
 
+def _hidden(f):
+    f.__click_params__[-1].hidden = True  # still accepted before the subcommand (earlier releases put it there)
+    return f
+
+
 @cli.group("bytes")
+@_hidden
 @threads_option
 def bytes_group(threads) -> None:
-    """Exact byte-level probabilities, completion from any byte, ensembles across vocabularies."""
-    _THREADS[0] = threads  # applied when a model is loaded, so `--help` never imports torch
+    """Exact byte-level probabilities, generation and completion from any byte, ensembles across vocabularies."""
+    _THREADS[0] = threads  # a subcommand's --threads overrides it; applied when a model is loaded
 
 
 @bytes_group.command("score")
@@ -194,6 +215,47 @@ def complete_cmd(model, prefix, suffix, max_bytes, temperature, seed, baseline, 
                   f"token healing:     {_shown(prefix)}[{_shown(payload['token_healing'])}]"]
     _emit(as_json, payload, lines)
     cost.done(f"{len(done)} bytes completed, {blm.lm.calls} LM calls")
+
+
+@bytes_group.command("generate")
+@click.argument("model")
+@click.argument("prompt")
+@click.option("--max-bytes", type=int, default=None, help="Bytes to generate (fewer if the text ends) [default: 64].")
+@click.option("--temperature", type=float, default=None,
+              help="0 = greedy (default); 1 = the model's own distribution (drawn a token at a time); else p^(1/T) per byte.")
+@click.option("--seed", type=int, default=None, help="Sampling seed (default 0).")
+@_with(model_opts)
+def generate_cmd(model, prompt, max_bytes, temperature, seed, target, beam, device, as_json, escapes) -> None:
+    """Generate bytes after PROMPT, printing each as it comes (PROMPT may end mid-word or mid-character).
+
+    Unlike `complete`, which stops at the end of the word, this runs to --max-bytes or the end of the text.
+    """
+    import codecs
+
+    cost = Cost()
+    o = _opts(target=target, beam=beam, device=device, max_bytes=max_bytes, temperature=temperature, seed=seed)
+    raw = _raw(prompt, escapes)
+    blm = _load(model, o.target, o.beam, o.device)
+    t0, c0 = time.perf_counter(), blm.lm.calls
+    out = bytearray()
+    text = codecs.getincrementaldecoder("utf-8")(errors="backslashreplace")  # whole characters as they complete
+    if not as_json:
+        click.echo(_show(raw), nl=False)
+    try:
+        for b in blm.stream(raw, max_bytes=o.max_bytes, temperature=o.temperature, seed=o.seed):
+            out.append(b)
+            if not as_json:
+                click.echo(text.decode(bytes([b])), nl=False)
+    except KeyboardInterrupt as e:  # the bytes printed so far stand; the shared one-line ending (exit 130 / 143)
+        click.echo(text.decode(b"", final=True))
+        raise interrupted(e, f"{len(out)} bytes generated before it") from None
+    secs, calls = time.perf_counter() - t0, blm.lm.calls - c0
+    if as_json:
+        click.echo(json.dumps({"prompt": _show(raw), "generated": _show(bytes(out)), "bytes": len(out), "lm_calls": calls,
+                               "seconds": secs, "temperature": o.temperature, "seed": o.seed}, ensure_ascii=False))
+    else:
+        click.echo(text.decode(b"", final=True))
+    cost.done(f"{len(out)} bytes generated, {calls} LM calls")
 
 
 @bytes_group.command("ensemble")

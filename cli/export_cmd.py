@@ -39,11 +39,12 @@ def embeddings_command(model: str, tokenizer_name: str | None, out_file: str | N
     if out_file:
         check_output(out_file, force=force)
     t0 = time.perf_counter()
-    from tokkit.embedding import load_model_embeddings, read_gguf_embeddings, save_embeddings
     from tokkit.names import resolve_model
+
+    path = resolve_model(model)  # torch-free: a bad name or folder fails before torch loads
+    from tokkit.embedding import load_model_embeddings, read_gguf_embeddings, save_embeddings
     from tokkit.tokenizer import load_tokenizer
 
-    path = resolve_model(model)
     vocab = load_tokenizer(tokenizer_name).vocab if tokenizer_name else None
     if path.is_file():
         emb = read_gguf_embeddings(path)

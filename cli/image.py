@@ -15,6 +15,9 @@ import click
 from tokkit_cli.main import apply_threads, cli, max_minutes_option, threads_option
 
 SAMPLERS = ["none", "tail_batch", "nested_uniform", "nested_pow2", "nested_mix", "nested_dual"]
+SMOKE_MARGIN_DB = 1.0  # a tokenizer within this of the 2-byte mean-colour code has learnt nothing recognisable
+MODEL_HELP = "Checkpoint folder, published TiTok / One-D-Piece checkpoint (file, preset name or hub id)."
+FIT_HELP = "Make a non-square input square: crop (centred square) or pad (white borders); then box-resized."
 
 
 def _write(path: Path, data: bytes, *, force: bool) -> None:
@@ -79,14 +82,19 @@ def prepare(emoji_font, folders, size, heldout_percent, out, force) -> None:
 @threads_option
 @max_minutes_option
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:i].")
+@click.option("--init", default=None, help="Fine-tune this checkpoint (tokkit folder, published TiTok / One-D-Piece "
+                                          "path, preset or hub id) instead of starting from random weights.")
+@click.option("--trainable", type=click.Choice(["all", "decoder"]), default=None,
+              help="'decoder' freezes encoder and codebook (TiTok stage 2): ids stay valid for existing .tok files.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in OUT.")
 @click.option("--force", is_flag=True, help="Replace an existing OUT.")
-def train_cmd(recipe, data, out, sampler, steps, batch_size, lr, seed, threads, max_minutes, device, resume, force) -> None:
+def train_cmd(recipe, data, out, sampler, steps, batch_size, lr, seed, threads, max_minutes, device, resume, force,
+              init=None, trainable=None) -> None:
     """Train a 1D image tokenizer on real images; resumable safetensors checkpoints in OUT."""
     from tokkit.image import load_recipe, train
 
     cfg = load_recipe(recipe, {"sampler": sampler, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-                               "threads": threads})
+                               "threads": threads, "init": init, "trainable": trainable})
     apply_threads(cfg.threads)
     t0 = time.time()
     r = train(cfg, data=_default_icons() if data is None else data, out=out, device=device, resume=resume, force=force,
@@ -99,6 +107,10 @@ def train_cmd(recipe, data, out, sampler, steps, batch_size, lr, seed, threads, 
         click.echo(f"stopped by --max-minutes at step {r.steps}; run the same command with --resume to continue")
     click.echo(f"final loss {r.final_loss:.5f}, train-crop PSNR at N {r.final_psnr:.2f} dB, codes used "
                f"{r.codes_used}/{r.codebook_size}, per-position entropy {r.position_entropy_bits:.2f} bits -> {out}")
+    if r.final_psnr < r.mean_colour_psnr + SMOKE_MARGIN_DB:  # False when either is NaN (no readout)
+        click.echo(f"note: reconstructions ({r.final_psnr:.1f} dB) are no better than a flat image of each picture's "
+                   f"mean colour ({r.mean_colour_psnr:.1f} dB): {r.steps} steps of this recipe are a smoke test of the "
+                   "pipeline, not a usable tokenizer; use --recipe small (docs/image.md, Recipes)")
 
 
 def _default_icons() -> Path:
@@ -137,20 +149,25 @@ def _prior_or_none(ckpt: Path):
 @click.option("--prior", "ar_prior", type=click.Path(path_type=Path), default=None,
               help="AR prior folder: add AR-coded bytes per k and held-out bits per token (AR vs per-position vs uniform).")
 @click.option("--rd", is_flag=True, help="Add the per-image RD table at equal payload budgets (2..64 B) vs JPEG/WebP.")
+@click.option("--fit", type=click.Choice(["crop", "pad"]), default="crop", show_default=True, help=FIT_HELP)
+@click.option("--upscale", is_flag=True, help="Accept images smaller than the model's input (bicubic upscaling).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--force", is_flag=True, help="Replace existing --json/--plot files.")
-def eval_cmd(ckpt, images, contrasts, limit, json_out, plot, no_codecs, device, force, ar_prior=None, rd=False) -> None:
+def eval_cmd(ckpt, images, contrasts, limit, json_out, plot, no_codecs, device, force, ar_prior=None, rd=False,
+             fit="crop", upscale=False) -> None:
     """PSNR/SSIM against token count k on held-out images, beside JPEG/WebP and trivial codes at equal bytes."""
     from tokkit.atomic import check_output
-    from tokkit.image.data import image_files, load_images
+    from tokkit.image.data import image_files, read_images
     from tokkit.image.evaluate import evaluate, plot_eval
 
     for p in (json_out, plot):
         if p is not None:
             check_output(p, force=force)
     tok = _load(ckpt, device)
+    tok.require_ids()
     files = image_files(images)[:limit]
-    x = load_images(files, size=tok.config.image_size)
+    loaded = read_images(files, size=tok.config.image_size, fit=fit, upscale=upscale)
+    x = loaded.pixels
     t0 = time.time()
     coder = None if ar_prior is None else _ar_coder(ar_prior, tok)
     main = evaluate(tok, x, codecs=not no_codecs, prior=_prior_or_none(ckpt), ar_prior=coder)
@@ -164,6 +181,7 @@ def eval_cmd(ckpt, images, contrasts, limit, json_out, plot, no_codecs, device, 
         results[label] = evaluate(_load(c, device), x, codecs=False)
     main["contrast"] = {name: r["per_k"] for name, r in results.items() if r is not main}
     main["images_folder"], main["seconds"] = str(images), round(time.time() - t0, 1)
+    _report_resize(loaded, fit)  # quality and bytes below are at the model's input size
     _print_table(results, main)
     if json_out is not None:
         _write(json_out, json.dumps(main, indent=1).encode(), force=force)
@@ -206,7 +224,7 @@ def _print_table(results: dict, main: dict) -> None:
 
 
 @image.command("encode")
-@click.option("--model", "model", required=True, type=click.Path(path_type=Path), help="Checkpoint folder.")
+@click.option("--model", "model", required=True, type=click.Path(path_type=Path), help=MODEL_HELP)
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output .tok file.")
 @click.option("-k", "--tokens", type=click.IntRange(min=1), default=None, help="Keep the first k tokens (default N).")
@@ -218,12 +236,16 @@ def _print_table(results: dict, main: dict) -> None:
 @click.option("--prior", "ar_prior", type=click.Path(path_type=Path), default=None,
               help="AR prior folder (`image prior train`): context-code the ids (.tok v3); --max-bytes then counts "
                    "the real coded bytes of each image.")
+@click.option("--fit", type=click.Choice(["crop", "pad"]), default="crop", show_default=True, help=FIT_HELP)
+@click.option("--upscale", is_flag=True, help="Accept images smaller than the model's input (bicubic upscaling).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--force", is_flag=True)
-def encode_cmd(model, images, out, tokens, min_psnr, max_bytes, entropy, device, force, ar_prior=None) -> None:
-    """Tokenize IMAGES into one .tok file (bits per pixel printed)."""
+def encode_cmd(model, images, out, tokens, min_psnr, max_bytes, entropy, device, force, ar_prior=None, fit="crop",
+               upscale=False) -> None:
+    """Tokenize IMAGES into one .tok file (bits per pixel printed, at the inputs' own size)."""
     from tokkit.atomic import check_output
-    from tokkit.image import load_images, pack
+    from tokkit.image import pack
+    from tokkit.image.data import read_images
     from tokkit.image.errors import TokenCountError
 
     check_output(out, force=force)
@@ -233,7 +255,9 @@ def encode_cmd(model, images, out, tokens, min_psnr, max_bytes, entropy, device,
     coder = _ar_coder(ar_prior, tok) if ar_prior is not None else None
     if coder is not None and entropy:
         raise TokenCountError("pass one of --entropy (per-position prior, .tok v2) or --prior (AR prior, .tok v3)")
-    x = load_images(list(images), size=tok.config.image_size)
+    tok.require_ids()
+    loaded = read_images(list(images), size=tok.config.image_size, fit=fit, upscale=upscale)
+    x = loaded.pixels
     if min_psnr is not None or max_bytes is not None:
         lists = tok.encode_adaptive(x, min_psnr=min_psnr, max_bytes=max_bytes, ar_prior=coder)
     else:
@@ -246,26 +270,48 @@ def encode_cmd(model, images, out, tokens, min_psnr, max_bytes, entropy, device,
     data = pack(lists, model_id=tok.model_id, codebook_size=tok.config.codebook_size,
                 max_tokens=tok.config.max_tokens, image_size=tok.config.image_size, prior=prior, ar_prior=coder)
     _write(out, data, force=force)
-    pixels = len(lists) * tok.config.image_size**2
+    S = tok.config.image_size
+    model_px, in_px = len(lists) * S * S, loaded.input_pixels()
+    bpp = f"{8 * len(data) / model_px:.4f} bits per pixel"
+    if in_px != model_px:  # bits per pixel of what the user gave, then of what the model saw
+        bpp = (f"{8 * len(data) / in_px:.4f} bits per pixel of the inputs as given ({in_px:,} pixels; "
+               f"{8 * len(data) / model_px:.4f} at the model's {S}x{S} input)")
     click.echo(f"wrote {out}: {len(lists)} images, tokens {[len(t) for t in lists]}, {len(data)} bytes, "
-               f"{8 * len(data) / pixels:.4f} bits per pixel (model {tok.model_id})")
+               f"{bpp} (model {tok.model_id})")
+    _report_resize(loaded, fit)  # after the work: a failed run prints its one error line only
+
+
+def _report_resize(loaded, fit: str) -> None:
+    """One line (stderr) naming the inputs that were reduced (or enlarged) to the model's input side."""
+    S = loaded.pixels.shape[-1]
+    for verb, items in (("reduced", loaded.reduced()),
+                        ("upscaled (bicubic)", [(n, wh) for n, wh in zip(loaded.names, loaded.sizes)
+                                                if (min(wh) if fit == "crop" else max(wh)) < S])):
+        if items:
+            shown = ", ".join(f"{Path(n).name} {w}x{h}" for n, (w, h) in items[:3])
+            more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+            click.echo(f"note: {verb} {len(items)} image(s) to the model's {S}x{S} input ({fit}, then box filter): "
+                       f"{shown}{more}", err=True)
 
 
 @image.command("decode")
-@click.option("--model", "model", required=True, type=click.Path(path_type=Path), help="Checkpoint folder.")
+@click.option("--model", "model", required=True, type=click.Path(path_type=Path), help=MODEL_HELP)
 @click.argument("tokfile", type=click.Path(path_type=Path))
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path),
               help="Output PNG (one image) or folder (several).")
+@click.option("-k", "--tokens", type=click.IntRange(min=1), default=None,
+              help="Decode only the first K stored tokens of each image (default: all of them).")
 @click.option("--prior", "ar_prior", type=click.Path(path_type=Path), default=None,
               help="AR prior folder for a context-coded (.tok v3) file.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--force", is_flag=True)
-def decode_cmd(model, tokfile, out, device, force, ar_prior=None) -> None:
-    """Decode a .tok file to PNG(s); refuses a file written by another model."""
+def decode_cmd(model, tokfile, out, device, force, ar_prior=None, tokens=None) -> None:
+    """Decode a .tok file to PNG(s), optionally from a shorter prefix; refuses a file written by another model."""
     from tokkit.atomic import atomic_dir, check_output
     from tokkit.errors import MissingFileError
     from tokkit.image import unpack
     from tokkit.image.data import to_png_bytes
+    from tokkit.image.errors import TokenCountError
 
     check_output(out, force=force)
     if not tokfile.is_file():
@@ -273,18 +319,26 @@ def decode_cmd(model, tokfile, out, device, force, ar_prior=None) -> None:
     tok = _load(model, device)
     parsed = unpack(tokfile.read_bytes(), expect_model_id=tok.model_id, source=str(tokfile), prior=_prior_or_none(model),
                     ar_prior=None if ar_prior is None else _ar_coder(ar_prior, tok))
-    imgs = tok.detokenize(list(parsed.ids))
+    ids = list(parsed.ids)
+    if tokens is not None:
+        short = [i for i, t in enumerate(ids) if len(t) < tokens]
+        if short:
+            raise TokenCountError(f"-k {tokens} asks for more tokens than {tokfile} stores: image {short[0]} has "
+                                  f"{len(ids[short[0]])}; pass -k at most {min(len(t) for t in ids)}")
+        ids = [t[:tokens] for t in ids]
+    imgs = tok.detokenize(ids)
     if len(imgs) == 1 and out.suffix.lower() == ".png":
         _write(out, to_png_bytes(imgs[0]), force=force)
     else:
         with atomic_dir(out, force=force) as tmp:
             for i, im in enumerate(imgs):
                 (tmp / f"{i:05d}.png").write_bytes(to_png_bytes(im))
-    click.echo(f"decoded {len(imgs)} images (tokens {[len(t) for t in parsed.ids]}) -> {out}")
+    stored = f" of {[len(t) for t in parsed.ids]} stored" if tokens is not None else ""
+    click.echo(f"decoded {len(imgs)} images (tokens {[len(t) for t in ids]}{stored}) -> {out}")
 
 
 @image.command("add-to-vocab")
-@click.option("--model", "model", required=True, type=click.Path(path_type=Path), help="Image tokenizer checkpoint.")
+@click.option("--model", "model", required=True, type=click.Path(path_type=Path), help=MODEL_HELP)
 @click.option("--lm", required=True, help="HF model folder or alias (smollm2) whose tokenizer and embeddings grow.")
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output HF model folder.")
 @click.option("--force", is_flag=True)
@@ -298,6 +352,31 @@ def add_to_vocab_cmd(model, lm, out, force) -> None:
     summary = add_image_tokens(_load(model, "cpu"), resolve_model(lm), out, force=force)
     click.echo(f"wrote {out}: image tokens ids {summary['image_token_ids'][0]}..{summary['image_token_ids'][1]}, "
                f"markers {summary['marker_ids']}, {summary['rows']} rows x {summary['dim']}")
+
+
+@image.command("import")
+@click.argument("source")
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output checkpoint folder.")
+@click.option("--preset", default=None, help="Published model whose config to use (default: the config.json beside "
+                                             "the weights, the hub id's preset, or the tensor shapes).")
+@click.option("--family", type=click.Choice(["titok", "one_d_piece"]), default=None,
+              help="Override the family (the two share every tensor; One-D-Piece decodes any prefix in distribution).")
+@click.option("--force", is_flag=True)
+def import_cmd(source, out, preset, family, force) -> None:
+    """Convert a published TiTok / One-D-Piece checkpoint (SOURCE: file, folder, preset or hub id in the local HF
+    cache; pickled .bin files are read with torch.load(weights_only=True), tensors only) into a tokkit folder."""
+    from tokkit.atomic import check_output
+    import math
+
+    from tokkit.image.checkpoint import import_checkpoint
+
+    check_output(out, force=force)
+    r = import_checkpoint(source, out, preset=preset, family=family, force=force)
+    c = r["config"]
+    kind = (f"VAE, {c.token_size}-d continuous tokens" if c.quantizer == "vae" else
+            f"K={c.vq_size} ({math.log2(c.vq_size):.3g} bit/token), {'two-stage' if c.two_stage else 'single-stage'}")
+    click.echo(f"imported {r['source']} -> {out}: {c.family}, {c.image_size} px, N={c.max_tokens}, {kind}, "
+               f"{r['params'] / 1e6:.1f} M params, model id {r['model_id']}")
 
 
 def _ar_coder(folder: Path, tok):

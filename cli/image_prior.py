@@ -31,6 +31,11 @@ def fit_prior_cmd(ckpt, data, limit, device, force) -> None:
     from tokkit.image.data import image_files, load_images
     from tokkit.image.entropy import PRIOR_FILE, fit_prior
 
+    if not (Path(ckpt) / "model_config.json").is_file():  # a preset, hub id or hub snapshot: not ours to write into
+        from tokkit.errors import MissingFileError
+
+        raise MissingFileError(f"fit-prior writes CKPT/{PRIOR_FILE}, so CKPT must be a tokkit checkpoint folder; "
+                               f"for a published checkpoint run `tokkit image import {ckpt} -o DIR` and use DIR")
     tok = _load(ckpt, device)
     out = check_output(Path(ckpt) / PRIOR_FILE, force=force)
     t0 = time.time()

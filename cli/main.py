@@ -20,16 +20,14 @@ import os
 import signal
 import sys
 import threading
-import warnings
 from contextlib import contextmanager
+from typing import Iterator
 
 import click
 
-from typing import Iterator
-
 from tokkit.errors import TokkitError
 
-__all__ = ["cli", "main", "UserError", "user_error", "OUTPUT_PARAMS", "threads_option", "apply_threads",
+__all__ = ["cli", "main", "UserError", "user_error", "OUTPUT_PARAMS", "threads_option", "apply_threads", "interrupted",
            "max_minutes_option"]
 
 #: Parameter names that are outputs in every command (one naming rule, checked before the work).
@@ -96,6 +94,9 @@ def user_error(e: BaseException, ctx: click.Context | None = None) -> UserError 
     if isinstance(e, UnicodeDecodeError):
         return UserError(f"expected UTF-8 text, found byte 0x{e.object[e.start]:02x} at byte offset {e.start} "
                          "that is not UTF-8; convert the file to UTF-8")
+    if isinstance(e, RuntimeError) and "can't start new thread" in str(e):  # the OS's thread/process limit
+        return UserError("the system refused to start a thread (this machine's limit on threads/processes is "
+                         "reached: other jobs, or `ulimit -u`); run again when fewer jobs run, or with --threads 1")
     if isinstance(e, OSError) and e.filename is not None:
         return UserError(f"cannot use {e.filename}: {e.strerror or e}; check the path and its permissions")
     return None
@@ -190,6 +191,20 @@ class Interrupted(UserError):
     """A signal ended the command: one line, exit 128 + the signal's number (130 SIGINT, 143 SIGTERM)."""
 
 
+def interrupted(e: KeyboardInterrupt, done: str, *, cost=None) -> Interrupted:
+    """The one-line ending for a command that streams results and is stopped by a signal: ``interrupted by
+    SIGINT: <done>`` (exit 130; 143 for SIGTERM), progress bars closed first; ``cost()`` prints the cost line."""
+    signum = getattr(e, "signum", signal.SIGINT)
+    std = sys.modules.get("tqdm.std")
+    for bar in list(getattr(getattr(std, "tqdm", None), "_instances", ())):
+        bar.close()
+    if cost is not None:
+        cost()
+    err = Interrupted(f"interrupted by {signal.Signals(signum).name}: {done}")
+    err.exit_code = 128 + int(signum)
+    return err
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so every ``with`` block (temporaries, parent folders) cleans up."""
 
@@ -201,7 +216,7 @@ def _on_term(signum, frame):  # noqa: ARG001 - signal API
 
 
 @contextmanager
-def _signals() -> "Iterator[None]":
+def _signals() -> Iterator[None]:
     """SIGTERM raises like SIGINT does (only the main thread can install handlers; elsewhere nothing changes)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -235,8 +250,8 @@ class _Group(click.Group):
                 return _mapped(ctx, lambda: click.Group.invoke(self, ctx))
         except KeyboardInterrupt as e:
             signum = getattr(e, "signum", signal.SIGINT)
-            err = Interrupted(f"interrupted by {signal.Signals(signum).name}: stopped, temporaries and unfinished "
-                              "outputs removed; nothing was written")
+            err = Interrupted(f"interrupted by {signal.Signals(signum).name}: stopped; temporaries and unfinished "
+                              "outputs removed (a run that keeps checkpoints keeps its last one for --resume)")
             err.exit_code = 128 + int(signum)
             raise err from None
         except BrokenPipeError:
@@ -273,8 +288,9 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # No blanket filter on FutureWarning / DeprecationWarning: tokkit calls its libraries the current way
+    # (e.g. the KV cache as `cache=` where transformers deprecates `past_key_values`), and
+    # tests/test_newcomer.py checks that no warning reaches a user's stderr in the documented flows.
 
 
 def threads_option(f):
@@ -296,9 +312,7 @@ def apply_threads(threads: int | None) -> int:
     """Set torch's intra-op threads to ``threads`` (None: :func:`tokkit.config.default_threads`); returns it."""
     import torch
 
-    from tokkit.config import default_threads
-
-    from tokkit.config import check_threads
+    from tokkit.config import check_threads, default_threads
 
     n = check_threads(threads, name="--threads") if threads else default_threads()
     torch.set_num_threads(n)

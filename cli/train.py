@@ -85,8 +85,9 @@ def _read_docs(paths, text_column: str) -> list[str]:
 @click.option("--text", "texts", multiple=True, required=True, help="Text to measure on (txt/jsonl/parquet file, folder or glob); repeatable.")
 @click.option("--text-column", default="text", show_default=True)
 @click.option("--terms", "terms_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="File with one domain term per line (default: the KL3M paper's 20 legal/financial terms).")
-@click.option("--no-terms", is_flag=True, help="Skip the domain-term table.")
+              help="File with one domain term per line: adds a table of tokens per term [default: the terms of the "
+                   "first tokenizer's recipe (the legal and financial recipes list the KL3M paper's), else no table].")
+@click.option("--no-terms", is_flag=True, help="No domain-term table, even when the recipe defines terms.")
 @click.option("--parallel", nargs=2, default=None, metavar="REF OTHER", help="Parallel texts for the parity column.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the report as JSON ('-' for stdout).")
 @click.option("--csv", "csv_out", type=click.Path(path_type=Path), default=None, help="Write the report as CSV ('-' for stdout).")
@@ -98,7 +99,7 @@ def compare(tokenizers, texts, text_column, terms_file, no_terms, parallel, json
     Example: tokkit compare out/legal-2k gpt2 llama3 mistral --text data/legal/heldout.jsonl
     """
     from tokkit.atomic import atomic_file, check_output
-    from tokkit.train.compare import DEFAULT_TERMS, compare_tokenizers
+    from tokkit.train.compare import compare_tokenizers, recipe_terms
     from tokkit_cli.cost import Cost
 
     cost = Cost()
@@ -111,7 +112,8 @@ def compare(tokenizers, texts, text_column, terms_file, no_terms, parallel, json
     if not no_terms:
         from tokkit.text import read_text
 
-        terms = tuple(t for t in read_text(terms_file, what="--terms file").splitlines() if t.strip()) if terms_file else DEFAULT_TERMS
+        terms = (tuple(t for t in read_text(terms_file, what="--terms file").splitlines() if t.strip()) if terms_file
+                 else recipe_terms(tokenizers[0]))
     par = (_read_docs([parallel[0]], text_column), _read_docs([parallel[1]], text_column)) if parallel else None
     report = compare_tokenizers(list(tokenizers), docs, terms=terms, parallel=par)
     click.echo(f"{len(docs)} documents, {sum(len(d.encode('utf-8')) for d in docs) / 1e6:.3f} MB")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tokkit_cli.main import apply_threads, cli, threads_option
+from tokkit_cli.main import apply_threads, cli, interrupted, threads_option
 from tokkit_cli.rows import read_capped, row_flags, row_options, rows_summary
 
 _METHODS = ["omp", "heuristic", "fvt", "mean", "zero", "hypernet", "distill"]
@@ -96,49 +96,82 @@ def transplant_command(src, dst, donor, method, out_dir, force, resume, device, 
 @click.argument("models", nargs=-1, required=True)
 @click.option("--text", "texts", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Raw text file (repeat for several domains; each is reported separately).")
+@click.option("--max-bytes", type=click.IntRange(min=1), default=None,
+              help="Score only the first N bytes of each text (cut back to a whole character; the same prefix every "
+                   "run) [default: all of it].")
 @click.option("--segment-bytes", type=click.IntRange(16, 1 << 20), default=2048, show_default=True, help="Longest scored segment (bytes).")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per model and domain (plus 'all').")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per model and text as each finishes (plus 'all').")
 @threads_option
-def eval_lm_command(models, texts, segment_bytes, device, as_json, threads) -> None:
-    """Bits per byte of each MODEL (folder or alias) on identical raw text: fair across tokenizers."""
-    from tokkit.names import resolve_model
-    from tokkit.transplant.evaluate import bits_per_byte, combine
-    from tokkit.transplant.pipeline import pick_device
-    from tokkit_cli.cost import Cost
+def eval_lm_command(models, texts, max_bytes, segment_bytes, device, as_json, threads) -> None:
+    """Bits per byte of each MODEL (folder or alias) on identical raw text: fair across tokenizers.
 
+    Each row is printed as soon as its text is scored; Ctrl-C keeps the rows printed so far (exit 130).
+    """
+    import sys
+
+    from tokkit.names import resolve_model
+    from tokkit.optim import pick_device
     from tokkit.text import read_text
+    from tokkit.transplant.evaluate import combine, prefix_bytes, score_texts
+    from tokkit.transplant.report import built_ids
+    from tokkit_cli.cost import Cost
 
     cost = Cost()
     data = {p.stem: read_text(p, what="--text file") for p in texts}
     dev = pick_device(device)
     folders = [resolve_model(m) for m in models]  # every name checked before the first (slow) evaluation
     apply_threads(threads)
-    rows = []
-    for m, folder in zip(models, folders):
-        scores = bits_per_byte(folder, data, segment_bytes=segment_bytes, device=dev, progress=not as_json)
-        both = scores + ([combine(scores)] if len(scores) > 1 else [])
-        for sc in both:
-            d = sc.as_dict()
-            d["model"] = m
-            rows.append(d)
-    work = f"{len(models)} models x {sum(len(t.encode('utf-8')) for t in data.values()):,} bytes"
-    if as_json:
-        for d in rows:
+    n_bytes = sum(len(prefix_bytes(t, max_bytes).encode("utf-8")) for t in data.values())
+    work = f"{len(models)} model{'s' if len(models) > 1 else ''} x {n_bytes:,} bytes"
+    split = any(built_ids(f) is not None for f in folders)
+    table = _EvalTable(split, as_json)
+    done, todo = 0, len(models) * len(data)
+
+    def notify(line: str) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(line, file=sys.stderr)
+
+    try:
+        for m, folder in zip(models, folders):
+            scores = []
+            for sc in score_texts(folder, data, segment_bytes=segment_bytes, device=dev, progress=not as_json,
+                                  max_bytes=max_bytes, notify=notify):
+                scores.append(sc)
+                table.row(m, sc.as_dict())
+                done += 1
+            if len(scores) > 1:
+                table.row(m, combine(scores).as_dict())
+    except KeyboardInterrupt as e:  # the rows printed so far stand; the shared one-line ending (exit 130 / 143)
+        raise interrupted(e, f"{done} of {todo} texts scored; {'the rows above are' if done else 'nothing is'} "
+                             "complete", cost=lambda: cost.done(work + " (interrupted)")) from None
+    table.footer()
+    cost.done(work)
+
+
+class _EvalTable:
+    """eval-lm's output, one row at a time: a table (the header before the first row) or JSON lines."""
+
+    def __init__(self, split: bool, as_json: bool) -> None:
+        self.split, self.as_json, self.base, self.started = split, as_json, {}, False
+
+    def row(self, model: str, d: dict) -> None:
+        d["model"] = model
+        if self.as_json:
             click.echo(json.dumps(d))
-        cost.done(work)
-        return
-    base = {}
-    split = any("new_targets" in d for d in rows)
-    click.echo(f"{'model':<40} {'text':<14} {'bytes':>8} {'tokens':>7} {'bits/byte':>9} {'vs first':>8}"
-               + (f" {'new tok':>7} {'their nats':>10} {'leak nats':>9}" if split else ""))
-    for d in rows:
-        ref = base.setdefault(d["domain"], d["bits_per_byte"])
+            return
+        if not self.started:
+            self.started = True
+            click.echo(f"{'model':<40} {'text':<14} {'bytes':>8} {'tokens':>7} {'bits/byte':>9} {'vs first':>8}"
+                       + (f" {'new tok':>7} {'their nats':>10} {'leak nats':>9}" if self.split else ""))
+        ref = self.base.setdefault(d["domain"], d["bits_per_byte"])
         tail = (f" {d['new_targets']:>7} {d['nll_new_targets']:>10.1f} {d['leak_nats']:>9.1f}" if "new_targets" in d
-                else f" {'-':>7} {'-':>10} {'-':>9}" if split else "")
+                else f" {'-':>7} {'-':>10} {'-':>9}" if self.split else "")
         click.echo(f"{d['model'][-40:]:<40} {d['domain'][:14]:<14} {d['bytes']:>8} {d['tokens']:>7} "
                    f"{d['bits_per_byte']:>9.4f} {d['bits_per_byte'] / ref:>7.3f}x" + tail)
-    if split:
-        click.echo("new tok / their nats: target tokens whose rows the transplant built, and their NLL; leak nats: "
-                   "NLL the other positions lose to probability on built rows")
-    cost.done(work)
+
+    def footer(self) -> None:
+        if self.split and not self.as_json:
+            click.echo("new tok / their nats: target tokens whose rows the transplant built, and their NLL; leak nats: "
+                       "NLL the other positions lose to probability on built rows")

@@ -57,5 +57,5 @@ def fetch_command(include_all: bool) -> None:
     from tokkit.fixtures import fetch
 
     t0 = time.perf_counter()
-    paths = fetch(include_all=include_all)
+    paths = fetch(include_all=include_all, progress=lambda line: click.echo(line, err=True))
     click.echo(f"{len(paths)} fixtures ready in {tokkit_home()} ({time.perf_counter() - t0:.0f} s)")

@@ -32,7 +32,7 @@ def test_bytes_help_loads_no_torch():
             "r = CliRunner().invoke(cli, ['bytes', '--help'])\nassert r.exit_code == 0, r.output\n"
             "assert 'torch' not in sys.modules\nprint(r.output)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    for c in ("score", "next", "complete", "ensemble"):
+    for c in ("score", "next", "complete", "generate", "ensemble"):
         assert f"  {c} " in out
 
 
@@ -73,3 +73,35 @@ def test_ensemble_degenerate_weights_equal_single_model(run):
     assert out["ensemble"] == pytest.approx(single["bits_per_byte"], abs=1e-9)
     r = invoke("ensemble", model, model, "--text", "x", "--weights", "1,zero")
     assert r.exit_code == 2 and "--weights" in r.output
+
+
+def test_generate_streams_the_bytes_generate_returns_without_deprecation_warnings(run, capfd):
+    """`bytes generate` prints what ``ByteLM.generate`` returns for the same settings (greedy, and sampled at
+    T=1 a token at a time), runs to --max-bytes (`complete` stops at the word's end), takes --threads after
+    the subcommand, and neither path emits a library deprecation warning (the KV cache is passed as the
+    installed transformers names it)."""
+    import warnings
+
+    from tokkit_cli.bytes import _load
+
+    invoke, model = run
+    prompt = "The capital of France is"
+    r = invoke("generate", model, prompt, "--max-bytes", "24", "--json", "--threads", "1")
+    assert r.exit_code == 0, r.output
+    greedy = json.loads(r.stdout)
+    r = invoke("generate", model, prompt, "--max-bytes", "24")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == prompt + greedy["generated"] + "\n" and greedy["bytes"] == 24
+    r = invoke("generate", model, prompt, "--max-bytes", "30", "--temperature", "1", "--seed", "3", "--json")
+    assert r.exit_code == 0, r.output
+    sampled = json.loads(r.stdout)
+    capfd.readouterr()
+    blm = _load(model, "canonical", None, "auto")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert blm.generate(prompt, max_bytes=24, temperature=0.0).decode() == greedy["generated"]
+        assert blm.generate(prompt, max_bytes=30, temperature=1.0, seed=3).decode() == sampled["generated"]
+        assert bytes(blm.stream(prompt, max_bytes=30, temperature=1.0, seed=3)).decode() == sampled["generated"]
+    assert not [w for w in caught if issubclass(w.category, (DeprecationWarning, FutureWarning))], \
+        [str(w.message) for w in caught]
+    assert "deprecated" not in capfd.readouterr().err

@@ -101,7 +101,7 @@ def test_transplant_family_name_offline_gives_one_line(tmp_path, monkeypatch):
     assert r.exit_code == 2, r.output
     line = r.output.strip()
     assert len(line.splitlines()) == 1 and line.startswith("error: model 'llama' means meta-llama/Llama-3.2-1B")
-    assert "huggingface-cli download meta-llama/Llama-3.2-1B" in line and "available offline" in line
+    assert "hf download meta-llama/Llama-3.2-1B --include" in line and "available offline" in line
     assert not (tmp_path / "o").exists()
 
 

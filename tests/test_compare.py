@@ -72,8 +72,30 @@ def test_compare_cli_json_csv_and_lossy_flag(folders, tmp_path):
     assert rows["plain"]["tokens_per_char"] == pytest.approx(ntok / sum(map(len, held)))
     table = list(csv.DictReader(io.StringIO(cs.read_text())))
     assert [t["name"] for t in table] == ["plain", "lossy"]
-    # domain-term table: default KL3M terms, each encoded alone
-    assert rep["terms"]["certiorari"]["plain"] == len(tok.encode("certiorari", add_special_tokens=False).ids)
+    # no domain-term table: neither --terms nor a recipe that defines terms
+    assert rep["terms"] == {} and "tokens per domain term" not in r.output
+
+
+def test_term_table_only_with_terms_or_a_recipe_that_defines_them(folders, tmp_path):
+    from tokenizers import Tokenizer
+
+    termed = load_recipe(overrides={"vocab_size": 1024, "held_out": 0.0, "terms": ["certiorari", "habeas corpus"]})
+    train_tokenizer([TRAIN], out_dir=tmp_path / "termed", recipe=termed, progress=False)
+    tok = Tokenizer.from_file(str(tmp_path / "termed" / "tokenizer.json"))
+    run = CliRunner().invoke
+    r = run(cli, ["compare", str(tmp_path / "termed"), str(folders / "plain"), "--text", str(HELDOUT), "--json", "-"])
+    assert r.exit_code == 0, r.output
+    terms = json.JSONDecoder().raw_decode(r.stdout[r.stdout.index('{\n  "tokenizers"'):])[0]["terms"]
+    assert list(terms) == ["certiorari", "habeas corpus"]  # the first tokenizer's recipe
+    assert terms["habeas corpus"]["termed"] == len(tok.encode("habeas corpus", add_special_tokens=False).ids)
+    assert "tokens per domain term" in r.output
+    r = run(cli, ["compare", str(folders / "plain"), str(tmp_path / "termed"), "--text", str(HELDOUT)])
+    assert r.exit_code == 0 and "tokens per domain term" not in r.output  # the reference's recipe has none
+    (tmp_path / "t.txt").write_text("EBITDA\nres judicata\n\n", encoding="utf-8")
+    r = run(cli, ["compare", str(folders / "plain"), "--text", str(HELDOUT), "--terms", str(tmp_path / "t.txt")])
+    assert r.exit_code == 0 and "EBITDA" in r.output and "res judicata" in r.output
+    r = run(cli, ["compare", str(tmp_path / "termed"), "--text", str(HELDOUT), "--no-terms"])
+    assert r.exit_code == 0 and "tokens per domain term" not in r.output
 
 
 def test_compare_against_real_aliases_prints_percentages(folders):

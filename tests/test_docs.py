@@ -20,9 +20,12 @@ themselves. The convention, for whoever writes docs:
   ``skip: start`` / ``skip: end`` pair skips a stretch). An untagged block without ``$`` lines
   that is not marked skip fails, so every block is either run or explicitly skipped. Blocks in
   other languages (``json``, ``yaml``, ``text``) are data, never run.
-* Takes minutes: put ``<!-- slow -->`` on the line before the fence (after a skip directive, if
-  any). Such examples carry the ``slow_example`` marker, which the default run deselects
-  (``addopts`` in pyproject.toml); run them with ``pytest tests/test_docs.py -m slow_example``.
+* Takes minutes: first make it cheaper (``eval-lm --max-bytes``, fewer steps, a smaller text) so that
+  CI checks it; only what cannot be (Gemma-3-270M, which CI does not fetch) gets ``<!-- slow -->`` on
+  the line before the fence (after a skip directive, if any). Such examples carry the ``slow_example``
+  marker, which the default run deselects (``addopts`` in pyproject.toml); run them with
+  ``pytest tests/test_docs.py -m slow_example``. A skip directive's reason is the test's skip reason
+  (printed by ``-rs``).
 
 Each document runs in its own scratch folder in which ``data``, ``recipes``, ``scripts`` and
 ``benchmarks`` link to the repository's, so ``out/...`` paths are fresh and examples of one document
@@ -35,6 +38,7 @@ import os
 import re
 import subprocess
 import sys
+import unittest
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,10 +281,40 @@ def test_example(doc, index, request):
     example = _evaluate_upto(doc, index)
     if _GEMMA_MODEL.search(example.parsed.source):
         request.getfixturevalue("gemma3_dir")  # Gemma-3-270M comes with `fetch --all`: skipped cleanly without it
-    example.evaluate()
+    try:
+        example.evaluate()
+    except unittest.SkipTest as e:  # a `<!-- skip: ... "why" -->` directive: the reason, where it is (pytest -rs prints it)
+        pytest.skip(f"{doc}:{example.line}: {e}")
 
 
 def test_every_document_has_examples():
     """The harness sees the documents and their blocks (a parser change cannot silently drop them)."""
     counts = {p.name: sum(isinstance(e.parsed, Block) for e in ex) for p, _, ex in _DOCS}
     assert counts["README.md"] >= 10 and counts["training.md"] >= 5, counts
+
+
+_TABLE_RULE = re.compile(r"\|[-| :]+\|$")
+_FIGURE = re.compile(r"\d\.\d")
+#: What names where a figure comes from: a benchmark or script, a tokkit command, a test, a committed record.
+_SOURCE = re.compile(r"benchmarks/\w+\.py|`tokkit [a-z]|\$ tokkit |^tokkit |python benchmarks|tests/test_\w+\.py|"
+                     r"scripts/\w+\.py|docs/[\w-]+\.json|`[a-z][\w-]* --[a-z]", re.M)
+
+
+def test_every_table_of_figures_names_the_command_that_made_it():
+    """A markdown table of measured figures has, within 25 lines before it or 12 after, the command, benchmark,
+    test or committed record it comes from (a figure is checked by a test, or says how to reproduce it)."""
+    missing = []
+    for path in DOCS:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        i = 0
+        while i < len(lines):
+            if lines[i].startswith("|") and i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1].strip()):
+                j = i + 2
+                while j < len(lines) and lines[j].startswith("|"):
+                    j += 1
+                if _FIGURE.search("\n".join(lines[i + 2:j])) and not _SOURCE.search("\n".join(lines[max(0, i - 25):j + 12])):
+                    missing.append(f"{path.relative_to(ROOT)}:{i + 1}: {lines[i][:70]}")
+                i = j
+            else:
+                i += 1
+    assert not missing, "tables of figures without a command, benchmark or record nearby:\n" + "\n".join(missing)

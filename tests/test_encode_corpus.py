@@ -319,3 +319,21 @@ def test_cli_summary_and_bad_input_leave_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(tokkit.tokenizer.Tokenizer, "vocab_size", property(lambda self: 2**32 + 7))
     r = run(cli, ["encode", str(LEGAL), "--tokenizer", "gpt2", "-o", "new"])
     assert r.exit_code == 2 and "4,294,967,303 ids" in r.output and not (tmp_path / "new").exists()
+
+
+def test_a_ray_task_sends_bad_input_back_whole(tmp_path):
+    """Ray keeps only the text of a task's exception; the task returns the error itself, raised as such by the driver."""
+    import pickle
+
+    from tokkit.errors import TokkitError
+    from tokkit.train.count import plan_shards
+    from tokkit.train.encode_ray import _encode_row
+    from tokkit.train.encode_shard import EncodeSpec
+
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes(b"good text\n" + "na\u00efve caf\u00e9\n".encode("latin-1"))
+    spec = EncodeSpec("gpt2", "gpt2", "numpy", "uint16", None, 50256, False, "text", False, 0, str(tmp_path / "o"))
+    row = _encode_row({"task": pickle.dumps((0, 1, plan_shards(parse_sources([str(bad)]))[0], spec))})
+    err = pickle.loads(row["error"])
+    assert isinstance(err, TokkitError) and "not UTF-8" in str(err) and row["result"] == ""
+    assert not [p for p in (tmp_path / "o").rglob("*") if p.is_file()]  # the shard's temporaries are gone

@@ -131,3 +131,91 @@ def test_batched_scoring_equals_one_segment_at_a_time(tiny_lm):
     assert batched.tokens == one.tokens == small.tokens
     assert abs(batched.bits_per_byte - one.bits_per_byte) < 1e-6
     assert abs(small.bits_per_byte - one.bits_per_byte) < 1e-6
+
+
+def test_max_bytes_scores_a_deterministic_prefix_cut_at_a_character(tiny_lm, tmp_path):
+    from tokkit.transplant.evaluate import prefix_bytes
+
+    path, _ = tiny_lm
+    text = "Größe über alles — ça va? 日本の首都は東京です。\n" * 20
+    raw = text.encode()
+    for n in range(0, 60):
+        p = prefix_bytes(text, n)
+        assert raw.startswith(p.encode()) and n - 3 <= len(p.encode()) <= n  # never more, never a broken character
+    assert prefix_bytes(text, 10**9) == text and prefix_bytes(text, None) == text
+    assert prefix_bytes("ab日", 4) == "ab"  # 日 takes 3 bytes: bytes 3-5
+    f = _write(tmp_path, text)
+    args = ["eval-lm", str(path), "--text", str(f), "--json", "--device", "cpu", "--max-bytes", "101"]
+    r1, r2 = CliRunner().invoke(cli, args), CliRunner().invoke(cli, args)
+    assert r1.exit_code == 0, r1.output
+    row = json.loads(r1.stdout.splitlines()[0])
+    want = prefix_bytes(text, 101)
+    assert row["bytes"] == len(want.encode()) <= 101 and r1.stdout == r2.stdout
+    assert row["bits_per_byte"] == bits_per_byte(path, {"t": want})[0].bits_per_byte.__round__(5)
+
+
+def test_rows_come_as_texts_finish_and_ctrl_c_keeps_them_and_exits_130(tiny_lm, tmp_path, monkeypatch):
+    import tokkit.transplant.evaluate as ev
+
+    path, _ = tiny_lm
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("It is a way I have of driving off the spleen.\n", encoding="utf-8")
+    b.write_text("Madam Speaker, Madam Vice President.\n", encoding="utf-8")
+    real, calls = ev._batches, []
+
+    def interrupted(*args, **kw):  # the second text's scoring is where the user presses Ctrl-C
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(ev, "_batches", interrupted)
+    for as_json in (True, False):
+        calls.clear()
+        r = CliRunner().invoke(cli, ["eval-lm", str(path), "--text", str(a), "--text", str(b), "--device", "cpu"]
+                               + (["--json"] if as_json else []))
+        assert r.exit_code == 130, r.output
+        out = r.stdout.splitlines()
+        if as_json:
+            assert [json.loads(line)["domain"] for line in out] == ["a"]
+        else:
+            assert out[0].startswith("model") and len(out) == 2 and out[1].split()[1] == "a"
+        assert r.stderr.strip().splitlines()[-1] == "error: interrupted by SIGINT: 1 of 2 texts scored; the rows above are complete"
+
+
+def test_an_estimate_from_the_first_forwards_goes_to_stderr(tiny_lm, tmp_path, monkeypatch):
+    """(Announced from 30 s of estimated work on; the threshold is lowered so this tiny model announces it.)"""
+    import tokkit.optim.loop as loop
+
+    monkeypatch.setattr(loop, "ESTIMATE_MIN_SECONDS", 0.0)
+    path, _ = tiny_lm
+    f = _write(tmp_path, (HELDOUT / "moby_dick_ch1.txt").read_text(encoding="utf-8")[:3000])
+    r = CliRunner().invoke(cli, ["eval-lm", str(path), "--text", str(f), "--segment-bytes", "200", "--json",
+                                 "--device", "cpu", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    import re
+
+    tokens = json.loads(r.stdout.splitlines()[0])["tokens"]
+    line = next(x for x in r.stderr.splitlines() if "on this machine" in x)
+    n_seg = len(segments((HELDOUT / "moby_dick_ch1.txt").read_text(encoding="utf-8")[:3000], segment_bytes=200))
+    assert re.fullmatch(rf"{path.name}: {tokens:,} tokens in {n_seg} segments x ~[\d.e-]+ ms/token ≈ .+ on this "
+                        r"machine \(1 thread\)", line), line
+    assert "{" not in r.stderr.split("cost:")[0].replace(line, "")  # nothing but the estimate and the cost on stderr
+
+
+def test_the_os_refusing_a_thread_is_one_line_and_batch_encoding_falls_back(monkeypatch):
+    import concurrent.futures
+
+    import tokkit.formats.batching as batching
+    from tokkit_cli.main import user_error
+
+    err = user_error(RuntimeError("can't start new thread"))
+    assert err is not None and err.exit_code == 2 and "--threads 1" in err.format_message()
+
+    class NoThreads(concurrent.futures.ThreadPoolExecutor):
+        def submit(self, *a, **k):
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(batching, "ThreadPoolExecutor", NoThreads)
+    texts = ["x" * 40000, "y" * 40000, "z" * 500]
+    assert batching.map_chunked(len, texts, num_threads=4) == [40000, 40000, 500]

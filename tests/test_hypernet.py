@@ -159,6 +159,20 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, sm, monkeypatch):
                            load_file(tmp_path / "full" / "model.safetensors")["query"])
 
 
+def test_max_minutes_stops_at_a_checkpoint_and_the_next_call_continues(tmp_path, sm):
+    import tokkit.transplant.hypernet.train as tr
+
+    src = _tiny(tmp_path / "src", sm)
+    cfg = HypernetConfig(base=str(src), corpus=(CORPUS,), **TINY)
+    full = tr.train_hypernet(cfg, tmp_path / "full", progress=False)
+    cut = tr.train_hypernet(cfg, tmp_path / "cut", progress=False, max_minutes=1e-7)  # spent before the first step ends
+    assert cut.stopped and cut.steps == 1 and load_checkpoint(tmp_path / "cut").step == 1 and not full.stopped
+    rest = tr.train_hypernet(cfg, tmp_path / "cut", progress=False)
+    assert rest.resumed_from == 1 and rest.steps == 4
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_transplant_to_mistral_copies_specials_and_shared_rows_and_predicts_new_ones(tmp_path, sm, trained):
     from conftest import need_fixture
 

@@ -25,6 +25,7 @@ def ckpt(tmp_path_factory) -> Path:
                                  "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert "trained 20 steps" in r.output and "codes used" in r.output
+    assert "20 steps of this recipe are a smoke test" in r.output  # tiny says what it is (issue 31)
     return out
 
 
@@ -178,3 +179,56 @@ def test_image_train_defaults_to_the_committed_icons(tmp_path):
     assert r.exit_code == 0, r.output
     assert (tmp_path / "ck" / "model.safetensors").is_file() and "trained 2 steps" in r.output
     assert json.loads((tmp_path / "ck" / "train_state.json").read_text())["data"] == str(ICONS)
+
+
+def test_decode_k_decodes_a_shorter_prefix_of_a_tok_file(ckpt, tmp_path):
+    from tokkit.image import ImageTokenizer, load_images
+    from tokkit.image.data import to_png_bytes
+
+    imgs = sorted(ICONS.glob("*.png"))[:2]
+    tok_file = tmp_path / "x.tok"
+    assert CliRunner().invoke(cli, ["image", "encode", "--model", str(ckpt), *map(str, imgs), "-o", str(tok_file)]).exit_code == 0
+    r = CliRunner().invoke(cli, ["image", "decode", "--model", str(ckpt), str(tok_file), "-k", "3", "-o", str(tmp_path / "d")])
+    assert r.exit_code == 0 and "tokens [3, 3] of [8, 8] stored" in r.output, r.output
+    tok = ImageTokenizer.load(ckpt)
+    want = tok.detokenize([t[:3] for t in tok.tokenize(load_images(imgs, size=16))])
+    assert [p.read_bytes() for p in sorted((tmp_path / "d").glob("*.png"))] == [to_png_bytes(w) for w in want]
+    r = CliRunner().invoke(cli, ["image", "decode", "--model", str(ckpt), str(tok_file), "-k", "9", "-o", str(tmp_path / "e")])
+    assert r.exit_code == 2 and "pass -k at most 8" in r.output and not (tmp_path / "e").exists()
+
+
+def test_encode_reports_reductions_and_bits_per_pixel_at_the_inputs_size(ckpt, tmp_path):
+    from PIL import Image
+
+    imgs = sorted(ICONS.glob("*.png"))[:3]  # 36 x 36; the tiny model takes 16 x 16
+    r = CliRunner().invoke(cli, ["image", "encode", "--model", str(ckpt), *map(str, imgs), "-o", str(tmp_path / "x.tok")])
+    assert r.exit_code == 0, r.output
+    n = (tmp_path / "x.tok").stat().st_size
+    assert f"note: reduced 3 image(s) to the model's 16x16 input (crop, then box filter): {imgs[0].name} 36x36" in r.output
+    assert (f"{n} bytes, {8 * n / (3 * 36 * 36):.4f} bits per pixel of the inputs as given (3,888 pixels; "
+            f"{8 * n / (3 * 16 * 16):.4f} at the model's 16x16 input)") in r.output
+    exact = tmp_path / "exact.png"
+    Image.open(imgs[0]).convert("RGB").resize((16, 16)).save(exact)
+    r = CliRunner().invoke(cli, ["image", "encode", "--model", str(ckpt), str(exact), "-o", str(tmp_path / "y.tok")])
+    n = (tmp_path / "y.tok").stat().st_size
+    assert r.exit_code == 0 and "note:" not in r.output and f"{8 * n / 256:.4f} bits per pixel (model" in r.output
+    small = tmp_path / "small.png"
+    Image.open(imgs[0]).convert("RGB").resize((8, 8)).save(small)
+    r = CliRunner().invoke(cli, ["image", "encode", "--model", str(ckpt), str(small), "-o", str(tmp_path / "z.tok")])
+    assert r.exit_code == 2 and "smaller than the model's 16x16 input" in r.output and "--upscale" in r.output
+    assert not (tmp_path / "z.tok").exists()
+    r = CliRunner().invoke(cli, ["image", "encode", "--model", str(ckpt), str(small), "--upscale", "-o", str(tmp_path / "z.tok")])
+    assert r.exit_code == 0 and "upscaled (bicubic) 1 image(s)" in r.output, r.output
+
+
+def test_fit_pad_keeps_the_whole_image(tmp_path):
+    from PIL import Image
+
+    from tokkit.image.data import read_images
+
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (40, 20), (255, 0, 0)).save(wide)
+    crop = read_images([wide], size=16).pixels[0]
+    pad = read_images([wide], size=16, fit="pad").pixels[0]
+    assert torch.equal(crop, torch.tensor([1.0, 0, 0])[:, None, None].expand(3, 16, 16))  # the centred square: all red
+    assert torch.equal(pad[:, 0, 0], torch.ones(3)) and torch.equal(pad[:, 8, 8], torch.tensor([1.0, 0, 0]))  # white bands

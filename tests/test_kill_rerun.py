@@ -173,6 +173,22 @@ def test_image_train_killed_mid_swap_resumes_bit_identical(tmp_path):
 
 
 @pytest.mark.slow
+def test_image_fine_tune_from_init_killed_mid_checkpoint_resumes_bit_identical(tmp_path):
+    """`image train --init` (a One-D-Piece-architecture checkpoint, random weights) killed, then --resume."""
+    from test_image_published import SMALL, make_checkpoint
+
+    init = make_checkpoint(tmp_path / "init", SMALL["one_d_piece"])
+    args = [*_image_args(tmp_path), "--init", str(init), "--sampler", "tail_batch"]
+    _run([*args, "-o", "ref"], tmp_path)
+    _killed([*args, "-o", "ck"], tmp_path, at=2)  # the step-3 checkpoint is in place; killed writing step 6
+    assert _temporaries(tmp_path, "ck") and (tmp_path / "ck").is_dir()
+    (init / "model.safetensors").unlink()  # a resumed run needs only its own checkpoint, not --init's
+    _run([*args, "-o", "ck", "--resume"], tmp_path)
+    assert _temporaries(tmp_path, "ck") == []
+    _same_files(tmp_path / "ref", tmp_path / "ck", ["model.safetensors", "optimizer.safetensors", "model_config.json"])
+
+
+@pytest.mark.slow
 def test_hypernet_train_killed_mid_checkpoint_resumes_bit_identical(tmp_path, lm):
     src, _ = lm
     args = ["hypernet", "train", "--base", str(src), "--corpus", str(LEGAL), "--steps", "4", "--warmup-steps", "1",

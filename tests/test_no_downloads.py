@@ -56,17 +56,10 @@ def test_aliases_and_paths_never_reach_the_hub(tmp_path):
     empty_home = tmp_path / "empty_home"
     empty_home.mkdir()
     (tmp_path / "in").mkdir()
-    cases = [  # (args, expected exit code, TOKKIT_HOME override)
+    cases = [  # (args, expected exit code, TOKKIT_HOME override); the failing ones are in the bad-input matrix
         (["vocab", "gpt2"], 0, None),
-        (["vocab", "llama3"], 0, None),
+        (["vocab", "llama2"], 0, None),
         (["vocab", "llama3"], 2, empty_home),  # the alias's copy is missing: tokkit fetch, never the hub
-        (["vocab", "mistral"], 2, empty_home),
-        (["vocab", "llama9"], 2, None),
-        (["vocab", "./nope.json"], 2, None),
-        (["vocab", "in/nope"], 2, None),
-        (["export-tokenizer", "qwen3", "-o", "q"], 2, empty_home),
-        (["compare", "gpt2", "llama3", "--text", str(LEGAL)], 0, None),
-        (["lint-tokenizer", "llama3"], None, None),
     ]
     with FakeHub({}) as hub:
         for args, code, home in cases:
@@ -78,17 +71,6 @@ def test_aliases_and_paths_never_reach_the_hub(tmp_path):
                 lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
                 assert len(lines) == 1 and lines[0].startswith("error: "), (args, r.stderr)
             assert hub.requests == [], (args, hub.requests)
-
-
-def test_model_aliases_and_family_names_never_download_offline(tmp_path):
-    """``embeddings llama`` with HF_HUB_OFFLINE=1: one line, no request, no snapshot_download."""
-    with FakeHub({}) as hub:
-        for args in (["embeddings", "llama"], ["embeddings", "mistral"], ["transplant", "--src", "mistral", "--dst",
-                                                                            "gpt2", "-o", "out"]):
-            r = _tokkit(args, tmp_path, _env(hub.url, tmp_path, HF_HUB_OFFLINE="1"))
-            lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-            assert r.returncode == 2 and len(lines) == 1 and "HF_HUB_OFFLINE" in lines[0], (args, r.stderr)
-            assert hub.requests == [] and not (tmp_path / "out").exists()
 
 
 def test_a_named_hub_model_fetches_only_what_tokkit_reads(tmp_path, hub_repo):
@@ -126,6 +108,8 @@ def test_a_named_hub_tokenizer_fetches_one_file(tmp_path, hub_repo):
 
 
 def test_a_hub_that_does_not_answer_is_one_line_within_seconds(tmp_path):
+    """Nothing listens at the endpoint: one line naming it, and no more than a few seconds beyond the same
+    command run offline (no retry loop)."""
     import socket
 
     s = socket.socket()
@@ -134,9 +118,12 @@ def test_a_hub_that_does_not_answer_is_one_line_within_seconds(tmp_path):
     s.close()  # nothing listens there now: connection refused
     for args in (["embeddings", "someone/tiny-llama"], ["vocab", "someone/tiny-llama"], ["embeddings", "mistral"]):
         t0 = time.perf_counter()
+        _tokkit(args, tmp_path, _env(f"http://127.0.0.1:{port}", tmp_path, HF_HUB_OFFLINE="1"))
+        offline = time.perf_counter() - t0
+        t0 = time.perf_counter()
         r = _tokkit(args, tmp_path, _env(f"http://127.0.0.1:{port}", tmp_path))
         took = time.perf_counter() - t0
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (args, r.stderr)
-        assert took < 30, took  # the process's own start (torch for embeddings) dominates; no retry loop
+        assert took - offline < 5, (args, took, offline)
         assert f"127.0.0.1:{port}" in lines[0] or "neither a local path" in lines[0], lines[0]

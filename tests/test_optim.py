@@ -144,3 +144,51 @@ def test_format_duration():
 def test_a_budget_must_be_positive():
     with pytest.raises(Exception, match="max-minutes"):
         StepLoop("t", start=0, steps=3, checkpoint_every=1, max_minutes=0, progress=False)
+
+
+def test_a_budget_spent_by_loading_stops_after_one_step_and_still_says_what_the_run_costs(clock):
+    loop = StepLoop("heal", start=0, steps=1000, checkpoint_every=50, max_minutes=1, clock_start=clock.now - 55,
+                    progress=False)
+    due = []
+    for step in loop:
+        clock.now += 7.0
+        if loop.checkpoint_due(step):
+            due.append(step + 1)
+    assert loop.stopped and due == [1] and loop.end == 1
+    n = torch.get_num_threads()
+    assert loop.estimate == (f"heal: 1000 steps x ~7 s/step ≈ 1 h 57 min on this machine ({n} thread{'s' if n > 1 else ''}); "
+                             "--max-minutes 1 stops it at step 1 (resume with --resume)")
+
+
+ICONS = __import__("pathlib").Path(__file__).resolve().parents[1] / "data" / "image" / "icons"
+
+
+def test_image_train_and_prior_train_stop_at_a_budget_and_resume_to_the_same_weights(tmp_path):
+    """A budget spent before the first step ends stops each loop after it, checkpointed; resuming gives the
+    weights of one uninterrupted run (the loops share tokkit.optim.StepLoop)."""
+    pytest.importorskip("PIL")
+    from safetensors.torch import load_file
+
+    from tokkit.image import load_recipe, train
+    from tokkit.image.prior import load_prior_recipe
+    from tokkit.image.prior_train import train_prior
+
+    cfg = load_recipe("tiny", {"steps": 4, "checkpoint_every": 2, "log_every": 2})
+    full = train(cfg, data=ICONS, out=tmp_path / "full", device="cpu", progress=False)
+    cut = train(cfg, data=ICONS, out=tmp_path / "cut", device="cpu", progress=False, max_minutes=1e-7)
+    assert cut.stopped and cut.steps == 1 and not full.stopped
+    again = train(cfg, data=ICONS, out=tmp_path / "cut", device="cpu", progress=False, resume=True)
+    assert again.steps == 4 and not again.stopped
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    pcfg = load_prior_recipe("tiny", {"width": 16, "depth": 1, "heads": 2, "steps": 4, "batch_size": 8, "warmup": 1,
+                                      "augment_passes": 1, "val_every": 4, "log_every": 2, "checkpoint_every": 2})
+    pf = train_prior(pcfg, tokenizer=tmp_path / "full", data=ICONS, out=tmp_path / "pfull", device="cpu", progress=False)
+    pc = train_prior(pcfg, tokenizer=tmp_path / "full", data=ICONS, out=tmp_path / "pcut", device="cpu", progress=False,
+                     max_minutes=1e-7)
+    assert pc.stopped and pc.steps == 1 and not pf.stopped
+    train_prior(pcfg, tokenizer=tmp_path / "full", data=ICONS, out=tmp_path / "pcut", device="cpu", progress=False,
+                resume=True)
+    a, b = load_file(tmp_path / "pfull" / "prior.safetensors"), load_file(tmp_path / "pcut" / "prior.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)

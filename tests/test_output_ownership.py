@@ -197,3 +197,39 @@ def test_concurrent_writers_without_force_exactly_one_wins(tmp_path, tok, kind):
     assert len(os.listdir(gate)) == n  # all of them reached the commit
     left = sorted(p.name for p in tmp_path.iterdir() if p.name != "gate")
     assert left == (["out.tiktoken", "out.tiktoken.json"] if kind == "file" else ["out"]), left
+
+
+def test_concurrent_encodes_without_force_exactly_one_wins(tmp_path, tok):
+    """``encode`` builds its folder in place (resumable): the folder itself is created exclusively."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "tokkit_cli.main", "encode", str(LEGAL), "--tokenizer", str(tok), "-o", "out",
+            "--workers", "1", "--quiet"]
+    procs = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert sorted(rc for rc, _ in results) == [0, 2, 2], results
+    for rc, err in results:  # "exists", "created by another process" or (a live run's folder) "--resume"
+        assert rc == 0 or err.startswith("error: ") and err.count("\n") == 1, err
+    assert (tmp_path / "out" / "manifest.json").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, tok):
+    """A real ENOSPC: a 64 KB tmpfs (needs the right to mount, e.g. root in a container; skipped otherwise)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        (mnt / "keep.txt").write_text("mine")
+        for args in (["export-tokenizer", str(tok), "-o", "mnt/new/deeper/o"], ["count", str(LEGAL), "-o", "mnt/t.counts"],
+                     ["train-bpe", str(LEGAL), "--vocab-size", "400", "-o", "mnt/o", "--quiet"]):
+            (mnt / "filler").write_bytes(b"x" * 40_000)  # leave less room than the output needs
+            r = subprocess.run([sys.executable, "-m", "tokkit_cli.main", *args], cwd=tmp_path, capture_output=True,
+                               text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+            lines = [ln for ln in r.stderr.splitlines() if ln.strip() and "%|" not in ln]
+            assert r.returncode == 2 and len(lines) == 1, (args, r.stderr)
+            assert "No space left on device" in lines[0] and "cannot write output" in lines[0], lines[0]
+            (mnt / "filler").unlink()
+            assert sorted(p.name for p in mnt.iterdir()) == ["keep.txt"], (args, list(mnt.iterdir()))
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)

@@ -89,16 +89,11 @@ def test_the_evil_folder_really_runs_code_when_trusted(models, tmp_path):
 
 
 def _cmds(m, kind):
+    """Three commands as real processes (the matrix runs every model command in-process on the same folders)."""
     f = str(m[kind])
-    return [
-        ["bytes", "score", f, "hello"],
-        ["eval-lm", f, "--text", str(TXT)],
-        ["transplant", "--src", f, "--dst", str(m["tok"]), "-o", "out"],
-        ["embeddings", f],
-        ["extend", "--model", f, str(LEGAL), "--add", "10", "-o", "out"],
-        ["hypernet", "train", "--base", f, "--corpus", str(TXT), "-o", "hn"],
-        ["heal", f, str(TXT), "--train", "embeddings", "-o", "out"],
-    ]
+    cmds = [["bytes", "score", f, "hello"], ["eval-lm", f, "--text", str(TXT)],
+            ["transplant", "--src", f, "--dst", str(m["tok"]), "-o", "out"]]
+    return cmds if kind == "evil" else cmds[:1]
 
 
 @pytest.mark.parametrize("kind, needle", [("evil", "auto_map"), ("pickled", "pickle")])

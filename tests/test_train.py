@@ -116,6 +116,30 @@ def test_library_call_with_iterable_and_summary(tmp_path):
     assert res2.held_out_tokens == res.held_out_tokens
 
 
+def test_held_out_documents_are_written_beside_the_tokenizer(tmp_path):
+    """heldout.jsonl holds exactly the documents kept out (corpus order), none of them trained on; `compare`
+    on it measures the bytes/token the summary printed."""
+    docs = [json.loads(line)["text"] for line in TRAIN.read_text(encoding="utf-8").splitlines()]
+    r = CliRunner().invoke(cli, ["train-bpe", str(TRAIN), "--vocab-size", "600", "--held-out", "0.2", "--seed", "3",
+                                 "-o", str(tmp_path / "t"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    held = [json.loads(x)["text"] for x in (tmp_path / "t" / "heldout.jsonl").read_text(encoding="utf-8").splitlines()]
+    manifest = json.loads((tmp_path / "t" / "tokkit_train.json").read_text(encoding="utf-8"))
+    assert 0 < len(held) == manifest["held_out_documents"] and manifest["held_out_file"] == "heldout.jsonl"
+    assert held == [d for d in docs if d in set(held)]  # a subsequence of the corpus, in order
+    assert manifest["train_documents"] + len(held) == len(docs)
+    assert f"saved as {tmp_path / 't' / 'heldout.jsonl'}" in r.output
+    bpt = float(r.output.split(" bytes/token")[0].split()[-1])
+    r = CliRunner().invoke(cli, ["compare", str(tmp_path / "t"), "--text", str(tmp_path / "t" / "heldout.jsonl"),
+                                 "--json", "-"])
+    assert r.exit_code == 0, r.output
+    row = json.JSONDecoder().raw_decode(r.stdout[r.stdout.index('{\n  "tokenizers"'):])[0]["tokenizers"][0]
+    assert row["bytes_per_token"] == pytest.approx(bpt, abs=5e-4)
+    r = CliRunner().invoke(cli, ["train-bpe", str(TRAIN), "--vocab-size", "600", "--held-out", "0", "-o",
+                                 str(tmp_path / "none"), "--quiet"])
+    assert r.exit_code == 0 and not (tmp_path / "none" / "heldout.jsonl").exists()
+
+
 def test_sampling_rate_and_folder_and_txt_sources(tmp_path):
     folder = tmp_path / "corpus"
     folder.mkdir()

@@ -43,7 +43,7 @@ from typing import Iterable, Iterator, Literal
 from tokkit.errors import OutputExistsError, OutputWriteError
 
 __all__ = ["atomic_dir", "atomic_file", "check_output", "check_not_input", "check_resumable", "recover",
-           "write_error", "MARKER", "tracking_inputs", "note_input", "tracked_inputs", "mark_ours"]
+           "write_error", "MARKER", "tracking_inputs", "note_input", "reading_own_output", "tracked_inputs", "mark_ours"]
 
 _TAG = re.compile(r"^\.(?P<name>.+)\.tk(?P<pid>\d+)(?:-[0-9a-f]+\.tmp|\.new|\.old)$")
 
@@ -65,6 +65,17 @@ def tracking_inputs(paths: Iterable[str | os.PathLike] = ()) -> Iterator[None]:
         yield
     finally:
         _INPUTS.reset(token)
+
+
+@contextmanager
+def reading_own_output() -> Iterator[None]:
+    """Within the block :func:`note_input` records nothing: a resumed run reading its own checkpoint (the
+    output it will replace) is not reading an input of the user's."""
+    saved = _INPUTS.get()
+    try:
+        yield
+    finally:
+        _INPUTS.set(saved)
 
 
 def note_input(*paths: str | os.PathLike | None) -> None:

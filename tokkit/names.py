@@ -141,6 +141,14 @@ def _fetch_hint(alias: Alias) -> str:
 
 def resolve_tokenizer(name_or_path: str | Path) -> ResolvedTokenizer:
     """Resolve a path or alias to a local tokenizer (see module docstring for the order)."""
+    from tokkit.atomic import note_input
+
+    r = _resolve_tokenizer(name_or_path)
+    note_input(r.path)  # an alias's cached file is an input of the run too: no output may replace it
+    return r
+
+
+def _resolve_tokenizer(name_or_path: str | Path) -> ResolvedTokenizer:
     p = Path(name_or_path).expanduser()
     if p.exists():
         from tokkit.formats import detect_format
@@ -222,6 +230,14 @@ def resolve_model(name_or_path: str | Path) -> Path:
     """Resolve a model path, model alias (``smollm2``, ``gemma3``), family name (``llama``, ``mistral``: the
     checkpoint in ``DEFAULT_CHECKPOINTS``, from the local HF cache or the hub when online) or hub id to a
     local HF model folder."""
+    from tokkit.atomic import note_input
+
+    p = _resolve_model(name_or_path)
+    note_input(p)  # the folder is an input of the run: no output may replace it
+    return p
+
+
+def _resolve_model(name_or_path: str | Path) -> Path:
     p = Path(name_or_path).expanduser()
     if p.is_dir():
         from tokkit.hf_models import PICKLE_SUFFIXES, check_model_folder
@@ -267,7 +283,7 @@ def resolve_model(name_or_path: str | Path) -> Path:
         means = f"model {name_or_path!r} means {repo}, which" if repo != str(name_or_path) else f"model {repo}"
         from tokkit.hub import endpoint
 
-        why = " and HF_HUB_OFFLINE is set" if hub_offline() else f" and the hub ({endpoint()}) did not answer within 2 s"
+        why = " and the hub is offline (HF_HUB_OFFLINE)" if hub_offline() else f" and the hub ({endpoint()}) did not answer within 2 s"
         raise MissingFileError(
             f"{means} is not in the local HF cache{why}; get it with `hf download {repo} --include '*.json' "
             f"'*.safetensors' 'tokenizer.model'`, or use a model available offline: "

@@ -115,17 +115,27 @@ class Tokenizer(TiktokenNames, TransformersNames):
     # ------------------------------------------------------------------ encoding
     @cached_property
     def _hot(self) -> tuple[tuple[str, ...], Any] | None:
-        """``(first characters of every special and added token, plain-text encoder)`` for ``encode``'s fast path."""
-        # the encoder may be tiktoken's Rust core itself, which raises UnicodeEncodeError on lone
-        # surrogates: ``encode`` then sends the text the long way
-        if self._fast is not None:
-            return tuple(sorted(set(self._fast.starts) | set(self._policy.starts))), self._fast.plain_encoder
-        if self._src.backend in ("tiktoken", "tiktoken_file", "tekken"):
-            from tokkit.formats.fast_bpe import core_ordinary
+        """``(first characters of every special and added token, plain-text encoder)`` for ``encode``'s
+        fast path (:func:`tokkit.formats.fast_core.hot_path`), or None."""
+        from tokkit.formats.fast_core import hot_path
 
-            starts = {t[0] for t in self._native.special_tokens_set if t} | set(self._policy.starts)
-            return tuple(sorted(starts)), core_ordinary(self._native)
-        return None
+        return hot_path(self)
+
+    @cached_property
+    def _quick(self) -> Any:
+        """quicktok's plain-text encoder where it passes the self-check (:mod:`tokkit.formats.fast_core`), else None."""
+        from tokkit.formats.fast_core import quick_for
+
+        return quick_for(self)
+
+    @property
+    def core(self) -> str:
+        """What encodes plain text now: ``quicktok``, ``tiktoken`` (its Rust core; quicktok may take over,
+        :data:`tokkit.formats.fast_core.AUTO_CHARS`), ``tokenizers`` or ``sentencepiece``."""
+        hot = self._hot
+        if hot is not None:
+            return "quicktok" if hot[1] is self.__dict__.get("_quick") else "tiktoken"
+        return "sentencepiece" if self._src.backend == "spm" else "tokenizers"
 
     def encode(self, text: str, *, allowed_special: Spec = frozenset(), disallowed_special: Spec | tuple[()] = "all",
                add_special_tokens: bool = False, strict: bool = False) -> list[int]:
@@ -154,7 +164,7 @@ class Tokenizer(TiktokenNames, TransformersNames):
             else:  # no special or added token can occur, so the special-token options cannot change the ids
                 try:
                     return hot[1](text)
-                except UnicodeEncodeError:  # lone surrogates: the native wrapper's fallback below
+                except (UnicodeEncodeError, TypeError):  # lone surrogates: the native wrapper's fallback below
                     pass
         _need_str(text)
         if strict:
@@ -173,7 +183,7 @@ class Tokenizer(TiktokenNames, TransformersNames):
             else:
                 try:
                     return hot[1](text)
-                except UnicodeEncodeError:
+                except (UnicodeEncodeError, TypeError):  # lone surrogates (quicktok: TypeError)
                     pass
         _need_str(text)
         return self._encode_plan(text, ORDINARY, False)

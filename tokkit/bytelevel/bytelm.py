@@ -153,11 +153,18 @@ class ByteModel:
         probabilities (``p^(1/T)``), not token ones. Stops at end-of-text, ``max_bytes`` or when
         ``stop(generated)`` is true."""
         out = bytearray()
-        for b, _ in _draw(self.state(prompt), max_bytes, temperature, seed):
+        for b in self.stream(prompt, max_bytes=max_bytes, seed=seed, temperature=temperature):
             out.append(b)
             if stop is not None and stop(bytes(out)):
                 break
         return bytes(out)
+
+    def stream(self, prompt: str | bytes = b"", *, max_bytes: int = 200, seed: int | None = 0,
+               temperature: float = 1.0) -> Iterator[int]:
+        """:meth:`generate`'s bytes one at a time, each as soon as it is drawn (the same bytes for the same
+        seed); stop taking them to cut the sample short."""
+        for b, _ in _draw(self.state(prompt), max_bytes, temperature, seed):
+            yield b
 
     def complete(self, prefix: str | bytes, suffix: str | bytes | None = None, *, max_bytes: int = 64,
                  seed: int | None = None, temperature: float = 0.0) -> bytes:
@@ -256,6 +263,18 @@ class ByteLM(ByteModel):
 
             return sample_tokens(self, _as_bytes(prompt), max_bytes=max_bytes, seed=seed, stop=stop)
         return super().generate(prompt, max_bytes=max_bytes, seed=seed, temperature=temperature, stop=stop)
+
+    def stream(self, prompt: str | bytes = b"", *, max_bytes: int = 200, seed: int | None = 0,
+               temperature: float = 1.0, per_byte: bool = False) -> Iterator[int]:
+        """:meth:`generate`'s bytes one at a time as they are drawn (token speed at ``temperature=1``)."""
+        if temperature == 1.0 and self.target == "canonical" and not per_byte:
+            from itertools import islice
+
+            from tokkit.bytelevel.token_sampling import iter_token_bytes
+
+            yield from islice(iter_token_bytes(self, _as_bytes(prompt), seed=seed), max(0, max_bytes))
+            return
+        yield from super().stream(prompt, max_bytes=max_bytes, seed=seed, temperature=temperature)
 
     # ------------------------------------------------------------------ states
     def _new_state(self, exact, stream: bytes) -> CoverState:

@@ -110,6 +110,7 @@ class HFCausalLM:
         self._last: torch.Tensor | None = None
         self._memo = _Memo()
         self._takes_keep: bool | None = None
+        self._cache_kw: str | None = None
 
     # ------------------------------------------------------------------ helpers
     def _logprobs(self, logits: torch.Tensor) -> np.ndarray:
@@ -122,7 +123,7 @@ class HFCausalLM:
         self.calls += 1
         x = torch.tensor([list(ids)], device=self.device)
         with torch.no_grad():
-            return self.model(input_ids=x, past_key_values=cache, use_cache=True, **kw)
+            return self.model(input_ids=x, use_cache=True, **self._cache_in(cache), **kw)
 
     def _reset(self) -> None:
         self._seq, self._cache, self._last = (), None, None
@@ -148,7 +149,7 @@ class HFCausalLM:
         if self._cache is None:
             lcp = 0
         out = self._forward(full[lcp:], self._cache, **self._keep(1))
-        self._cache, self._seq, self._last = out.past_key_values, full, out.logits[0, -1]
+        self._cache, self._seq, self._last = _cache_out(out), full, out.logits[0, -1]
         return self._last
 
     # ------------------------------------------------------------------ TokenLM
@@ -170,7 +171,7 @@ class HFCausalLM:
         out = self._forward(full, None)
         lp = self._logprobs(out.logits[0])  # (L, V)
         lq = float(sum(lp[j - 1, full[j]] for j in range(len(self.start), len(full))))
-        self._cache, self._seq, self._last = out.past_key_values, full, out.logits[0, -1]
+        self._cache, self._seq, self._last = _cache_out(out), full, out.logits[0, -1]
         rows = np.zeros((len(contexts), self.vocab_size))
         branches = [tuple(int(i) for i in c[len(trunk):]) for c in contexts]
         todo = [i for i, b in enumerate(branches) if b]
@@ -234,10 +235,20 @@ class HFCausalLM:
         keep = self._keep(torch.tensor(ends, device=self.device))
         col = {e: (j if keep else e) for j, e in enumerate(ends)}
         with torch.no_grad():
-            out = self.model(input_ids=ids, attention_mask=att, position_ids=pos, past_key_values=cache, use_cache=True,
+            out = self.model(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=True, **self._cache_in(cache),
                              **keep)
         last = torch.tensor([col[len(b) - 1] for b in branches], device=self.device)
         return self._logprobs(out.logits[torch.arange(B, device=self.device), last])
+
+    def _cache_in(self, cache) -> dict:
+        """The KV cache as the model's forward names it: ``cache`` (transformers >= 5.2x, where
+        ``past_key_values`` is deprecated and warns on every call), else ``past_key_values``."""
+        if self._cache_kw is None:
+            import inspect
+
+            params = inspect.signature(self.model.forward).parameters
+            self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        return {self._cache_kw: cache}
 
     def _keep(self, which) -> dict:
         """``logits_to_keep`` for models whose forward takes it (the LM head is most of a small model's
@@ -247,3 +258,10 @@ class HFCausalLM:
 
             self._takes_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         return {"logits_to_keep": which} if self._takes_keep else {}
+
+
+def _cache_out(out):
+    """The KV cache a forward returned: ``out.cache`` where the output class has that field (its
+    ``past_key_values`` property warns), else ``out.past_key_values`` (older transformers)."""
+    fields = getattr(type(out), "__dataclass_fields__", {})
+    return out.cache if "cache" in fields else out.past_key_values

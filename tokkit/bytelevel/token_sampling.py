@@ -26,13 +26,13 @@ then (``ByteLM.generate`` does). FIM, ``complete`` and ensembles keep the per-by
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from tokkit.bytelevel.table import EOS, logsumexp
 
-__all__ = ["sample_tokens"]
+__all__ = ["sample_tokens", "iter_token_bytes"]
 
 
 def _draw(logw: np.ndarray, rng: np.random.Generator) -> int:
@@ -92,13 +92,25 @@ def sample_tokens(blm: Any, prompt: bytes, *, max_bytes: int, seed: int | None =
     valid continuation is struck out and drawn again (rejection: the same law as renormalising over
     the valid set, without computing the whole validity mask — the LM rarely proposes one).
     """
+    out = bytearray()
+    if max_bytes <= 0:
+        return b""
+    for b in iter_token_bytes(blm, prompt, seed=seed):  # lazy: no LM call past the last byte taken
+        out.append(b)
+        if len(out) >= max_bytes or (stop is not None and stop(bytes(out))):
+            break
+    return bytes(out)
+
+
+def iter_token_bytes(blm: Any, prompt: bytes, *, seed: int | None = 0) -> Iterator[int]:
+    """The bytes :func:`sample_tokens` draws, one at a time as each token is drawn, until end-of-text
+    (the caller stops taking them to cut the sample short)."""
     rng = np.random.default_rng(seed)
     st = blm.state(prompt)
     first = _boundary(st, rng)
     if first is None:
-        return b""
+        return
     seq, piece = first
-    out = bytearray()
     table, canon, lm = blm.table, blm.canon, blm.lm
     eos = set(int(i) for i in blm.eos_ids)
     support = np.zeros(len(table), dtype=bool)
@@ -108,21 +120,18 @@ def sample_tokens(blm: Any, prompt: bytes, *, max_bytes: int, seed: int | None =
     rows = None if check is not None else table.ordinary
     full = bytes(st.stream)  # the prompt stream; extended with every piece drawn
     while True:
-        for i in range(len(piece)):  # emit byte by byte so max_bytes / stop cut where the per-byte path would
-            out.append(piece[i])
-            if len(out) >= max_bytes or (stop is not None and stop(bytes(out))):
-                return bytes(out)
+        yield from piece  # byte by byte, so a caller's max_bytes / stop cut where the per-byte path would
         full += piece
         logw = np.where(support, lm.next_logprobs(seq), -np.inf)
         if rows is not None:  # an oracle without a one-token check: mask the whole vocabulary
             logw[rows[~canon.extend_mask(seq)]] = -np.inf
         while True:
             if not np.isfinite(logw.max()):
-                return bytes(out)
+                return
             t = _draw(logw, rng)
             if t in eos:  # end-of-text only after the canonical encoding of the text
                 if canon.encode(full) == tuple(seq):
-                    return bytes(out)
+                    return
                 logw[list(eos)] = -np.inf
             elif check is None or check(seq, t):
                 break

@@ -11,6 +11,7 @@ skip the pool entirely.
 
 from __future__ import annotations
 
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence, TypeVar
@@ -57,6 +58,12 @@ def map_chunked(fn: Callable[[X], T], items: Sequence[X], *, sizes: Sequence[int
     def run(k: int) -> list[T]:
         return [fn(x) for x in items[cuts[k]:cuts[k + 1]]]
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(run, range(len(cuts) - 1)))
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(run, range(len(cuts) - 1)))
+    except RuntimeError as e:  # the OS refused a thread (a loaded machine's process limit): the same work, serially
+        if "can't start new thread" not in str(e):
+            raise
+        logging.getLogger(__name__).warning("no thread could be started (%s); encoding on the calling thread", e)
+        return [fn(x) for x in items]
     return [x for part in parts for x in part]

@@ -38,6 +38,14 @@ def as_id_list(ids: Any) -> list[int]:
     return out if isinstance(out, list) else [out]
 
 
+def _byte_level_decoder(hf: Any) -> bool:
+    """The HF decoder is ByteLevel alone, which concatenates token bytes as tiktoken's ``decode_bytes`` does."""
+    import json
+
+    dec = getattr(hf, "decoder", None)
+    return dec is not None and json.loads(dec.__getstate__()).get("type") == "ByteLevel"
+
+
 def _without_phantoms(fast: Any) -> Any:
     """A tiktoken ``Encoding`` of ``fast``'s real tokens only: FastBPE gives bytes that no token spells
     (SmolLM2) phantom ranks past the vocabulary, which decoding must refuse as unknown ids."""
@@ -59,7 +67,7 @@ class Decoder:
         self._core = None  # tiktoken's Rust core that decodes these ids exactly
         if backend in ("tiktoken", "tiktoken_file", "tekken"):
             self._core = getattr(native, "_core_bpe", None)
-        elif fast is not None:
+        elif fast is not None and _byte_level_decoder(native):
             self._core = getattr(_without_phantoms(fast) if fast._phantom else fast.encoding, "_core_bpe", None)
         if backend == "spm":
             self._controls = tuple(sorted(s.id for s in vocab.specials if native.is_control(s.id)))

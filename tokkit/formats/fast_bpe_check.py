@@ -47,6 +47,10 @@ SAMPLE: tuple[str, ...] = (
     "APOSTROPHES: 'S 'T 'RE 'VE 'M 'LL 'D — don’t won't Y'ALL 'quoted' ''",
     "mixed123abc 4x4 x86_64 ...!!!??? ---- ____ ==== ++++ \\\\ // ;; '' \"\" ``",
     "\r\n\r\n line\rcarriage\u2028sep\u2029para\x0bvt\x0cff\x85nel",
+    # where quicktok's Llama 3 once differed from HF (2 tokens for 5), and no-break spaces in Arabic
+    "クリエイティブ・コモンズ 表示—継承 アトリビューション—シェアアライク ューション",
+    "trailing whitespace at the very end \n \n\t ",
+    "نص\u00a0حكيم\u00a0له، سر\u00a0قاطع\u00a0\u00a0وذو شأن ١٢٣\u00a0عظيم.\u00a0",
     "",
     " ",
     "a",

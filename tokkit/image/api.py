@@ -11,21 +11,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from tokkit.embedding import EmbeddingTable
-from tokkit.errors import FormatError, MissingFileError
+from tokkit.errors import FormatError
 from tokkit.formats.weights import check_safetensors
 from tokkit.image.bitstream import payload_bytes
-from tokkit.image.config import ModelConfig
+from tokkit.image.config import ModelConfig, TiTokConfig, model_config_from_json
 from tokkit.image.errors import ImageSizeError, TokenCountError
 from tokkit.image.model import Tokenizer1D
 from tokkit.vocab import CodebookVocab
 
+if TYPE_CHECKING:
+    from tokkit.image.titok import TiTok
+
 __all__ = ["ImageTokenizer", "psnr_per_image"]
+
+log = logging.getLogger(__name__)
 
 WEIGHTS, CONFIG = "model.safetensors", "model_config.json"
 
@@ -38,26 +45,43 @@ def psnr_per_image(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class ImageTokenizer:
-    """A trained 1D image tokenizer (inference). Images are ``(B, 3, S, S)`` float in [0, 1], S = ``image_size``."""
+    """A trained 1D image tokenizer (inference). Images are ``(B, 3, S, S)`` float in [0, 1], S = ``image_size``.
 
-    def __init__(self, model: Tokenizer1D, *, model_id: str) -> None:
+    The model is tokkit's own :class:`~tokkit.image.model.Tokenizer1D` or a published TiTok / One-D-Piece
+    (:class:`~tokkit.image.titok.TiTok`, loaded by its official state-dict names): both encode to N tokens and
+    decode any prefix. TiTok was trained at its full length N only, so a shorter prefix decodes out of
+    distribution (logged); One-D-Piece and tokkit's samplers train every prefix. A VAE model's tokens are
+    continuous: use :meth:`encode_latents` / :meth:`decode_latents` (no ids, no ``.tok``).
+    """
+
+    def __init__(self, model: "Tokenizer1D | TiTok", *, model_id: str) -> None:
         self.model = model.eval()
-        self.config: ModelConfig = model.cfg
+        self.config: ModelConfig | TiTokConfig = model.cfg
         self.model_id = model_id
-        self.vocab = CodebookVocab(self.config.codebook_size, name=f"image-{model_id}")
+        K = self.config.codebook_size
+        self.vocab = CodebookVocab(K, name=f"image-{model_id}") if K else None
+        self._warned_prefix = False
 
     # ---- persistence -------------------------------------------------------------------------
     @classmethod
     def load(cls, folder: str | Path, *, device: str | torch.device = "cpu") -> "ImageTokenizer":
-        """Load ``model_config.json`` + ``model.safetensors`` from a checkpoint folder."""
+        """Load a checkpoint: a tokkit folder (``model_config.json`` + ``model.safetensors``), or a published
+        TiTok / One-D-Piece checkpoint by path, preset name or hub id (:mod:`tokkit.image.published`)."""
         d = Path(folder)
         if not (d / WEIGHTS).is_file() or not (d / CONFIG).is_file():
-            raise MissingFileError(f"{d} is not an image tokenizer checkpoint: expected {WEIGHTS} and {CONFIG} in it; "
-                                   "train one with `tokkit image train -o DIR`")
+            from tokkit.image.checkpoint import load_titok
+
+            model, mid = load_titok(folder, device=device)
+            return cls(model, model_id=mid)
         try:
-            cfg = ModelConfig.model_validate_json((d / CONFIG).read_text())
+            cfg = model_config_from_json((d / CONFIG).read_text())
         except ValueError as e:
             raise FormatError(f"{d / CONFIG} is not a valid image model config: {e}") from None
+        if isinstance(cfg, TiTokConfig):
+            from tokkit.image.checkpoint import load_titok
+
+            model, mid = load_titok(d, device=device)
+            return cls(model, model_id=mid)
         model = Tokenizer1D(cfg)
         check_safetensors(d / WEIGHTS)  # truncated or foreign: one clear error before the native reader
         state = load_file(str(d / WEIGHTS))
@@ -77,7 +101,24 @@ class ImageTokenizer:
     # ---- checks ------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        return self.model.mask_token.device
+        return next(self.model.parameters()).device
+
+    @property
+    def continuous(self) -> bool:
+        """True for a VAE model: tokens are vectors, not ids."""
+        return self.config.codebook_size == 0
+
+    def require_ids(self) -> None:
+        if self.continuous:
+            raise TokenCountError("this model has continuous (VAE) tokens: no ids, no .tok files; use "
+                                  "encode_latents / decode_latents")
+
+    def _note_prefix(self, k: int) -> None:
+        N = self.config.max_tokens
+        if k < N and not getattr(self.config, "prefix_trained", True) and not self._warned_prefix:
+            self._warned_prefix = True
+            log.warning("this TiTok model was trained at its full length N = %d only: a prefix of %d tokens decodes "
+                        "out of distribution (One-D-Piece and tokkit's samplers train every prefix)", N, k)
 
     def _check_images(self, images: torch.Tensor) -> torch.Tensor:
         S = self.config.image_size
@@ -87,7 +128,7 @@ class ImageTokenizer:
         if images.shape[-2:] != (S, S):
             raise ImageSizeError(f"this model takes {S}x{S} images, found {images.shape[-1]}x{images.shape[-2]}; "
                                  f"resize or crop to {S}x{S} first (load_images does it)")
-        return images.to(self.device, self.model.mask_token.dtype)
+        return images.to(self.device, next(self.model.parameters()).dtype)
 
     def _check_k(self, k: int) -> int:
         N = self.config.max_tokens
@@ -99,6 +140,7 @@ class ImageTokenizer:
     @torch.inference_mode()
     def tokenize(self, images: torch.Tensor, *, max_tokens: int | None = None) -> list[torch.Tensor]:
         """``images (B, 3, S, S)`` -> B LongTensors of the first ``max_tokens`` (default N) ids, on CPU."""
+        self.require_ids()
         k = self._check_k(max_tokens if max_tokens is not None else self.config.max_tokens)
         _, ids, _ = self.model.encode(self._check_images(images))
         return [row[:k].cpu() for row in ids]
@@ -106,6 +148,7 @@ class ImageTokenizer:
     @torch.inference_mode()
     def detokenize(self, token_lists: list[torch.Tensor]) -> torch.Tensor:
         """Token lists of any lengths 1..N -> images ``(B, 3, S, S)`` clamped to [0, 1], on CPU."""
+        self.require_ids()
         S, size = self.config.image_size, self.config.codebook_size
         out = torch.empty(len(token_lists), 3, S, S)
         by_len: dict[int, list[int]] = {}
@@ -115,7 +158,8 @@ class ImageTokenizer:
             if int(t.min()) < 0 or int(t.max()) >= size:
                 raise TokenCountError(f"image token ids must lie in 0..{size - 1}, found {int(t.min())}..{int(t.max())}")
             by_len.setdefault(int(t.numel()), []).append(i)
-        for _, idx in sorted(by_len.items()):
+        for k, idx in sorted(by_len.items()):
+            self._note_prefix(k)
             ids = torch.stack([torch.as_tensor(token_lists[i]).long() for i in idx]).to(self.device)
             out[idx] = self.model.decode_ids(ids).clamp(0, 1).float().cpu()
         return out
@@ -156,11 +200,32 @@ class ImageTokenizer:
             best = [k if bool(ok[i]) else b for i, b in enumerate(best)]
         return [t[:k] for t, k in zip(full, best)]
 
+    @torch.inference_mode()
+    def encode_latents(self, images: torch.Tensor, *, max_tokens: int | None = None) -> torch.Tensor:
+        """Continuous tokens (the quantizer's input for VQ, the posterior mean for VAE): ``(B, k, C)`` on CPU."""
+        k = self._check_k(max_tokens if max_tokens is not None else self.config.max_tokens)
+        codes, _, _ = self.model.encode(self._check_images(images))
+        return codes[:, :k].float().cpu()
+
+    @torch.inference_mode()
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """``latents (B, k, C)``, 1 <= k <= N -> images ``(B, 3, S, S)`` clamped to [0, 1], on CPU."""
+        if latents.ndim != 3 or latents.shape[-1] != self.config.token_dim:
+            raise TokenCountError(f"expected latents (B, k, {self.config.token_dim}), found {tuple(latents.shape)}")
+        self._note_prefix(self._check_k(int(latents.shape[1])))
+        dtype = next(self.model.parameters()).dtype
+        return self.model.decode_codes(latents.to(self.device, dtype)).clamp(0, 1).float().cpu()
+
     def codebook_table(self) -> EmbeddingTable:
         """The codebook as an ``EmbeddingTable``: ``(size, token_dim)`` code vectors, row i = code of id i."""
-        return EmbeddingTable(self.vocab, self.model.quantizer.codebook().detach().float().cpu())
+        self.require_ids()
+        return EmbeddingTable(self.vocab, self.model.codebook().detach().float().cpu())
 
 
 def weights_id(path: Path) -> str:
     """Model identity: first 16 hex digits of the sha256 of the weights file."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:  # streamed: published weights are up to 2.6 GB
+        for chunk in iter(lambda: f.read(1 << 24), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from enum import Enum
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from tokkit.config import SEED_MAX, flag_name, read_yaml, validation_message
 from tokkit.errors import FormatError, UnknownNameError
 
-__all__ = ["LengthSampler", "ModelConfig", "TrainConfig", "RECIPES", "load_recipe"]
+__all__ = ["LengthSampler", "ModelConfig", "TiTokConfig", "TrainConfig", "RECIPES", "load_recipe", "model_config_from_json"]
 
 
 class LengthSampler(str, Enum):
@@ -67,6 +68,83 @@ class ModelConfig(BaseModel):
         return len(self.fsq_levels) if self.quantizer == "fsq" else self.vq_dim
 
 
+class TiTokConfig(BaseModel):
+    """Shape of a published-architecture tokenizer (:class:`~tokkit.image.titok.TiTok`), named as the official code.
+
+    TiTok (Yu et al., arXiv:2406.07550, bytedance/1d-tokenizer) and One-D-Piece (Miwa et al., arXiv:2501.10064,
+    turingmotors/One-D-Piece). ``legacy``: the original checkpoints' encoder reshape quirk and the proxy-code head
+    (1024 MaskGIT-VQGAN logits per patch); ``two_stage``: that head is followed by the MaskGIT-VQGAN pixel decoder;
+    otherwise the head predicts pixels (``is_legacy: False`` models). ``quantizer='vae'`` gives continuous tokens.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    family: Literal["titok", "one_d_piece"] = "titok"
+    image_size: int = Field(256, ge=8)
+    patch: int = Field(16, ge=1)
+    enc_width: int = Field(1024, ge=8)
+    enc_depth: int = Field(24, ge=1)
+    enc_heads: int = Field(16, ge=1)
+    dec_width: int = Field(1024, ge=8)
+    dec_depth: int = Field(24, ge=1)
+    dec_heads: int = Field(16, ge=1)
+    max_tokens: int = Field(32, ge=1, le=65535, description="num_latent_tokens")
+    quantizer: Literal["vq", "vae"] = "vq"
+    vq_size: int = Field(4096, ge=2, description="codebook_size")
+    token_size: int = Field(12, ge=1, description="channels of a token (VAE: of its mean)")
+    use_l2_norm: bool = True
+    commitment_cost: float = Field(0.25, ge=0)
+    legacy: bool = Field(True, description="is_legacy: encoder reshape quirk + proxy-code head")
+    two_stage: bool = Field(True, description="finetune_decoder: proxy codes -> MaskGIT-VQGAN pixel decoder")
+    proxy_codes: int = Field(1024, ge=2, description="MaskGIT-VQGAN codebook size (legacy head outputs)")
+    pixel_z_channels: int = Field(256, ge=1)
+    pixel_hidden: int = Field(128, ge=32)
+    pixel_channel_mult: tuple[int, ...] = (1, 1, 2, 2, 4)
+    pixel_res_blocks: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "TiTokConfig":
+        if self.image_size % self.patch:
+            raise ValueError(f"image_size {self.image_size} is not a multiple of patch {self.patch}")
+        for w, h in ((self.enc_width, self.enc_heads), (self.dec_width, self.dec_heads)):
+            if w % h:
+                raise ValueError(f"width {w} is not a multiple of heads {h}")
+        if self.two_stage and not self.legacy:
+            raise ValueError("two_stage needs the legacy proxy-code head (legacy: true)")
+        if self.two_stage and 2 ** (len(self.pixel_channel_mult) - 1) != self.patch:
+            raise ValueError(f"the pixel decoder upsamples by 2**{len(self.pixel_channel_mult) - 1}, the patch is "
+                             f"{self.patch}: they must be equal")
+        if self.two_stage and any(self.pixel_hidden * m % 32 for m in self.pixel_channel_mult):
+            raise ValueError("pixel_hidden * each pixel_channel_mult must be a multiple of 32 (GroupNorm(32))")
+        if self.legacy and self.quantizer == "vae":
+            raise ValueError("the published VAE models predict pixels: legacy must be false")
+        return self
+
+    @property
+    def codebook_size(self) -> int:
+        """K ids per token (0 for continuous VAE tokens)."""
+        return self.vq_size if self.quantizer == "vq" else 0
+
+    @property
+    def token_dim(self) -> int:
+        return self.token_size
+
+    @property
+    def prefix_trained(self) -> bool:
+        """True when training dropped tail tokens (One-D-Piece), i.e. any prefix is in distribution."""
+        return self.family == "one_d_piece"
+
+
+def model_config_from_json(text: str) -> "ModelConfig | TiTokConfig":
+    """Parse ``model_config.json``: a published-architecture config carries ``family``; tokkit's own does not."""
+    import json
+
+    data = json.loads(text)
+    if isinstance(data, dict) and "family" in data:
+        return TiTokConfig.model_validate(data)
+    return ModelConfig.model_validate(data)
+
+
 class TrainConfig(BaseModel):
     """A training recipe: the model plus optimiser, length sampler and data augmentation."""
 
@@ -90,6 +168,12 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(250, ge=1)
     eval_images: int = Field(256, ge=0, description="held-out-of-training images of the train split used for the PSNR readout")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (None = torch default)")
+    init: str | None = Field(None, description="start from this checkpoint (a tokkit folder, or a published TiTok / "
+                                               "One-D-Piece path, preset or hub id) instead of random weights; its "
+                                               "architecture replaces `model`")
+    trainable: Literal["all", "decoder"] = Field(
+        "all", description="'decoder' freezes the encoder, latent tokens and codebook (TiTok's stage 2): the ids of "
+                           "existing .tok files and priors keep their meaning")
 
 
 RECIPES: dict[str, dict] = {

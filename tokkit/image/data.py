@@ -1,9 +1,11 @@
 """Real images in, ``(B, 3, S, S)`` float tensors out: loading, conversion notes, splits, crops.
 
-* :func:`load_images` reads files for the API/CLI: grayscale and palette images become RGB, RGBA is
-  composited onto white (each with a logged note), then the image is centre-cropped (photos) or
-  white-padded (images with transparency) to a square and box-downsampled to S. An image smaller than
-  S is refused (upscaling would invent detail the codec is then credited for).
+* :func:`load_images` / :func:`read_images` read files for the API/CLI: grayscale and palette images become
+  RGB, RGBA is composited onto white (each with a logged note), then the image is made square — ``fit="crop"``
+  (default) takes the centred square, ``fit="pad"`` pads the short side with white — and resized to S with a box
+  filter (area average). An image smaller than S is refused unless ``upscale=True`` (bicubic): upscaling
+  invents detail the codec is then credited for. :func:`read_images` also returns each file's own size, so
+  callers can report the reduction and state bits per pixel at the input's size.
 * :func:`prepare_dataset` turns sources (an emoji font rendered with Pillow, folders of PNG/JPEG such as
   Debian's openclipart-png or scikit-image's bundled photos) into ``train/`` and ``heldout/`` folders of
   PNGs. The split is by sha1 of the source name, so a held-out image can never enter training.
@@ -16,6 +18,7 @@ import hashlib
 import logging
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,10 +28,12 @@ import torch
 from tokkit.errors import FormatError, MissingFileError
 from tokkit.image.errors import ImageSizeError
 
-__all__ = ["open_image", "load_images", "image_files", "prepare_dataset", "CropSampler", "render_emoji", "to_png_bytes", "grid_png_bytes"]
+__all__ = ["open_image", "load_images", "read_images", "LoadedImages", "FITS", "image_files", "prepare_dataset", "CropSampler",
+           "render_emoji", "to_png_bytes", "grid_png_bytes"]
 
 log = logging.getLogger(__name__)
 EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+FITS = ("crop", "pad")  # how a non-square image becomes square before resizing
 
 
 def image_files(folder: str | Path) -> list[Path]:
@@ -60,7 +65,8 @@ def open_image(path: str | Path) -> Iterator[Any]:
         yield im
 
 
-def _to_square_rgb(img, size: int, *, name: str, allow_upscale: bool = False, notes: list[str] | None = None):
+def _to_square_rgb(img, size: int, *, name: str, allow_upscale: bool = False, notes: list[str] | None = None,
+                   fit: str = "crop"):
     from PIL import Image
 
     notes = [] if notes is None else notes
@@ -78,20 +84,52 @@ def _to_square_rgb(img, size: int, *, name: str, allow_upscale: bool = False, no
         notes.append(f"{name}: transparency composited onto white")
         img = canvas.convert("RGB")
     img = img.convert("RGB")
-    if min(img.size) < size and not allow_upscale:
+    short = min(img.size) if fit == "crop" else max(img.size)
+    if short < size and not allow_upscale:
         raise ImageSizeError(f"{name} is {img.width}x{img.height}, smaller than the model's {size}x{size} input; "
-                             f"use an image at least {size}px on its shorter side")
+                             f"use an image at least {size}px on its {'shorter' if fit == 'crop' else 'longer'} side, "
+                             "or allow upscaling (--upscale)")
+    if fit == "pad" and img.width != img.height:
+        side = max(img.size)
+        canvas = Image.new("RGB", (side, side), (255, 255, 255))
+        canvas.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
+        img = canvas
     side = min(img.size)
     left, top = (img.width - side) // 2, (img.height - side) // 2
     img = img.crop((left, top, left + side, top + side))
     return img.resize((size, size), Image.Resampling.BOX if side >= size else Image.Resampling.BICUBIC)
 
 
-def load_images(paths: list[str | Path], *, size: int) -> torch.Tensor:
-    """Files -> ``(B, 3, size, size)`` float32 in [0, 1] (see the module note on conversions)."""
-    from PIL import Image, UnidentifiedImageError
+@dataclass(frozen=True)
+class LoadedImages:
+    """``pixels (B, 3, S, S)`` float32 in [0, 1] and each file's own ``(width, height)``."""
 
-    out = []
+    pixels: torch.Tensor
+    sizes: tuple[tuple[int, int], ...]
+    names: tuple[str, ...]
+
+    def reduced(self) -> list[tuple[str, tuple[int, int]]]:
+        """The files larger than the model's input side on either axis (they were downsampled)."""
+        S = self.pixels.shape[-1]
+        return [(n, wh) for n, wh in zip(self.names, self.sizes) if max(wh) > S]
+
+    def input_pixels(self) -> int:
+        """Pixels of the files as given (for bits per pixel at the input's size)."""
+        return sum(w * h for w, h in self.sizes)
+
+
+def load_images(paths: list[str | Path], *, size: int, fit: str = "crop", upscale: bool = False) -> torch.Tensor:
+    """Files -> ``(B, 3, size, size)`` float32 in [0, 1] (see the module note on conversions)."""
+    return read_images(paths, size=size, fit=fit, upscale=upscale).pixels
+
+
+def read_images(paths: list[str | Path], *, size: int, fit: str = "crop", upscale: bool = False) -> LoadedImages:
+    """Files -> :class:`LoadedImages`: ``fit`` in :data:`FITS`; ``upscale`` allows inputs smaller than ``size``."""
+    from PIL import UnidentifiedImageError
+
+    if fit not in FITS:
+        raise FormatError(f"unknown fit {fit!r}; expected one of {', '.join(FITS)}")
+    out, sizes = [], []
     for p in paths:
         p = Path(p)
         if not p.is_file():
@@ -99,13 +137,14 @@ def load_images(paths: list[str | Path], *, size: int) -> torch.Tensor:
         try:
             with open_image(p) as im:
                 notes: list[str] = []
-                rgb = _to_square_rgb(im, size, name=str(p), notes=notes)
+                sizes.append(im.size)
+                rgb = _to_square_rgb(im, size, name=str(p), notes=notes, fit=fit, allow_upscale=upscale)
                 for note in notes:  # the caller should know the pixels it gets are not the file's
                     log.warning(note)
         except (UnidentifiedImageError, OSError) as e:
             raise FormatError(f"{p} is not a readable image ({e}); pass PNG/JPEG/WebP files") from None
         out.append(torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1))
-    return torch.stack(out).float() / 255
+    return LoadedImages(torch.stack(out).float() / 255, tuple(sizes), tuple(str(p) for p in paths))
 
 
 def to_png_bytes(image: torch.Tensor) -> bytes:

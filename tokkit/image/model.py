@@ -114,6 +114,10 @@ class Tokenizer1D(nn.Module):
         y = y.view(B, g, g, -1, p, p).permute(0, 3, 1, 4, 2, 5).reshape(B, -1, g * p, g * p)
         return self.refine(y) * 0.5 + 0.5
 
+    def codebook(self) -> torch.Tensor:
+        """All code vectors ``(K, d)``: row i is the code of id i."""
+        return self.quantizer.codebook()
+
     def decode_ids(self, ids: torch.Tensor) -> torch.Tensor:
         """``ids (B, k)`` long, 1 <= k <= N -> images ``(B, 3, S, S)`` (not clamped)."""
         codes = self.quantizer.codes_from_ids(ids).to(self.mask_token.dtype)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from tokkit.errors import checkpoint_errors
 from tokkit.atomic import atomic_dir, check_resumable
 from tokkit.config import check_threads, peak_rss_mb
 from tokkit.image.api import ImageTokenizer
@@ -141,21 +142,23 @@ def train_prior(cfg: PriorConfig, *, tokenizer: Path, data: Path, out: Path, dev
     state = {"step": 0, "history": [], "seconds": 0.0}
     t0 = time.time()
     if resuming:
-        state = json.loads((out / STATE).read_text())
-        old = json.loads((out / PRIOR_CONFIG).read_text())
-        if old["tokenizer_id"] != tok.model_id:
-            from tokkit.image.errors import ModelMismatchError
+        with checkpoint_errors(out):
+            state = json.loads((out / STATE).read_text())
+            old = json.loads((out / PRIOR_CONFIG).read_text())
+            if old["tokenizer_id"] != tok.model_id:
+                from tokkit.image.errors import ModelMismatchError
 
-            raise ModelMismatchError(f"{out} was trained on tokens of tokenizer {old['tokenizer_id']}, not of {tokenizer} "
-                                     f"({tok.model_id}); resume with the same tokenizer or start a new -o folder")
-        if old["recipe"] != meta["recipe"]:
-            log.warning("resuming %s with a recipe that differs from the one it was started with", out)
-        model.load_state_dict(load_file(str(out / PRIOR_WEIGHTS)))
-        load_optimizer_state(opt, load_file(str(out / "optimizer.safetensors")))
-        rng = load_file(str(out / "rng.safetensors"))
-        gen.set_state(rng["data"])
-        torch.set_rng_state(rng["torch"])
-        tokens = load_file(str(out / TOKENS))
+                raise ModelMismatchError(f"{out} was trained on tokens of tokenizer {old['tokenizer_id']}, not of {tokenizer} "
+                                         f"({tok.model_id}); resume with the same tokenizer or start a new -o folder")
+            if old["recipe"] != meta["recipe"]:
+                log.warning("resuming %s with a recipe that differs from the one it was started with", out)
+            model.load_state_dict(load_file(str(out / PRIOR_WEIGHTS)))
+            load_optimizer_state(opt, load_file(str(out / "optimizer.safetensors")))
+            rng = load_file(str(out / "rng.safetensors"))
+            gen.set_state(rng["data"])
+            torch.set_rng_state(rng["torch"])
+            tokens = load_file(str(out / TOKENS))
+            state["step"] = int(state["step"])
         log.info("resuming %s at step %d", out, state["step"])
     else:
         train_ids, val_ids = collect_tokens(tok, data, passes=cfg.augment_passes, val_every=cfg.val_every, seed=cfg.seed,

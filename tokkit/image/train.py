@@ -16,21 +16,26 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from tokkit.atomic import atomic_dir, check_resumable
+from tokkit.errors import checkpoint_errors
+from tokkit.atomic import atomic_dir, check_resumable, reading_own_output
 from tokkit.config import check_memory, check_threads, peak_rss_mb
 from tokkit.image.api import ImageTokenizer, psnr_per_image
-from tokkit.image.config import TrainConfig
+from tokkit.image.config import ModelConfig, TiTokConfig, TrainConfig
 from tokkit.image.data import CropSampler
 from tokkit.image.model import Tokenizer1D
 from tokkit.image.samplers import sample_lengths, sampler_at
 from tokkit.optim import StepLoop, load_optimizer_state, optimizer_tensors, pick_device, warmup_cosine
 
-__all__ = ["train", "TrainResult", "resolve_device", "code_stats"]
+if TYPE_CHECKING:
+    from tokkit.image.titok import TiTok
+
+__all__ = ["train", "TrainResult", "resolve_device", "code_stats", "build_model"]
 
 log = logging.getLogger(__name__)
 STATE = "train_state.json"
@@ -52,6 +57,7 @@ class TrainResult:
     history: tuple[dict, ...]
     earlier_seconds: float = 0.0  # of ``seconds``, the part spent by earlier calls (before a resume)
     stopped: bool = False  # ``max_minutes`` ended this call before the recipe's steps (resume continues)
+    mean_colour_psnr: float = float("nan")  # readout images vs a flat image of their own mean colour (trivial code)
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -91,14 +97,42 @@ def _load(out: Path, model: Tokenizer1D, opt: torch.optim.Optimizer, gen: torch.
     return state
 
 
-def train_memory_bytes(cfg: TrainConfig) -> float:
+def train_memory_bytes(cfg: TrainConfig, m: "ModelConfig | TiTokConfig | None" = None) -> float:
     """Rough peak bytes of one training step: per sample and layer, attention scores ``(heads, L, L)`` and
-    ~10 activations ``(L, width)`` in fp32, kept for backward (x2), plus the images; ``L`` = patches + latents."""
-    m = cfg.model
+    ~10 activations ``(L, width)`` in fp32, kept for backward (x2), plus the images; ``L`` = patches + latents.
+    ``m`` is the model's config (default: the recipe's)."""
+    m = cfg.model if m is None else m
+    if isinstance(m, TiTokConfig):
+        heads, width, depth = max(m.enc_heads, m.dec_heads), max(m.enc_width, m.dec_width), m.enc_depth + m.dec_depth
+    else:
+        heads, width, depth = m.heads, m.width, m.enc_depth + m.dec_depth
     L = (m.image_size // m.patch) ** 2 + m.max_tokens
-    per_layer = (m.heads * L * L + 10 * L * m.width) * 4
+    per_layer = (heads * L * L + 10 * L * width) * 4
     images = 3 * (m.image_size + m.image_size // 8) ** 2 * 4
-    return 2.0 * cfg.batch_size * ((m.enc_depth + m.dec_depth) * per_layer + images)
+    return 2.0 * cfg.batch_size * (depth * per_layer + images)
+
+
+def build_model(cfg: TrainConfig, *, out: Path, resuming: bool) -> "Tokenizer1D | TiTok":
+    """The network to train: fresh from the recipe, or the ``init`` checkpoint's (on resume: the run's own
+    architecture, whose weights are then replaced by the checkpoint's), with ``trainable`` applied."""
+    if cfg.init is None:
+        model = Tokenizer1D(cfg.model)
+    elif resuming:
+        with reading_own_output():  # the run's own checkpoint, which this run replaces
+            model = ImageTokenizer.load(out).model
+    else:
+        model = ImageTokenizer.load(cfg.init).model
+    if cfg.trainable == "decoder":
+        frozen = ENCODER_SIDE[type(model).__name__]
+        for name, prm in model.named_parameters():
+            if name.startswith(frozen):
+                prm.requires_grad_(False)
+    return model.train()
+
+
+# names of the encoder side (encoder, latent tokens, codebook) of each network, frozen by trainable="decoder"
+ENCODER_SIDE = {"Tokenizer1D": ("stem", "enc_pos", "latents", "enc_latent_pos", "encoder", "enc_ln", "to_token", "quantizer"),
+                "TiTok": ("encoder", "latent_tokens", "quantize")}
 
 
 def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto", resume: bool = False,
@@ -116,22 +150,26 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
     if cfg.threads:
         torch.set_num_threads(check_threads(cfg.threads, name="threads"))
     dev = resolve_device(device)
-    if dev.type == "cpu":
-        check_memory(train_memory_bytes(cfg), what=f"image training with batch size {cfg.batch_size}",
-                     fix="lower --batch-size (or the recipe's model size)")
     torch.manual_seed(cfg.seed)
-    sampler = CropSampler(data, size=cfg.model.image_size)
-    model = Tokenizer1D(cfg.model).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    model = build_model(cfg, out=out, resuming=resuming).to(dev)
+    mcfg = model.cfg
+    if dev.type == "cpu":
+        check_memory(train_memory_bytes(cfg, mcfg), what=f"image training with batch size {cfg.batch_size}",
+                     fix="lower --batch-size (or the recipe's model size)")
+    sampler = CropSampler(data, size=mcfg.image_size)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.99),
+                            weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     state = {"step": 0, "history": [], "recipe": cfg.model_dump(mode="json"), "data": str(data), "seconds": 0.0}
     if resuming:
-        state = _load(out, model, opt, gen)
+        with checkpoint_errors(out):
+            state = _load(out, model, opt, gen)
+            state["step"] = int(state["step"])
         if state["recipe"] != cfg.model_dump(mode="json"):
             log.warning("resuming %s with a recipe that differs from the one it was started with", out)
         log.info("resuming %s at step %d", out, state["step"])
     readout = sampler.fixed(min(cfg.eval_images, len(sampler))).to(dev)
-    N, K = cfg.model.max_tokens, cfg.model.codebook_size
+    N, K = mcfg.max_tokens, mcfg.codebook_size
     earlier = float(state.get("seconds", 0.0))  # seconds of the calls before this one (a resumed run)
     t0, window_ids, loss_v = t_call, [], float("nan")
     loop = StepLoop("image train", start=state["step"], steps=cfg.steps, checkpoint_every=cfg.checkpoint_every,
@@ -154,8 +192,8 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
         loss_v = loop.check(loss, lr=_lr(step, cfg))
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        enc_grad = float(torch.linalg.vector_norm(torch.stack(
-            [p.grad.norm() for n, p in model.named_parameters() if p.grad is not None and n.startswith(("stem", "encoder"))])))
+        grads = [p.grad.norm() for n, p in model.named_parameters() if p.grad is not None and n.startswith(("stem", "encoder"))]
+        enc_grad = float(torch.linalg.vector_norm(torch.stack(grads))) if grads else None  # None: encoder frozen
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         window_ids.append(ids.detach().cpu())
@@ -176,11 +214,12 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
                        peak_rss_mb=peak_rss_mb(),
                        images_seen=state["step"] * cfg.batch_size, final_loss=loss_v, final_psnr=h.get("psnr_full", float("nan")),
                        codes_used=h.get("codes_used", 0), codebook_size=K,
-                       position_entropy_bits=h.get("position_entropy_bits", 0.0), history=tuple(state["history"]))
+                       position_entropy_bits=h.get("position_entropy_bits", 0.0), history=tuple(state["history"]),
+                       mean_colour_psnr=h.get("psnr_mean_colour", float("nan")))
 
 
 @torch.no_grad()
-def _diagnose(model: Tokenizer1D, readout: torch.Tensor, ids: torch.Tensor, step: int, loss: float, enc_grad: float,
+def _diagnose(model: Tokenizer1D, readout: torch.Tensor, ids: torch.Tensor, step: int, loss: float, enc_grad: float | None,
               batch: torch.Tensor, K: int) -> dict:
     model.eval()
     codes, _, _ = model.encode(readout)
@@ -191,11 +230,13 @@ def _diagnose(model: Tokenizer1D, readout: torch.Tensor, ids: torch.Tensor, step
     mean_mse = float(((batch - batch.mean(0, keepdim=True)) ** 2).mean())
     h = {"step": step, "loss": round(loss, 5), "psnr_full": round(float(psnr_per_image(rec_full, readout).mean()), 3),
          "psnr_quarter": round(float(psnr_per_image(rec_quarter, readout).mean()), 3), "codes_used": used,
+         "psnr_mean_colour": round(float(psnr_per_image(readout.mean((2, 3), keepdim=True).expand_as(readout),
+                                                        readout).mean()), 3),
          "position_entropy_bits": round(ent, 3), "encoder_grad_norm": enc_grad, "mean_image_mse": round(mean_mse, 5)}
     slots = ids.numel()
-    if used < 0.02 * min(K, slots) or ent < 1.0:
+    if K and (used < 0.02 * min(K, slots) or ent < 1.0):  # K = 0: continuous (VAE) tokens, no codebook
         log.warning("codebook collapse at step %d: %d of %d codes in use, %.2f bits per position", step, used, K, ent)
-    if enc_grad < 1e-6:
+    if enc_grad is not None and enc_grad < 1e-6:
         log.warning("encoder gradient norm %.1e at step %d: the decoder may be ignoring the tokens", enc_grad, step)
     if step > 100 and loss > 0.9 * mean_mse:
         log.warning("loss %.4f at step %d is still near the mean-image MSE %.4f: the model predicts the mean", loss, step,

@@ -45,6 +45,30 @@ log = logging.getLogger(__name__)
 #: Steps timed before the estimate is printed (fewer when the first ones are slow).
 PROBE_STEPS = 3
 PROBE_SECONDS = 10.0
+#: Work estimated to take less than this is not announced (it is over before the line would help).
+ESTIMATE_MIN_SECONDS = 30.0
+
+
+#: Steps at least this long hand the memory they freed back to the OS (glibc ``malloc_trim``): a step's
+#: activations are freed into the heap, and without it later steps grow the resident size with holes.
+TRIM_AFTER_SECONDS = 1.0
+
+
+def _trim_heap() -> None:
+    """``malloc_trim(0)`` where glibc provides it (a few ms); a no-op elsewhere."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None
 
 
 class DivergedError(TokkitError, ArithmeticError):
@@ -94,7 +118,8 @@ class StepLoop:
         self.max_minutes, self.fix, self.rank, self.world = max_minutes, fix, rank, world
         self.t0 = time.perf_counter() if clock_start is None else clock_start
         self.progress = progress and rank == 0
-        self.bar = tqdm(total=steps, initial=start, desc=desc, disable=not self.progress, unit=unit)
+        # disable=None: a bar only on a terminal (in a log or a pipe it is noise; the estimate line still comes)
+        self.bar = tqdm(total=steps, initial=start, desc=desc, disable=None if self.progress else True, unit=unit)
         self.durations: list[float] = []  # seconds of each step of this call, checkpoints and evals included
         self.save_seconds = 0.0  # longest checkpoint write seen
         self.stopped = False  # True when the budget ended the run before `steps`
@@ -123,6 +148,8 @@ class StepLoop:
     def _finish_step(self, step: int) -> None:
         self.durations.append(time.perf_counter() - self._step_t)  # type: ignore[operator]
         self._step_t = None
+        if self.durations[-1] >= TRIM_AFTER_SECONDS:
+            _trim_heap()
         self.end = step + 1
         self.bar.update(1)
         if self.estimate is None:
@@ -164,6 +191,8 @@ class StepLoop:
             if over:
                 self.stopped = True
                 due = True
+                if self.estimate is None:  # stopped before the probe finished: say what the whole run would take
+                    self._maybe_estimate(force=True)
         if due:
             self.last_checkpoint = done
             self._save_t = time.perf_counter()
@@ -181,16 +210,22 @@ class StepLoop:
         d = self.durations[1:] if len(self.durations) > 1 else self.durations
         return statistics.median(d) if d else None
 
-    def _maybe_estimate(self) -> None:
+    def _maybe_estimate(self, force: bool = False) -> None:
         n = len(self.durations)
-        if n < 2 or (n < PROBE_STEPS and sum(self.durations) < PROBE_SECONDS) or self.end >= self.stop_at:
+        if not force and (n < 2 or (n < PROBE_STEPS and sum(self.durations) < PROBE_SECONDS) or self.end >= self.stop_at):
+            return
+        if not n:
             return
         per = self.seconds_per_step() or 0.0
         todo = self.steps - self.start
+        if not force and todo * per < ESTIMATE_MIN_SECONDS:
+            return
         span = f"{todo} steps" if self.start == 0 else f"{todo} steps ({self.start + 1}-{self.steps})"
         line = (f"{self.desc}: {span} x ~{per:.3g} s/step ≈ {format_duration(todo * per)} on this machine "
                 f"({torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})")
-        if self.budget is not None:
+        if self.stopped:
+            line += f"; --max-minutes {self.max_minutes:g} stops it at step {self.end} (resume with --resume)"
+        elif self.budget is not None:
             left = self.budget - (time.perf_counter() - self.t0)
             fits = self.end + max(0, int(left // per)) if per > 0 else self.steps
             if fits < self.steps:

@@ -236,6 +236,7 @@ def _read(path: Path) -> _State:
     meta = json.loads(a["meta"].tobytes().decode("utf-8"))
     if meta.get("format") != "tokkit-bpe-merge-state":
         raise ValueError("no tokkit-bpe-merge-state header")
+    _check_arrays(a, len(meta["id_to_word"]))
     spec = dict(meta["spec"])
     for k in ("special_tokens", "initial_alphabet"):
         spec[k] = tuple(spec[k])
@@ -249,6 +250,29 @@ def _read(path: Path) -> _State:
                 [((int(x), int(y)), int(n)) for x, y, n in a["merges"].tolist()], int(meta["seq"]), bool(meta["done"]))
     st._version = int(meta["version"])  # type: ignore[attr-defined]
     return st
+
+
+def _check_arrays(a: dict[str, np.ndarray], n_sym: int) -> None:
+    """A tampered state must fail here, not as an IndexError deep in the merge loop: offsets, ids, positions."""
+    def ragged(flat: str, offsets: str) -> int:
+        off = a[offsets]
+        if off.ndim != 1 or len(off) == 0 or off[0] != 0 or np.any(np.diff(off) < 0) or off[-1] != len(a[flat]):
+            raise ValueError(f"{offsets} do not cut {flat} into pieces")
+        return len(off) - 1
+
+    n_words = ragged("words", "word_offsets")
+    n_lens = ragged("lens", "lens_offsets")  # empty unless a length cap is set
+    if n_lens not in (0, n_words) or len(a["counts"]) != n_words:
+        raise ValueError("words, lens and counts disagree in length")
+    for name, arr in (("words", a["words"]), ("pairs", a["pairs"]), ("heap", a["heap"][:, 1:3]),
+                      ("merges", a["merges"][:, :2])):
+        if arr.size and (arr.min() < 0 or arr.max() >= n_sym):
+            raise ValueError(f"{name} name a symbol outside 0..{n_sym - 1}")
+    ragged("heap_pos", "heap_offsets")
+    if len(a["heap_offsets"]) - 1 != len(a["heap"]) or len(a["pairs"]) != len(a["pair_counts"]):
+        raise ValueError("heap or pair arrays disagree in length")
+    if a["heap_pos"].size and (a["heap_pos"].min() < 0 or a["heap_pos"].max() >= n_words):
+        raise ValueError(f"heap positions outside 0..{n_words - 1}")
 
 
 def _load(path: Path, spec: BpeSpec, fingerprint: tuple[int, int]) -> _State:

@@ -18,13 +18,29 @@ from typing import Any, Sequence
 
 from tokkit.train.metrics import TokenizerMetrics, measure
 
-__all__ = ["DEFAULT_TERMS", "Report", "compare_tokenizers", "label_of"]
+__all__ = ["DEFAULT_TERMS", "LEGAL_TERMS", "FINANCIAL_TERMS", "Report", "compare_tokenizers", "label_of", "recipe_terms"]
 
-#: Domain terms of the KL3M paper's table (10 legal, 10 financial).
-DEFAULT_TERMS = ("certiorari", "42 U.S.C. § 1983", "habeas corpus", "res judicata", "indemnification", "notwithstanding",
-                 "hereinafter", "sublicensable", "stare decisis", "Fed. R. Civ. P. 12(b)(6)", "EBITDA", "P/E ratio",
-                 "10-K filing", "year-over-year growth", "amortization", "GAAP", "accounts receivable",
-                 "collateralized debt obligation", "price-to-earnings", "dividend yield")
+#: Domain terms of the KL3M paper's table: 10 legal, 10 financial (the legal and financial recipes list them).
+LEGAL_TERMS = ("certiorari", "42 U.S.C. § 1983", "habeas corpus", "res judicata", "indemnification", "notwithstanding",
+               "hereinafter", "sublicensable", "stare decisis", "Fed. R. Civ. P. 12(b)(6)")
+FINANCIAL_TERMS = ("EBITDA", "P/E ratio", "10-K filing", "year-over-year growth", "amortization", "GAAP",
+                   "accounts receivable", "collateralized debt obligation", "price-to-earnings", "dividend yield")
+DEFAULT_TERMS = LEGAL_TERMS + FINANCIAL_TERMS
+
+
+def recipe_terms(name: str) -> tuple[str, ...]:
+    """The ``terms`` of the recipe a tokkit-trained tokenizer (folder or its ``tokenizer.json``) was trained
+    with; ``()`` for anything else (an alias, a foreign file, a recipe without terms)."""
+    p = Path(name)
+    folder = p if p.is_dir() else p.parent
+    manifest = folder / "tokkit_train.json"
+    if not p.exists() or not manifest.is_file():
+        return ()
+    try:
+        terms = json.loads(manifest.read_text(encoding="utf-8")).get("recipe", {}).get("terms", [])
+    except (OSError, ValueError, AttributeError):
+        return ()
+    return tuple(t for t in terms if isinstance(t, str) and t.strip())
 
 
 def label_of(name: str) -> str:

@@ -141,10 +141,13 @@ class _Bar:
         self.bar.set_postfix_str(f"{self.docs / el:,.0f} docs/s, {self.tokens / el / 1e6:.2f}M tokens/s", refresh=False)
         self.bar.update(nbytes)
 
-    def close(self) -> None:
-        if self.bar.total != self.bar.n:  # the total was the input files' size; text is a little less
+    def finish(self) -> None:
+        """At 100%: the total was the input files' size, the text a little less."""
+        if self.bar.n and self.bar.total != self.bar.n:
             self.bar.total = self.bar.n
             self.bar.refresh()
+
+    def close(self) -> None:
         self.bar.close()
 
 
@@ -170,7 +173,7 @@ def _check_out(out: Path, sources: Sequence[Source], *, resume: bool, force: boo
     if state.is_file() and not force:
         raise OutputExistsError(f"{out} holds an interrupted `tokkit encode`; pass --resume to finish it, "
                                 "or --force to start over")
-    check_output(out, force=force)
+    check_output(out, force=force, kind="dir")
     return "new"
 
 
@@ -241,6 +244,13 @@ def encode_corpus(sources: Iterable[str | Path], *, tokenizer: str | Path, out: 
         if created:
             if os.path.lexists(out):  # force: the old output goes before the new one is written
                 shutil.rmtree(out) if out.is_dir() and not out.is_symlink() else out.unlink()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.mkdir(out)  # exclusive: of two runs started together, one creates the folder, the other stops
+            except FileExistsError:
+                created = False
+                raise OutputExistsError(f"output {out} was created by another process while this one worked; pass "
+                                        "--force to replace it, or choose another path") from None
             _write_json(out / STATE_DIR / _PLAN, plan)
             mark_ours(out)  # written by tokkit: a later --force may replace it (tokkit.atomic)
         else:
@@ -272,7 +282,8 @@ def _encode(shards: list[Shard], spec: EncodeSpec, header: dict[str, Any], out: 
     done_before = len(results)
     pending = sorted(((i, sh) for i, sh in enumerate(shards) if i not in results), key=lambda t: -_shard_size(t[1]))
     n = workers or os.cpu_count() or 1
-    bar = _Bar(sum(_shard_size(sh) for _, sh in pending), progress and bool(pending))
+    total_bytes = sum(_shard_size(sh) for _, sh in pending)
+    bar = _Bar(total_bytes, progress and total_bytes > 0)
     try:
         if engine == "ray" and pending:
             from tokkit.train.encode_ray import encode_with_ray
@@ -283,6 +294,7 @@ def _encode(shards: list[Shard], spec: EncodeSpec, header: dict[str, Any], out: 
             runs = _run_local(pending, total, spec, n, bar)
         for r in runs:
             results[r.index] = r
+        bar.finish()
     finally:
         bar.close()
     ordered = [results[i] for i in range(total)]
@@ -311,4 +323,8 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # unreadable: it matches no plan, and the caller says so
+        return {}
+    return data if isinstance(data, dict) else {}

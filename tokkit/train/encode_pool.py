@@ -49,7 +49,20 @@ def run_pool(tasks: list[tuple[int, Shard]], total: int, spec: EncodeSpec, worke
     """Encode ``tasks`` (``(index, shard)``) on ``workers`` processes; yields each result as it finishes."""
     # fork where the platform has it: no re-import of the caller's __main__ (spawn needs a main guard)
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # HF's own threads: one core per worker already
+    # HF tokenizers' own threads: each worker is one core already (and a fork after HF used its pool warns)
+    saved = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:
+        yield from _run(ctx, tasks, total, spec, workers, bar)
+    finally:
+        if saved is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = saved
+
+
+def _run(ctx: Any, tasks: list[tuple[int, Shard]], total: int, spec: EncodeSpec, workers: int,
+         bar: Callable[[int, int, int], None]) -> Iterator[ShardResult]:
     q = ctx.Queue()
     before = set(mp.active_children())
     pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init, initargs=(q,))

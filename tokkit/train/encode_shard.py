@@ -23,16 +23,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from tokkit.atomic import atomic_file
 from tokkit.errors import SpecialTokenError
 from tokkit.train.corpus import located_documents
 from tokkit.train.count import Shard
 from tokkit.train.shards import get_format, shard_stem
+from tokkit.train.shards.manifest import STATE_DIR
 
 __all__ = ["EncodeSpec", "ShardResult", "encode_shard", "STATE_DIR", "marker_path", "read_marker", "WORKER_BUFFER_MB"]
 
-#: Hidden folder of the run's plan and the shards' done-markers (removed once manifest.json is written).
-STATE_DIR = ".tokkit-encode"
 #: Progress is reported after about this much text.
 _REPORT_BYTES = 1 << 20
 #: What a worker holds beyond the tokenizer and the current document: file buffers (1 MB each) and at
@@ -131,8 +132,6 @@ def encode_shard(index: int, total: int, shard: Shard, spec: EncodeSpec, progres
     tok = _tokenizer(spec.tokenizer)
     encode = _encoder(tok, spec.allow_special)
     fmt = get_format(spec.format)
-    import numpy as np
-
     dtype = np.dtype(spec.dtype).newbyteorder("<")
     code = _TYPECODES[spec.dtype]
     head = [spec.bos] if spec.bos is not None else []

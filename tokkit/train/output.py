@@ -3,7 +3,9 @@
 Files: ``tokenizer.json``; ``tokenizer_config.json`` (``PreTrainedTokenizerFast``, special-token
 roles, ``clean_up_tokenization_spaces: false`` so ``decode`` gives back the exact text);
 ``special_tokens_map.json``; ``tokkit_train.json`` (reproducibility manifest: recipe, sources,
-corpus size, seed, library versions, timings). Written atomically (no partial folder on error).
+corpus size, seed, library versions, timings); ``heldout.jsonl`` when documents were held out (one
+``{"text": ...}`` per line, in corpus order: what ``tokkit compare OUT ... --text OUT/heldout.jsonl``
+measures on). Written atomically (no partial folder on error).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import Any, Mapping, Sequence
 
 from tokkit.atomic import atomic_dir
 
-__all__ = ["write_folder", "special_roles"]
+__all__ = ["write_folder", "special_roles", "HELDOUT_FILE"]
+
+#: The held-out documents of a training run, beside its tokenizer.
+HELDOUT_FILE = "heldout.jsonl"
 
 _ROLE_WORDS = (("bos", ("start", "bos", "begin", "<s>")), ("eos", ("end", "eos", "endoftext", "</s>")), ("pad", ("pad",)),
                ("unk", ("unk",)), ("sep", ("sep",)), ("cls", ("cls",)), ("mask", ("mask",)))
@@ -40,8 +45,9 @@ def special_roles(specials: Sequence[str]) -> dict[str, str]:
 
 
 def write_folder(tok: Any, out_dir: str | Path, *, specials: Sequence[str], manifest: Mapping[str, Any],
-                 force: bool = False) -> Path:
-    """Write ``tok`` (a ``tokenizers.Tokenizer``) and its companion files into ``out_dir`` atomically."""
+                 force: bool = False, held_out: Sequence[str] = ()) -> Path:
+    """Write ``tok`` (a ``tokenizers.Tokenizer``) and its companion files into ``out_dir`` atomically
+    (and the ``held_out`` documents as ``heldout.jsonl``, when there are any)."""
     roles = special_roles(specials)
     tok.no_padding()
     tok.no_truncation()
@@ -62,4 +68,8 @@ def write_folder(tok: Any, out_dir: str | Path, *, specials: Sequence[str], mani
         (tmp / "special_tokens_map.json").write_text(
             json.dumps({f"{r}_token": t for r, t in roles.items()}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (tmp / "tokkit_train.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        if held_out:
+            with open(tmp / HELDOUT_FILE, "w", encoding="utf-8") as f:
+                for doc in held_out:
+                    f.write(json.dumps({"text": doc}, ensure_ascii=False) + "\n")
     return Path(out_dir)

@@ -21,7 +21,7 @@ from tokkit.errors import OutputExistsError
 from tokkit.train.corpus import Corpus, parse_sources
 from tokkit.train.domain import expand_domain_tokens
 from tokkit.train.lint import lint_recipe, lint_tokenizer
-from tokkit.train.output import write_folder
+from tokkit.train.output import HELDOUT_FILE, write_folder
 from tokkit.train.recipe import Kind, TrainRecipe
 
 __all__ = ["TrainResult", "train_tokenizer"]
@@ -77,7 +77,7 @@ class TrainResult:
         elif self.held_out_docs:
             rt = "all round-trip" if not self.held_out_roundtrip_failures else f"{self.held_out_roundtrip_failures} FAIL round-trip"
             lines.append(f"  held-out     {self.held_out_docs} documents, {_size(self.held_out_bytes)}: "
-                         f"{self.bytes_per_token:.3f} bytes/token, {rt}")
+                         f"{self.bytes_per_token:.3f} bytes/token, {rt}; saved as {Path(self.out_dir) / HELDOUT_FILE}")
         elif self.held_out_share == 0:
             lines.append("  held-out     none (--held-out 0: every document trained on)")
         else:
@@ -247,7 +247,9 @@ def _finish(trained: Any, recipe: TrainRecipe, domain: Sequence[str], *, out_dir
     if counts_manifest is not None:
         manifest["counts"] = counts_manifest
     t0 = time.perf_counter()
-    out = write_folder(tok, out_dir, specials=recipe.special_tokens, manifest=manifest, force=force)
+    if held:
+        manifest["held_out_file"] = HELDOUT_FILE
+    out = write_folder(tok, out_dir, specials=recipe.special_tokens, manifest=manifest, force=force, held_out=held)
     secs["write"] = time.perf_counter() - t0
     return TrainResult(
         out_dir=out, kind=recipe.kind.value, vocab_asked=recipe.vocab_size, vocab_reached=layout.reached,

@@ -96,6 +96,8 @@ class TrainRecipe(BaseModel):
     text_column: str = Field("text", description="jsonl/parquet/datasets column holding the text")
     skip_bad_utf8: bool = Field(False, description="skip documents that are not UTF-8 (counted) instead of failing")
     seed: int = Field(0, ge=0, le=SEED_MAX, description="seed of the held-out split, sampling and random splits")
+    terms: tuple[str, ...] = Field((), description="domain terms `tokkit compare` lists tokens for when this "
+                                   "tokenizer comes first (the KL3M paper's table)")
     supertoken: SupertokenOptions = Field(default_factory=SupertokenOptions)
 
     @field_validator("pad_to")

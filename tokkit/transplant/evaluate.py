@@ -20,13 +20,17 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
+
+import logging
 
 import torch
 
 from tokkit.errors import VocabMismatchError
 
-__all__ = ["segments", "LMScore", "bits_per_byte", "start_tokens", "combine"]
+log = logging.getLogger(__name__)
+
+__all__ = ["segments", "prefix_bytes", "LMScore", "bits_per_byte", "score_texts", "start_tokens", "combine"]
 
 
 def segments(text: str, *, segment_bytes: int = 2048) -> list[str]:
@@ -55,6 +59,19 @@ def segments(text: str, *, segment_bytes: int = 2048) -> list[str]:
     if cur:
         out.append("".join(cur))
     return [s for s in out if s]
+
+
+def prefix_bytes(text: str, max_bytes: int | None) -> str:
+    """The longest prefix of ``text`` of at most ``max_bytes`` UTF-8 bytes that ends at a character boundary
+    (deterministic: the same file and limit always give the same prefix). ``None``: the whole text."""
+    if max_bytes is None:
+        return text
+    if max_bytes < 0:
+        raise ValueError(f"max_bytes must be >= 0, found {max_bytes}")
+    raw = text.encode("utf-8")
+    if len(raw) <= max_bytes:
+        return text
+    return raw[:max_bytes].decode("utf-8", errors="ignore")  # a cut inside a character drops that character
 
 
 @dataclass(frozen=True)
@@ -129,17 +146,36 @@ def _batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
     return out
 
 
-@torch.inference_mode()
 def bits_per_byte(model_dir: str | Path, texts: dict[str, str], *, segment_bytes: int = 2048,
-                  device: str | torch.device = "cpu", progress: bool = False, batch_tokens: int | None = None) -> list[LMScore]:
+                  device: str | torch.device = "cpu", progress: bool = False, batch_tokens: int | None = None,
+                  max_bytes: int | None = None) -> list[LMScore]:
     """Score each named text with the HF causal LM in ``model_dir`` (its own tokenizer files).
 
     Runs under ``torch.inference_mode``. By default each segment is one forward (on CPU this is the
     fastest and keeps bits per byte bit-for-bit those of a plain per-segment loop). ``batch_tokens=N``
     packs segments of similar length into right-padded, masked batches of at most ``N`` tokens (for
     accelerators); on SmolLM2 that moved bits per byte by 3e-6 (float32 kernels with a padding mask)
-    and was slower on a 2-core CPU (``benchmarks/eval_speed.py``). Returns one :class:`LMScore` per
-    text (``domain`` = its name).
+    and was slower on a 2-core CPU (``benchmarks/eval_speed.py``). ``max_bytes`` scores only each
+    text's first ``max_bytes`` bytes (:func:`prefix_bytes`). Returns one :class:`LMScore` per text
+    (``domain`` = its name); :func:`score_texts` yields them one by one as they finish.
+    """
+    return list(score_texts(model_dir, texts, segment_bytes=segment_bytes, device=device, progress=progress,
+                            batch_tokens=batch_tokens, max_bytes=max_bytes))
+
+
+#: The estimate is printed once this many forwards after the first are timed (or PROBE_SECONDS of them).
+PROBE_FORWARDS = 3
+PROBE_SECONDS = 3.0
+
+
+def score_texts(model_dir: str | Path, texts: dict[str, str], *, segment_bytes: int = 2048,
+                device: str | torch.device = "cpu", progress: bool = False, batch_tokens: int | None = None,
+                max_bytes: int | None = None, notify: Callable[[str], None] | None = None) -> Iterator[LMScore]:
+    """:func:`bits_per_byte`, one :class:`LMScore` per text as soon as it is scored (in ``texts`` order).
+
+    Every text is tokenized first (one thread: no pool to start); once the first few forwards are timed,
+    ``notify`` (default: the log) gets an estimate of the whole model's work: ``model: N tokens in S
+    segments x ~R ms/token ≈ T on this machine (K threads)``.
     """
     from tqdm.auto import tqdm
 
@@ -159,41 +195,75 @@ def bits_per_byte(model_dir: str | Path, texts: dict[str, str], *, segment_bytes
     if new is not None:
         new = new.to(device)
     budget = max(1, min(batch_tokens, MAX_LOGITS // rows)) if batch_tokens else 0  # 0: one segment per forward
-    scores = []
-    for name, text in texts.items():
+    cut = {name: prefix_bytes(text, max_bytes) for name, text in texts.items()}
+    # one thread: the texts are small next to the model's work, and a pool per call is a thread to start
+    encoded = {name: [prefix + tok.encode(s) for s in segments(text, segment_bytes=segment_bytes)]
+               for name, text in cut.items()}
+    total = sum(len(s) - p for seqs in encoded.values() for s in seqs)
+    probe = _Probe(Path(model_dir).name, total, sum(len(v) for v in encoded.values()), notify or log.info)
+    for name, text in cut.items():
         t0 = time.perf_counter()
         nll, ntok, n_new, nll_new, leak = 0.0, 0, 0, 0.0, 0.0
-        segs = segments(text, segment_bytes=segment_bytes)
-        seqs = [prefix + ids for ids in tok.encode_batch(segs)]
-        bar = tqdm(total=len(segs), desc=f"{Path(model_dir).name}:{name}", disable=not progress)
-        for batch in _batches([len(s) for s in seqs], budget):
-            width = max(len(seqs[i]) for i in batch)
-            x = torch.zeros((len(batch), width), dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for r, i in enumerate(batch):
-                x[r, :len(seqs[i])] = torch.tensor(seqs[i])
-                mask[r, :len(seqs[i])] = 1
-            x, mask = x.to(device), mask.to(device)
-            ragged = bool((mask == 0).any())
-            out = model(input_ids=x, attention_mask=mask if ragged else None).logits
-            for r, i in enumerate(batch):
-                n = len(seqs[i]) - p
-                logits = out[r, p - 1:p - 1 + n].float()  # (n, V): the prediction of each text token
-                y = x[r, p:p + n]
-                z = logits.logsumexp(-1)  # (n,)
-                lp = logits.gather(1, y[:, None])[:, 0] - z
-                nll -= float(lp.sum())
-                ntok += n
-                if new is not None and bool(new.any()):
-                    is_new = new[y]
-                    n_new += int(is_new.sum())
-                    nll_new -= float(lp[is_new].sum())
-                    leak += float((z - logits[:, ~new].logsumexp(-1))[~is_new].sum())
-            bar.update(len(batch))
+        seqs = encoded[name]
+        bar = tqdm(total=len(seqs), desc=f"{Path(model_dir).name}:{name}", disable=None if progress else True)
+        with torch.inference_mode():
+            for batch in _batches([len(s) for s in seqs], budget):
+                t_fwd = time.perf_counter()
+                width = max(len(seqs[i]) for i in batch)
+                x = torch.zeros((len(batch), width), dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for r, i in enumerate(batch):
+                    x[r, :len(seqs[i])] = torch.tensor(seqs[i])
+                    mask[r, :len(seqs[i])] = 1
+                x, mask = x.to(device), mask.to(device)
+                ragged = bool((mask == 0).any())
+                out = model(input_ids=x, attention_mask=mask if ragged else None).logits
+                for r, i in enumerate(batch):
+                    n = len(seqs[i]) - p
+                    logits = out[r, p - 1:p - 1 + n].float()  # (n, V): the prediction of each text token
+                    y = x[r, p:p + n]
+                    z = logits.logsumexp(-1)  # (n,)
+                    lp = logits.gather(1, y[:, None])[:, 0] - z
+                    nll -= float(lp.sum())
+                    ntok += n
+                    if new is not None and bool(new.any()):
+                        is_new = new[y]
+                        n_new += int(is_new.sum())
+                        nll_new -= float(lp[is_new].sum())
+                        leak += float((z - logits[:, ~new].logsumexp(-1))[~is_new].sum())
+                bar.update(len(batch))
+                probe.add(sum(len(seqs[i]) - p for i in batch), time.perf_counter() - t_fwd)
         bar.close()
         extra = (n_new, nll_new, leak) if new is not None else (None, None, None)
-        scores.append(LMScore(str(model_dir), name, nll, len(text.encode()), ntok, time.perf_counter() - t0, *extra))
-    return scores
+        yield LMScore(str(model_dir), name, nll, len(text.encode()), ntok, time.perf_counter() - t0, *extra)
+
+
+class _Probe:
+    """Times the first forwards of a model (the very first, which pays one-off costs, left out) and says
+    once what the whole model's work will take (when that is at least ``ESTIMATE_MIN_SECONDS``)."""
+
+    def __init__(self, name: str, tokens: int, n_segments: int, say: Callable[[str], None]) -> None:
+        self.name, self.tokens, self.n_segments, self.say = name, tokens, n_segments, say
+        self.forwards, self.timed_tokens, self.seconds, self.line = 0, 0, 0.0, None
+
+    def add(self, tokens: int, seconds: float) -> None:
+        self.forwards += 1
+        if self.line is not None or self.forwards == 1:
+            return
+        self.timed_tokens += tokens
+        self.seconds += seconds
+        if self.timed_tokens and (self.forwards > PROBE_FORWARDS or self.seconds >= PROBE_SECONDS):
+            from tokkit.optim import format_duration
+            from tokkit.optim.loop import ESTIMATE_MIN_SECONDS
+
+            per = self.seconds / self.timed_tokens
+            if self.tokens * per < ESTIMATE_MIN_SECONDS:  # over in seconds: nothing worth announcing
+                self.line = ""
+                return
+            n = torch.get_num_threads()
+            self.line = (f"{self.name}: {self.tokens:,} tokens in {self.n_segments} segments x ~{1000 * per:.2g} ms/token "
+                         f"≈ {format_duration(self.tokens * per)} on this machine ({n} thread{'s' if n > 1 else ''})")
+            self.say(self.line)
 
 
 def combine(scores: Sequence[LMScore], *, domain: str = "all") -> LMScore:

@@ -113,7 +113,7 @@ def plan_transplant(cfg: TransplantConfig, *, texts: Sequence[str] = (), keep_te
     n_new = len(alignment.new_ids)
     cost = method.cost(ctx, n_new)
     if cfg.heldout:
-        extra = method.cost(ctx, min(cfg.heldout, len(alignment.anchors()[0])))
+        extra = method.cost(ctx, heldout_size(cfg.heldout, len(alignment.anchors()[0])))
         cost = Cost(cost.flops + extra.flops, max(cost.memory_bytes, extra.memory_bytes))
     rows = math.ceil(len(dst_tok.vocab) / cfg.pad_to) * cfg.pad_to
     return Plan(cfg, src_folder, src_tok, dst_tok, method, ctx, cost, rows)
@@ -137,10 +137,16 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=1)
 
 
+def heldout_size(asked: int, shared: int) -> int:
+    """Shared tokens the fidelity check rebuilds: ``asked``, but at most half of them -- the other half stay
+    anchors for the method to build from (holding out every shared token left none: an IndexError)."""
+    return min(asked, shared // 2)
+
+
 def heldout_check(plan: Plan) -> dict[str, Any]:
     """Reconstruct a seeded sample of shared tokens as if new; cosine to their true base rows."""
     a_dst, a_src = plan.alignment.anchors()
-    n = min(plan.cfg.heldout, len(a_dst))
+    n = heldout_size(plan.cfg.heldout, len(a_dst))
     if n == 0:
         return {}
     pick = sorted(random.Random(plan.cfg.seed).sample(range(len(a_dst)), n))

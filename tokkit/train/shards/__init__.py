@@ -54,7 +54,7 @@ class ShardFormat:
     writer: Callable[[tuple[Path, ...], np.dtype, str], ShardWriter]
     #: ``(paths, dtype)`` -> ``(ids as a 1-D array or memmap, document offsets int64 (n_docs + 1,))``.
     read: Callable[[tuple[Path, ...], np.dtype], tuple[np.ndarray, np.ndarray]]
-    #: Largest vocabulary and the dtypes it may use, narrowest first.
+    #: The id dtypes the format may use, narrowest first (:func:`token_dtype` picks one).
     dtypes: tuple[str, ...] = ("uint16", "uint32")
     what: str = ""
 

@@ -17,10 +17,12 @@ from typing import Any
 
 from tokkit.errors import FormatError, MissingFileError
 
-__all__ = ["Manifest", "MANIFEST", "VERSION"]
+__all__ = ["Manifest", "MANIFEST", "VERSION", "STATE_DIR"]
 
 MANIFEST = "manifest.json"
 VERSION = 1
+#: Hidden folder of a run's plan and its shards' done-markers (removed once manifest.json is written).
+STATE_DIR = ".tokkit-encode"
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class Manifest:
         """
         p = Path(folder) / MANIFEST
         if not p.is_file():
-            hint = (" (an interrupted `tokkit encode`: finish it with --resume)" if (Path(folder) / ".tokkit-encode").is_dir()
+            hint = (" (an interrupted `tokkit encode`: finish it with --resume)" if (Path(folder) / STATE_DIR).is_dir()
                     else "")
             raise MissingFileError(f"{folder} has no {MANIFEST}{hint}; expected a folder written by `tokkit encode`")
         try:

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["Student", "load_lm"]
+__all__ = ["Student", "load_lm", "teacher_token_logprobs"]
 
 
 def load_lm(folder: str | Path, device: torch.device):
@@ -57,8 +57,12 @@ class Student(nn.Module):
         self.rows = int(e_in.shape[0])
         self.register_buffer("ids", ids.to(e_in.device, torch.long), persistent=False)
         self.all_rows = len(ids) == self.rows and bool((ids.cpu() == torch.arange(self.rows)).all())
-        self.input = nn.Parameter(e_in.detach()[self.ids].clone())  # (K, D)
-        self.output = None if self.tied else nn.Parameter(lm.get_output_embeddings().weight.detach()[self.ids].clone())
+        if self.all_rows:  # every row trains: the model's own matrices are the parameters (a copy would be V x D more)
+            self.input = e_in.requires_grad_(True)
+            self.output = None if self.tied else lm.get_output_embeddings().weight.requires_grad_(True)
+        else:
+            self.input = nn.Parameter(e_in.detach()[self.ids].clone())  # (K, D)
+            self.output = None if self.tied else nn.Parameter(lm.get_output_embeddings().weight.detach()[self.ids].clone())
         rows = {lm.get_input_embeddings().weight.data_ptr()}
         if lm.get_output_embeddings() is not None:
             rows.add(lm.get_output_embeddings().weight.data_ptr())
@@ -100,11 +104,15 @@ class Student(nn.Module):
             return self.output  # type: ignore[return-value]
         return self.lm.get_output_embeddings().weight.index_copy(0, self.ids, self.output)
 
-    def forward(self, input_ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
-        """``input_ids, attention (B, T)`` -> logits ``(B, T, R)`` float32."""
+    def forward(self, input_ids: torch.Tensor, attention: torch.Tensor, select: torch.Tensor | None = None) -> torch.Tensor:
+        """``input_ids, attention (B, T)`` -> logits ``(B, T, R)`` float32; with ``select (B, T)`` bool, only the
+        logits of the selected positions, ``(N, R)`` in row-major order (the others are never computed: a
+        ``(B, T, R)`` tensor and its masked copy, both kept for the backward, were two thirds of a step's logits)."""
         e_in = self.input_matrix()
         x = nn.functional.embedding(input_ids, e_in) * self.scale
         h = self.lm.base_model(inputs_embeds=x, attention_mask=attention).last_hidden_state
+        if select is not None:
+            h = h[select]  # (N, D)
         logits = h @ self.output_matrix(e_in).T
         if self.softcap:
             logits = torch.tanh(logits / self.softcap) * self.softcap
@@ -120,3 +128,51 @@ class Student(nn.Module):
 def teacher_logits(lm, input_ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
     """The plain HF forward: ``(B, T)`` -> logits ``(B, T, V)`` float32."""
     return lm(input_ids=input_ids, attention_mask=attention).logits.float()
+
+
+#: float32 logits built at once by :func:`teacher_token_logprobs` (64 MB).
+TEACHER_CHUNK = 1 << 24
+
+
+@torch.no_grad()
+def teacher_token_logprobs(lm, input_ids: torch.Tensor, attention: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``log p(targets[b, t] | input_ids[b, :t+1])`` for every ``targets >= 0``: ``(B, T)``, ``(B, T-1)`` -> ``(N,)``.
+
+    The body runs once; the head runs over the scored positions a chunk at a time (at most
+    ``TEACHER_CHUNK`` logits), so no ``(B, T, V)`` tensor, its masked copy and its exponentials are held at
+    once (1.2 GB for 4 x 512 tokens of a 49k vocabulary). Models whose logits are not ``lm_head(h)``
+    (with Gemma's soft-capping) take the plain forward (:func:`_plain_head`).
+    """
+    from tokkit.transplant.heal.alm import token_logprobs
+
+    mask = targets >= 0
+    if not _plain_head(lm):
+        return token_logprobs(teacher_logits(lm, input_ids, attention)[:, :-1][mask], targets[mask])
+    h = lm.base_model(input_ids=input_ids, attention_mask=attention).last_hidden_state[:, :-1][mask]  # (N, D)
+    y = targets[mask]
+    head, cap = lm.get_output_embeddings(), getattr(lm.config, "final_logit_softcapping", None)
+    step = max(1, TEACHER_CHUNK // head.weight.shape[0])
+    out = []
+    for i in range(0, h.shape[0], step):
+        logits = head(h[i:i + step]).float()
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        out.append(token_logprobs(logits, y[i:i + step]))
+    return torch.cat(out) if out else h.new_zeros(0)
+
+
+def _plain_head(lm) -> bool:
+    """Whether ``lm``'s logits are ``lm_head(base_model(x))`` (soft-capped where configured): checked once per
+    model on four tokens against its own forward (models with extra logit scaling fail it)."""
+    cached = getattr(lm, "_tokkit_plain_head", None)
+    if cached is None:
+        x = torch.tensor([[0, 1, 2, 3]], device=lm.get_input_embeddings().weight.device) % lm.config.vocab_size
+        with torch.no_grad():
+            want = teacher_logits(lm, x, torch.ones_like(x))
+            got = lm.get_output_embeddings()(lm.base_model(input_ids=x, attention_mask=torch.ones_like(x)).last_hidden_state).float()
+            cap = getattr(lm.config, "final_logit_softcapping", None)
+            if cap:
+                got = torch.tanh(got / cap) * cap
+        cached = bool(torch.allclose(want, got, rtol=1e-4, atol=1e-4))
+        lm._tokkit_plain_head = cached
+    return cached

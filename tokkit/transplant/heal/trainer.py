@@ -21,13 +21,14 @@ from typing import Any
 
 import torch
 
+from tokkit.errors import checkpoint_errors
 from tokkit.config import peak_rss_mb
 from tokkit.optim import StepLoop, average_gradients, sum_over_ranks, warmup_cosine
 from tokkit.transplant.heal.alm import alm_loss, balanced_sum, chunk_logprobs, lm_loss, token_logprobs
 from tokkit.transplant.heal.checkpoint import checkpoint_dir, load_state, restore, run_key, save_state
 from tokkit.transplant.heal.config import RESUMABLE_CHANGES, HealConfig, Loss
 from tokkit.transplant.heal.data import Batch, Side, draw_windows, make_batch
-from tokkit.transplant.heal.rows import Student, teacher_logits
+from tokkit.transplant.heal.rows import Student, teacher_token_logprobs
 
 __all__ = ["HealResult", "train_rows", "score_text"]
 
@@ -69,20 +70,19 @@ def score_text(forward, side: Side, text: str, device: torch.device, *, segment_
 
 
 def _step_loss(student, teacher, batch: Batch, cfg: HealConfig, device) -> tuple[torch.Tensor, dict[str, float]]:
-    logits = student(batch.input.to(device), batch.attention.to(device))[:, :-1]  # (B, T-1, R)
-    tgt = batch.targets.to(device)
+    tgt = batch.targets.to(device)  # (B, T-1)
     mask = tgt >= 0
-    s_lp = token_logprobs(logits[mask], tgt[mask])  # (N_s,)
+    select = torch.zeros(batch.input.shape, dtype=torch.bool, device=device)
+    select[:, :-1] = mask
+    logits = student(batch.input.to(device), batch.attention.to(device), select)  # (N_s, R): scored positions only
+    s_lp = token_logprobs(logits, tgt[mask])  # (N_s,)
     losses: dict[str, torch.Tensor] = {}
     stats = {"bpb": -float(s_lp.detach().sum()) / (math.log(2) * batch.n_bytes)}
     if cfg.loss in (Loss.LM, Loss.ALM_LM):
         losses["lm"] = lm_loss(s_lp)
     if cfg.loss in (Loss.ALM, Loss.ALM_LM):
-        with torch.no_grad():
-            t_logits = teacher_logits(teacher, batch.t_input.to(device), batch.t_attention.to(device))[:, :-1]
-            t_tgt = batch.t_targets.to(device)  # type: ignore[union-attr]
-            t_mask = t_tgt >= 0
-            t_lp = token_logprobs(t_logits[t_mask], t_tgt[t_mask])
+        t_lp = teacher_token_logprobs(teacher, batch.t_input.to(device), batch.t_attention.to(device),
+                                      batch.t_targets.to(device))  # type: ignore[union-attr]
         s_in, t_in = batch.s_in_chunk.to(device), batch.t_in_chunk.to(device)  # type: ignore[union-attr]
         a = chunk_logprobs(t_lp[t_in], batch.t_chunk.to(device)[t_in], batch.n_chunks)  # type: ignore[union-attr]
         b = chunk_logprobs(s_lp[s_in], batch.s_chunk.to(device)[s_in], batch.n_chunks)  # type: ignore[union-attr]
@@ -122,8 +122,9 @@ def train_rows(cfg: HealConfig, student: Student, student_side: Side, *, teacher
     ck_dir = checkpoint_dir(out_dir)
     start, history, evals = 0, [], []
     if resume and (ck_dir.exists() or ck_dir.with_name(f".{ck_dir.name}.old").exists()):
-        ck = load_state(ck_dir, key)
-        restore(ck, params, opt)
+        with checkpoint_errors(ck_dir, fix="resume from an intact checkpoint, or pass --force to start over"):
+            ck = load_state(ck_dir, key)
+            restore(ck, params, opt)
         start, history, evals = ck.step, list(ck.meta["history"]), list(ck.meta["evals"])
         log.info("resuming %s from step %d", ck_dir, start)
 

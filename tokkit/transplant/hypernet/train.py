@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from tokkit.atomic import mark_ours, recover
 from tokkit.config import check_memory, peak_rss_mb
-from tokkit.errors import OutputExistsError, VocabMismatchError
+from tokkit.errors import OutputExistsError, VocabMismatchError, checkpoint_errors
 from tokkit.names import resolve_model
 from tokkit.tokenizer import load_tokenizer
 from tokkit.optim import StepLoop, finish_distributed, init_distributed, load_optimizer_state, warmup_cosine
@@ -210,10 +210,11 @@ def train_hypernet(cfg: HypernetConfig, out_dir: str | Path, *, force: bool = Fa
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     start = 0
     if ck is not None:
-        net.load_state_dict(ck.model)
-        if ck.optimizer is not None:
-            load_optimizer_state(opt, ck.optimizer)
-        start = ck.step
+        with checkpoint_errors(out_dir):
+            net.load_state_dict(ck.model)
+            if ck.optimizer is not None:
+                load_optimizer_state(opt, ck.optimizer)
+            start = int(ck.step)
         log.info("resuming %s from step %d", out_dir, start)
     model = net
     if world > 1:

@@ -1,0 +1,174 @@
+"""A faster exact core for plain text: quicktok, where it gives tiktoken's core's ids on the self-check.
+
+quicktok-v1 (PyPI, MIT) runs byte-level BPE with hand-compiled pre-tokenizer scanners for the
+cl100k, o200k, Llama 3, Qwen and Tekken patterns, 2-6x tiktoken's speed on one text per call
+(``benchmarks/encode_speed.py``). It is not exact everywhere: its Llama 3 encodes ``"ューション"``
+as 2 tokens where HF and tiktoken give 5. So tokkit uses it only behind the load-time self-check
+that guards tiktoken's core (:data:`tokkit.formats.fast_bpe_check.SAMPLE`, which holds that case):
+:func:`quick_core` writes the ranks in quicktok's format once under ``$TOKKIT_HOME/quicktok/<key>``
+(``key``: a hash of pattern, NFC flag, ranks), compares quicktok's ids with the reference core's on
+the sample, and returns quicktok's ``encode_ordinary`` only when every id is equal; the verdict is kept
+beside the files. Anything else (no quicktok installed, a pattern it does not compile, ids past its
+18-bit limit, a self-check difference, ``TOKKIT_QUICKTOK=0``) leaves the text on tiktoken's core.
+
+Only the hot path uses it: text that holds no special or added token (``Tokenizer.encode`` and
+``encode_ordinary``; lone surrogates fall back as on tiktoken's core). Batches stay on tiktoken's core,
+whose calls release the GIL for :func:`tokkit.formats.batching.map_chunked`'s threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+if TYPE_CHECKING:
+    from tokkit.tokenizer import Tokenizer
+
+__all__ = ["quick_core", "quick_possible", "quick_mode", "hot_path", "quick_for", "AUTO_CHARS"]
+
+log = logging.getLogger(__name__)
+
+#: ``TOKKIT_QUICKTOK=auto`` (the default) switches to quicktok once this many characters went through
+#: ``encode``'s plain-text path: loading quicktok's tables takes seconds (2.5-7 s for o200k), which a
+#: corpus loop earns back and a one-off call never should pay. ``1``: at the first call; ``0``: never.
+AUTO_CHARS = 8_000_000
+
+#: tiktoken >= 0.8 writes cl100k's pattern with more possessive quantifiers and ``\s++$``; quicktok's
+#: cl100k scanner is its grammar (the self-check holds trailing-whitespace texts to confirm it).
+_SAME_GRAMMAR = {
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""": "cl100k",
+}
+
+
+def quick_mode() -> str:
+    """``0``, ``1`` or ``auto`` from ``TOKKIT_QUICKTOK`` (module docstring)."""
+    v = os.environ.get("TOKKIT_QUICKTOK", "auto").lower()
+    return "0" if v in ("0", "false", "no") else "1" if v in ("1", "true", "yes") else "auto"
+
+
+def _scanner(pattern: str) -> str | None:
+    try:
+        from quicktok import _import_core as core
+    except ImportError:
+        return None
+    return core.KNOWN_PATTERNS.get(pattern) or _SAME_GRAMMAR.get(pattern)
+
+
+def quick_possible(*, ranks: Mapping[bytes, int], pattern: str) -> bool:
+    """quicktok is installed, compiles this pattern and holds these ids (no load, no check)."""
+    if quick_mode() == "0" or _scanner(pattern) is None or not ranks:
+        return False
+    return max(ranks.values()) - min(ranks.values()) < 1 << 18
+
+
+def _key(pattern: str, nfc: bool, ranks: Mapping[bytes, int], version: str) -> str:
+    h = hashlib.sha256(repr((pattern, nfc, version, "offset-v2")).encode())
+    for tok, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
+        h.update(rank.to_bytes(4, "little") + len(tok).to_bytes(2, "little") + tok)
+    return h.hexdigest()[:32]
+
+
+def _build(folder: Any, name: str, ranks: Mapping[bytes, int], scanner: str, nfc: bool) -> None:
+    """quicktok's files for ``ranks`` in ``folder``, written in a temporary folder and renamed in;
+    ids that start past 0 (Tekken's 1,000 special ids) become quicktok's ``id_offset``."""
+    import shutil
+    import tempfile
+
+    import quicktok
+    from quicktok import _import_core as core
+
+    offset = min(ranks.values())
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-")
+    try:
+        core.write_files(tmp, name, {t: r - offset for t, r in ranks.items()}, {}, scanner, nfc, offset)
+        core.ensure_tables(tmp, os.path.join(os.path.dirname(quicktok.__file__), "data"), scanner, nfc)
+        os.replace(tmp, folder)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not folder.exists():
+            raise
+
+
+def quick_core(*, ranks: Mapping[bytes, int], pattern: str, nfc: bool, reference: Callable[[str], list[int]],
+               name: str = "") -> Callable[[str], list[int]] | None:
+    """quicktok's ``encode_ordinary`` for these ranks and pattern if it equals ``reference`` (tiktoken's
+    exact core, NFC applied when ``nfc``) on the self-check sample, else None with the reason logged."""
+    if not quick_possible(ranks=ranks, pattern=pattern):
+        log.info("%s: plain text on tiktoken's core: quicktok is off, not installed, or has no scanner for its pattern", name)
+        return None
+    import quicktok
+
+    from tokkit.config import tokkit_home
+    from tokkit.formats.fast_bpe_check import SAMPLE
+
+    key = _key(pattern, nfc, ranks, quicktok.__version__)
+    folder = tokkit_home() / "quicktok" / key
+    verdict_path = folder / "verdict.json"
+    try:
+        verdict = json.loads(verdict_path.read_text(encoding="utf-8")) if verdict_path.exists() else None
+        if verdict is not None and not verdict["exact"]:
+            log.info("%s: plain text on tiktoken's core, not quicktok: %s", name, verdict["reason"])
+            return None
+        if not (folder / "enc.enc").exists():
+            _build(folder, "enc", ranks, _scanner(pattern), nfc)  # type: ignore[arg-type]
+        encoder = quicktok.Tokenizer("enc", str(folder)).encode_ordinary
+    except (OSError, RuntimeError, ValueError) as e:
+        log.info("%s: plain text on tiktoken's core: quicktok could not load (%s)", name, e)
+        return None
+    if verdict is None:
+        bad = [t for t in SAMPLE if encoder(t) != reference(t)]
+        verdict = {"exact": not bad, "reason": f"self-check: {len(bad)} of {len(SAMPLE)} sample texts differ "
+                   f"(first {bad[0][:40]!r})" if bad else ""}
+        try:
+            verdict_path.write_text(json.dumps(verdict), encoding="utf-8")
+        except OSError:
+            pass  # a cache: the check runs again next time
+    if not verdict["exact"]:
+        log.info("%s: plain text on tiktoken's core, not quicktok: %s", name, verdict["reason"])
+        return None
+    return encoder
+
+
+def hot_path(tok: "Tokenizer") -> tuple[tuple[str, ...], Callable[[str], list[int]]] | None:
+    """``(first characters of every special and added token, plain-text encoder)`` for ``encode``'s fast
+    path: tiktoken's Rust core, which quicktok replaces once it pays (:data:`AUTO_CHARS`). Both raise
+    on lone surrogates (UnicodeEncodeError; quicktok: TypeError): ``encode`` then takes the long way."""
+    fast, n = tok._fast, tok.native
+    if fast is not None:
+        starts, plain, pattern = set(fast.starts), fast.plain_encoder, fast.parts.pattern
+        ranks = fast.parts.ranks if not fast._phantom else {}
+    elif tok.backend in ("tiktoken", "tiktoken_file", "tekken"):
+        from tokkit.formats.fast_bpe import core_ordinary
+
+        starts, plain, ranks, pattern = {t[0] for t in n.special_tokens_set if t}, core_ordinary(n), n._mergeable_ranks, n._pat_str
+    else:
+        return None
+    first = tuple(sorted(starts | set(tok._policy.starts)))
+    if not quick_possible(ranks=ranks, pattern=pattern):
+        return first, plain
+    if quick_mode() == "1":
+        return first, tok._quick or plain
+    left = [AUTO_CHARS]
+
+    def counting(text: str) -> list[int]:  # tiktoken's core until AUTO_CHARS characters went through
+        left[0] -= len(text)
+        if left[0] < 0:
+            tok.__dict__["_hot"] = (first, tok._quick or plain)
+        return plain(text)
+
+    return first, counting
+
+
+def quick_for(tok: "Tokenizer") -> Callable[[str], list[int]] | None:
+    """:func:`quick_core` for a loaded tokenizer: its tiktoken ranks, or FastBPE's for an HF file."""
+    fast, n = tok._fast, tok.native
+    if fast is not None:
+        p = fast.parts
+        return None if fast._phantom else quick_core(ranks=p.ranks, pattern=p.pattern, nfc=p.nfc, reference=fast.ordinary, name=tok.name)
+    if tok.backend in ("tiktoken", "tiktoken_file", "tekken"):
+        return quick_core(ranks=n._mergeable_ranks, pattern=n._pat_str, nfc=False, reference=n.encode_ordinary, name=tok.name)
+    return None
