@@ -55,6 +55,8 @@ def heal_command(model_dir, sources, out_dir, teacher, loss, train, steps, seq_b
     plan = plan_heal(cfg, out_dir, force=force, resume=resume)
     apply_threads(threads)
     what = "every row" if plan.ids is None else f"{len(plan.ids)} built rows"
+    if (plan.report or {}).get("output_rows", {}).get("untied"):  # extend/transplant untied a tied head
+        what += " (input and output: the head was untied)"
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 talks
         click.echo(f"heal {plan.model.name}: {cfg.loss.value} on {what} ({cfg.train.value}), {cfg.steps} steps x "
                    f"{cfg.batch_size} x {cfg.seq_bytes} bytes; teacher {plan.teacher or '-'}; "

@@ -179,6 +179,21 @@ def test_extend_distill_keeps_old_rows_unties_the_head_and_generates(tmp_path):
     at = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")
     ids = at("Grüße aus Köln", return_tensors="pt").input_ids
     assert m.generate(ids, max_new_tokens=3, do_sample=False).shape[1] == ids.shape[1] + 3
+    # tokkit heal after distill: the built rows (input and the untied output rows) train, every other row stays
+    from tokkit_cli.main import cli
+
+    src = tmp_path / "de.txt"
+    r = CliRunner().invoke(cli, ["heal", str(tmp_path / "out"), str(src), "--steps", "2", "--batch-size", "2",
+                                 "--seq-bytes", "128", "--heldout", "0.2", "--device", "cpu", "-o", str(tmp_path / "healed")])
+    assert r.exit_code == 0, r.output
+    assert "30 built rows (input and output: the head was untied)" in r.output
+    healed = load_file(tmp_path / "healed" / "model.safetensors")
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        assert torch.equal(healed[name][:n], e_old)
+        assert not torch.equal(healed[name][n:], new[name][n:])
+    record = json.loads((tmp_path / "healed" / REPORT_FILE).read_text())["heals"][-1]
+    assert record["head"] == "untied" and record["trained_rows"] == 30
+    assert record["config"]["teacher"] == str(base)
 
 
 def test_seeded_distill_runs_are_byte_identical(tmp_path):

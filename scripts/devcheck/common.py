@@ -48,6 +48,7 @@ class Sizes:
     transplant_method: str  # `tokkit transplant --method` of the end-to-end check
     transplant_heldout: int  # its --heldout
     full_rows_on_device: bool  # also rebuild every new id on the device (rows/s at full size)
+    distill: dict[str, Any]  # TransplantConfig overrides of the distill check (the defaults on a device)
 
 
 REAL = Sizes(rows_compared=4096, extend_add=500, extend_bytes=None, heal_steps=20, heal_batch=None, heal_seq_bytes=None, big_heal_steps=20,
@@ -55,14 +56,15 @@ REAL = Sizes(rows_compared=4096, extend_add=500, extend_bytes=None, heal_steps=2
              image_recipe="small", image_steps=20, eval_bytes=12000, big_eval_bytes=3000,
              bytes_prefixes=(b"The capital of Fr", b"Call me Ish", b"caf\xc3", "日本の首都は東".encode(), b"def f(x):\n    retu"),
              generate_bytes=24, heal_heldout_bytes=None, transplant_method="heuristic", transplant_heldout=500,
-             full_rows_on_device=True)
+             full_rows_on_device=True, distill={"fit_bytes": 50_000})
 TINY = Sizes(rows_compared=128, extend_add=50, extend_bytes=16000, heal_steps=2, heal_batch=2, heal_seq_bytes=96, big_heal_steps=1,
              big_heal_cpu_steps=1, hypernet={"steps": 3, "warmup_steps": 1, "checkpoint_every": 3, "batch_size": 2,
                                              "seq_len": 32, "vocab_size": 300, "negatives": 32, "aux_tokens": 16,
                                              "hidden": 32, "heads": 2, "layers": 1},
              image_recipe="tiny", image_steps=3, eval_bytes=800, big_eval_bytes=400,
              bytes_prefixes=(b"caf\xc3",), generate_bytes=4, heal_heldout_bytes=256, transplant_method="fvt",
-             transplant_heldout=20, full_rows_on_device=False)
+             transplant_heldout=20, full_rows_on_device=False,
+             distill={"snippets": 2, "distill_epochs": 1, "snippet_tokens": 16, "fit_bytes": 4000})
 
 
 @dataclass

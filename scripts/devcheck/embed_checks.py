@@ -16,13 +16,13 @@ from pathlib import Path
 
 import torch
 
-from .common import Ctx, MissingFeature, Verdict, row_errors, timed
+from .common import Ctx, Verdict, row_errors, timed
 
 __all__ = ["check_fvt", "check_heuristic", "check_omp", "check_transplant", "check_extend", "check_extend_big",
            "check_distill"]
 
 #: method -> (row error limit, share of rows that must be within it)
-ROW_LIMITS = {"fvt": (1e-5, 1.0), "heuristic": (1e-4, 0.999), "omp": (1e-3, 0.99), "distill": (1e-3, 0.99)}
+ROW_LIMITS = {"fvt": (1e-5, 1.0), "heuristic": (1e-4, 0.999), "omp": (1e-3, 0.99), "distill": (1e-2, 0.99)}
 
 
 def _plan(ctx: Ctx, dev: torch.device, *, src: Path, dst: Path, method: str, donor: Path | None = None):
@@ -176,16 +176,18 @@ def check_extend_big(ctx: Ctx) -> dict:
 
 
 def check_distill(ctx: Ctx) -> dict:
-    """Token Distillation (`tokkit extend --method distill`): new rows on CPU vs device (ROW_LIMITS["distill"]).
+    """Token Distillation (`tokkit extend --method distill`, output rows fitted): ``run_extend`` on CPU and device.
 
-    Not in this checkout yet. When it lands, this becomes ``return _extend(ctx, "smol", "extend_distill",
-    method="distill", <its training text / steps, passed on to run_extend>)``, with the loop's tokens/s added
-    from its report; until then the check reports ``missing``.
+    The rows are the end of an optimisation (Adam over ``distill_epochs`` passes, then the output fit), so
+    summation order differs from step one and compounds: the limit is ROW_LIMITS["distill"] for the input
+    rows; the fitted output rows are reported (median / max row error), not required, because the fit
+    keeps its best epoch and a near-tie between two epochs' validation losses may pick the other epoch.
     """
-    from tokkit.transplant.config import Method
+    from tokkit.transplant.config import TransplantConfig
 
-    if "distill" not in {m.value for m in Method}:
-        raise MissingFeature("Token Distillation (`tokkit extend --method distill`) is not in this checkout: "
-                             "no distill check ran")
-    raise MissingFeature("`--method distill` exists but its device check is not written yet "
-                         "(scripts/devcheck/embed_checks.py: check_distill)")
+    text = ctx.text("data/extend/de_reference_sample.txt", ctx.sizes.extend_bytes)
+    keep = ctx.text("data/moby_dick_excerpt.txt", ctx.sizes.extend_bytes)
+    cfg = TransplantConfig.model_validate({"src": "-", "dst": "-", "output_rows": "fit", **ctx.sizes.distill})
+    return _extend(ctx, "smol", "distill", method="distill", config=cfg, texts=[text], keep_texts=[keep])
+
+

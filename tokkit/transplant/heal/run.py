@@ -110,10 +110,10 @@ def plan_heal(cfg: HealConfig, out_dir: str | Path, *, force: bool = False, resu
     return HealPlan(cfg, out, folder, tok, report, ids, teacher, teacher_tok, text, resume, force)
 
 
-def _record(plan: HealPlan, res, trained_rows: int) -> dict[str, Any]:  # noqa: D103
+def _record(plan: HealPlan, res, trained_rows: int, *, tied: bool) -> dict[str, Any]:  # noqa: D103
     cfg = plan.cfg.model_dump(mode="json")
     cfg["model"], cfg["teacher"] = str(plan.model), None if plan.teacher is None else str(plan.teacher)
-    return {"config": cfg, "trained_rows": trained_rows, "steps": res.steps, "stopped_by_budget": res.stopped,
+    return {"config": cfg, "trained_rows": trained_rows, "head": "tied" if tied else "untied", "steps": res.steps, "stopped_by_budget": res.stopped,
             "resumed_from": res.resumed_from,
             "processes": res.world, "tokens": res.tokens, "chunks": res.chunks, "seconds": round(res.seconds, 1),
             "peak_rss_gb": round(res.peak_rss_gb, 2), "heldout_bits_per_byte": res.heldout, "evals": res.evals,
@@ -163,7 +163,7 @@ def run_heal(plan: HealPlan, *, progress: bool = True, max_minutes: float | None
         v = plan.tok.vocab
         emb = ModelEmbeddings(EmbeddingTable(v, e_in), None if e_out is None else EmbeddingTable(v, e_out))
         report = dict(plan.report or {})
-        report["heals"] = list(report.get("heals", [])) + [_record(plan, res, len(ids))]
+        report["heals"] = list(report.get("heals", [])) + [_record(plan, res, len(ids), tied=student.tied)]
         text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
         write_model_folder(plan.model, plan.out_dir, emb, hf_tokenizer=plan.tok.to_hf(), vocab=v, force=plan.force or plan.resume,
                            chat_template=plan.tok.chat_template, extra_files={REPORT_FILE: text}, tensors=student.trained_lm_tensors())
