@@ -84,7 +84,7 @@ def rows_summary(report: dict[str, Any]) -> list[str]:
                    f"{d['steps']:,} steps, {d['student_tokens']:,} + {d['teacher_tokens']:,} tokens read, "
                    f"{d['seconds']:.0f} s; loss by epoch {', '.join(f'{x:.4f}' for x in d['epoch_loss'])}")
     o = report.get("output_rows")
-    if o:
+    if o and (o.get("fit") or o.get("untied") or o["mode"] == "mean"):  # the method's own / tied rows: nothing to say
         line = f"output rows: {o['mode']}" + (" (head untied: old output rows copied bit-exactly)" if o.get("untied") else "")
         f = o.get("fit")
         if f:

@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _python_sigint():
+    """Every test starts with Python's own SIGINT handler. Some libraries run in-process by a test (Ray,
+    torch.distributed) leave SIGINT ignored, and an ignored signal stays ignored in every process started
+    afterwards: the tests that press Ctrl-C on a tokkit process (which of them runs after such a test
+    depends on the order, e.g. under pytest-xdist) need a process that gets it, as in a terminal."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 
