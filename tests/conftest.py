@@ -10,7 +10,7 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _python_sigint():
+def _python_sigint(request):
     """Every test starts with Python's own SIGINT handler. Some libraries run in-process by a test (Ray,
     torch.distributed) leave SIGINT ignored, and an ignored signal stays ignored in every process started
     afterwards: the tests that press Ctrl-C on a tokkit process (which of them runs after such a test
@@ -18,6 +18,10 @@ def _python_sigint():
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        import warnings
+
+        warnings.warn(f"{request.node.nodeid} left SIGINT's handler at {signal.getsignal(signal.SIGINT)!r}")
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
