@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -74,6 +75,8 @@ def main() -> None:
     ap.add_argument("--heal-steps", type=int, default=0, help="also heal each model this many steps (docs: 90)")
     ap.add_argument("--transplant", action="store_true", help="also transplant SmolLM2 -> Mistral v1")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--distill-flags", default="", help="more flags for the distill runs, one string "
+                    "(e.g. '--snippets 2 --distill-epochs 1')")
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more flags for every extend/transplant")
     a = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -136,7 +139,7 @@ def main() -> None:
             if not (out / "config.json").exists():
                 cmd = [sys.executable, "-m", "tokkit_cli.main", "extend", str(a.de_corpus), "--model", "smollm2",
                        "--add", str(n), "--keep-text", str(keep), "-o", str(out), "--force", "--quiet",
-                       *METHODS[m], *a.extra]
+                       *METHODS[m], *a.extra, *(shlex.split(a.distill_flags) if "distill" in m else [])]
                 cmd += ["--hypernet", str(a.hypernet)] if m == "hypernet" else []
                 results["costs"][name] = run(cmd, a.work / f"{out.name}.log", a.threads)
                 save()
@@ -154,7 +157,8 @@ def main() -> None:
             name = f"transplant mistral {m}"
             if not (out / "config.json").exists():
                 cmd = [sys.executable, "-m", "tokkit_cli.main", "transplant", "--src", "smollm2", "--dst", "mistral",
-                       "--method", m, "--heldout", "0", "-o", str(out), "--force", *a.extra]
+                       "--method", m, "--heldout", "0", "-o", str(out), "--force", *a.extra,
+                       *(shlex.split(a.distill_flags) if m == "distill" else [])]
                 cmd += ["--corpus", str(mix)] if m == "distill" else []
                 results["costs"][name] = run(cmd, a.work / f"{out.name}.log", a.threads)
                 save()

@@ -322,3 +322,11 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     r = CliRunner().invoke(cli, ["transplant", "--src", str(base), "--dst", "mistral", "--method", "distill",
                                  "--heldout", "0", "--device", "cpu", "-o", str(tmp_path / "t")])
     assert r.exit_code == 2 and "--corpus" in r.output, r.output
+    # a knob of distill / of the output fit given to a method that would ignore it
+    for extra, flag in ((["--method", "fvt", "--snippets", "3"], "--snippets"),
+                        (["--method", "heuristic", "--fit-bytes", "5000"], "--fit-bytes"),
+                        (["--method", "distill", "--output-rows", "init", "--fit-bytes", "5000"], "--fit-bytes")):
+        r = CliRunner().invoke(cli, ["transplant", "--src", str(base), "--dst", "mistral", *extra, "--heldout", "0",
+                                     "--device", "cpu", "-o", str(tmp_path / "t")])
+        assert r.exit_code == 2 and r.output.startswith(f"error: {flag} would be ignored"), r.output
+        assert not (tmp_path / "t").exists()

@@ -28,6 +28,7 @@ __all__ = [
     "FixtureError",
     "ImpossiblePrefixError",
     "UnencodableBytesError",
+    "OptionError",
 ]
 
 
@@ -102,6 +103,10 @@ class ImpossiblePrefixError(TokkitError, ValueError):
 
 class UnencodableBytesError(TokkitError, ValueError):
     """Text contains bytes that no token of the vocabulary can spell (strict encoding refuses to drop them)."""
+
+
+class OptionError(TokkitError, ValueError):
+    """An option that the rest of the command line makes meaningless (a method's knob given to another method)."""
 
 
 @contextmanager

@@ -8,7 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tokkit.config import SEED_MAX
 
-__all__ = ["Method", "OutputRows", "TemplatePolicy", "TransplantConfig"]
+__all__ = ["Method", "OutputRows", "TemplatePolicy", "TransplantConfig", "DISTILL_KNOBS"]
+
+#: TransplantConfig fields read only by ``--method distill``.
+DISTILL_KNOBS = ("distill_from", "snippets", "snippet_tokens", "distill_layer", "distill_epochs", "distill_lr",
+                 "checkpoint_every")
 
 
 class Method(str, Enum):
@@ -82,6 +86,18 @@ class TransplantConfig(BaseModel):
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:1 ...")
     memory_gb: float | None = Field(None, gt=0, description="working-memory budget per batch (default: from free memory)")
     seed: int = Field(0, ge=0, le=SEED_MAX)
+
+    def unused_knobs(self) -> list[str]:
+        """Fields the user set that the resolved method / output rows never read (the knobs of distill and of the
+        output-row fit): an explicit value that would be ignored is a mistake to report, not to skip."""
+        fields = self.model_fields_set
+        out = []
+        if self.resolved_method() is not Method.DISTILL:
+            out += [f for f in DISTILL_KNOBS if f in fields]
+        rows = self.output_rows or (OutputRows.FIT if self.resolved_method() is Method.DISTILL else None)
+        if "fit_bytes" in fields and rows is not OutputRows.FIT:
+            out.append("fit_bytes")
+        return out
 
     def resolved_method(self) -> Method:
         return self.method or (Method.OMP if self.donor else Method.HYPERNET if self.hypernet else Method.HEURISTIC)

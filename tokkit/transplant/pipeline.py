@@ -21,7 +21,7 @@ import torch
 
 from tokkit.atomic import check_output
 from tokkit.embedding import EmbeddingTable, ModelEmbeddings, load_model_embeddings, write_model_folder
-from tokkit.errors import VocabMismatchError
+from tokkit.errors import OptionError, VocabMismatchError
 from tokkit.names import resolve_model
 from tokkit.optim.distributed import pick_device
 from tokkit.tokenizer import Tokenizer, load_tokenizer
@@ -86,6 +86,13 @@ def plan_transplant(cfg: TransplantConfig, *, texts: Sequence[str] = (), keep_te
     ``texts`` (text in which the new tokens occur) and ``keep_texts`` (text of the language the model
     keeps) feed the methods that learn from the model (``distill``) and the output-row fit.
     """
+    unused = cfg.unused_knobs()
+    if unused:
+        flags = ", ".join("--" + f.replace("_", "-") for f in unused)
+        rows = cfg.output_rows.value if cfg.output_rows else "the method's own"
+        raise OptionError(f"{flags} would be ignored: the method is {cfg.resolved_method().value} and the output rows "
+                          f"{rows}; distill's options need --method distill, --fit-bytes needs --output-rows fit "
+                          f"(or --method distill): drop {flags} or change the method")
     src_folder = resolve_model(cfg.src)
     src_tok = load_tokenizer(src_folder)
     dst_tok = load_tokenizer(cfg.dst)
