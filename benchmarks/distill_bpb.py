@@ -68,7 +68,7 @@ def main() -> None:
     ap.add_argument("--en-train", type=Path, required=True, help="English training text (jsonl): --keep-text")
     ap.add_argument("--german", type=Path, action="append", required=True, help="held-out German (repeatable)")
     ap.add_argument("--work", type=Path, required=True)
-    ap.add_argument("--adds", type=int, nargs="+", default=[2000, 8000])
+    ap.add_argument("--adds", type=int, nargs="*", default=[2000, 8000], help="merges per extension (none: only --transplant)")
     ap.add_argument("--methods", nargs="+", default=["fvt", "heuristic", "fvt+fit", "distill", "distill+fit"],
                     choices=list(METHODS))
     ap.add_argument("--hypernet", type=Path, default=None, help="hypernetwork checkpoint (for the hypernet method)")
