@@ -168,7 +168,7 @@ def main() -> None:
     print("| model | " + " | ".join(f"{g} bpb (x orig)" for g in groups) + " | wall s | CPU s | peak MB |")
     print("|---|" + "---|" * (len(groups) + 3))
     for name, sc in results["scores"].items():
-        cells = [f"{sc[g]['bits_per_byte']:.4f} ({sc[g]['bits_per_byte'] / base[g]['bits_per_byte']:.3f})" for g in groups]
+        cells = [f"{sc[g]['bits_per_byte']:.4f} ({sc[g]['bits_per_byte'] / base[g]['bits_per_byte']:.4f})" for g in groups]
         c = results["costs"].get(name, {})
         print(f"| {name} | " + " | ".join(cells) + f" | {c.get('wall_s', '-')} | {c.get('cpu_s', '-')} | {c.get('peak_mb', '-')} |")
     print("\n| extension | text | tokens before | after | change | ids identical |")
