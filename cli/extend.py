@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tokkit_cli.main import cli
+from tokkit_cli.main import apply_threads, cli, threads_option
 from tokkit_cli.rows import read_capped, row_flags, row_options, rows_summary
 
 _METHODS = ["fvt", "heuristic", "omp", "hypernet", "mean", "distill"]
@@ -33,13 +33,14 @@ ROW_TEXT_BYTES = 64 << 20
 @click.option("--donor", default=None, help="omp: donor model that uses the extended tokenizer.")
 @click.option("--hypernet", default=None, type=click.Path(path_type=Path), help="hypernet: checkpoint folder.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda ...")
+@threads_option
 @row_options
 @click.option("--seed", type=int, default=None, help="Seed of snippet selection and batch order [default: 0].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted distillation from its checkpoint beside OUT.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder (and discard a stray checkpoint).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def extend_command(sources, model, tokenizer, add, out_dir, counts, keep, min_frequency, method, donor, hypernet, device,
-                   resume, force, quiet, seed, **rows) -> None:
+                   threads, resume, force, quiet, seed, **rows) -> None:
     """Learn ADD new BPE merges on SOURCES and append them to a tokenizer: every old id, merge and the ids of
     old text stay as they are (exactly, for --keep-text files). With --model, the model gets rows for the
     new ids (old rows copied bit-exactly)."""
@@ -80,6 +81,7 @@ def extend_command(sources, model, tokenizer, add, out_dir, counts, keep, min_fr
     from tokkit.transplant.config import Method, TransplantConfig
     from tokkit.transplant.extend import run_extend
 
+    apply_threads(threads)  # the model runs from here on (distill, the output fit)
     flags = row_flags(rows)
     config = TransplantConfig.model_validate({"src": str(folder), "dst": "-", **flags}) if flags else None
     learns = method.lower() == "distill" or flags.get("output_rows") == "fit"

@@ -92,7 +92,7 @@ def final_states(lm, tok, matrix: torch.Tensor, text: str, *, segment_bytes: int
     from tqdm.auto import tqdm
 
     from tokkit.transplant.evaluate import segments, start_tokens
-    from tokkit.transplant.methods.distill import embed_scale
+    from tokkit.transplant.frozen_lm import embed_scale
 
     device = matrix.device
     pre = start_tokens(tok)
@@ -144,7 +144,7 @@ def fit_output_rows(ctx: "InitContext", *, input_matrix: torch.Tensor, output_ma
     """
     from tqdm.auto import tqdm
 
-    from tokkit.transplant.methods.distill import load_frozen_lm
+    from tokkit.transplant.frozen_lm import load_frozen_lm
 
     t0 = time.perf_counter()
     device = input_matrix.device

@@ -29,16 +29,17 @@ from __future__ import annotations
 import logging
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
 from tokkit.errors import TokkitError
 from tokkit.transplant.base import Cost, EmbeddingInit, InitContext, InitResult
+from tokkit.transplant.frozen_lm import (auto_layer, config_layers, embed_scale, embed_with_rows, first_layers,
+                                         length_groups, load_frozen_lm, pad_batch, resolve_layer, run_states)
 from tokkit.transplant.snippets import Snippet, SnippetSet, mine_snippets
 
 __all__ = ["DistillSettings", "DistillInit", "distill_rows", "first_layers", "student_matrix", "load_frozen_lm"]
@@ -74,68 +75,6 @@ class DistillSettings:
     cache_bytes: int = 4 << 30
 
 
-def load_frozen_lm(folder, device: torch.device):
-    """The HF causal LM at ``folder`` in float32, eval mode, every parameter frozen."""
-    from tokkit.hf_models import load_causal_lm
-
-    lm = load_causal_lm(folder, device=device)
-    lm.requires_grad_(False)
-    return lm
-
-
-def n_layers(lm) -> int:
-    return int(lm.config.get_text_config().num_hidden_layers)
-
-
-def auto_layer(n: int) -> int:
-    """The default layer: a quarter of ``n`` layers, rounded half up (SmolLM2's 30 -> 8), at least 1."""
-    return max(1, int(n / 4 + 0.5))
-
-
-def resolve_layer(lm, layer: int | None) -> int:
-    """``layer`` as a count of layers run (``-1`` -> all, None -> :func:`auto_layer`); a clear error outside ``1..n``."""
-    n = n_layers(lm)
-    if layer is None:
-        return auto_layer(n)
-    if layer == -1:
-        return n
-    if not 1 <= layer <= n:
-        raise TokkitError(f"--distill-layer {layer} is out of range: the model has {n} layers; give 1..{n} "
-                          "(the states after that many layers are matched) or -1 for the last")
-    return layer
-
-
-@contextmanager
-def first_layers(lm, count: int) -> Iterator[Any]:
-    """The backbone (``lm.base_model``) running only its first ``count`` decoder layers, then its final norm."""
-    base = lm.base_model
-    layers = getattr(base, "layers", None)
-    if count < n_layers(lm):
-        if not isinstance(layers, nn.ModuleList) or not hasattr(base, "norm"):
-            raise TokkitError(f"{type(base).__name__} has no `layers`/`norm` to stop early at; use --distill-layer -1")
-        base.layers = layers[:count]
-    try:
-        yield base
-    finally:
-        if layers is not None:
-            base.layers = layers
-
-
-def _config_layers(folder) -> int:
-    """``num_hidden_layers`` from ``folder/config.json`` (text config of a multimodal wrapper), else 32."""
-    import json
-
-    try:
-        cfg = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, TypeError, ValueError):
-        return 32
-    return int(cfg.get("num_hidden_layers") or cfg.get("text_config", {}).get("num_hidden_layers") or 32)
-
-
-def embed_scale(lm) -> float:
-    return float(getattr(lm.get_input_embeddings(), "embed_scale", 1.0))
-
-
 def student_matrix(ctx: InitContext, start_rows: torch.Tensor, new_ids: Sequence[int]) -> torch.Tensor:
     """The student's whole input matrix ``(R_dst, D)`` float32: matched rows copied from the base, the
     mean ordinary row for unmatched specials, ``start_rows (K, D)`` at ``new_ids``."""
@@ -150,42 +89,6 @@ def student_matrix(ctx: InitContext, start_rows: torch.Tensor, new_ids: Sequence
     return out
 
 
-def _groups(lengths: Sequence[int], budget: int) -> list[list[int]]:
-    """Indices grouped by similar length, each group's ``count × longest`` ≤ ``budget`` (at least one)."""
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-    out: list[list[int]] = []
-    for i in order:
-        if out and (len(out[-1]) + 1) * lengths[i] <= budget:
-            out[-1].append(i)
-        else:
-            out.append([i])
-    return out
-
-
-def _pad(seqs: Sequence[Sequence[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    x = torch.zeros(len(seqs), width, dtype=torch.long)
-    m = torch.zeros(len(seqs), width, dtype=torch.long)
-    for r, s in enumerate(seqs):
-        x[r, :len(s)] = torch.tensor(s)
-        m[r, :len(s)] = 1
-    return x.to(device), m.to(device)
-
-
-def _states(base, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``(B, T, D)`` input embeddings -> ``(B, T, D)`` states after the kept layers and the final norm."""
-    return base(inputs_embeds=emb, attention_mask=mask if bool((mask == 0).any()) else None).last_hidden_state
-
-
-def _embed(x: torch.Tensor, frozen: torch.Tensor, rows: torch.Tensor, slot: torch.Tensor, scale: float) -> torch.Tensor:
-    """Embeddings ``(B, T, D)`` of ids ``x`` from ``frozen (R, D)``, the trainable ``rows (K, D)`` at ids whose
-    ``slot`` is ≥ 0 (only ``K × D`` gets a gradient; the full matrix is never copied)."""
-    s = slot[x]  # (B, T)
-    emb = nn.functional.embedding(x, frozen)
-    emb = torch.where((s >= 0)[..., None], rows[s.clamp_min(0)], emb)
-    return emb * scale
-
-
 @torch.no_grad()
 def teacher_cache(lm, snippets: Sequence[Snippet], *, layers: int, batch_tokens: int, progress: bool,
                   dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
@@ -195,11 +98,11 @@ def teacher_cache(lm, snippets: Sequence[Snippet], *, layers: int, batch_tokens:
     device = lm.get_input_embeddings().weight.device
     matrix, scale = lm.get_input_embeddings().weight, embed_scale(lm)
     out: list[torch.Tensor | None] = [None] * len(snippets)
-    groups = _groups([len(s.teacher) for s in snippets], batch_tokens)
+    groups = length_groups([len(s.teacher) for s in snippets], batch_tokens)
     with first_layers(lm, layers) as base:
         for g in tqdm(groups, desc="distill: teacher states", disable=not progress, unit="batch"):
-            x, m = _pad([snippets[k].teacher for k in g], device)
-            h = _states(base, nn.functional.embedding(x, matrix) * scale, m)
+            x, m = pad_batch([snippets[k].teacher for k in g], device)
+            h = run_states(base, nn.functional.embedding(x, matrix) * scale, m)
             for r, k in enumerate(g):
                 pos = torch.tensor([i for i, _ in snippets[k].pairs], device=device)
                 out[k] = h[r, pos].to(dtype)
@@ -299,7 +202,7 @@ def distill_rows(lm, matrix: torch.Tensor, new_ids: Sequence[int], snippets: Seq
         keep = [k for k in range(len(snippets)) if any(bool(active[j]) for j in has[k])]
         if not keep:
             break
-        groups = _groups([len(snippets[k].student) for k in keep], settings.batch_tokens)
+        groups = length_groups([len(snippets[k].student) for k in keep], settings.batch_tokens)
         order = torch.randperm(len(groups), generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
         if epoch != start_epoch or start_batch == 0:
             before, total, count = rows.detach().clone(), 0.0, 0
@@ -309,8 +212,8 @@ def distill_rows(lm, matrix: torch.Tensor, new_ids: Sequence[int], snippets: Seq
         with first_layers(lm, layers) as base:
             for b in range(first, len(order)):
                 g = [keep[k] for k in groups[order[b]]]
-                x, m = _pad([snippets[k].student for k in g], device)
-                h = _states(base, _embed(x, frozen, rows, slots, scale), m)
+                x, m = pad_batch([snippets[k].student for k in g], device)
+                h = run_states(base, embed_with_rows(x, frozen, rows, slots, scale), m)
                 pred = torch.cat([h[r, torch.tensor([j for _, j in snippets[k].pairs], device=device)] for r, k in enumerate(g)])
                 want = torch.cat([targets[k] for k in g]).float()
                 loss = (pred - want).pow(2).mean()
@@ -365,7 +268,7 @@ class DistillInit:
         for the teacher and a forward + input-gradient backward per epoch for the student; snippets of
         ``snippet_tokens`` holding about four new tokens each (the real count is printed after mining)."""
         s, D = self.settings, ctx.base.dim
-        n = _config_layers(ctx.model_folder)
+        n = config_layers(ctx.model_folder)
         layers = n if s.layer == -1 else auto_layer(n) if s.layer is None else s.layer
         tokens = s.per_token * n_new / 4 * s.window_tokens
         flops = 2 * 12 * D * D * layers * tokens * (1.5 + 2 * s.epochs)  # teacher ~1.5x longer; fwd+bwd = 2 fwd
