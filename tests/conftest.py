@@ -109,3 +109,46 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="needs a CUDA device (scripts/gpu_check.sh runs `pytest -m cuda` on one)")
     for item in marked:
         item.add_marker(skip)
+
+
+def killed_after_checkpoint(args: list[str], out, state, *, settle: float = 0.0) -> None:
+    """Run ``tokkit ARGS -o OUT`` as a process on one thread, SIGKILL it once ``state`` (its checkpoint's state file)
+    exists (plus ``settle`` seconds, to land somewhere in the following steps), and check it was killed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.Popen([sys.executable, "-m", "tokkit_cli.main", *args, "-o", str(out)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    t0 = time.time()
+    while not state.exists() and p.poll() is None and time.time() - t0 < 300:
+        time.sleep(0.005)
+    time.sleep(settle)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert p.returncode == -signal.SIGKILL, "the run ended before the kill"
+
+
+def code_and_pickle_copies(good, d, evil_py: str):
+    """Two hostile copies of the model folder ``good`` under ``d``: ``evil`` (its config's ``auto_map`` points at
+    ``evil.py``, which holds ``evil_py``: transformers would run it if trusted) and ``pickled`` (the weights only
+    as ``pytorch_model.bin``, a pickle). Returns ``(evil, pickled)``."""
+    import json
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    evil = d / "evil"
+    shutil.copytree(good, evil)
+    (evil / "evil.py").write_text(evil_py)
+    cfg = json.loads((evil / "config.json").read_text())
+    cfg["auto_map"] = {"AutoConfig": "evil.EvilConfig", "AutoModelForCausalLM": "evil.EvilModel"}
+    (evil / "config.json").write_text(json.dumps(cfg))
+    pickled = d / "pickled"
+    shutil.copytree(good, pickled)
+    torch.save(load_file(pickled / "model.safetensors"), pickled / "pytorch_model.bin")
+    (pickled / "model.safetensors").unlink()
+    return evil, pickled

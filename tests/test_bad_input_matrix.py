@@ -548,16 +548,18 @@ def image_inputs(tmp_path_factory, inputs) -> dict[str, Path]:
 # --------------------------------------------------------------------------------------------- harness
 
 
-def _tree(*roots: Path) -> dict[str, tuple]:
-    """Every path under ``roots`` (hidden included) with kind, size and mtime: a change anywhere shows."""
-    out: dict[str, tuple] = {}
+def _walk(*roots: Path):
+    """``(path, lstat)`` of every path under ``roots``, hidden ones included."""
     for root in roots:
         for dirpath, dirs, files in os.walk(root):
             for n in dirs + files:
                 p = os.path.join(dirpath, n)
-                st = os.lstat(p)
-                out[p] = (os.path.isdir(p), st.st_size if not os.path.isdir(p) else 0, st.st_mtime_ns)
-    return out
+                yield p, os.lstat(p)
+
+
+def _tree(*roots: Path) -> dict[str, tuple]:
+    """Every path under ``roots`` (hidden included) with kind, size and mtime: a change anywhere shows."""
+    return {p: (os.path.isdir(p), st.st_size if not os.path.isdir(p) else 0, st.st_mtime_ns) for p, st in _walk(*roots)}
 
 
 def _expand(case: Case, request) -> list[str]:
@@ -719,7 +721,6 @@ def test_missing_optional_dependency_names_the_extra(tmp_path):
 # stderr is a pipe on file descriptor 2, so a native library writing there directly is seen too.
 
 import hashlib  # noqa: E402
-import json  # noqa: E402
 import signal as _signal  # noqa: E402
 import stat as _stat  # noqa: E402
 import subprocess  # noqa: E402
@@ -749,22 +750,15 @@ def model_folders(tmp_path_factory, lm) -> dict[str, Path]:
     pickled weights, one with a NaN and an inf in a weight."""
     import shutil
 
-    import torch
     from safetensors.torch import load_file, save_file
+
+    from conftest import code_and_pickle_copies
 
     d = tmp_path_factory.mktemp("hostile_models")
     sentinel = d / "SENTINEL"
-    evil = d / "evil"
-    shutil.copytree(lm, evil)
-    (evil / "evil.py").write_text(f"import pathlib\npathlib.Path({str(sentinel)!r}).write_text('ran')\n"
-                                  "from transformers import LlamaConfig as EvilConfig, LlamaForCausalLM as EvilModel\n")
-    cfg = json.loads((evil / "config.json").read_text())
-    cfg["auto_map"] = {"AutoConfig": "evil.EvilConfig", "AutoModelForCausalLM": "evil.EvilModel"}
-    (evil / "config.json").write_text(json.dumps(cfg))
-    pickled = d / "pickled"
-    shutil.copytree(lm, pickled)
-    torch.save(load_file(pickled / "model.safetensors"), pickled / "pytorch_model.bin")
-    (pickled / "model.safetensors").unlink()
+    evil, pickled = code_and_pickle_copies(
+        lm, d, f"import pathlib\npathlib.Path({str(sentinel)!r}).write_text('ran')\n"
+               "from transformers import LlamaConfig as EvilConfig, LlamaForCausalLM as EvilModel\n")
     nanlm = d / "nanlm"
     shutil.copytree(lm, nanlm)
     w = load_file(nanlm / "model.safetensors")
@@ -791,18 +785,14 @@ def fake_hub(tmp_path_factory):
 def _hashed(*roots: Path) -> dict[str, tuple]:
     """Every path under ``roots``: its kind and, for a file, its sha256; for a link, its target."""
     out: dict[str, tuple] = {}
-    for root in roots:
-        for dirpath, dirs, files in os.walk(root):
-            for n in dirs + files:
-                p = os.path.join(dirpath, n)
-                st = os.lstat(p)
-                if _stat.S_ISREG(st.st_mode):
-                    with open(p, "rb") as f:
-                        out[p] = ("file", hashlib.sha256(f.read()).hexdigest())
-                elif _stat.S_ISLNK(st.st_mode):
-                    out[p] = ("link", os.readlink(p))
-                else:
-                    out[p] = ("dir" if _stat.S_ISDIR(st.st_mode) else "special", _stat.S_IFMT(st.st_mode))
+    for p, st in _walk(*roots):
+        if _stat.S_ISREG(st.st_mode):
+            with open(p, "rb") as f:
+                out[p] = ("file", hashlib.sha256(f.read()).hexdigest())
+        elif _stat.S_ISLNK(st.st_mode):
+            out[p] = ("link", os.readlink(p))
+        else:
+            out[p] = ("dir" if _stat.S_ISDIR(st.st_mode) else "special", _stat.S_IFMT(st.st_mode))
     return out
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import cached_tokenizer, tiny_llama
+from conftest import cached_tokenizer, killed_after_checkpoint, tiny_llama
 
 transformers = pytest.importorskip("transformers")
 from safetensors.torch import load_file  # noqa: E402
@@ -247,12 +247,6 @@ def test_seeded_distill_runs_are_byte_identical(tmp_path):
 
 def test_sigkill_then_resume_writes_the_same_bytes(tmp_path):
     """A real SIGKILL after a checkpoint, then --resume, ends as the uninterrupted run; a forgotten --resume is refused."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     from tokkit_cli.main import cli
 
     tok = cached_tokenizer("smollm2")
@@ -261,17 +255,8 @@ def test_sigkill_then_resume_writes_the_same_bytes(tmp_path):
     args = ["extend", str(tmp_path / "de.txt"), "--model", str(base), "--add", "30", "--method", "distill",
             "--snippets", "3", "--snippet-tokens", "24", "--distill-epochs", "40", "--distill-lr", "0.5",
             "--checkpoint-every", "2", "--output-rows", "init", "--device", "cpu", "--quiet", "--threads", "1"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    p = subprocess.Popen([sys.executable, "-m", "tokkit_cli.main", *args, "-o", str(tmp_path / "cut")], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    state = tmp_path / "cut.distill-checkpoint" / "state.json"
-    t0 = time.time()
-    while not state.exists() and p.poll() is None and time.time() - t0 < 300:
-        time.sleep(0.005)
-    time.sleep(0.5)  # somewhere in the next steps, maybe mid-checkpoint
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait()
-    assert p.returncode == -signal.SIGKILL, "the run ended before the kill"
+    # killed somewhere in the steps after the first checkpoint, maybe mid-checkpoint
+    killed_after_checkpoint(args, tmp_path / "cut", tmp_path / "cut.distill-checkpoint" / "state.json", settle=0.5)
     assert not (tmp_path / "cut").exists()
     r = CliRunner().invoke(cli, args + ["-o", str(tmp_path / "cut")])
     assert r.exit_code == 2 and "pass --resume" in r.output

@@ -416,25 +416,12 @@ def test_torchrun_two_processes_heal_one_model(tmp_path, transplanted):
 @pytest.mark.slow
 def test_sigkill_then_resume_writes_the_same_bytes(tmp_path, transplanted):
     """A real SIGKILL at an arbitrary moment (maybe mid-checkpoint) and ``--resume`` end as one uninterrupted run."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
+    from conftest import killed_after_checkpoint
 
     _, model = transplanted["tied"]
     args = ["heal", str(model), CORPUS, "--loss", "alm+lm", "--steps", "120", "--seq-bytes", "64", "--batch-size", "1",
             "--checkpoint-every", "3", "--device", "cpu"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    p = subprocess.Popen([sys.executable, "-m", "tokkit_cli.main", *args, "-o", str(tmp_path / "cut")], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    state = tmp_path / "cut.heal-checkpoint" / "state.json"
-    t0 = time.time()
-    while not state.exists() and p.poll() is None and time.time() - t0 < 300:
-        time.sleep(0.005)
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait()
-    assert p.returncode == -signal.SIGKILL, "the run ended before the kill"
+    killed_after_checkpoint(args, tmp_path / "cut", tmp_path / "cut.heal-checkpoint" / "state.json")
     assert not (tmp_path / "cut").exists()
     r = CliRunner().invoke(cli, args + ["-o", str(tmp_path / "cut"), "--resume"])
     assert r.exit_code == 0, r.output

@@ -4,7 +4,6 @@ names its own code (auto_map) or holds only pickled weights, never prompts, and 
 from __future__ import annotations
 
 import ast
-import json
 import os
 import shutil
 import subprocess
@@ -52,7 +51,7 @@ def test_every_from_pretrained_in_the_library_is_the_safe_loader():
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     from click.testing import CliRunner
-    from conftest import tiny_llama
+    from conftest import code_and_pickle_copies, tiny_llama
 
     from tokkit import load_tokenizer
     from tokkit_cli.main import cli
@@ -61,20 +60,8 @@ def models(tmp_path_factory):
     r = CliRunner().invoke(cli, ["train-bpe", str(LEGAL), "--vocab-size", "300", "-o", str(d / "tok"), "--quiet"])
     assert r.exit_code == 0, r.output
     good = tiny_llama(d / "good", load_tokenizer(d / "tok"))
-    evil = d / "evil"
-    shutil.copytree(good, evil)
     sentinel = d / "SENTINEL"
-    (evil / "evil.py").write_text(_EVIL.format(sentinel=str(sentinel)))
-    cfg = json.loads((evil / "config.json").read_text())
-    cfg["auto_map"] = {"AutoConfig": "evil.EvilConfig", "AutoModelForCausalLM": "evil.EvilModel"}
-    (evil / "config.json").write_text(json.dumps(cfg))
-    pickled = d / "pickled"
-    shutil.copytree(good, pickled)
-    import torch
-    from safetensors.torch import load_file
-
-    torch.save(load_file(pickled / "model.safetensors"), pickled / "pytorch_model.bin")
-    (pickled / "model.safetensors").unlink()
+    evil, pickled = code_and_pickle_copies(good, d, _EVIL.format(sentinel=str(sentinel)))
     return {"tok": d / "tok", "good": good, "evil": evil, "sentinel": sentinel, "pickled": pickled, "dir": d}
 
 

@@ -27,6 +27,7 @@ import logging
 import torch
 
 from tokkit.errors import VocabMismatchError
+from tokkit.transplant.frozen_lm import length_groups
 
 log = logging.getLogger(__name__)
 
@@ -136,14 +137,7 @@ def _batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
     (``budget`` 0: one segment per group, in text order)."""
     if budget <= 0:
         return [[i] for i in range(len(lengths))]
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    out: list[list[int]] = []
-    for i in order:
-        if out and (len(out[-1]) + 1) * lengths[i] <= budget:
-            out[-1].append(i)
-        else:
-            out.append([i])
-    return out
+    return length_groups(lengths, budget)
 
 
 def bits_per_byte(model_dir: str | Path, texts: dict[str, str], *, segment_bytes: int = 2048,
