@@ -205,6 +205,44 @@ def test_tiktoken_ids_decode_and_offsets(alias):
     assert tok.encode_batch(docs, disallowed_special=()) == [enc.encode(d, disallowed_special=()) for d in docs]
 
 
+def _spm_with_controls(sp, ids: list[int]) -> str:
+    """Oracle for ``decode`` keeping control pieces: each control id is its piece's text, the ids between
+    them are decoded by sentencepiece, which drops the leading space only at the start of the text."""
+    out, seg = [], []
+    for i in [*ids, None]:
+        if i is None or sp.is_control(i):
+            if seg:
+                out.append(("" if not out or not sp.id_to_piece(seg[0]).startswith("\u2581") else " ") + sp.decode(seg))
+            out.append("" if i is None else sp.id_to_piece(i))
+            seg = []
+        else:
+            seg.append(i)
+    return "".join(out)
+
+
+@pytest.mark.parametrize("rewritten", (True, False), ids=("controls-as-text model", "segments"))
+def test_sentencepiece_decode_keeps_control_text(rewritten, monkeypatch):
+    """Control ids between byte pieces, unknown ids and words decode as the per-segment oracle, by the
+    rewritten processor (one C call) and by the segment fallback used when the model cannot be rewritten."""
+    import random
+
+    import tokkit.formats.decoding as decoding
+    from tokkit import load_tokenizer
+
+    if not rewritten:
+        monkeypatch.setattr(decoding, "_controls_as_text", lambda sp, controls: None)
+    tok = load_tokenizer(str(cached_tokenizer("mistral")._src.path))
+    sp, rng, docs = tok.native, random.Random(0), paragraphs()
+    for _ in range(400):
+        d = rng.choice(docs)
+        a = rng.randrange(len(d))
+        ids = sp.encode(d[a:a + rng.randrange(1, 60)])
+        for _ in range(rng.randrange(4)):
+            ids.insert(rng.randrange(len(ids) + 1), rng.choice([0, 1, 2, 1, 2, rng.randrange(3, 259)]))
+        assert tok.decode(ids) == _spm_with_controls(sp, ids), ids
+    assert tok.decode([1, 22557, 2, 1]) == "<s> Hello</s><s>"
+
+
 def test_sentencepiece_ids_decode_and_offsets(tmp_path):
     import transformers
 
@@ -221,6 +259,7 @@ def test_sentencepiece_ids_decode_and_offsets(tmp_path):
         mixed = [*extra, *ids, *extra]
         assert tok.decode([i for i in mixed if not sp.is_control(i)]) == sp.decode([i for i in mixed if not sp.is_control(i)])
         assert tok.decode(mixed, skip_special_tokens=True) == sp.decode([i for i in mixed if i != unk])
+        assert tok.decode(mixed) == _spm_with_controls(sp, mixed)
         if not any(s in text for s in tok.special_tokens_set):  # transformers matches them; tokkit refuses
             got = tok.encode_with_offsets(text)
             ref = hf(text, add_special_tokens=False, return_offsets_mapping=True)

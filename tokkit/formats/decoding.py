@@ -13,8 +13,9 @@ One Python call per ``decode``, no Python loop over the ids on the common path:
 * sentencepiece: ``SentencePieceProcessor.decode`` (it raises on unknown ids): the unknown piece is
   sentencepiece's `` ⁇ ``, invalid UTF-8 one U+FFFD per byte, as the native library decodes.
   sentencepiece drops control pieces; tokkit keeps their text (``<s>``, ``</s>``) unless
-  ``skip_special_tokens``, as transformers and ``tokenizers`` do, so such a list is decoded in
-  segments between them.
+  ``skip_special_tokens``, as transformers and ``tokenizers`` do: by a second processor, loaded once,
+  whose control pieces are user-defined (which sentencepiece decodes as their text), so that too is one
+  C call (were its model unreadable: the pieces between control ids decoded in segments).
 
 ``skip_special_tokens`` drops :func:`tokkit.formats.special_policy.special_ids` (transformers' rule).
 Ids that are in range but name no token (cl100k's unused 100256) decode to nothing.
@@ -56,6 +57,26 @@ def _without_phantoms(fast: Any) -> Any:
                              special_tokens={**p.specials, **p.plain_added})
 
 
+def _controls_as_text(sp: Any, controls: Sequence[int]) -> Any:
+    """A copy of the ``SentencePieceProcessor`` ``sp`` whose ``controls`` pieces are user-defined, so that
+    its ``decode`` writes their text where ``sp`` drops them (used for decoding only: user-defined pieces
+    would also change encoding); None when the model cannot be rewritten (then segments are decoded)."""
+    try:
+        from google.protobuf.message import DecodeError
+        from sentencepiece import SentencePieceProcessor
+        from sentencepiece import sentencepiece_model_pb2 as pb  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    try:
+        proto = pb.ModelProto()
+        proto.ParseFromString(sp.serialized_model_proto())
+        for i in controls:
+            proto.pieces[i].type = pb.ModelProto.SentencePiece.USER_DEFINED
+        return SentencePieceProcessor(model_proto=proto.SerializeToString())
+    except (DecodeError, RuntimeError, IndexError, OSError):
+        return None
+
+
 class Decoder:
     """``decode`` / ``decode_bytes`` of one loaded tokenizer (see the module docstring)."""
 
@@ -72,6 +93,7 @@ class Decoder:
         if backend == "spm":
             self._controls = tuple(sorted(s.id for s in vocab.specials if native.is_control(s.id)))
             self._unk = native.unk_id()
+            self._with_controls: Any = None  # the controls-as-text processor, built at the first decode
 
     # ------------------------------------------------------------------ errors
     def _bad(self, ids: Sequence[Any]) -> VocabMismatchError:
@@ -136,14 +158,14 @@ class Decoder:
             if unk >= 0 and unk in ids:
                 ids = [i for i in ids if i != unk]
             return sp.decode(ids)  # sentencepiece drops control pieces itself
-        controls = self._controls
-        if controls and ids and min(ids) > controls[-1]:  # one C pass: control pieces are the low ids
-            controls = ()
-        elif len(controls) <= 8:
-            controls = tuple(c for c in controls if c in ids)
-        else:
-            controls = tuple(sorted(set(controls) & set(ids)))
-        return self._spm_segments(ids, frozenset(controls)) if controls else sp.decode(ids)
+        if not self._controls:
+            return sp.decode(ids)
+        if self._with_controls is None:
+            self._with_controls = _controls_as_text(sp, self._controls) or False
+        if self._with_controls is not False:
+            return self._with_controls.decode(ids)
+        controls = frozenset(self._controls) & frozenset(ids)
+        return self._spm_segments(ids, controls) if controls else sp.decode(ids)
 
     def _spm_segments(self, ids: list[int], controls: frozenset[int]) -> str:
         """Control pieces as their text; the pieces between them as sentencepiece decodes them, keeping
