@@ -23,7 +23,9 @@ with their library-default threading, as tokkit uses them). Peers:
     quicktok-v1 (cl100k, o200k, llama3, qwen2) and bpe-openai (cl100k, o200k); one whose ids
     differ from tokkit's (= the reference library's) on any text of the corpus or of tokkit's self-check
     sample (``tokkit.formats.fast_bpe_check.SAMPLE``) is reported and not timed; and
-    tokkit's own ``encode_ordinary`` (target: ratio 1.00, the same fast path as ``encode``).
+    tokkit's own ``encode_ordinary`` (target: ratio 1.00, the same fast path as ``encode``); where
+    tokkit runs on quicktok, its core called raw (``tok._hot[1]``, tokkit's own quicktok tables without
+    the ``encode`` method), which splits the gap to quicktok's bundled encoder into core and Python layer.
 
 Corpus: Debian's /usr/share/common-licenses split into paragraphs (x5) plus the multilingual held-out
 texts and docs of this repository, split into paragraphs without '<' (x5; the docs quote control tokens). Every path is first checked to give
@@ -153,6 +155,9 @@ def peers(tok, loop: bool) -> dict[str, object]:
         # few percent by which two identically built Encodings (Rust objects) differ in speed
         own = tok._fast.encoding
         out["tiktoken, tokkit's Encoding"] = own.encode_ordinary
+    if loop and tok.core == "quicktok":
+        # tokkit's core called raw, without the ``encode`` method: what the Python layer costs per call
+        out["tokkit's core, raw call"] = tok._hot[1]
     if loop:  # the fastest exact encoders on PyPI, where they have this vocabulary (ids checked in main)
         for peer, encoding in EXTERNAL.get(tok.name, {}).items():
             fn = _external(peer, encoding)

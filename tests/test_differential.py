@@ -241,6 +241,11 @@ def test_sentencepiece_decode_keeps_control_text(rewritten, monkeypatch):
             ids.insert(rng.randrange(len(ids) + 1), rng.choice([0, 1, 2, 1, 2, rng.randrange(3, 259)]))
         assert tok.decode(ids) == _spm_with_controls(sp, ids), ids
     assert tok.decode([1, 22557, 2, 1]) == "<s> Hello</s><s>"
+    # skip_special_tokens: unknown ids dropped (transformers' rule) whether or not the text also spells
+    # the unknown piece's mark; the mark alone (from byte pieces) stays
+    mark = sp.encode("a ⁇ b")
+    assert 0 not in mark and tok.decode(mark, skip_special_tokens=True) == sp.decode(mark) == "a ⁇ b"
+    assert tok.decode([0, *mark, 0, 1], skip_special_tokens=True) == sp.decode(mark)
 
 
 def test_sentencepiece_ids_decode_and_offsets(tmp_path):

@@ -56,3 +56,31 @@ def test_off(monkeypatch):
     monkeypatch.setenv("TOKKIT_QUICKTOK", "0")
     assert load_tokenizer("cl100k").core == "tiktoken"
     assert load_tokenizer("mistral").core == "sentencepiece"
+
+
+ANGLED = ["<div class=\"x\">naïve</div>", "a <b> c <|endoftext", "if a<b and b>c: <|fim_prefix|> ok", "<|endoftext|> hi <|im_start|>"]
+
+
+@pytest.mark.parametrize("alias", ["cl100k", "tekken", "qwen2"])
+def test_text_with_angle_brackets_stays_on_the_fast_core(alias, eager):
+    """A '<' that starts no special string to encode (HTML, comparisons, special strings read as text)
+    leaves the cheap first-character test but still gets the fast core's ids, equal to the long way's
+    and, for the tiktoken files, to tiktoken's; a special string to encode still takes the long way."""
+    from tokkit.formats.special_policy import ORDINARY
+
+    tok = load_tokenizer(alias)
+    assert tok.core == "quicktok"
+    for text in ANGLED:
+        long_way = tok._encode_plan(text, ORDINARY, False)
+        assert tok.encode_ordinary(text) == tok.encode(text, disallowed_special=()) == long_way, text
+        assert tok._plain(text) == long_way  # the fast core answered
+        if tok.backend != "hf":
+            assert long_way == tok.native.encode_ordinary(text)
+    specials = sorted(tok._policy.texts)
+    if specials:
+        s = specials[0]
+        text = f"x {s} y"
+        assert tok.encode(text, allowed_special="all") == tok._encode_plan(text, tok._policy.plan(text, "all", "all"), False)
+        assert s in tok.decode(tok.encode(text, allowed_special="all"))
+    if tok.backend == "hf":  # plain text with '<' on an HF file: HF's own ids
+        assert tok.encode(ANGLED[0]) == tok.native.encode(ANGLED[0], add_special_tokens=False).ids

@@ -170,7 +170,22 @@ class Tokenizer(TiktokenNames, TransformersNames):
         if strict:
             self._check_encodable(text)
         plan = self._policy.plan(text, allowed_special, disallowed_special)
+        if not plan.special and not add_special_tokens and (ids := self._plain(text)) is not None:
+            return ids  # a '<' but no special string to encode: the fast core, as above
         return self._with_reference_bos(self._encode_plan(text, plan, add_special_tokens), add_special_tokens)
+
+    def _plain(self, text: str) -> list[int] | None:
+        """The fast path's ids of ``text`` read as plain text, or None where that is not what the
+        reference gives (an added token HF always matches occurs in it; no fast path; lone surrogates).
+        Text that only *starts* like a special string (a ``<`` in HTML) then stays on the fast core
+        instead of falling back to the slower one, whose tables would also evict the fast core's."""
+        hot = self._hot
+        if hot is None or any(a in text for a in self._always):
+            return None
+        try:
+            return hot[1](text)
+        except (UnicodeEncodeError, TypeError):
+            return None
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Token ids of ``text`` with special-token strings encoded as plain text (tiktoken's
@@ -186,7 +201,8 @@ class Tokenizer(TiktokenNames, TransformersNames):
                 except (UnicodeEncodeError, TypeError):  # lone surrogates (quicktok: TypeError)
                     pass
         _need_str(text)
-        return self._encode_plan(text, ORDINARY, False)
+        ids = self._plain(text)
+        return ids if ids is not None else self._encode_plan(text, ORDINARY, False)
 
     def encode_with_offsets(self, text: str, *, allowed_special: Spec = frozenset(), disallowed_special: Spec | tuple[()] = "all",
                             add_special_tokens: bool = False) -> tuple[list[int], list[tuple[int, int]]]:

@@ -15,7 +15,9 @@ One Python call per ``decode``, no Python loop over the ids on the common path:
   sentencepiece drops control pieces; tokkit keeps their text (``<s>``, ``</s>``) unless
   ``skip_special_tokens``, as transformers and ``tokenizers`` do: by a second processor, loaded once,
   whose control pieces are user-defined (which sentencepiece decodes as their text), so that too is one
-  C call (were its model unreadable: the pieces between control ids decoded in segments).
+  C call (were its model unreadable: the pieces between control ids decoded in segments). With
+  ``skip_special_tokens`` unknown ids are dropped before decoding, as transformers does; the ids are
+  searched for them only when the decoded text shows the unknown piece's mark.
 
 ``skip_special_tokens`` drops :func:`tokkit.formats.special_policy.special_ids` (transformers' rule).
 Ids that are in range but name no token (cl100k's unused 100256) decode to nothing.
@@ -93,6 +95,8 @@ class Decoder:
         if backend == "spm":
             self._controls = tuple(sorted(s.id for s in vocab.specials if native.is_control(s.id)))
             self._unk = native.unk_id()
+            # what an unknown id decodes to (' ⁇ '): absent from a decoded text, the ids hold no unknown id
+            self._unk_mark = native.decode([self._unk]).strip() if self._unk >= 0 else ""
             self._with_controls: Any = None  # the controls-as-text processor, built at the first decode
 
     # ------------------------------------------------------------------ errors
@@ -153,11 +157,11 @@ class Decoder:
 
     def _spm_native(self, ids: list[int], skip: bool) -> str:
         sp = self.native
-        if skip:
-            unk = self._unk
-            if unk >= 0 and unk in ids:
-                ids = [i for i in ids if i != unk]
-            return sp.decode(ids)  # sentencepiece drops control pieces itself
+        if skip:  # sentencepiece drops control pieces itself; unknown ids are dropped as transformers does
+            text, unk = sp.decode(ids), self._unk
+            if unk >= 0 and (not self._unk_mark or self._unk_mark in text) and unk in ids:
+                text = sp.decode([i for i in ids if i != unk])  # the scan over ids only when the mark shows
+            return text
         if not self._controls:
             return sp.decode(ids)
         if self._with_controls is None:
