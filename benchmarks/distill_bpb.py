@@ -73,6 +73,7 @@ def main() -> None:
                     choices=list(METHODS))
     ap.add_argument("--hypernet", type=Path, default=None, help="hypernetwork checkpoint (for the hypernet method)")
     ap.add_argument("--heal-steps", type=int, default=0, help="also heal each model this many steps (docs: 90)")
+    ap.add_argument("--heal-flags", default="", help="more flags for the heal runs, one string (e.g. '--train all')")
     ap.add_argument("--transplant", action="store_true", help="also transplant SmolLM2 -> Mistral v1")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--distill-flags", default="", help="more flags for the distill runs, one string "
@@ -123,13 +124,16 @@ def main() -> None:
         return results["scores"][name]
 
     def heal(name: str, folder: Path) -> None:
-        out = a.work / f"{folder.name}-heal{a.heal_steps}"
+        flags = shlex.split(a.heal_flags)
+        tag = "".join(f"-{f.lstrip('-')}" for f in flags)  # '--train all' -> '-train-all'
+        out = a.work / f"{folder.name}-heal{a.heal_steps}{tag}"
+        label = f"{name} + heal {a.heal_steps}" + (f" {a.heal_flags}" if flags else "")
         if not (out / "config.json").exists():
             cmd = [sys.executable, "-m", "tokkit_cli.main", "heal", str(folder), str(mix), "-o", str(out), "--force",
-                   "--steps", str(a.heal_steps), "--batch-size", "4", "--seq-bytes", "512", "--device", "cpu"]
-            results["costs"][f"{name} + heal"] = run(cmd, a.work / f"{out.name}.log", a.threads)
+                   "--steps", str(a.heal_steps), "--batch-size", "4", "--seq-bytes", "512", "--device", "cpu", *flags]
+            results["costs"][label] = run(cmd, a.work / f"{out.name}.log", a.threads)
             save()
-        score(f"{name} + heal {a.heal_steps}", out)
+        score(label, out)
 
     base = score("original", model)
     for n in a.adds:
