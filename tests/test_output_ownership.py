@@ -233,3 +233,23 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, tok):
             assert sorted(p.name for p in mnt.iterdir()) == ["keep.txt"], (args, list(mnt.iterdir()))
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_encode_never_deletes_a_folder_that_appeared_after_its_check(tmp_path, tok, monkeypatch):
+    """The window between the preflight and the exclusive ``mkdir``: a folder another process (or the
+    user) made there is left as it is, and this run stops (it used to be removed without ``--force``)."""
+    import tokkit.train.encode_corpus as ec
+
+    out = tmp_path / "out"
+    real = ec.check_output
+
+    def check_then_someone_creates(path, **kw):
+        real(path, **kw)
+        path.mkdir()
+        (path / "theirs.txt").write_text("not tokkit's")
+
+    monkeypatch.setattr(ec, "check_output", check_then_someone_creates)
+    with pytest.raises(OutputExistsError, match="created by another process"):
+        ec.encode_corpus([LEGAL], tokenizer=tok, out=out, workers=1, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["theirs.txt"]
+    assert (out / "theirs.txt").read_text() == "not tokkit's"

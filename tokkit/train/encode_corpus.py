@@ -242,7 +242,7 @@ def encode_corpus(sources: Iterable[str | Path], *, tokenizer: str | Path, out: 
     created = mode == "new"
     try:
         if created:
-            if os.path.lexists(out):  # force: the old output goes before the new one is written
+            if force and os.path.lexists(out):  # the old output (checked above as ours) goes before the new one
                 shutil.rmtree(out) if out.is_dir() and not out.is_symlink() else out.unlink()
             out.parent.mkdir(parents=True, exist_ok=True)
             try:
