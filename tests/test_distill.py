@@ -317,3 +317,21 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
                                      "--device", "cpu", "-o", str(tmp_path / "t")])
         assert r.exit_code == 2 and r.output.startswith(f"error: {flag} would be ignored"), r.output
         assert not (tmp_path / "t").exists()
+
+
+def test_force_never_removes_a_checkpoint_folder_tokkit_did_not_write(tmp_path):
+    """``OUT.distill-checkpoint`` is a path the user may own: --force and --resume leave it alone unless tokkit wrote it."""
+    from tokkit_cli.main import cli
+
+    tok = cached_tokenizer("smollm2")
+    base = tiny_llama(tmp_path / "base", tok, hidden=32, layers=2, tied=True)
+    (tmp_path / "de.txt").write_text(GERMAN, encoding="utf-8")
+    theirs = tmp_path / "out.distill-checkpoint"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    args = ["extend", str(tmp_path / "de.txt"), "--model", str(base), "--add", "10", "--method", "distill",
+            "--device", "cpu", "--quiet", "-o", str(tmp_path / "out")]
+    for extra in (["--force"], ["--resume"]):
+        r = CliRunner().invoke(cli, args + extra)
+        assert r.exit_code == 2 and "did not write" in r.output, r.output
+        assert [p.name for p in theirs.iterdir()] == ["notes.txt"] and not (tmp_path / "out").exists()

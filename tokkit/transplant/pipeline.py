@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import torch
 
-from tokkit.atomic import check_output
+from tokkit.atomic import check_output, check_replaceable
 from tokkit.embedding import EmbeddingTable, ModelEmbeddings, load_model_embeddings, write_model_folder
 from tokkit.errors import OptionError, VocabMismatchError
 from tokkit.names import resolve_model
@@ -243,6 +243,7 @@ def use_checkpoint(plan: Plan, out_dir: str | Path, *, force: bool, resume: bool
     if not hasattr(plan.method, "start"):
         return None
     ck = distill_checkpoint(out_dir)
+    check_replaceable(ck, "dir")  # a file or a folder tokkit did not write there is never resumed from or removed
     if ck.exists() and not resume:
         if not force:
             raise OutputExistsError(f"an interrupted run left a checkpoint at {ck}; pass --resume to continue it "
