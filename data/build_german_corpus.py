@@ -17,7 +17,10 @@ Usage:
     for f in manpages-de_*.deb debian-reference-de_*.deb; do dpkg-deb -x $f de_root; done
     python data/build_german_corpus.py --root de_root --out /tmp/de_corpus
 
-Output: ``$OUT/train.jsonl`` (``{"id", "text"}`` per document, fixed order).
+Output: ``$OUT/train.jsonl`` (``{"id", "text"}`` per document, fixed order). With ``--dev-docs N``
+(the extend/distill measurements of docs/extend.md take 40) N manual pages, evenly spaced in the sorted
+list, leave the training corpus and the first ~500 characters of each (cut at a space) go to
+``$OUT/dev.txt``, separated by blank lines: German of the training genre that no fitting read.
 """
 
 from __future__ import annotations
@@ -79,12 +82,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", type=Path, required=True, help="folder the two .deb files were extracted into")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--dev-docs", type=int, default=0, help="manual pages held out as development text (dev.txt)")
     a = ap.parse_args()
     docs: list[tuple[str, str]] = []
     for p in sorted((a.root / "usr/share/man/de").glob("man*/*.gz")):
         t = render_manpage(p)
         if len(t) > 200:
             docs.append((f"manpages-de/{p.parent.name}/{p.name}", t))
+    dev: list[str] = []
+    if a.dev_docs:
+        step = len(docs) // a.dev_docs
+        picked = set(range(step // 2, step * a.dev_docs, step))
+        dev = [docs[i][1][:500].rsplit(" ", 1)[0] for i in sorted(picked)]
+        docs = [d for i, d in enumerate(docs) if i not in picked]
     ref = a.root / "usr/share/debian-reference/debian-reference.de.txt.gz"
     docs += [(f"debian-reference-de/{i:04d}", d) for i, d in enumerate(reference_documents(ref))]
     held = [s.strip() for s in re.split(r"(?<=[.!?])\s+", HELD_OUT_DE.read_text(encoding="utf-8")) if len(s.strip()) > 40]
@@ -97,6 +107,8 @@ def main() -> None:
     with open(path, "w", encoding="utf-8") as f:
         for i, t in docs:
             f.write(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n")
+    if dev:
+        (a.out / "dev.txt").write_text("\n\n".join(dev) + "\n", encoding="utf-8")
     n = sum(len(t.encode("utf-8")) for _, t in docs)
     print(f"{len(docs)} documents, {n:,} bytes -> {path} (sha256 {hashlib.sha256(path.read_bytes()).hexdigest()})")
 
