@@ -12,10 +12,10 @@ Methods: ``fvt``, ``heuristic``, ``hypernet`` (needs ``--hypernet CKPT``), ``fvt
 fitted output rows), ``distill`` (distilled input rows, the start method's output rows: ``--output-rows
 init``), ``distill+fit`` (distilled input rows, fitted output rows: distill's default).
 
-    python data/build_german_corpus.py --root de_root --out /tmp/de_corpus
+    python data/build_german_corpus.py --root de_root --out /tmp/de_corpus --dev-docs 40
     python data/build_hypernet_corpus.py --package package --out /tmp/en_corpus
     python benchmarks/distill_bpb.py --de-corpus /tmp/de_corpus/train.jsonl --en-train /tmp/en_corpus/train.jsonl \\
-        --german data/heldout/gnome_help_de_net.txt --work /tmp/distill_bench
+        --german data/heldout/gnome_help_de_net.txt --german /tmp/de_corpus/dev.txt --work /tmp/distill_bench
 
 Prints one markdown table per part and writes ``results.json`` into ``--work`` (a finished model is not
 rebuilt or rescored when the benchmark is run again).
