@@ -104,6 +104,14 @@ def symlink(name: str, target: str):
     return pre
 
 
+def foreign_resumable(name: str = "res"):
+    """A user's folder that happens to hold a file named like a training state."""
+    def pre(cwd: Path, subs: dict) -> None:
+        foreign_folder(name)(cwd, subs)
+        (cwd / name / "train_state.json").write_text('{"step": 1}')
+    return pre
+
+
 def planted_merge_checkpoint(out: str = "out", body: str = "garbage"):
     def pre(cwd: Path, subs: dict) -> None:
         src = Path(subs["h"]) / f"merges_{body}.ckpt"
@@ -160,6 +168,10 @@ HOSTILE: list[H] = [
       pre=foreign_folder()),
     h("own-heal-foreign-folder", 1, "heal", "{lm}", "{txt}", "--train", "embeddings", "-o", "res", "--force",
       needles="did not write", pre=foreign_folder()),
+    h("own-heal-foreign-checkpoint-folder", 1, "heal", "{lm}", "{txt}", "--train", "embeddings", "-o", "res", "--force",
+      needles="did not write", pre=foreign_folder("res.heal-checkpoint")),
+    h("own-image-resume-foreign-folder", 1, "image", "train", "--recipe", "tiny", "--data", "{icons}", "-o", "res",
+      "--resume", needles=("checkpoint in res",), pre=foreign_resumable(), needs=("image",)),
     h("own-hypernet-foreign-folder", 1, "hypernet", "train", "--base", "{lm}", "--corpus", "{txt}", "-o", "res",
       "--force", needles="did not write", pre=foreign_folder()),
     h("own-image-encode-foreign-folder", 1, "image", "encode", "--model", "{ckpt}", "{icon}", "-o", "res", "--force",
@@ -386,6 +398,9 @@ HOSTILE: list[H] = [
       "--resume", needles=("not a tokkit merge checkpoint", "outside"), sub=True, pre=planted_merge_checkpoint(body="tampered")),
     h("msg-train-garbage-merge-state", 7, "train-bpe", "--counts", "{counts}", "--vocab-size", "300", "-o", "out",
       "--resume", needles="not a tokkit merge checkpoint", sub=True, pre=planted_merge_checkpoint(body="garbage")),
+    h("msg-train-force-keeps-a-foreign-merge-state", 7, "train-bpe", "--counts", "{counts}", "--vocab-size", "300",
+      "-o", "out", "--force", needles=("is not one", "move it away yourself"), sub=True,
+      pre=planted_merge_checkpoint(body="garbage")),
     *[h(f"msg-image-train-tampered-{t}", 7, "image", "train", "--recipe", "tiny", "--data", "{icons}", "-o", "ck",
         "--steps", "3", "--resume", needles=("checkpoint in ck", "damaged or was changed"), pre=image_checkpoint(t),
         needs=("image",)) for t in ("rng", "model", "step")],

@@ -176,3 +176,23 @@ def test_gemma3_embedding_equals_transformers(gemma3_dir):
     model = transformers.AutoModelForCausalLM.from_pretrained(gemma3_dir)
     assert emb.input.weight.shape == (262144, 640) and emb.tied
     assert torch.equal(emb.input.weight, model.get_input_embeddings().weight.detach())
+
+
+@pytest.mark.parametrize("shard", ["../x.safetensors", "/tmp/x.safetensors", "sub/x.safetensors", ".x.safetensors", 7])
+def test_an_index_naming_shards_outside_the_folder_is_refused(tmp_path, shard):
+    """A hostile index.json must not make a write land beside the output (``tmp / "../x.safetensors"``)."""
+    from tokkit.embedding.io import checkpoint_layout
+    from tokkit.errors import FormatError
+
+    torch.manual_seed(0)
+    _tiny("mistral", vocab_size=64).save_pretrained(tmp_path / "src", safe_serialization=True, max_shard_size="30KB")
+    path = tmp_path / "src" / "model.safetensors.index.json"
+    index = json.loads(path.read_text())
+    assert checkpoint_layout(tmp_path / "src").input_name in index["weight_map"]
+    index["weight_map"]["lm_head.weight"] = shard
+    path.write_text(json.dumps(index))
+    with pytest.raises(FormatError, match="not plain file names"):
+        checkpoint_layout(tmp_path / "src")
+    path.write_text("{not json")
+    with pytest.raises(FormatError, match="not a safetensors index"):
+        checkpoint_layout(tmp_path / "src")

@@ -297,6 +297,12 @@ def test_cli_summary_and_bad_input_leave_nothing(tmp_path, monkeypatch):
     assert "encoded 47 documents, 0.30 MB of text -> 75,536 tokens (uint16) in 1 shard(s)" in r.output
     r = run(cli, ["encode", str(LEGAL), "--tokenizer", "gpt2", "-o", "out", "--resume", "--quiet"])
     assert r.exit_code == 0 and "nothing to do" in r.output
+    before = _tree(tmp_path / "out")
+    for other in (["--tokenizer", "cl100k"], ["--tokenizer", "gpt2", "--bos-token", "<|endoftext|>"]):
+        # a finished encode of other settings is not "done": refused, untouched
+        r = run(cli, ["encode", str(LEGAL), *other, "-o", "out", "--resume", "--quiet"])
+        assert r.exit_code == 2 and "finished `tokkit encode` of other settings" in r.output, r.output
+        assert _tree(tmp_path / "out") == before
     (tmp_path / "empty.jsonl").write_text('{"text": ""}\n')
     import tokkit.tokenizer
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -297,7 +299,9 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, transplanted, mon
     assert r.exit_code == 2 and "--resume" in r.output and not (tmp_path / "cut").exists()
     r = CliRunner().invoke(cli, args + ["-o", str(tmp_path / "cut"), "--resume", "--lr", "0.02"])
     assert r.exit_code == 2 and "another run" in r.output and "lr" in r.output
-    ck.rename(tmp_path / ".cut.heal-checkpoint.old")  # as if killed between the two renames of a checkpoint swap
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    # as if killed between the two renames of a checkpoint swap (tokkit.atomic's names): the complete new one is kept
+    ck.rename(tmp_path / f".cut.heal-checkpoint.tk{int(dead.stdout)}.new")
     r = CliRunner().invoke(cli, args + ["-o", str(tmp_path / "cut"), "--resume"])
     assert r.exit_code == 0, r.output
     assert "resumed from step 4" in r.output

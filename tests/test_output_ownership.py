@@ -253,3 +253,18 @@ def test_encode_never_deletes_a_folder_that_appeared_after_its_check(tmp_path, t
         ec.encode_corpus([LEGAL], tokenizer=tok, out=out, workers=1, progress=False)
     assert sorted(p.name for p in out.iterdir()) == ["theirs.txt"]
     assert (out / "theirs.txt").read_text() == "not tokkit's"
+
+
+def test_a_file_linked_into_an_output_keeps_its_source_mode(tmp_path):
+    """Model writers hard-link unchanged shards; the output's umask fix must not chmod the source's inode."""
+    src = tmp_path / "private.safetensors"
+    src.write_bytes(b"weights")
+    os.chmod(src, 0o600)
+    with atomic_dir(tmp_path / "out") as tmp:
+        os.link(src, tmp / "shard.safetensors")
+        (tmp / "config.json").write_text("{}")
+    assert os.stat(src).st_mode & 0o777 == 0o600
+    assert (tmp_path / "out" / "shard.safetensors").read_bytes() == b"weights"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(tmp_path / "out" / "config.json").st_mode & 0o777 == 0o666 & ~umask

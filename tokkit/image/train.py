@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from tokkit.errors import checkpoint_errors
-from tokkit.atomic import atomic_dir, check_resumable, reading_own_output
+from tokkit.atomic import atomic_dir, check_resumable, mark_ours, reading_own_output
 from tokkit.config import check_memory, check_threads, peak_rss_mb
 from tokkit.image.api import ImageTokenizer, psnr_per_image
 from tokkit.image.config import ModelConfig, TiTokConfig, TrainConfig
@@ -165,6 +165,8 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
         with checkpoint_errors(out):
             state = _load(out, model, opt, gen)
             state["step"] = int(state["step"])
+        if not out.is_symlink():
+            mark_ours(out)  # a checkpoint that loaded (perhaps written before folders were marked): later saves replace it
         if state["recipe"] != cfg.model_dump(mode="json"):
             log.warning("resuming %s with a recipe that differs from the one it was started with", out)
         log.info("resuming %s at step %d", out, state["step"])

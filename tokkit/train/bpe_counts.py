@@ -230,6 +230,15 @@ def _save(st: _State, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def is_merge_state(path: Path) -> bool:
+    """True when ``path`` is a merge-loop checkpoint tokkit wrote (its ``meta`` header; only that member is read)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return json.loads(z["meta"].tobytes().decode("utf-8")).get("format") == "tokkit-bpe-merge-state"
+    except Exception:  # not an npz, no meta, not JSON: not ours
+        return False
+
+
 def _read(path: Path) -> _State:
     with np.load(path, allow_pickle=False) as z:  # a pickled object array is refused, never unpickled
         a = {k: z[k] for k in z.files}

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from tokkit.atomic import atomic_file, check_not_input, check_output, mark_ours
+from tokkit.atomic import atomic_file, check_not_input, check_output, check_replaceable, mark_ours
 from tokkit.errors import OutputExistsError, TokkitError, UnknownNameError, VocabMismatchError
 from tokkit.train.corpus import EmptyCorpusError, Source, parse_sources
 from tokkit.train.count import Shard, plan_shards
@@ -223,9 +223,6 @@ def encode_corpus(sources: Iterable[str | Path], *, tokenizer: str | Path, out: 
     specials = {"bos": _special(tok, bos, bos_token, "bos"), "eos": _special(tok, eos, eos_token, "eos"),
                 "strings_in_text": "special" if allow_special else "text"}
     mode = _check_out(out, srcs, resume=resume, force=force)
-    if mode == "done":
-        LOG.info("%s is complete already: nothing to do", out)
-        return Manifest.read(out)
     srcs = _absolute(srcs)
     shard_bytes = shard_bytes or auto_shard_bytes(srcs)
     shards = plan_shards(srcs, shard_bytes=shard_bytes)
@@ -237,12 +234,22 @@ def encode_corpus(sources: Iterable[str | Path], *, tokenizer: str | Path, out: 
     header = {"version": VERSION, "format": fmt.name, "dtype": dtype.name, "tokenizer": ident, "special_tokens": specials,
               "reading": {"text_column": text_column, "skip_bad_utf8": skip_bad_utf8, "seed": seed, "shard_bytes": shard_bytes},
               "sources": [_source_info(s) for s in srcs]}
+    if mode == "done":  # only if it is this run's output: the same tokenizer, format, specials, reading and sources
+        done = Manifest.read(out)
+        want = json.loads(json.dumps(header))
+        if any(done.data.get(k) != v for k, v in want.items()):
+            raise OutputExistsError(f"{out} holds a finished `tokkit encode` of other settings or inputs "
+                                    f"({_state_mismatch({k: done.data.get(k) for k in want}, want)} differ); "
+                                    "choose another path, or pass --force to replace it")
+        LOG.info("%s is complete already: nothing to do", out)
+        return done
     # what a resumed run must share with the run it finishes (JSON-normalised: it is compared with the file)
     plan = json.loads(json.dumps({**header, "sources": [_source_info(s, mtime=True) for s in srcs], "shards": len(shards)}))
     created = mode == "new"
     try:
         if created:
-            if force and os.path.lexists(out):  # the old output (checked above as ours) goes before the new one
+            if force and os.path.lexists(out):  # the old output goes before the new one
+                check_replaceable(out, "dir")  # again: what is there now, not what the preflight saw
                 shutil.rmtree(out) if out.is_dir() and not out.is_symlink() else out.unlink()
             out.parent.mkdir(parents=True, exist_ok=True)
             try:

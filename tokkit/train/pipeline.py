@@ -189,6 +189,7 @@ def _train(recipe: TrainRecipe, domain: Sequence[str], data: Any, corpus_batches
 def _train_from_counts(counts: Sequence[Any], *, out_dir: Path, recipe: TrainRecipe, force: bool, progress: bool,
                        prune_below: int | None, resume: bool) -> TrainResult:
     from tokkit.train.bpe import CountsInput
+    from tokkit.train.bpe_counts import is_merge_state
     from tokkit.train.from_counts import load_counts
 
     secs: dict[str, float] = {}
@@ -199,6 +200,9 @@ def _train_from_counts(counts: Sequence[Any], *, out_dir: Path, recipe: TrainRec
         if not force:  # never throw an interrupted run away silently (image train refuses the same way)
             raise OutputExistsError(f"an interrupted merge loop left its checkpoint {ckpt}; pass --resume to continue "
                                     "it, or --force to throw it away and start over")
+        if not is_merge_state(ckpt):
+            raise OutputExistsError(f"{ckpt} is where tokkit keeps a merge-loop checkpoint, but this file is not one; "
+                                    "--force removes only tokkit's own: move it away yourself")
         ckpt.unlink()
     t0 = time.perf_counter()
     loaded = load_counts(counts, recipe, prune_below=prune_below)

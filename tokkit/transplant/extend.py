@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-from tokkit.atomic import check_output
+from tokkit.atomic import check_output, is_ours
 from tokkit.config import peak_rss_mb
 from tokkit.embedding import write_model_folder
 from tokkit.errors import VocabMismatchError
@@ -109,6 +109,6 @@ def run_extend(model: str | Path, ext: ExtendedTokenizer, out_dir: str | Path, *
         out = write_model_folder(src_folder, out_dir, emb, hf_tokenizer=plan.dst_tok.to_hf(), vocab=ext.vocab,
                                  force=force, chat_template=ext.old.chat_template or load_tokenizer(src_folder).chat_template,
                                  extra_files=files)
-    if ck is not None and ck.exists():
+    if ck is not None and is_ours(ck) and not ck.is_symlink():  # the checkpoint this run wrote (never what appeared there meanwhile)
         shutil.rmtree(ck)
     return TransplantResult(out, report)

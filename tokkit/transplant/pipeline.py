@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import torch
 
-from tokkit.atomic import check_output, check_replaceable
+from tokkit.atomic import check_output, check_replaceable, is_ours
 from tokkit.embedding import EmbeddingTable, ModelEmbeddings, load_model_embeddings, write_model_folder
 from tokkit.errors import OptionError, VocabMismatchError
 from tokkit.names import resolve_model
@@ -269,6 +269,6 @@ def run_transplant(plan: Plan, out_dir: str | Path, *, force: bool = False, resu
     text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
     out = write_model_folder(plan.src_folder, out_dir, emb, hf_tokenizer=plan.dst_tok.to_hf(), vocab=plan.alignment.dst,
                              force=force, chat_template=template, extra_files={REPORT_FILE: text})
-    if ck is not None and ck.exists():
+    if ck is not None and is_ours(ck) and not ck.is_symlink():  # the checkpoint this run wrote (never what appeared there meanwhile)
         shutil.rmtree(ck)
     return TransplantResult(out, report)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,9 +73,6 @@ def load_state(path: Path, key: dict[str, Any]) -> HealCheckpoint:
     """Read the checkpoint at ``path`` and check it belongs to the run ``key`` (:func:`run_key`)."""
     from safetensors.torch import load_file
 
-    old = path.with_name(f".{path.name}.old")
-    if not path.exists() and old.is_dir():  # killed between the two renames of a checkpoint swap
-        os.replace(old, path)
     try:
         meta = json.loads((path / "state.json").read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokkit.atomic import check_output
+from tokkit.atomic import check_output, check_replaceable, is_ours, recover
 from tokkit.errors import FormatError, MissingFileError, OutputExistsError, TokkitError, VocabMismatchError
 from tokkit.names import resolve_model
 from tokkit.tokenizer import Tokenizer, load_tokenizer
@@ -66,7 +66,9 @@ def plan_heal(cfg: HealConfig, out_dir: str | Path, *, force: bool = False, resu
     (written when ``--max-minutes`` stopped it) and is replaced.
     """
     ck0 = checkpoint_dir(Path(out_dir))
-    partial = resume and (ck0.exists() or ck0.with_name(f".{ck0.name}.old").exists())
+    recover(ck0)  # finish or drop a checkpoint save that was killed (tokkit.atomic's temporaries only)
+    check_replaceable(ck0, "dir")  # a file or a folder tokkit did not write there is never resumed from or removed
+    partial = resume and ck0.exists()
     out = check_output(out_dir, force=force or partial)
     folder = _model_folder(cfg.model)
     try:
@@ -141,7 +143,7 @@ def run_heal(plan: HealPlan, *, progress: bool = True, max_minutes: float | None
     cfg = plan.cfg
     world, rank, device = init_distributed(cfg.device)
     ck = checkpoint_dir(plan.out_dir)
-    if plan.force and not plan.resume and rank == 0:
+    if plan.force and not plan.resume and rank == 0 and is_ours(ck):
         shutil.rmtree(ck, ignore_errors=True)
     lm = load_lm(plan.model, device)
     rows = lm.get_input_embeddings().weight.shape[0]
@@ -167,7 +169,7 @@ def run_heal(plan: HealPlan, *, progress: bool = True, max_minutes: float | None
         text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
         write_model_folder(plan.model, plan.out_dir, emb, hf_tokenizer=plan.tok.to_hf(), vocab=v, force=plan.force or plan.resume,
                            chat_template=plan.tok.chat_template, extra_files={REPORT_FILE: text}, tensors=student.trained_lm_tensors())
-        if not res.stopped:  # a budget stop keeps it: --resume continues from there
+        if not res.stopped and is_ours(ck):  # a budget stop keeps it: --resume continues from there
             shutil.rmtree(ck, ignore_errors=True)
     finish_distributed(world)
     return res

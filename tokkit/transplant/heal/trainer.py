@@ -121,7 +121,7 @@ def train_rows(cfg: HealConfig, student: Student, student_side: Side, *, teacher
     key = run_key(settings, student.lm.get_input_embeddings().weight)
     ck_dir = checkpoint_dir(out_dir)
     start, history, evals = 0, [], []
-    if resume and (ck_dir.exists() or ck_dir.with_name(f".{ck_dir.name}.old").exists()):
+    if resume and ck_dir.exists():
         with checkpoint_errors(ck_dir, fix="resume from an intact checkpoint, or pass --force to start over"):
             ck = load_state(ck_dir, key)
             restore(ck, params, opt)
