@@ -127,9 +127,7 @@ def compare(tokenizers, texts, text_column, terms_file, no_terms, parallel, json
             with atomic_file(out, force=force) as tmp:
                 tmp.write_text(text(), encoding="utf-8")
     if plot is not None:
-        with atomic_file(plot, force=force) as tmp:
-            report.plot(tmp.with_suffix(".png"))
-            tmp.with_suffix(".png").replace(tmp)
+        report.plot(plot, force=force)  # atomic, refuses an existing file without --force
         click.echo(f"plot -> {plot}")
     n_bytes = sum(len(d.encode("utf-8")) for d in docs)
     cost.done(f"{len(tokenizers)} tokenizers x {n_bytes:,} bytes")

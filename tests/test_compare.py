@@ -130,3 +130,8 @@ def test_compare_plot(folders, tmp_path):
                                  "--no-terms", "--plot", str(png)])
     assert r.exit_code == 0, r.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = CliRunner().invoke(cli, ["compare", str(folders / "plain"), "--text", str(HELDOUT), "--no-terms", "--plot", str(png)])
+    assert r.exit_code == 2 and "--force" in r.output and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = CliRunner().invoke(cli, ["compare", str(folders / "plain"), "--text", str(HELDOUT), "--no-terms", "--plot",
+                                 str(png), "--force"])
+    assert r.exit_code == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["cmp.png"], r.output

@@ -25,6 +25,8 @@ import os
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tokkit.tokenizer import Tokenizer
 
 __all__ = ["quick_core", "quick_possible", "quick_mode", "hot_path", "quick_for", "AUTO_CHARS"]
@@ -93,6 +95,15 @@ def _build(folder: Any, name: str, ranks: Mapping[bytes, int], scanner: str, nfc
             raise
 
 
+def _read_verdict(path: Path) -> dict | None:
+    """The cached self-check verdict, or None (absent or unreadable: the check runs again)."""
+    try:
+        v = json.loads(path.read_text(encoding="utf-8"))
+        return v if isinstance(v, dict) and isinstance(v.get("exact"), bool) else None
+    except (OSError, ValueError):
+        return None
+
+
 def quick_core(*, ranks: Mapping[bytes, int], pattern: str, nfc: bool, reference: Callable[[str], list[int]],
                name: str = "") -> Callable[[str], list[int]] | None:
     """quicktok's ``encode_ordinary`` for these ranks and pattern if it equals ``reference`` (tiktoken's
@@ -109,7 +120,7 @@ def quick_core(*, ranks: Mapping[bytes, int], pattern: str, nfc: bool, reference
     folder = tokkit_home() / "quicktok" / key
     verdict_path = folder / "verdict.json"
     try:
-        verdict = json.loads(verdict_path.read_text(encoding="utf-8")) if verdict_path.exists() else None
+        verdict = _read_verdict(verdict_path)
         if verdict is not None and not verdict["exact"]:
             log.info("%s: plain text on tiktoken's core, not quicktok: %s", name, verdict["reason"])
             return None
@@ -123,8 +134,10 @@ def quick_core(*, ranks: Mapping[bytes, int], pattern: str, nfc: bool, reference
         bad = [t for t in SAMPLE if encoder(t) != reference(t)]
         verdict = {"exact": not bad, "reason": f"self-check: {len(bad)} of {len(SAMPLE)} sample texts differ "
                    f"(first {bad[0][:40]!r})" if bad else ""}
-        try:
-            verdict_path.write_text(json.dumps(verdict), encoding="utf-8")
+        try:  # temporary + rename: a reader never sees half a verdict
+            part = verdict_path.with_name(f".verdict.{os.getpid()}.tmp")
+            part.write_text(json.dumps(verdict), encoding="utf-8")
+            os.replace(part, verdict_path)
         except OSError:
             pass  # a cache: the check runs again next time
     if not verdict["exact"]:

@@ -131,8 +131,11 @@ class Report:
             lines.append(f"  {'average':<{tw}}  " + "  ".join(f"{avg[n]:>12.2f}" for n in names))
         return "\n".join(lines)
 
-    def plot(self, path: str | Path) -> Path:
-        """Bar chart of bytes/token (lossy tokenizers hatched and labelled) saved to ``path``."""
+    def plot(self, path: str | Path, *, force: bool = False) -> Path:
+        """Bar chart of bytes/token (lossy tokenizers hatched and labelled) saved to ``path`` (atomically; an
+        existing file is replaced only with ``force``: :class:`~tokkit.errors.OutputExistsError` otherwise)."""
+        from tokkit.atomic import atomic_file
+
         try:
             import matplotlib
 
@@ -150,8 +153,12 @@ class Report:
                 b.set_hatch("//")
         ax.set_ylabel("bytes / token (higher = fewer tokens)")
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        try:
+            with atomic_file(path, force=force) as tmp:
+                suffix = Path(path).suffix.lstrip(".").lower()
+                fig.savefig(tmp, dpi=120, format=suffix if suffix in ("png", "svg", "pdf", "jpg", "jpeg") else "png")
+        finally:
+            plt.close(fig)
         return Path(path)
 
 
