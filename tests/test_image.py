@@ -14,7 +14,7 @@ from tokkit.image import ImageTokenizer, LengthSampler, Tokenizer1D, load_images
 from tokkit.image.errors import ImageSizeError, TokenCountError  # noqa: E402
 from tokkit.image.quantizers import FSQ  # noqa: E402
 from tokkit.image.samplers import sample_lengths, sampler_at  # noqa: E402
-from tokkit.errors import FormatError  # noqa: E402
+from tokkit.errors import FormatError, OutputExistsError  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "image"
 ICONS = DATA / "icons"
@@ -141,6 +141,13 @@ def test_same_seed_same_model_and_resume_is_exact(tmp_path, over):
     wb = ImageTokenizer.load(tmp_path / "b").model.state_dict()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert ImageTokenizer.load(tmp_path / "a").model_id == ImageTokenizer.load(tmp_path / "b").model_id
+    # another recipe is another run: refused before anything is written (more steps are allowed)
+    train(cfg, data=ICONS, out=tmp_path / "c", device="cpu", progress=False, stop_after=3)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "c").iterdir() if p.is_file()}
+    other = load_recipe("tiny", {"steps": 6, "checkpoint_every": 3, "log_every": 3, **over, "lr": 0.02, "seed": 1})
+    with pytest.raises(OutputExistsError, match="another recipe .lr, seed differ"):
+        train(other, data=ICONS, out=tmp_path / "c", device="cpu", progress=False, resume=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "c").iterdir() if p.is_file()} == before
 
 
 def test_training_reports_diagnostics_and_lowers_the_loss(tmp_path):

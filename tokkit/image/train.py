@@ -135,6 +135,25 @@ ENCODER_SIDE = {"Tokenizer1D": ("stem", "enc_pos", "latents", "enc_latent_pos", 
                 "TiTok": ("encoder", "latent_tokens", "quantize")}
 
 
+#: Recipe fields a resumed run may change without becoming another run (how long, how often it reports/saves).
+RESUMABLE_CHANGES = frozenset({"steps", "log_every", "checkpoint_every", "threads", "eval_images", "init"})
+
+
+def _check_same_run(out: Path, old: dict, new: dict) -> None:
+    """Refuse to continue the checkpoint in ``out`` with another recipe (a different model, optimiser, sampler,
+    batch or seed would silently make a run that neither recipe describes)."""
+    diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
+    if diff:
+        from tokkit.errors import OutputExistsError
+
+        raise OutputExistsError(f"the checkpoint in {out} was started with another recipe ({', '.join(diff)} differ); "
+                                f"resume with the same recipe (only {', '.join(sorted(RESUMABLE_CHANGES))} may change), "
+                                "or pass --force to start over")
+    if old.get("steps") != new.get("steps"):
+        log.warning("resuming %s with steps %s (started with %s): the learning-rate schedule follows the new count",
+                    out, new.get("steps"), old.get("steps"))
+
+
 def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto", resume: bool = False,
           force: bool = False, progress: bool = True, stop_after: int | None = None,
           max_minutes: float | None = None) -> TrainResult:
@@ -167,8 +186,7 @@ def train(cfg: TrainConfig, *, data: Path, out: Path, device: str | None = "auto
             state["step"] = int(state["step"])
         if not out.is_symlink():
             mark_ours(out)  # a checkpoint that loaded (perhaps written before folders were marked): later saves replace it
-        if state["recipe"] != cfg.model_dump(mode="json"):
-            log.warning("resuming %s with a recipe that differs from the one it was started with", out)
+        _check_same_run(out, state.get("recipe", {}), cfg.model_dump(mode="json"))
         log.info("resuming %s at step %d", out, state["step"])
     readout = sampler.fixed(min(cfg.eval_images, len(sampler))).to(dev)
     N, K = mcfg.max_tokens, mcfg.codebook_size
