@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-from tokkit.atomic import check_output, is_ours
+from tokkit.atomic import check_output
 from tokkit.config import peak_rss_mb
 from tokkit.embedding import write_model_folder
 from tokkit.errors import VocabMismatchError
@@ -30,7 +29,8 @@ from tokkit.names import resolve_model
 from tokkit.tokenizer import load_tokenizer
 from tokkit.transplant.align import Alignment, Match
 from tokkit.transplant.config import Method, TransplantConfig
-from tokkit.transplant.pipeline import Plan, TransplantResult, plan_transplant, transplant_embeddings, use_checkpoint
+from tokkit.transplant.pipeline import (Plan, TransplantResult, drop_checkpoint, plan_transplant, transplant_embeddings,
+                                        use_checkpoint)
 from tokkit.transplant.report import REPORT_FILE
 
 __all__ = ["run_extend", "identity_alignment", "ExtendedTokenizer"]
@@ -109,6 +109,5 @@ def run_extend(model: str | Path, ext: ExtendedTokenizer, out_dir: str | Path, *
         out = write_model_folder(src_folder, out_dir, emb, hf_tokenizer=plan.dst_tok.to_hf(), vocab=ext.vocab,
                                  force=force, chat_template=ext.old.chat_template or load_tokenizer(src_folder).chat_template,
                                  extra_files=files)
-    if ck is not None and is_ours(ck) and not ck.is_symlink():  # the checkpoint this run wrote (never what appeared there meanwhile)
-        shutil.rmtree(ck)
+    drop_checkpoint(ck)
     return TransplantResult(out, report)

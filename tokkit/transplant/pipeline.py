@@ -253,13 +253,20 @@ def use_checkpoint(plan: Plan, out_dir: str | Path, *, force: bool, resume: bool
     return ck
 
 
+def drop_checkpoint(ck: Path | None) -> None:
+    """Remove the checkpoint a finished run wrote (only tokkit's own: never what appeared there meanwhile)."""
+    import shutil
+
+    if ck is not None and is_ours(ck) and not ck.is_symlink():
+        shutil.rmtree(ck)
+
+
 def run_transplant(plan: Plan, out_dir: str | Path, *, force: bool = False, resume: bool = False) -> TransplantResult:
     """Compute the new embeddings and write the HF model folder plus ``transplant_report.json``.
 
     ``resume`` continues an interrupted distillation from its checkpoint beside ``out_dir``.
     """
     import json
-    import shutil
 
     check_output(out_dir, force=force)
     ck = use_checkpoint(plan, out_dir, force=force, resume=resume)
@@ -269,6 +276,5 @@ def run_transplant(plan: Plan, out_dir: str | Path, *, force: bool = False, resu
     text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
     out = write_model_folder(plan.src_folder, out_dir, emb, hf_tokenizer=plan.dst_tok.to_hf(), vocab=plan.alignment.dst,
                              force=force, chat_template=template, extra_files={REPORT_FILE: text})
-    if ck is not None and is_ours(ck) and not ck.is_symlink():  # the checkpoint this run wrote (never what appeared there meanwhile)
-        shutil.rmtree(ck)
+    drop_checkpoint(ck)
     return TransplantResult(out, report)
