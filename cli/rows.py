@@ -15,11 +15,12 @@ __all__ = ["row_options", "ROW_FIELDS", "row_flags", "read_capped"]
 
 #: TransplantConfig fields set by :func:`row_options` (flag = ``--`` + the field with dashes).
 ROW_FIELDS = ("distill_from", "snippets", "snippet_tokens", "distill_layer", "distill_epochs", "distill_lr",
-              "checkpoint_every", "output_rows", "fit_bytes")
+              "checkpoint_every", "output_rows", "fit_bytes", "fit_keep_weight")
 
 _CHOICES = {"distill_from": ["fvt", "heuristic", "omp", "hypernet", "mean"], "output_rows": ["fit", "tie", "init", "mean"]}
 _TYPES: dict[str, Any] = {"snippets": int, "snippet_tokens": int, "distill_layer": int, "distill_epochs": int,
-                          "distill_lr": float, "checkpoint_every": int, "fit_bytes": int}
+                          "distill_lr": float, "checkpoint_every": int, "fit_bytes": int,
+                          "fit_keep_weight": float}
 
 
 #: Help text of each option. ``tokkit --help`` must not import torch, and TransplantConfig's package does,
@@ -36,6 +37,8 @@ HELP = {
     "output_rows": "Output rows of new tokens: fit (on the frozen model's hidden states; unties a tied head), tie, "
                    "init (the method's own), mean [default: fit with distill, else the method's own].",
     "fit_bytes": "--output-rows fit: text read per language, in bytes [default: 200000].",
+    "fit_keep_weight": "--output-rows fit: weight of a position of the --keep-text in the fit, relative to one of "
+                       "SOURCE; higher keeps the new tokens quieter on protected text [default: 4.0].",
 }
 
 

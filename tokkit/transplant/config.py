@@ -83,6 +83,8 @@ class TransplantConfig(BaseModel):
     output_rows: OutputRows | None = Field(None, description=(
         "output rows of new tokens: fit, tie, init, mean (default: fit for distill, else the method's own)"))
     fit_bytes: int = Field(200_000, ge=1000, description="output-row fit: text read per language (bytes)")
+    fit_keep_weight: float = Field(4.0, gt=0, le=1000.0, allow_inf_nan=False, description=(
+        "output-row fit: weight of a position of the protected (--keep-text) text, relative to one of the new text"))
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:1 ...")
     memory_gb: float | None = Field(None, gt=0, description="working-memory budget per batch (default: from free memory)")
     seed: int = Field(0, ge=0, le=SEED_MAX)
@@ -95,8 +97,7 @@ class TransplantConfig(BaseModel):
         if self.resolved_method() is not Method.DISTILL:
             out += [f for f in DISTILL_KNOBS if f in fields]
         rows = self.output_rows or (OutputRows.FIT if self.resolved_method() is Method.DISTILL else None)
-        if "fit_bytes" in fields and rows is not OutputRows.FIT:
-            out.append("fit_bytes")
+        out += [f for f in ("fit_bytes", "fit_keep_weight") if f in fields and rows is not OutputRows.FIT]
         return out
 
     def resolved_method(self) -> Method:

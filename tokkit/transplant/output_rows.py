@@ -83,6 +83,6 @@ def output_rows_for(cfg: TransplantConfig, ctx: "InitContext", new_in: torch.Ten
 
     old_out = new_in if tied else new_out
     rows, stats = fit_output_rows(ctx, input_matrix=new_in, output_matrix=old_out, new_ids=new_ids, start=start,
-                                  settings=FitSettings(fit_bytes=cfg.fit_bytes))
+                                  settings=FitSettings(fit_bytes=cfg.fit_bytes, keep_weight=cfg.fit_keep_weight))
     note["fit"] = stats
     return rows, note

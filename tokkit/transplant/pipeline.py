@@ -91,8 +91,8 @@ def plan_transplant(cfg: TransplantConfig, *, texts: Sequence[str] = (), keep_te
         flags = ", ".join("--" + f.replace("_", "-") for f in unused)
         rows = cfg.output_rows.value if cfg.output_rows else "the method's own"
         raise OptionError(f"{flags} would be ignored: the method is {cfg.resolved_method().value} and the output rows "
-                          f"{rows}; distill's options need --method distill, --fit-bytes needs --output-rows fit "
-                          f"(or --method distill): drop {flags} or change the method")
+                          f"{rows}; distill's options need --method distill, --fit-bytes and --fit-keep-weight need "
+                          f"--output-rows fit (or --method distill): drop {flags} or change the method")
     src_folder = resolve_model(cfg.src)
     src_tok = load_tokenizer(src_folder)
     dst_tok = load_tokenizer(cfg.dst)
