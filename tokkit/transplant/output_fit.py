@@ -12,7 +12,8 @@ The old rows' log-sum-exp is computed once per position, so a step costs ``B × 
 where a position of the old language weighs ``keep_weight`` (4) times one of the new text: a user who
 protects text wants the new tokens quiet there first (tokkit's measurement in docs/extend.md: at 8,000
 new tokens weight 4 cut the leak on unseen English of the protected genres by a sixth and German
-improved too; more protected *text* at weight 1 cut the leak as much but cost German).
+improved too; at 2,000 it traded German for English; more protected *text* at weight 1 cut the leak as
+much but cost German).
 
 ``W₀`` are the start rows (``--output-rows init``). A free fit overfits: rows grow into directions that
 fire on contexts no fitting text had (tokkit's measurement in docs/extend.md), so the fit is anchored to
