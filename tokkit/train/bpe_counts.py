@@ -32,7 +32,6 @@ import json
 import logging
 from array import array
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from tokkit.errors import FormatError
+from tokkit.output_checks import temp_name
 
 __all__ = ["BpeSpec", "BpeCheckpointError", "train_bpe_counts", "to_hf_model"]
 
@@ -222,7 +222,7 @@ def _save(st: _State, path: Path) -> None:
         "heap_pos": heap_pos, "heap_offsets": heap_offsets,
         "merges": np.array([(a, b, n) for (a, b), n in st.merges], dtype=np.int64).reshape(-1, 3),
     }
-    tmp = path.with_name(f".{path.name}.tk{os.getpid()}-{secrets.token_hex(4)}.tmp")  # tokkit.atomic's naming
+    tmp = temp_name(path)  # a killed save leaves what the next check of this output removes
     with open(tmp, "wb") as f:
         np.savez(f, **arrays)
         f.flush()

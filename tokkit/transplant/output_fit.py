@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 
 from tokkit.errors import TokkitError
+from tokkit.transplant.config import TransplantConfig
 
 if TYPE_CHECKING:
     from tokkit.transplant.base import InitContext
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = ["FitSettings", "fit_output_rows", "final_states", "sample_text"]
 
 log = logging.getLogger(__name__)
+
+_DEFAULTS = TransplantConfig.model_fields  # the user-facing defaults: one source
 
 
 @dataclass(frozen=True)
@@ -61,14 +64,14 @@ class FitSettings:
             one of the new text.
     """
 
-    fit_bytes: int = 200_000
+    fit_bytes: int = _DEFAULTS["fit_bytes"].default
     segment_bytes: int = 1024
     lam: float = 30.0
     lr: float = 0.025
     epochs: int = 6
     batch: int = 4096
     val_share: float = 0.1
-    keep_weight: float = 4.0
+    keep_weight: float = _DEFAULTS["fit_keep_weight"].default
 
 
 def sample_text(texts: Sequence[str], budget: int, seed: int) -> str:
