@@ -1,9 +1,10 @@
 """tokkit's encode_batch against the right peer, side by side on the same documents, in one run.
 
-    TOKKIT_QUICKTOK=1 python benchmarks/encode_speed.py [--aliases gpt2 llama3 qwen2 mistral] [--repeat 3]
+    TOKKIT_FAST_CORE=1 python benchmarks/encode_speed.py [--aliases gpt2 llama3 qwen2 mistral] [--repeat 3]
 
-(``TOKKIT_QUICKTOK=1``: tokkit's plain-text path on quicktok from the first call where it passed the
-self-check; by default it switches after 8M characters, ``tokkit.formats.fast_core.AUTO_CHARS``.)
+(``TOKKIT_FAST_CORE=1``: tokkit's plain-text path on its fast core (fastokens or quicktok, whichever
+passed the self-check first) from the first call; by default it switches after 8M characters,
+``tokkit.formats.fast_core.AUTO_CHARS``.)
 
 Two modes: ``loop`` (``tok.encode`` per text on one thread against the peer's single-text call,
 timed in blocks of ``--block`` texts in rotating order, so a drift of the machine's speed lands on both
@@ -20,12 +21,13 @@ with their library-default threading, as tokkit uses them). Peers:
   * sentencepiece models (llama2, mistral): sentencepiece's own threaded batch ``encode(list, num_threads=-1)``;
   * other HF files (gemma3): HF ``encode_batch_fast``;
   * loop mode, where installed: the fastest exact encoders on PyPI with their bundled vocabularies,
-    quicktok-v1 (cl100k, o200k, llama3, qwen2) and bpe-openai (cl100k, o200k); one whose ids
+    quicktok-v1 (cl100k, o200k, llama3, qwen2), bpe-openai (cl100k, o200k) and fastokens (tiktoken's
+    rank files with ``encoding=``; the HF files' tokenizer.json, called as ``encode_ordinary(d).ids``); one whose ids
     differ from tokkit's (= the reference library's) on any text of the corpus or of tokkit's self-check
     sample (``tokkit.formats.fast_bpe_check.SAMPLE``) is reported and not timed; and
     tokkit's own ``encode_ordinary`` (target: ratio 1.00, the same fast path as ``encode``); where
-    tokkit runs on quicktok, its core called raw (``tok._hot[1]``, tokkit's own quicktok tables without
-    the ``encode`` method), which splits the gap to quicktok's bundled encoder into core and Python layer.
+    tokkit runs on fastokens or quicktok, its core called raw (``tok._hot[1]``, tokkit's own core object
+    without the ``encode`` method), which splits the gap to the peer into core and Python layer.
 
 Corpus: Debian's /usr/share/common-licenses split into paragraphs (x5) plus the multilingual held-out
 texts and docs of this repository, split into paragraphs without '<' (x5; the docs quote control tokens). Every path is first checked to give
@@ -107,24 +109,36 @@ def per_text(fns: dict[str, object], docs: list[str], repeat: int, block: int) -
     return best
 
 
-#: alias -> {PyPI encoder: its bundled encoding of that vocabulary} (quicktok-v1 0.4.0, bpe-openai 0.1.4)
+#: alias -> {PyPI encoder: its bundled encoding of that vocabulary} (quicktok-v1 0.4.0, bpe-openai 0.1.4;
+#: fastokens 0.3.5 reads tiktoken's own rank file with ``encoding=``, or the alias's tokenizer.json)
 EXTERNAL = {  # (bpe-openai's gpt2 is not bundled: it would download the ranks, so it is left out)
-    "cl100k": {"quicktok": "cl100k_base", "bpe-openai": "cl100k_base"},
-    "o200k": {"quicktok": "o200k_base", "bpe-openai": "o200k_base"},
-    "llama3": {"quicktok": "llama3"},
-    "qwen2": {"quicktok": "qwen3"},
+    "cl100k": {"quicktok": "cl100k_base", "bpe-openai": "cl100k_base", "fastokens": "cl100k_base"},
+    "o200k": {"quicktok": "o200k_base", "bpe-openai": "o200k_base", "fastokens": "o200k_base"},
+    "llama3": {"quicktok": "llama3", "fastokens": "tokenizer.json"},
+    "qwen2": {"quicktok": "qwen3", "fastokens": "tokenizer.json"},
+    "smollm2": {"fastokens": "tokenizer.json"},
 }
 
 
-def _external(peer: str, encoding: str):
+def _external(peer: str, encoding: str, tok=None):
     """The single-text ``encode_ordinary`` of an installed PyPI encoder, or None when it is not installed."""
-    from tokkit.fixtures import tiktoken_cache_ready
+    from tokkit.fixtures import _tiktoken_cache_path, tiktoken_cache_ready
 
     try:
         if peer == "quicktok":
             import quicktok
 
             return quicktok.get_encoding(encoding).encode_ordinary
+        if peer == "fastokens":
+            import fastokens
+
+            if encoding == "tokenizer.json":
+                f = fastokens.Tokenizer.from_file(str(tok._src.path))
+            elif tiktoken_cache_ready(encoding):
+                f = fastokens.Tokenizer.from_tiktoken(str(_tiktoken_cache_path(encoding + ".tiktoken")), encoding=encoding)
+            else:
+                return None
+            return lambda d: f.encode_ordinary(d).ids  # the call a user makes: its Encoding's ids
         import bpe_openai
 
         if not tiktoken_cache_ready(encoding):  # bpe-openai reads tiktoken's rank files: never download them
@@ -155,12 +169,12 @@ def peers(tok, loop: bool) -> dict[str, object]:
         # few percent by which two identically built Encodings (Rust objects) differ in speed
         own = tok._fast.encoding
         out["tiktoken, tokkit's Encoding"] = own.encode_ordinary
-    if loop and tok.core == "quicktok":
+    if loop and tok.core in ("fastokens", "quicktok"):
         # tokkit's core called raw, without the ``encode`` method: what the Python layer costs per call
         out["tokkit's core, raw call"] = tok._hot[1]
     if loop:  # the fastest exact encoders on PyPI, where they have this vocabulary (ids checked in main)
         for peer, encoding in EXTERNAL.get(tok.name, {}).items():
-            fn = _external(peer, encoding)
+            fn = _external(peer, encoding, tok)
             if fn is not None:
                 out[f"{peer} {encoding}"] = fn
     if tok.backend == "spm":
@@ -195,9 +209,9 @@ def main() -> None:
             for name, fn in list(others.items()):
                 got = [list(fn(d)) for d in docs] if loop else [list(x) for x in fn(docs)]
                 bad = sum(x != y for x, y in zip(got, mine))
-                if loop and name.split()[0] in ("quicktok", "bpe-openai"):  # and tokkit's self-check sample
+                if loop and name.split()[0] in ("quicktok", "bpe-openai", "fastokens"):  # and tokkit's self-check sample
                     bad += sum(list(fn(t)) != tok.encode_ordinary(t) for t in SAMPLE)
-                if bad and name.split()[0] in ("quicktok", "bpe-openai"):  # not exact here: not a peer
+                if bad and name.split()[0] in ("quicktok", "bpe-openai", "fastokens"):  # not exact here: not a peer
                     print(f"{alias:<9}{path:<14}{'loop':<6}{'':>12}  {name:<22}  ids differ on {bad} of {len(docs)} texts: not timed")
                     del others[name]
                     continue

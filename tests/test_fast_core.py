@@ -1,20 +1,30 @@
-"""quicktok behind the self-check (tokkit/formats/fast_core.py): used only where its ids equal tiktoken's core."""
+"""The fast plain-text cores behind the self-check (tokkit/formats/fast_core.py, fastokens_core.py):
+fastokens or quicktok, used only where their ids equal the reference library's."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tokkit import load_tokenizer
-from tokkit.formats import fast_core
+from tokkit.formats import fast_core, fastokens_core
+from tokkit.formats.special_policy import ORDINARY
 
 pytest.importorskip("quicktok")
 
-TEXTS = ["Hello wörld, naïve café 🤗", "アトリビューション—シェアアライク", "نص\u00a0حكيم\u00a0له", "trailing \n \n\t ", "e\u0301 x  "]
+TEXTS = ["Hello wörld, naïve café 🤗", "アトリビューション—シェアアライク", "نص\u00a0حكيم\u00a0له", "trailing \n \n\t ", "e\u0301 x  ",
+         "It's 'LL we'VE 12345 ½ x86_64\r\n\r\n  \n", "\u3000\u2003 tabs\t\t\n\x0b\x0c\x85 end  "]
+#: where each alias's plain text goes with both fast cores installed (tekken's ids start at 1,000,
+#: which fastokens' tiktoken reader refuses, so quicktok takes it)
+EXPECTED = {"gpt2": "fastokens", "cl100k": "fastokens", "tekken": "quicktok", "llama3": "fastokens",
+            "qwen2": "fastokens", "smollm2": "fastokens"}
+HF = ("llama3", "qwen2", "smollm2")
 
 
 @pytest.fixture
 def eager(monkeypatch):
-    monkeypatch.setenv("TOKKIT_QUICKTOK", "1")
+    monkeypatch.setenv("TOKKIT_FAST_CORE", "1")
 
 
 def _paragraphs():
@@ -23,37 +33,98 @@ def _paragraphs():
     return list(paragraphs())
 
 
-@pytest.mark.parametrize("alias", ["cl100k", "tekken"])
-def test_quicktok_where_exact(alias, eager):
+def _reference(tok):
+    """The reference library's plain-text ids: tiktoken's Encoding, or HF ``tokenizers`` for an HF file."""
+    if tok.backend == "hf":
+        return lambda t: tok.native.encode(t, add_special_tokens=False).ids
+    return tok.native.encode_ordinary
+
+
+@pytest.mark.parametrize("alias", sorted(EXPECTED))
+def test_fast_core_where_exact(alias, eager):
+    if EXPECTED[alias] == "fastokens":
+        pytest.importorskip("fastokens")
     tok = load_tokenizer(alias)
-    assert tok.core == "quicktok" and tok._quick is not None
-    ref = tok.native  # tiktoken's Encoding on the same ranks
+    assert tok.core == EXPECTED[alias] and tok._quick is not None
+    ref = _reference(tok)
     for text in TEXTS + _paragraphs():
-        assert tok.encode(text) == tok.encode_ordinary(text) == ref.encode_ordinary(text), text[:40]
-    assert tok.encode("a\ud800b") == ref.encode_ordinary("a\ud800b")  # lone surrogate: the long way, as tiktoken
+        assert tok.encode(text) == tok.encode_ordinary(text) == ref(text), text[:40]
+    assert tok.encode("a\ud800b") == tok._encode_plan("a\ud800b", ORDINARY, False)  # lone surrogate: the long way
 
 
-def test_self_check_refuses_llama3(eager, caplog):
-    """quicktok's Llama 3 gives 2 tokens for "ューション" where HF gives 5: the sample holds it, so Llama 3 stays
-    on tiktoken's core (the verdict is cached and read back)."""
+_CHARS = st.sampled_from(list("aZé ß\t\n\r0123456789'’.,!?-_/<>|") + ["'s", "'LL", "\u00a0", "\u3000", "\u0301", "日本", "ューション",
+                                                                         "🤗", "👍🏽", "½", "٣", "لعربية", "हिन्दी", "\x0b", "\x85", "\u2028", "  ", "\n\n"])
+
+
+@pytest.mark.parametrize("alias", ["gpt2", "cl100k", "llama3", "smollm2"])
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(parts=st.lists(_CHARS, max_size=30))
+def test_fastokens_equals_reference_on_generated_text(alias, parts, monkeypatch):
+    """fastokens against the reference library on hypothesis-made strings of the pre-tokenizers' edge
+    cases (contractions, digits, whitespace runs, no-break and ideographic spaces, combining marks)."""
+    pytest.importorskip("fastokens")
+    monkeypatch.setenv("TOKKIT_FAST_CORE", "fastokens")
+    tok = _cached(alias)
+    assert tok.core == "fastokens"
+    text = "".join(parts)
+    assert tok.encode(text) == _reference(tok)(text)
+
+
+_TOKS: dict = {}
+
+
+def _cached(alias):
+    if alias not in _TOKS:
+        _TOKS[alias] = load_tokenizer(alias)
+    return _TOKS[alias]
+
+
+def test_self_check_refuses_a_wrong_grammar(eager, monkeypatch, caplog):
+    """The guard is real: give fastokens GPT-2's split pattern for cl100k's ranks and the self-check
+    finds the difference, so cl100k goes to the next core (quicktok) with the reason logged."""
+    pytest.importorskip("fastokens")
+    tok = load_tokenizer("cl100k")
+    gpt2 = load_tokenizer("gpt2").native._pat_str
+    monkeypatch.setitem(fastokens_core.RESPELL, tok.native._pat_str, fastokens_core.RESPELL[gpt2])
+    with caplog.at_level("INFO", logger="tokkit.formats.fast_core"):
+        assert tok.core == "quicktok"
+    assert "not on fastokens: self-check" in caplog.text
+
+
+def test_quicktok_self_check_refuses_llama3(monkeypatch):
+    """quicktok's Llama 3 gives 2 tokens for "ューション" where HF gives 5: the sample holds it, so with
+    quicktok as the only fast core Llama 3 stays on tiktoken's core (the verdict is cached and read back)."""
+    monkeypatch.setenv("TOKKIT_FAST_CORE", "quicktok")
     for _ in range(2):
         tok = load_tokenizer("llama3")
         assert tok._quick is None and tok.core == "tiktoken"
         assert tok.encode("ューション") == tok.native.encode("ューション", add_special_tokens=False).ids
 
 
+def test_phantom_bytes_take_the_long_way(eager):
+    """SmolLM2 has no token for some bytes (0x16, ...): HF drops them, fastokens refuses the text, and
+    ``encode`` then takes the long way to HF's ids."""
+    pytest.importorskip("fastokens")
+    tok = load_tokenizer("smollm2")
+    assert tok.core == "fastokens"
+    for text in ["a\x16b", "x\x00y\x7f z", "plain \U00040000 text"]:
+        assert tok.encode(text) == tok.encode_ordinary(text) == _reference(tok)(text)
+
+
 def test_auto_switches_after_enough_text(monkeypatch):
-    monkeypatch.setenv("TOKKIT_QUICKTOK", "auto")
+    monkeypatch.setenv("TOKKIT_FAST_CORE", "auto")
     monkeypatch.setattr(fast_core, "AUTO_CHARS", 1000)
     tok = load_tokenizer("cl100k")
     text = TEXTS[0] * 20
     assert tok.core == "tiktoken"
     ids = [tok.encode(text) for _ in range(5)]
-    assert tok.core == "quicktok" and ids == [tok.encode(text)] * 5 == [tok.native.encode_ordinary(text)] * 5
+    assert tok.core in ("fastokens", "quicktok") and ids == [tok.encode(text)] * 5 == [tok.native.encode_ordinary(text)] * 5
 
 
-def test_off(monkeypatch):
-    monkeypatch.setenv("TOKKIT_QUICKTOK", "0")
+@pytest.mark.parametrize("var", ["TOKKIT_FAST_CORE", "TOKKIT_QUICKTOK"])
+def test_off(monkeypatch, var):
+    monkeypatch.delenv("TOKKIT_FAST_CORE", raising=False)
+    monkeypatch.setenv(var, "0")
     assert load_tokenizer("cl100k").core == "tiktoken"
     assert load_tokenizer("mistral").core == "sentencepiece"
 
@@ -66,10 +137,8 @@ def test_text_with_angle_brackets_stays_on_the_fast_core(alias, eager):
     """A '<' that starts no special string to encode (HTML, comparisons, special strings read as text)
     leaves the cheap first-character test but still gets the fast core's ids, equal to the long way's
     and, for the tiktoken files, to tiktoken's; a special string to encode still takes the long way."""
-    from tokkit.formats.special_policy import ORDINARY
-
     tok = load_tokenizer(alias)
-    assert tok.core == "quicktok"
+    assert tok.core in ("fastokens", "quicktok")
     for text in ANGLED:
         long_way = tok._encode_plan(text, ORDINARY, False)
         assert tok.encode_ordinary(text) == tok.encode(text, disallowed_special=()) == long_way, text

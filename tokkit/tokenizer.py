@@ -20,6 +20,7 @@ from typing import Any, Sequence
 from tokkit.errors import InputTypeError, native_errors
 from tokkit.formats.compat import TiktokenNames, TransformersNames
 from tokkit.formats.decoding import Decoder
+from tokkit.formats.long_runs import LONG_RUN, has_long_run
 from tokkit.formats.native import WHAT, Source, hf_ordinary, open_native, vocab_of
 from tokkit.formats.segments import Segments
 from tokkit.formats.special_policy import ORDINARY, Plan, SpecialPolicy, Spec, special_ids
@@ -123,18 +124,20 @@ class Tokenizer(TiktokenNames, TransformersNames):
 
     @cached_property
     def _quick(self) -> Any:
-        """quicktok's plain-text encoder where it passes the self-check (:mod:`tokkit.formats.fast_core`), else None."""
+        """``(core name, plain-text encoder)`` of the fast core that passes the self-check (fastokens or
+        quicktok, :mod:`tokkit.formats.fast_core`), else None."""
         from tokkit.formats.fast_core import quick_for
 
         return quick_for(self)
 
     @property
     def core(self) -> str:
-        """What encodes plain text now: ``quicktok``, ``tiktoken`` (its Rust core; quicktok may take over,
-        :data:`tokkit.formats.fast_core.AUTO_CHARS`), ``tokenizers`` or ``sentencepiece``."""
+        """What encodes plain text now: ``fastokens``, ``quicktok``, ``tiktoken`` (its Rust core; a fast
+        core may take over, :data:`tokkit.formats.fast_core.AUTO_CHARS`), ``tokenizers`` or ``sentencepiece``."""
         hot = self._hot
         if hot is not None:
-            return "quicktok" if hot[1] is self.__dict__.get("_quick") else "tiktoken"
+            quick = self.__dict__.get("_quick")
+            return quick[0] if quick is not None and hot[1] is quick[1] else "tiktoken"
         return "sentencepiece" if self._src.backend == "spm" else "tokenizers"
 
     def encode(self, text: str, *, allowed_special: Spec = frozenset(), disallowed_special: Spec | tuple[()] = "all",
@@ -157,14 +160,14 @@ class Tokenizer(TiktokenNames, TransformersNames):
             UnencodableBytesError: ``strict`` and ``text`` holds a byte of ``vocab.unencodable_bytes()``.
         """
         hot = self._hot
-        if hot is not None and not strict and not add_special_tokens and type(text) is str:
+        if hot is not None and not strict and not add_special_tokens and type(text) is str and len(text) < LONG_RUN:
             for c in hot[0]:
                 if c in text:
                     break
             else:  # no special or added token can occur, so the special-token options cannot change the ids
                 try:
                     return hot[1](text)
-                except (UnicodeEncodeError, TypeError):  # lone surrogates: the native wrapper's fallback below
+                except (ValueError, TypeError):  # lone surrogates, a byte no token spells (fastokens): the long way below
                     pass
         _need_str(text)
         if strict:
@@ -180,25 +183,25 @@ class Tokenizer(TiktokenNames, TransformersNames):
         Text that only *starts* like a special string (a ``<`` in HTML) then stays on the fast core
         instead of falling back to the slower one, whose tables would also evict the fast core's."""
         hot = self._hot
-        if hot is None or any(a in text for a in self._always):
+        if hot is None or any(a in text for a in self._always) or has_long_run(text):
             return None
         try:
             return hot[1](text)
-        except (UnicodeEncodeError, TypeError):
+        except (ValueError, TypeError):
             return None
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Token ids of ``text`` with special-token strings encoded as plain text (tiktoken's
         ``encode_ordinary``; ``encode(text, disallowed_special=())``), on ``encode``'s fast path."""
         hot = self._hot
-        if hot is not None and type(text) is str:
+        if hot is not None and type(text) is str and len(text) < LONG_RUN:
             for c in hot[0]:
                 if c in text:
                     break
             else:
                 try:
                     return hot[1](text)
-                except (UnicodeEncodeError, TypeError):  # lone surrogates (quicktok: TypeError)
+                except (ValueError, TypeError):  # lone surrogates (quicktok: TypeError), a byte no token spells (fastokens)
                     pass
         _need_str(text)
         ids = self._plain(text)
@@ -255,10 +258,14 @@ class Tokenizer(TiktokenNames, TransformersNames):
         return [bos, *ids] if bos is not None and ids[:1] != [bos] else ids
 
     def _encode_plan(self, text: str, plan: Plan, add_special_tokens: bool) -> list[int]:
-        """Ids of ``text`` with the special strings of ``plan.special`` as special tokens, all others as text."""
+        """Ids of ``text`` with the special strings of ``plan.special`` as special tokens, all others as text.
+        Text with a whitespace run tiktoken's core cannot take goes around it (:mod:`tokkit.formats.long_runs`)."""
         b, n = self._src.backend, self._native
+        long = has_long_run(text)
+        if long and b in ("tiktoken", "tiktoken_file", "tekken"):
+            return self._encode_long(text, plan)
         if b in ("hf", "gguf"):
-            if (fast := self._fast_for(add_special_tokens)) is not None:
+            if not long and (fast := self._fast_for(add_special_tokens)) is not None:
                 return fast.encode(text, allowed=plan.special | self._always, add_special_tokens=add_special_tokens)
             if plan.special and plan.text_too:
                 return self._segments.hf_mixed(text, plan.special, add_special_tokens)[0]
@@ -268,6 +275,17 @@ class Tokenizer(TiktokenNames, TransformersNames):
             ids = self._segments.encode(text, plan.special) if plan.special else n.encode(text)
             return self._with_bos_eos(ids) if add_special_tokens else ids
         return n.encode(text, allowed_special=plan.special, disallowed_special=()) if plan.special else n.encode_ordinary(text)
+
+    def _encode_long(self, text: str, plan: Plan) -> list[int]:
+        """A tiktoken encoding's ids of text with a long whitespace run: fastokens on the same ranks for the
+        plain pieces (:func:`tokkit.formats.long_runs.encode_segments`), or a clear refusal without it."""
+        from tokkit.formats.fast_core import long_run_encoder
+        from tokkit.formats.long_runs import encode_segments, long_run_error
+
+        safe = long_run_encoder(self)
+        if safe is None:
+            raise long_run_error(text, self.name)
+        return encode_segments(text, {s: self._native._special_tokens[s] for s in plan.special}, safe)
 
     def encode_batch(self, texts: Sequence[str], *, allowed_special: Spec = frozenset(),
                      disallowed_special: Spec | tuple[()] = "all", add_special_tokens: bool = False) -> list[list[int]]:
@@ -286,6 +304,8 @@ class Tokenizer(TiktokenNames, TransformersNames):
 
     def _encode_batch(self, texts: list[str], plans: list[Plan], add_special_tokens: bool) -> list[list[int]]:
         b, n = self._src.backend, self._native
+        if b != "spm" and any(map(has_long_run, texts)):  # rare: one by one, around tiktoken's core
+            return [self._encode_plan(t, p, add_special_tokens) for t, p in zip(texts, plans)]
         if b in ("hf", "gguf"):
             if (fast_bpe := self._fast_for(add_special_tokens)) is not None:
                 return fast_bpe.encode_batch(texts, allowed=[p.special | self._always for p in plans],

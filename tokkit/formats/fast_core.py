@@ -1,17 +1,21 @@
-"""A faster exact core for plain text: quicktok, where it gives tiktoken's core's ids on the self-check.
+"""The fastest exact core for plain text: fastokens or quicktok, where its ids equal the reference's on the self-check.
 
-quicktok-v1 (PyPI, MIT) runs byte-level BPE with hand-compiled pre-tokenizer scanners for the
-cl100k, o200k, Llama 3, Qwen and Tekken patterns, 2-6x tiktoken's speed on one text per call
-(``benchmarks/encode_speed.py``). It is not exact everywhere: its Llama 3 encodes ``"ューション"``
-as 2 tokens where HF and tiktoken give 5. So tokkit uses it only behind the load-time self-check
-that guards tiktoken's core (:data:`tokkit.formats.fast_bpe_check.SAMPLE`, which holds that case):
-:func:`quick_core` writes the ranks in quicktok's format once under ``$TOKKIT_HOME/quicktok/<key>``
-(``key``: a hash of pattern, NFC flag, ranks), compares quicktok's ids with the reference core's on
-the sample, and returns quicktok's ``encode_ordinary`` only when every id is equal; the verdict is kept
-beside the files. Anything else (no quicktok installed, a pattern it does not compile, ids past its
-18-bit limit, a self-check difference, ``TOKKIT_QUICKTOK=0``) leaves the text on tiktoken's core.
+Two native encoders on PyPI beat tiktoken's core on one text per call (``benchmarks/encode_speed.py``):
 
-Only the hot path uses it: text that holds no special or added token (``Tokenizer.encode`` and
+* **fastokens** (Apache-2.0; :mod:`tokkit.formats.fastokens_core`): reads the ``tokenizer.json`` itself
+  or tiktoken ranks; about 2x quicktok on cl100k/o200k/qwen2 and 7-9x tiktoken's core on Llama 3 and
+  SmolLM2, whose patterns quicktok gets wrong or has no scanner for. Preferred.
+* **quicktok-v1** (MIT): hand-compiled scanners for the cl100k, o200k, Llama 3, Qwen and Tekken
+  patterns; it is not exact everywhere (its Llama 3 encodes ``"ューション"`` as 2 tokens where HF and
+  tiktoken give 5). :func:`quick_core` writes the ranks in its format once under
+  ``$TOKKIT_HOME/quicktok/<key>`` and keeps its self-check verdict beside them.
+
+Either is used only behind the load-time self-check that guards tiktoken's core
+(:data:`tokkit.formats.fast_bpe_check.SAMPLE`, which holds the cases where one was found to differ):
+every id on the sample must equal the reference core's. Anything else (not installed, a pattern it
+cannot build, a self-check difference, ``TOKKIT_FAST_CORE=0``) leaves the text on tiktoken's core.
+
+Only the hot path uses them: text that holds no special or added token (``Tokenizer.encode`` and
 ``encode_ordinary``; lone surrogates fall back as on tiktoken's core). Batches stay on tiktoken's core,
 whose calls release the GIL for :func:`tokkit.formats.batching.map_chunked`'s threads.
 """
@@ -29,14 +33,18 @@ if TYPE_CHECKING:
 
     from tokkit.tokenizer import Tokenizer
 
-__all__ = ["quick_core", "quick_possible", "quick_mode", "hot_path", "quick_for", "AUTO_CHARS"]
+__all__ = ["quick_core", "quick_possible", "quick_mode", "hot_path", "quick_for", "long_run_encoder", "AUTO_CHARS", "CORES"]
 
 log = logging.getLogger(__name__)
 
-#: ``TOKKIT_QUICKTOK=auto`` (the default) switches to quicktok once this many characters went through
-#: ``encode``'s plain-text path: loading quicktok's tables takes seconds (2.5-7 s for o200k), which a
-#: corpus loop earns back and a one-off call never should pay. ``1``: at the first call; ``0``: never.
+#: ``TOKKIT_FAST_CORE=auto`` (the default) switches to the fast core once this many characters went
+#: through ``encode``'s plain-text path: loading it takes seconds (fastokens 0.5-2 s, quicktok 2.5-7 s
+#: for o200k), which a corpus loop earns back and a one-off call never should pay. ``1``: at the first
+#: call; ``0``: never; ``fastokens`` / ``quicktok``: that core only, from the first call.
 AUTO_CHARS = 8_000_000
+
+#: The fast cores in the order they are tried (the first that builds and passes the self-check wins).
+CORES = ("fastokens", "quicktok")
 
 #: tiktoken >= 0.8 writes cl100k's pattern with more possessive quantifiers and ``\s++$``; quicktok's
 #: cl100k scanner is its grammar (the self-check holds trailing-whitespace texts to confirm it).
@@ -46,9 +54,17 @@ _SAME_GRAMMAR = {
 
 
 def quick_mode() -> str:
-    """``0``, ``1`` or ``auto`` from ``TOKKIT_QUICKTOK`` (module docstring)."""
-    v = os.environ.get("TOKKIT_QUICKTOK", "auto").lower()
+    """``0``, ``1``, ``auto``, ``fastokens`` or ``quicktok`` from ``TOKKIT_FAST_CORE`` (module docstring);
+    ``TOKKIT_QUICKTOK``, its name before fastokens joined, is read when it is unset."""
+    v = os.environ.get("TOKKIT_FAST_CORE", os.environ.get("TOKKIT_QUICKTOK", "auto")).lower()
+    if v in CORES:
+        return v
     return "0" if v in ("0", "false", "no") else "1" if v in ("1", "true", "yes") else "auto"
+
+
+def _wanted(core: str) -> bool:
+    mode = quick_mode()
+    return mode != "0" and (mode not in CORES or mode == core)
 
 
 def _scanner(pattern: str) -> str | None:
@@ -61,7 +77,7 @@ def _scanner(pattern: str) -> str | None:
 
 def quick_possible(*, ranks: Mapping[bytes, int], pattern: str) -> bool:
     """quicktok is installed, compiles this pattern and holds these ids (no load, no check)."""
-    if quick_mode() == "0" or _scanner(pattern) is None or not ranks:
+    if not _wanted("quicktok") or _scanner(pattern) is None or not ranks:
         return False
     return max(ranks.values()) - min(ranks.values()) < 1 << 18
 
@@ -146,10 +162,101 @@ def quick_core(*, ranks: Mapping[bytes, int], pattern: str, nfc: bool, reference
     return encoder
 
 
+def _checked(encoder: Callable[[str], list[int]] | None, reference: Callable[[str], list[int]], core: str,
+             name: str, may_refuse: tuple[str, ...] = ()) -> Callable[[str], list[int]] | None:
+    """``encoder`` if its ids equal ``reference``'s on every self-check text (a raise counts as a
+    difference) and, on each of ``may_refuse``, equal them or raise ``ValueError`` (``encode`` then
+    takes the long way, as for lone surrogates)."""
+    if encoder is None:
+        return None
+    from tokkit.formats.fast_bpe_check import SAMPLE
+
+    bad = []
+    for t in SAMPLE + may_refuse:
+        try:
+            same = encoder(t) == reference(t)
+        except ValueError:
+            same = t in may_refuse
+        except Exception:  # noqa: BLE001 - any failure of a candidate core only means "not this core"
+            same = False
+        if not same:
+            bad.append(t)
+    if bad:
+        log.info("%s: plain text not on %s: self-check: %d of %d sample texts differ (first %r)",
+                 name, core, len(bad), len(SAMPLE), bad[0][:40])
+        return None
+    return encoder
+
+
+def _fastokens_for(tok: "Tokenizer") -> Callable[[str], list[int]] | None:
+    """fastokens for a loaded tokenizer: from its ``tokenizer.json`` (HF files: the same normalizer and
+    pre-tokenizer), or from its tiktoken ranks (no normalizer to apply), behind the self-check."""
+    from tokkit.formats import fastokens_core as fk
+
+    if not _wanted("fastokens") or not fk.fastokens_available():
+        return None
+    fast, n = tok._fast, tok.native
+    if fast is not None:
+        if tok.backend == "hf":  # HF's semantics, phantom bytes included: fastokens refuses a byte no token spells
+            enc = fk.fastokens_from_file(tok._src.path)
+            return _checked(enc, fast.ordinary, "fastokens", tok.name, _phantom_texts(tok) if fast._phantom else ())
+        if fast._phantom or fast.parts.nfc:
+            return None
+        enc = fk.fastokens_from_ranks(ranks=fast.parts.ranks, pattern=fast.parts.pattern)
+        return _checked(enc, fast.ordinary, "fastokens", tok.name)
+    if tok.backend in ("tiktoken", "tiktoken_file", "tekken"):
+        enc = fk.fastokens_from_ranks(ranks=n._mergeable_ranks, pattern=n._pat_str)
+        return _checked(enc, n.encode_ordinary, "fastokens", tok.name)
+    return None
+
+
+def _phantom_texts(tok: "Tokenizer") -> tuple[str, ...]:
+    """Texts holding each byte no token spells (that str can hold: ASCII, or a UTF-8 lead byte's character)."""
+    out = []
+    for b in sorted(tok.vocab.unencodable_bytes()):
+        ch = chr(b) if b < 0x80 else {0xC2: "\u0080", 0xC3: "\u00c0", 0xE0: "\u0800", 0xEF: "\uffff", 0xF0: "\U00010000",
+                                       0xF1: "\U00040000", 0xF2: "\U00080000", 0xF3: "\U000c0000", 0xF4: "\U00100000"}.get(b)
+        if ch is not None:
+            out += [f"a{ch}b", f" {ch}{ch}\n{ch}", f"word {ch}"]
+    return tuple(out)
+
+
+def _quicktok_for(tok: "Tokenizer") -> Callable[[str], list[int]] | None:
+    """:func:`quick_core` for a loaded tokenizer: its tiktoken ranks, or FastBPE's for an HF file."""
+    fast, n = tok._fast, tok.native
+    if fast is not None:
+        p = fast.parts
+        return None if fast._phantom else quick_core(ranks=p.ranks, pattern=p.pattern, nfc=p.nfc, reference=fast.ordinary, name=tok.name)
+    if tok.backend in ("tiktoken", "tiktoken_file", "tekken"):
+        return quick_core(ranks=n._mergeable_ranks, pattern=n._pat_str, nfc=False, reference=n.encode_ordinary, name=tok.name)
+    return None
+
+
+def quick_for(tok: "Tokenizer") -> tuple[str, Callable[[str], list[int]]] | None:
+    """``(core name, plain-text encoder)``: the first of :data:`CORES` that builds for this tokenizer and
+    passes the self-check, or None (tiktoken's core stays)."""
+    for core, build in (("fastokens", _fastokens_for), ("quicktok", _quicktok_for)):
+        enc = build(tok)
+        if enc is not None:
+            log.info("%s: plain text on %s", tok.name, core)
+            return core, enc
+    return None
+
+
+def _possible(tok: "Tokenizer", ranks: Mapping[bytes, int], pattern: str) -> bool:
+    """A fast core may exist (no load, no check): quicktok has a scanner, or fastokens is installed."""
+    from tokkit.formats.fastokens_core import fastokens_available
+
+    if quick_possible(ranks=ranks, pattern=pattern):
+        return True
+    return (bool(ranks) or tok.backend == "hf") and _wanted("fastokens") and fastokens_available()
+
+
 def hot_path(tok: "Tokenizer") -> tuple[tuple[str, ...], Callable[[str], list[int]]] | None:
     """``(first characters of every special and added token, plain-text encoder)`` for ``encode``'s fast
-    path: tiktoken's Rust core, which quicktok replaces once it pays (:data:`AUTO_CHARS`). Both raise
-    on lone surrogates (UnicodeEncodeError; quicktok: TypeError): ``encode`` then takes the long way."""
+    path: tiktoken's Rust core, which the fast core (:func:`quick_for`) replaces once it pays
+    (:data:`AUTO_CHARS`). All raise on lone surrogates (UnicodeEncodeError; quicktok: TypeError):
+    ``encode`` then takes the long way."""
     fast, n = tok._fast, tok.native
     if fast is not None:
         starts, plain, pattern = set(fast.starts), fast.plain_encoder, fast.parts.pattern
@@ -161,27 +268,39 @@ def hot_path(tok: "Tokenizer") -> tuple[tuple[str, ...], Callable[[str], list[in
     else:
         return None
     first = tuple(sorted(starts | set(tok._policy.starts)))
-    if not quick_possible(ranks=ranks, pattern=pattern):
+    if not _possible(tok, ranks, pattern):
         return first, plain
-    if quick_mode() == "1":
-        return first, tok._quick or plain
+
+    def quick() -> Callable[[str], list[int]]:
+        q = tok._quick
+        return plain if q is None else q[1]
+
+    if quick_mode() != "auto":
+        return first, quick()
     left = [AUTO_CHARS]
 
     def counting(text: str) -> list[int]:  # tiktoken's core until AUTO_CHARS characters went through
         left[0] -= len(text)
         if left[0] < 0:
-            tok.__dict__["_hot"] = (first, tok._quick or plain)
+            tok.__dict__["_hot"] = (first, quick())
         return plain(text)
 
     return first, counting
 
 
-def quick_for(tok: "Tokenizer") -> Callable[[str], list[int]] | None:
-    """:func:`quick_core` for a loaded tokenizer: its tiktoken ranks, or FastBPE's for an HF file."""
-    fast, n = tok._fast, tok.native
-    if fast is not None:
-        p = fast.parts
-        return None if fast._phantom else quick_core(ranks=p.ranks, pattern=p.pattern, nfc=p.nfc, reference=fast.ordinary, name=tok.name)
-    if tok.backend in ("tiktoken", "tiktoken_file", "tekken"):
-        return quick_core(ranks=n._mergeable_ranks, pattern=n._pat_str, nfc=False, reference=n.encode_ordinary, name=tok.name)
-    return None
+def long_run_encoder(tok: "Tokenizer") -> Callable[[str], list[int]] | None:
+    """fastokens on a tiktoken encoding's ranks for text tiktoken's core cannot take
+    (:mod:`tokkit.formats.long_runs`), built once per tokenizer and self-checked; None without fastokens.
+    ``TOKKIT_FAST_CORE`` does not apply: this is the only encoder for such text, not a faster one."""
+    if "_long_safe" not in tok.__dict__:
+        quick = tok.__dict__.get("_quick")
+        if quick is not None and quick[0] == "fastokens":
+            enc = quick[1]
+        else:
+            from tokkit.formats import fastokens_core as fk
+
+            n = tok.native
+            enc = _checked(fk.fastokens_from_ranks(ranks=n._mergeable_ranks, pattern=n._pat_str, allow_offset=True), n.encode_ordinary,
+                           "fastokens", tok.name)
+        tok.__dict__["_long_safe"] = enc
+    return tok.__dict__["_long_safe"]

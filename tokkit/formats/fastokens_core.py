@@ -1,0 +1,143 @@
+"""fastokens as the plain-text core: built from the same file or ranks, used only where it passes the self-check.
+
+fastokens (PyPI, Apache-2.0, crusoecloud/fastokens) runs ``tokenizer.json`` byte-level BPE with PCRE2
+JIT pre-tokenizers and specialised scanners for the common split patterns; on one paragraph per call it
+runs at 2-9x tiktoken's core and about 2x quicktok-v1 here (``benchmarks/encode_speed.py``). It is a
+second implementation, so tokkit treats it exactly as it treats quicktok (:mod:`tokkit.formats.fast_core`):
+its ids on the load-time self-check sample (:data:`tokkit.formats.fast_bpe_check.SAMPLE`) must equal
+the reference core's, or it is not used.
+
+Two ways in:
+
+* an HF ``tokenizer.json`` (``from_file``): fastokens reads the same normalizer and pre-tokenizer as
+  HF ``tokenizers``; only text without added tokens reaches it (``Tokenizer._plain`` / the hot path).
+* tiktoken ranks (the OpenAI encodings, Tekken, tiktoken files): the ranks are written once as a
+  ``.tiktoken`` file under ``$TOKKIT_HOME/fastokens/<key>.tiktoken`` and read with ``from_tiktoken``.
+  tiktoken spells cl100k's and GPT-2's split patterns with possessive quantifiers and ``\\s++$``;
+  :data:`RESPELL` gives fastokens the HF spelling of the same grammar (Llama 3's file carries cl100k's
+  pattern in that form; GPT-2's is the ByteLevel pre-tokenizer's), which its fast scanner recognises
+  (PCRE2 on tiktoken's spelling runs at a third of the speed). The self-check holds the cases where
+  the two spellings could part (trailing whitespace, contractions, newline runs).
+
+fastokens' segment cache (chat traffic) stays off: nothing here turns it on, and it is documented to
+give identical ids when on.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+from typing import TYPE_CHECKING, Callable, Mapping
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["fastokens_available", "fastokens_from_file", "fastokens_from_ranks", "RESPELL"]
+
+log = logging.getLogger(__name__)
+
+_CL100K_HF = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+_GPT2_HF = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+#: tiktoken's spelling of a split pattern -> the HF spelling of the same grammar (module docstring).
+RESPELL: dict[str, str] = {
+    # cl100k, tiktoken >= 0.8 and before
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""": _CL100K_HF,
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+""": _CL100K_HF,
+    # gpt2 / r50k / p50k, tiktoken >= 0.8 and before
+    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s""": _GPT2_HF,
+    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""": _GPT2_HF,
+}
+
+
+def fastokens_available() -> bool:
+    """fastokens imports (it has no wheel for Linux on ARM; tokkit then stays on its other cores)."""
+    try:
+        import fastokens  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _ids(native: object) -> Callable[[str], list[int]]:
+    """``text -> ids`` over fastokens' ``encode_ordinary`` (it returns an Encoding; ``.ids`` is the list)."""
+    encode = native.encode_ordinary  # type: ignore[attr-defined]
+
+    def encode_ordinary(text: str) -> list[int]:
+        return encode(text).ids
+
+    return encode_ordinary
+
+
+def fastokens_from_file(path: str | os.PathLike[str]) -> Callable[[str], list[int]] | None:
+    """fastokens' plain-text encoder for an HF ``tokenizer.json``, or None when it cannot load it."""
+    if not fastokens_available():
+        return None
+    import fastokens
+
+    from tokkit.native_calls import captured_stderr
+
+    try:
+        with captured_stderr():
+            native = fastokens.Tokenizer.from_file(str(path))
+            native.no_truncation()  # a file's own truncation/padding settings would change the ids
+            native.no_padding()
+        return _ids(native)
+    except BaseException as e:  # noqa: BLE001 - a native loader: anything it cannot read means "not this core"
+        if isinstance(e, (KeyboardInterrupt, SystemExit, MemoryError)):
+            raise
+        log.info("fastokens could not load %s (%s: %s)", path, type(e).__name__, str(e)[:120])
+        return None
+
+
+def _rank_file(ranks: Mapping[bytes, int], pattern: str) -> Path:
+    """The ranks as a ``.tiktoken`` file (base64 token, space, rank per line), written once, atomically."""
+    from tokkit.config import tokkit_home
+
+    h = hashlib.sha256(pattern.encode())
+    for tok, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
+        h.update(rank.to_bytes(4, "little") + len(tok).to_bytes(2, "little") + tok)
+    path = tokkit_home() / "fastokens" / f"{h.hexdigest()[:32]}.tiktoken"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        lines = (base64.b64encode(t) + b" " + str(r).encode() for t, r in sorted(ranks.items(), key=lambda kv: kv[1]))
+        part.write_bytes(b"\n".join(lines) + b"\n")
+        os.replace(part, path)
+    return path
+
+
+def fastokens_from_ranks(*, ranks: Mapping[bytes, int], pattern: str, allow_offset: bool = False
+                         ) -> Callable[[str], list[int]] | None:
+    """fastokens' plain-text encoder for tiktoken ranks and split pattern (no special tokens: plain text
+    only), or None when fastokens is missing or cannot build it. fastokens wants ranks from 0; ranks that
+    start higher (Tekken's, after 1,000 special ids) are built shifted and shifted back per id in Python
+    when ``allow_offset`` (slower: only for text no other core can take), else refused."""
+    if not fastokens_available() or not ranks:
+        return None
+    offset = min(ranks.values())
+    if offset and not allow_offset:
+        return None
+    import fastokens
+
+    from tokkit.native_calls import captured_stderr
+
+    try:
+        path = _rank_file({t: r - offset for t, r in ranks.items()} if offset else ranks, pattern)
+        with captured_stderr():
+            native = fastokens.Tokenizer.from_tiktoken(str(path), pattern=RESPELL.get(pattern, pattern), special_tokens={})
+    except BaseException as e:  # noqa: BLE001 - see fastokens_from_file
+        if isinstance(e, (KeyboardInterrupt, SystemExit, MemoryError)):
+            raise
+        log.info("fastokens could not build these ranks (%s: %s)", type(e).__name__, str(e)[:120])
+        return None
+    encode = _ids(native)
+    if not offset:
+        return encode
+
+    def shifted(text: str) -> list[int]:
+        return [i + offset for i in encode(text)]
+
+    return shifted
