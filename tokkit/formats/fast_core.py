@@ -205,9 +205,27 @@ def _fastokens_for(tok: "Tokenizer") -> Callable[[str], list[int]] | None:
         enc = fk.fastokens_from_ranks(ranks=fast.parts.ranks, pattern=fast.parts.pattern)
         return _checked(enc, fast.ordinary, "fastokens", tok.name)
     if tok.backend in ("tiktoken", "tiktoken_file", "tekken"):
-        enc = fk.fastokens_from_ranks(ranks=n._mergeable_ranks, pattern=n._pat_str)
+        enc = _gpt2_bytelevel(tok) if fk.RESPELL.get(n._pat_str) == fk.GPT2_HF else None
+        if enc is None:
+            enc = fk.fastokens_from_ranks(ranks=n._mergeable_ranks, pattern=n._pat_str)
         return _checked(enc, n.encode_ordinary, "fastokens", tok.name)
     return None
+
+
+def _gpt2_bytelevel(tok: "Tokenizer") -> Callable[[str], list[int]] | None:
+    """fastokens for a GPT-2-grammar tiktoken encoding, through the HF ``tokenizer.json`` of
+    ``Tokenizer.to_hf`` with the ByteLevel pre-tokenizer's built-in regex (the same grammar; fastokens'
+    fast scanner takes only that form) and no added tokens (plain text only)."""
+    from tokkit.formats.fastokens_core import fastokens_from_json
+
+    try:
+        j = json.loads(tok.to_hf().to_str())
+    except Exception as e:  # noqa: BLE001 - no HF form: the rank-file route instead
+        log.info("%s: no HF form for fastokens' ByteLevel route (%s)", tok.name, e)
+        return None
+    j["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    j["added_tokens"] = []
+    return fastokens_from_json(json.dumps(j))
 
 
 def _phantom_texts(tok: "Tokenizer") -> tuple[str, ...]:

@@ -15,9 +15,12 @@ Two ways in:
   ``.tiktoken`` file under ``$TOKKIT_HOME/fastokens/<key>.tiktoken`` and read with ``from_tiktoken``.
   tiktoken spells cl100k's and GPT-2's split patterns with possessive quantifiers and ``\\s++$``;
   :data:`RESPELL` gives fastokens the HF spelling of the same grammar (Llama 3's file carries cl100k's
-  pattern in that form; GPT-2's is the ByteLevel pre-tokenizer's), which its fast scanner recognises
-  (PCRE2 on tiktoken's spelling runs at a third of the speed). The self-check holds the cases where
-  the two spellings could part (trailing whitespace, contractions, newline runs).
+  pattern in that form), which its fast scanner recognises (PCRE2 on tiktoken's spelling runs at a
+  third of the speed). GPT-2's grammar is fast only as the ByteLevel pre-tokenizer's built-in regex
+  (24 MB/s as a pattern, 129 as ByteLevel), so those encodings (gpt2, r50k, p50k) go in as the HF
+  ``tokenizer.json`` that ``Tokenizer.to_hf`` writes, with that pre-tokenizer
+  (:func:`fastokens_from_json`). The self-check holds the cases where the spellings could part
+  (trailing whitespace, contractions, newline runs).
 
 fastokens' segment cache (chat traffic) stays off: nothing here turns it on, and it is documented to
 give identical ids when on.
@@ -34,12 +37,12 @@ from typing import TYPE_CHECKING, Callable, Mapping
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["fastokens_available", "fastokens_from_file", "fastokens_from_ranks", "RESPELL"]
+__all__ = ["fastokens_available", "fastokens_from_file", "fastokens_from_json", "fastokens_from_ranks", "RESPELL", "GPT2_HF"]
 
 log = logging.getLogger(__name__)
 
 _CL100K_HF = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-_GPT2_HF = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+GPT2_HF = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 #: tiktoken's spelling of a split pattern -> the HF spelling of the same grammar (module docstring).
 RESPELL: dict[str, str] = {
@@ -47,8 +50,8 @@ RESPELL: dict[str, str] = {
     r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""": _CL100K_HF,
     r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+""": _CL100K_HF,
     # gpt2 / r50k / p50k, tiktoken >= 0.8 and before
-    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s""": _GPT2_HF,
-    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""": _GPT2_HF,
+    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s""": GPT2_HF,
+    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""": GPT2_HF,
 }
 
 
@@ -90,6 +93,25 @@ def fastokens_from_file(path: str | os.PathLike[str]) -> Callable[[str], list[in
             raise
         log.info("fastokens could not load %s (%s: %s)", path, type(e).__name__, str(e)[:120])
         return None
+
+
+def fastokens_from_json(text: str) -> Callable[[str], list[int]] | None:
+    """fastokens' plain-text encoder for a ``tokenizer.json`` given as a string, or None."""
+    if not fastokens_available():
+        return None
+    import fastokens
+
+    from tokkit.native_calls import captured_stderr
+
+    try:
+        with captured_stderr():
+            native = fastokens.Tokenizer.from_json_str(text)
+    except BaseException as e:  # noqa: BLE001 - see fastokens_from_file
+        if isinstance(e, (KeyboardInterrupt, SystemExit, MemoryError)):
+            raise
+        log.info("fastokens could not load this tokenizer.json (%s: %s)", type(e).__name__, str(e)[:120])
+        return None
+    return _ids(native)
 
 
 def _rank_file(ranks: Mapping[bytes, int], pattern: str) -> Path:
