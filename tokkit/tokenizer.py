@@ -29,6 +29,14 @@ from tokkit.vocab import TextVocab, VocabReport
 
 __all__ = ["Tokenizer", "load_tokenizer"]
 
+def _none_in(chars: tuple[str, ...], text: str) -> bool:
+    """No character of ``chars`` occurs in ``text``."""
+    for c in chars:
+        if c in text:
+            return False
+    return True
+
+
 def _need_str(text: object) -> None:
     if not isinstance(text, str):
         hint = " or decode your bytes first (data.decode('utf-8'))" if isinstance(text, (bytes, bytearray)) else ""
@@ -115,9 +123,9 @@ class Tokenizer(TiktokenNames, TransformersNames):
 
     # ------------------------------------------------------------------ encoding
     @cached_property
-    def _hot(self) -> tuple[tuple[str, ...], Any] | None:
+    def _hot(self) -> tuple[str | tuple[str, ...], Any] | None:
         """``(first characters of every special and added token, plain-text encoder)`` for ``encode``'s
-        fast path (:func:`tokkit.formats.fast_core.hot_path`), or None."""
+        fast path (:func:`tokkit.formats.fast_core.hot_path`; one character as a str), or None."""
         from tokkit.formats.fast_core import hot_path
 
         return hot_path(self)
@@ -160,11 +168,10 @@ class Tokenizer(TiktokenNames, TransformersNames):
             UnencodableBytesError: ``strict`` and ``text`` holds a byte of ``vocab.unencodable_bytes()``.
         """
         hot = self._hot
-        if hot is not None and not strict and not add_special_tokens and type(text) is str and len(text) < LONG_RUN:
-            for c in hot[0]:
-                if c in text:
-                    break
-            else:  # no special or added token can occur, so the special-token options cannot change the ids
+        if hot is not None and not (strict or add_special_tokens) and type(text) is str and len(text) < LONG_RUN:
+            first = hot[0]  # one character (one scan: the usual case), or a tuple of them
+            if first not in text if first.__class__ is str else _none_in(first, text):
+                # no special or added token can occur, so the special-token options cannot change the ids
                 try:
                     return hot[1](text)
                 except (ValueError, TypeError):  # lone surrogates, a byte no token spells (fastokens): the long way below
@@ -195,10 +202,8 @@ class Tokenizer(TiktokenNames, TransformersNames):
         ``encode_ordinary``; ``encode(text, disallowed_special=())``), on ``encode``'s fast path."""
         hot = self._hot
         if hot is not None and type(text) is str and len(text) < LONG_RUN:
-            for c in hot[0]:
-                if c in text:
-                    break
-            else:
+            first = hot[0]
+            if first not in text if first.__class__ is str else _none_in(first, text):
                 try:
                     return hot[1](text)
                 except (ValueError, TypeError):  # lone surrogates (quicktok: TypeError), a byte no token spells (fastokens)

@@ -270,7 +270,7 @@ def _possible(tok: "Tokenizer", ranks: Mapping[bytes, int], pattern: str) -> boo
     return (bool(ranks) or tok.backend == "hf") and _wanted("fastokens") and fastokens_available()
 
 
-def hot_path(tok: "Tokenizer") -> tuple[tuple[str, ...], Callable[[str], list[int]]] | None:
+def hot_path(tok: "Tokenizer") -> tuple[str | tuple[str, ...], Callable[[str], list[int]]] | None:
     """``(first characters of every special and added token, plain-text encoder)`` for ``encode``'s fast
     path: tiktoken's Rust core, which the fast core (:func:`quick_for`) replaces once it pays
     (:data:`AUTO_CHARS`). All raise on lone surrogates (UnicodeEncodeError; quicktok: TypeError):
@@ -285,7 +285,8 @@ def hot_path(tok: "Tokenizer") -> tuple[tuple[str, ...], Callable[[str], list[in
         starts, plain, ranks, pattern = {t[0] for t in n.special_tokens_set if t}, core_ordinary(n), n._mergeable_ranks, n._pat_str
     else:
         return None
-    first = tuple(sorted(starts | set(tok._policy.starts)))
+    chars = tuple(sorted(starts | set(tok._policy.starts)))
+    first: str | tuple[str, ...] = chars[0] if len(chars) == 1 else chars  # one character: one `in` per call
     if not _possible(tok, ranks, pattern):
         return first, plain
 
