@@ -7,7 +7,7 @@ Two native encoders on PyPI beat tiktoken's core on one text per call (``benchma
   SmolLM2, whose patterns quicktok gets wrong or has no scanner for. Preferred.
 * **quicktok-v1** (MIT): hand-compiled scanners for the cl100k, o200k, Llama 3, Qwen and Tekken
   patterns; it is not exact everywhere (its Llama 3 encodes ``"ューション"`` as 2 tokens where HF and
-  tiktoken give 5). :func:`quick_core` writes the ranks in its format once under
+  tiktoken give 5); :mod:`tokkit.formats.quicktok_core` writes the ranks in its format once under
   ``$TOKKIT_HOME/quicktok/<key>`` and keeps its self-check verdict beside them.
 
 Either is used only behind the load-time self-check that guards tiktoken's core
@@ -22,18 +22,15 @@ whose calls release the GIL for :func:`tokkit.formats.batching.map_chunked`'s th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from tokkit.tokenizer import Tokenizer
 
-__all__ = ["quick_core", "quick_possible", "quick_mode", "hot_path", "quick_for", "long_run_encoder", "AUTO_CHARS", "CORES"]
+__all__ = ["quick_mode", "hot_path", "quick_for", "long_run_encoder", "AUTO_CHARS", "CORES"]
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +42,6 @@ AUTO_CHARS = 8_000_000
 
 #: The fast cores in the order they are tried (the first that builds and passes the self-check wins).
 CORES = ("fastokens", "quicktok")
-
-#: tiktoken >= 0.8 writes cl100k's pattern with more possessive quantifiers and ``\s++$``; quicktok's
-#: cl100k scanner is its grammar (the self-check holds trailing-whitespace texts to confirm it).
-_SAME_GRAMMAR = {
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""": "cl100k",
-}
 
 
 def quick_mode() -> str:
@@ -65,101 +56,6 @@ def quick_mode() -> str:
 def _wanted(core: str) -> bool:
     mode = quick_mode()
     return mode != "0" and (mode not in CORES or mode == core)
-
-
-def _scanner(pattern: str) -> str | None:
-    try:
-        from quicktok import _import_core as core
-    except ImportError:
-        return None
-    return core.KNOWN_PATTERNS.get(pattern) or _SAME_GRAMMAR.get(pattern)
-
-
-def quick_possible(*, ranks: Mapping[bytes, int], pattern: str) -> bool:
-    """quicktok is installed, compiles this pattern and holds these ids (no load, no check)."""
-    if not _wanted("quicktok") or _scanner(pattern) is None or not ranks:
-        return False
-    return max(ranks.values()) - min(ranks.values()) < 1 << 18
-
-
-def _key(pattern: str, nfc: bool, ranks: Mapping[bytes, int], version: str) -> str:
-    h = hashlib.sha256(repr((pattern, nfc, version, "offset-v2")).encode())
-    for tok, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
-        h.update(rank.to_bytes(4, "little") + len(tok).to_bytes(2, "little") + tok)
-    return h.hexdigest()[:32]
-
-
-def _build(folder: Any, name: str, ranks: Mapping[bytes, int], scanner: str, nfc: bool) -> None:
-    """quicktok's files for ``ranks`` in ``folder``, written in a temporary folder and renamed in;
-    ids that start past 0 (Tekken's 1,000 special ids) become quicktok's ``id_offset``."""
-    import shutil
-    import tempfile
-
-    import quicktok
-    from quicktok import _import_core as core
-
-    offset = min(ranks.values())
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-")
-    try:
-        core.write_files(tmp, name, {t: r - offset for t, r in ranks.items()}, {}, scanner, nfc, offset)
-        core.ensure_tables(tmp, os.path.join(os.path.dirname(quicktok.__file__), "data"), scanner, nfc)
-        os.replace(tmp, folder)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not folder.exists():
-            raise
-
-
-def _read_verdict(path: Path) -> dict | None:
-    """The cached self-check verdict, or None (absent or unreadable: the check runs again)."""
-    try:
-        v = json.loads(path.read_text(encoding="utf-8"))
-        return v if isinstance(v, dict) and isinstance(v.get("exact"), bool) else None
-    except (OSError, ValueError):
-        return None
-
-
-def quick_core(*, ranks: Mapping[bytes, int], pattern: str, nfc: bool, reference: Callable[[str], list[int]],
-               name: str = "") -> Callable[[str], list[int]] | None:
-    """quicktok's ``encode_ordinary`` for these ranks and pattern if it equals ``reference`` (tiktoken's
-    exact core, NFC applied when ``nfc``) on the self-check sample, else None with the reason logged."""
-    if not quick_possible(ranks=ranks, pattern=pattern):
-        log.info("%s: plain text on tiktoken's core: quicktok is off, not installed, or has no scanner for its pattern", name)
-        return None
-    import quicktok
-
-    from tokkit.config import tokkit_home
-    from tokkit.formats.fast_bpe_check import SAMPLE
-
-    key = _key(pattern, nfc, ranks, quicktok.__version__)
-    folder = tokkit_home() / "quicktok" / key
-    verdict_path = folder / "verdict.json"
-    try:
-        verdict = _read_verdict(verdict_path)
-        if verdict is not None and not verdict["exact"]:
-            log.info("%s: plain text on tiktoken's core, not quicktok: %s", name, verdict["reason"])
-            return None
-        if not (folder / "enc.enc").exists():
-            _build(folder, "enc", ranks, _scanner(pattern), nfc)  # type: ignore[arg-type]
-        encoder = quicktok.Tokenizer("enc", str(folder)).encode_ordinary
-    except (OSError, RuntimeError, ValueError) as e:
-        log.info("%s: plain text on tiktoken's core: quicktok could not load (%s)", name, e)
-        return None
-    if verdict is None:
-        bad = [t for t in SAMPLE if encoder(t) != reference(t)]
-        verdict = {"exact": not bad, "reason": f"self-check: {len(bad)} of {len(SAMPLE)} sample texts differ "
-                   f"(first {bad[0][:40]!r})" if bad else ""}
-        try:  # temporary + rename: a reader never sees half a verdict
-            part = verdict_path.with_name(f".verdict.{os.getpid()}.tmp")
-            part.write_text(json.dumps(verdict), encoding="utf-8")
-            os.replace(part, verdict_path)
-        except OSError:
-            pass  # a cache: the check runs again next time
-    if not verdict["exact"]:
-        log.info("%s: plain text on tiktoken's core, not quicktok: %s", name, verdict["reason"])
-        return None
-    return encoder
 
 
 def _checked(encoder: Callable[[str], list[int]] | None, reference: Callable[[str], list[int]], core: str,
@@ -240,7 +136,12 @@ def _phantom_texts(tok: "Tokenizer") -> tuple[str, ...]:
 
 
 def _quicktok_for(tok: "Tokenizer") -> Callable[[str], list[int]] | None:
-    """:func:`quick_core` for a loaded tokenizer: its tiktoken ranks, or FastBPE's for an HF file."""
+    """:func:`tokkit.formats.quicktok_core.quick_core` for a loaded tokenizer: its tiktoken ranks, or
+    FastBPE's for an HF file."""
+    from tokkit.formats.quicktok_core import quick_core
+
+    if not _wanted("quicktok"):
+        return None
     fast, n = tok._fast, tok.native
     if fast is not None:
         p = fast.parts
@@ -264,8 +165,9 @@ def quick_for(tok: "Tokenizer") -> tuple[str, Callable[[str], list[int]]] | None
 def _possible(tok: "Tokenizer", ranks: Mapping[bytes, int], pattern: str) -> bool:
     """A fast core may exist (no load, no check): quicktok has a scanner, or fastokens is installed."""
     from tokkit.formats.fastokens_core import fastokens_available
+    from tokkit.formats.quicktok_core import quick_possible
 
-    if quick_possible(ranks=ranks, pattern=pattern):
+    if _wanted("quicktok") and quick_possible(ranks=ranks, pattern=pattern):
         return True
     return (bool(ranks) or tok.backend == "hf") and _wanted("fastokens") and fastokens_available()
 
