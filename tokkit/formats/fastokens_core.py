@@ -32,7 +32,7 @@ import base64
 import hashlib
 import logging
 import os
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -74,8 +74,10 @@ def _ids(native: object) -> Callable[[str], list[int]]:
     return encode_ordinary
 
 
-def fastokens_from_file(path: str | os.PathLike[str]) -> Callable[[str], list[int]] | None:
-    """fastokens' plain-text encoder for an HF ``tokenizer.json``, or None when it cannot load it."""
+def _load(what: str, make: Callable[[Any], Any]) -> Callable[[str], list[int]] | None:
+    """``make(fastokens.Tokenizer)``'s plain-text encoder, its truncation and padding off (a file's own
+    settings would change the ids), or None with the reason logged: anything a native loader cannot
+    read only means "not this core". Its stderr (a Rust panic's backtrace) is kept off the terminal."""
     if not fastokens_available():
         return None
     import fastokens
@@ -84,34 +86,25 @@ def fastokens_from_file(path: str | os.PathLike[str]) -> Callable[[str], list[in
 
     try:
         with captured_stderr():
-            native = fastokens.Tokenizer.from_file(str(path))
-            native.no_truncation()  # a file's own truncation/padding settings would change the ids
+            native = make(fastokens.Tokenizer)
+            native.no_truncation()
             native.no_padding()
-        return _ids(native)
-    except BaseException as e:  # noqa: BLE001 - a native loader: anything it cannot read means "not this core"
+    except BaseException as e:  # noqa: BLE001 - native loaders raise anything, panics included
         if isinstance(e, (KeyboardInterrupt, SystemExit, MemoryError)):
             raise
-        log.info("fastokens could not load %s (%s: %s)", path, type(e).__name__, str(e)[:120])
+        log.info("fastokens could not load %s (%s: %s)", what, type(e).__name__, str(e)[:120])
         return None
+    return _ids(native)
+
+
+def fastokens_from_file(path: str | os.PathLike[str]) -> Callable[[str], list[int]] | None:
+    """fastokens' plain-text encoder for an HF ``tokenizer.json``, or None when it cannot load it."""
+    return _load(str(path), lambda t: t.from_file(str(path)))
 
 
 def fastokens_from_json(text: str) -> Callable[[str], list[int]] | None:
     """fastokens' plain-text encoder for a ``tokenizer.json`` given as a string, or None."""
-    if not fastokens_available():
-        return None
-    import fastokens
-
-    from tokkit.native_calls import captured_stderr
-
-    try:
-        with captured_stderr():
-            native = fastokens.Tokenizer.from_json_str(text)
-    except BaseException as e:  # noqa: BLE001 - see fastokens_from_file
-        if isinstance(e, (KeyboardInterrupt, SystemExit, MemoryError)):
-            raise
-        log.info("fastokens could not load this tokenizer.json (%s: %s)", type(e).__name__, str(e)[:120])
-        return None
-    return _ids(native)
+    return _load("this tokenizer.json", lambda t: t.from_json_str(text))
 
 
 def _rank_file(ranks: Mapping[bytes, int], pattern: str) -> Path:
@@ -126,8 +119,11 @@ def _rank_file(ranks: Mapping[bytes, int], pattern: str) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         part = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         lines = (base64.b64encode(t) + b" " + str(r).encode() for t, r in sorted(ranks.items(), key=lambda kv: kv[1]))
-        part.write_bytes(b"\n".join(lines) + b"\n")
-        os.replace(part, path)
+        try:
+            part.write_bytes(b"\n".join(lines) + b"\n")
+            os.replace(part, path)
+        finally:
+            part.unlink(missing_ok=True)  # after a failed write; gone already after the rename
     return path
 
 
@@ -142,21 +138,13 @@ def fastokens_from_ranks(*, ranks: Mapping[bytes, int], pattern: str, allow_offs
     offset = min(ranks.values())
     if offset and not allow_offset:
         return None
-    import fastokens
-
-    from tokkit.native_calls import captured_stderr
-
     try:
         path = _rank_file({t: r - offset for t, r in ranks.items()} if offset else ranks, pattern)
-        with captured_stderr():
-            native = fastokens.Tokenizer.from_tiktoken(str(path), pattern=RESPELL.get(pattern, pattern), special_tokens={})
-    except BaseException as e:  # noqa: BLE001 - see fastokens_from_file
-        if isinstance(e, (KeyboardInterrupt, SystemExit, MemoryError)):
-            raise
-        log.info("fastokens could not build these ranks (%s: %s)", type(e).__name__, str(e)[:120])
+    except OSError as e:
+        log.info("fastokens: cannot write the rank file (%s)", e)
         return None
-    encode = _ids(native)
-    if not offset:
+    encode = _load("these ranks", lambda t: t.from_tiktoken(str(path), pattern=RESPELL.get(pattern, pattern), special_tokens={}))
+    if encode is None or not offset:
         return encode
 
     def shifted(text: str) -> list[int]:
