@@ -145,7 +145,9 @@ class Tokenizer(TiktokenNames, TransformersNames):
         hot = self._hot
         if hot is not None:
             quick = self.__dict__.get("_quick")
-            return quick[0] if quick is not None and hot[1] is quick[1] else "tiktoken"
+            if quick is not None and hot[1] is quick[1]:
+                return quick[0]
+            return "tokenizers" if self._fast is None and self._src.backend == "hf" else "tiktoken"
         return "sentencepiece" if self._src.backend == "spm" else "tokenizers"
 
     def encode(self, text: str, *, allowed_special: Spec = frozenset(), disallowed_special: Spec | tuple[()] = "all",
@@ -190,7 +192,8 @@ class Tokenizer(TiktokenNames, TransformersNames):
         Text that only *starts* like a special string (a ``<`` in HTML) then stays on the fast core
         instead of falling back to the slower one, whose tables would also evict the fast core's."""
         hot = self._hot
-        if hot is None or any(a in text for a in self._always) or has_long_run(text):
+        if hot is None or self._fast is None and self._src.backend == "hf" or any(a in text for a in self._always) \
+                or has_long_run(text):  # (an HF file that is not byte-level: its added tokens are the long way's)
             return None
         try:
             return hot[1](text)

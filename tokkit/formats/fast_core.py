@@ -59,16 +59,18 @@ def _wanted(core: str) -> bool:
 
 
 def _checked(encoder: Callable[[str], list[int]] | None, reference: Callable[[str], list[int]], core: str,
-             name: str, may_refuse: tuple[str, ...] = ()) -> Callable[[str], list[int]] | None:
-    """``encoder`` if its ids equal ``reference``'s on every self-check text (a raise counts as a
-    difference) and, on each of ``may_refuse``, equal them or raise ``ValueError`` (``encode`` then
-    takes the long way, as for lone surrogates)."""
+             name: str, may_refuse: tuple[str, ...] = (), sample: tuple[str, ...] | None = None
+             ) -> Callable[[str], list[int]] | None:
+    """``encoder`` if its ids equal ``reference``'s on every self-check text (``sample``, by default
+    :data:`tokkit.formats.fast_bpe_check.SAMPLE`; a raise counts as a difference) and, on each of
+    ``may_refuse``, equal them or raise ``ValueError`` (``encode`` then takes the long way, as for
+    lone surrogates)."""
     if encoder is None:
         return None
-    from tokkit.formats.fast_bpe_check import SAMPLE
+    texts = _sample() if sample is None else sample
 
     bad = []
-    for t in SAMPLE + may_refuse:
+    for t in texts + may_refuse:
         try:
             same = encoder(t) == reference(t)
         except ValueError:
@@ -79,7 +81,7 @@ def _checked(encoder: Callable[[str], list[int]] | None, reference: Callable[[st
             bad.append(t)
     if bad:
         log.info("%s: plain text not on %s: self-check: %d of %d sample texts differ (first %r)",
-                 name, core, len(bad), len(SAMPLE), bad[0][:40])
+                 name, core, len(bad), len(texts) + len(may_refuse), bad[0][:40])
         return None
     return encoder
 
@@ -105,7 +107,29 @@ def _fastokens_for(tok: "Tokenizer") -> Callable[[str], list[int]] | None:
         if enc is None:
             enc = fk.fastokens_from_ranks(ranks=n._mergeable_ranks, pattern=n._pat_str)
         return _checked(enc, n.encode_ordinary, "fastokens", tok.name)
+    if tok.backend == "hf":  # not byte-level: checked on the sample texts the hot path can hand it
+        starts = _hf_added_starts(tok) | set(tok._policy.starts)
+        sample = tuple(t for t in SAMPLE_HF_EXTRA + _sample() if not any(c in t for c in starts))
+        return _checked(fk.fastokens_from_file(tok._src.path), lambda t: n.encode(t, add_special_tokens=False).ids,
+                        "fastokens", tok.name, sample=sample)
     return None
+
+
+#: Texts for the self-check of a non-byte-level file (SentencePiece-style BPE: the prefix space, byte
+#: fallback for characters outside the vocabulary, runs of spaces, digits) beside the shared sample.
+SAMPLE_HF_EXTRA = ("  two leading spaces", "tab\there", "x" * 300, "\U0001f9ec\U0001fae0 \u2603 \U00010348", "1234567890 3.14",
+                   "\u00e9\u0301 \ufb01", "trailing   ", "\n\n\nnewlines\n", "\u200b\u200d\ufeff")
+
+
+def _sample() -> tuple[str, ...]:
+    from tokkit.formats.fast_bpe_check import SAMPLE
+
+    return SAMPLE
+
+
+def _hf_added_starts(tok: "Tokenizer") -> set[str]:
+    """First characters of every added token of an HF file (special or not: HF matches both in text)."""
+    return {t.content[0] for t in tok.native.get_added_tokens_decoder().values() if t.content}
 
 
 def _gpt2_bytelevel(tok: "Tokenizer") -> Callable[[str], list[int]] | None:
@@ -185,6 +209,11 @@ def hot_path(tok: "Tokenizer") -> tuple[str | tuple[str, ...], Callable[[str], l
         from tokkit.formats.fast_bpe import core_ordinary
 
         starts, plain, ranks, pattern = {t[0] for t in n.special_tokens_set if t}, core_ordinary(n), n._mergeable_ranks, n._pat_str
+    elif tok.backend == "hf" and _wanted("fastokens"):  # not byte-level (Llama 2, Gemma): HF itself, or fastokens
+        starts, ranks, pattern = _hf_added_starts(tok), {}, ""
+
+        def plain(text: str) -> list[int]:  # what the long way gives text without added tokens
+            return n.encode(text, add_special_tokens=False).ids
     else:
         return None
     chars = tuple(sorted(starts | set(tok._policy.starts)))
