@@ -54,6 +54,29 @@ def test_fast_core_where_exact(alias, eager):
         assert tok.encode("a\ud800b") == tok._encode_plan("a\ud800b", ORDINARY, False)  # lone surrogate: the long way
 
 
+@pytest.mark.parametrize("alias", ["cl100k", "tekken", "qwen2", "llama2"])
+@pytest.mark.parametrize("mode", ["1", "0"])
+def test_hot_path_input_types(alias, mode, monkeypatch):
+    """Anything but text gets InputTypeError from encode and encode_ordinary on every core (never a
+    native or attribute error from a plain-text encoder), and a str subclass the ids of its str."""
+    from tokkit.errors import InputTypeError
+
+    monkeypatch.setenv("TOKKIT_FAST_CORE", mode)
+    tok = load_tokenizer(alias)
+    text = "Hello world, naïve café 🤗 " * 3
+    ref = _reference(tok)(text)
+    assert mode == "0" or tok._hot is not None and tok.core == EXPECTED[alias]
+
+    class Text(str):
+        pass
+
+    for call in (tok.encode, tok.encode_ordinary):
+        assert call(Text(text)) == call(text) == ref
+        for bad in (text.encode(), None, [text], 42, ("a", "b")):
+            with pytest.raises(InputTypeError, match="found"):
+                call(bad)
+
+
 _CHARS = st.sampled_from(list("aZé ß\t\n\r0123456789'’.,!?-_/<>|") + ["'s", "'LL", "\u00a0", "\u3000", "\u0301", "日本", "ューション",
                                                                          "🤗", "👍🏽", "½", "٣", "لعربية", "हिन्दी", "\x0b", "\x85", "\u2028", "  ", "\n\n"])
 

@@ -123,9 +123,10 @@ class Tokenizer(TiktokenNames, TransformersNames):
 
     # ------------------------------------------------------------------ encoding
     @cached_property
-    def _hot(self) -> tuple[str | tuple[str, ...], Any] | None:
-        """``(first characters of every special and added token, plain-text encoder)`` for ``encode``'s
-        fast path (:func:`tokkit.formats.fast_core.hot_path`; one character as a str), or None."""
+    def _hot(self) -> tuple[str | tuple[str, ...], Any, Any] | None:
+        """``(first characters of every special and added token, plain-text encoder, its native call)``
+        for ``encode``'s fast path (:func:`tokkit.formats.fast_core.hot_path`; one character as a str;
+        the native call returns the ids or an object whose ``.ids`` they are), or None."""
         from tokkit.formats.fast_core import hot_path
 
         return hot_path(self)
@@ -170,14 +171,16 @@ class Tokenizer(TiktokenNames, TransformersNames):
             UnencodableBytesError: ``strict`` and ``text`` holds a byte of ``vocab.unencodable_bytes()``.
         """
         hot = self._hot
-        if hot is not None and not (strict or add_special_tokens) and type(text) is str and len(text) < LONG_RUN:
-            first = hot[0]  # one character (one scan: the usual case), or a tuple of them
-            if first not in text if first.__class__ is str else _none_in(first, text):
-                # no special or added token can occur, so the special-token options cannot change the ids
-                try:
-                    return hot[1](text)
-                except (ValueError, TypeError):  # lone surrogates, a byte no token spells (fastokens): the long way below
-                    pass
+        if hot is not None and not (strict or add_special_tokens):
+            try:
+                first = hot[0]  # one character (one scan: the usual case), or a tuple of them
+                if text.__class__ is str and len(text) < LONG_RUN and (
+                        first not in text if first.__class__ is str else _none_in(first, text)):
+                    # no special or added token can occur, so the special-token options cannot change the ids
+                    ids = hot[2](text)
+                    return ids if ids.__class__ is list else ids.ids
+            except (ValueError, TypeError):  # lone surrogates, a byte no token spells (fastokens): the long way below
+                pass
         _need_str(text)
         if strict:
             self._check_encodable(text)
@@ -204,13 +207,15 @@ class Tokenizer(TiktokenNames, TransformersNames):
         """Token ids of ``text`` with special-token strings encoded as plain text (tiktoken's
         ``encode_ordinary``; ``encode(text, disallowed_special=())``), on ``encode``'s fast path."""
         hot = self._hot
-        if hot is not None and type(text) is str and len(text) < LONG_RUN:
-            first = hot[0]
-            if first not in text if first.__class__ is str else _none_in(first, text):
-                try:
-                    return hot[1](text)
-                except (ValueError, TypeError):  # lone surrogates (quicktok: TypeError), a byte no token spells (fastokens)
-                    pass
+        if hot is not None:
+            try:
+                first = hot[0]  # one character (one scan: the usual case), or a tuple of them
+                if text.__class__ is str and len(text) < LONG_RUN and (
+                        first not in text if first.__class__ is str else _none_in(first, text)):
+                    ids = hot[2](text)
+                    return ids if ids.__class__ is list else ids.ids
+            except (ValueError, TypeError):  # lone surrogates (quicktok: TypeError), a byte no token spells (fastokens)
+                pass
         _need_str(text)
         ids = self._plain(text)
         return ids if ids is not None else self._encode_plan(text, ORDINARY, False)

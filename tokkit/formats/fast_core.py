@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 if TYPE_CHECKING:
     from tokkit.tokenizer import Tokenizer
 
-__all__ = ["quick_mode", "hot_path", "quick_for", "long_run_encoder", "AUTO_CHARS", "CORES"]
+__all__ = ["quick_mode", "hot_path", "native_call", "quick_for", "long_run_encoder", "AUTO_CHARS", "CORES"]
 
 log = logging.getLogger(__name__)
 
@@ -196,11 +196,13 @@ def _possible(tok: "Tokenizer", ranks: Mapping[bytes, int], pattern: str) -> boo
     return (bool(ranks) or tok.backend == "hf") and _wanted("fastokens") and fastokens_available()
 
 
-def hot_path(tok: "Tokenizer") -> tuple[str | tuple[str, ...], Callable[[str], list[int]]] | None:
-    """``(first characters of every special and added token, plain-text encoder)`` for ``encode``'s fast
-    path: tiktoken's Rust core, which the fast core (:func:`quick_for`) replaces once it pays
-    (:data:`AUTO_CHARS`). All raise on lone surrogates (UnicodeEncodeError; quicktok: TypeError):
-    ``encode`` then takes the long way."""
+def hot_path(tok: "Tokenizer") -> tuple[str | tuple[str, ...], Callable[[str], list[int]], Callable[[str], object]] | None:
+    """``(first characters of every special and added token, plain-text encoder, its native call)`` for
+    ``encode``'s fast path: tiktoken's Rust core, which the fast core (:func:`quick_for`) replaces once it
+    pays (:data:`AUTO_CHARS`). The native call is the encoder without its Python wrapper where it has one
+    (fastokens: it returns an Encoding, whose ``.ids`` ``encode`` takes itself: one Python frame less per
+    call). All raise on lone surrogates (UnicodeEncodeError; quicktok: TypeError): ``encode`` then takes
+    the long way."""
     fast, n = tok._fast, tok.native
     if fast is not None:
         starts, plain, pattern = set(fast.starts), fast.plain_encoder, fast.parts.pattern
@@ -219,23 +221,33 @@ def hot_path(tok: "Tokenizer") -> tuple[str | tuple[str, ...], Callable[[str], l
     chars = tuple(sorted(starts | set(tok._policy.starts)))
     first: str | tuple[str, ...] = chars[0] if len(chars) == 1 else chars  # one character: one `in` per call
     if not _possible(tok, ranks, pattern):
-        return first, plain
+        return first, plain, plain
 
     def quick() -> Callable[[str], list[int]]:
         q = tok._quick
         return plain if q is None else q[1]
 
     if quick_mode() != "auto":
-        return first, quick()
+        q = quick()
+        return first, q, native_call(q)
     left = [AUTO_CHARS]
 
     def counting(text: str) -> list[int]:  # tiktoken's core until AUTO_CHARS characters went through
         left[0] -= len(text)
         if left[0] < 0:
-            tok.__dict__["_hot"] = (first, quick())
+            q = quick()
+            tok.__dict__["_hot"] = (first, q, native_call(q))
         return plain(text)
 
-    return first, counting
+    return first, counting, counting
+
+
+def native_call(encoder: Callable[[str], list[int]]) -> Callable[[str], object]:
+    """The native call under ``encoder`` (fastokens' ``encode_ordinary``, whose result's ``.ids`` are the
+    ids: :func:`tokkit.formats.fastokens_core.native_of`), else ``encoder`` itself (it returns the list)."""
+    from tokkit.formats.fastokens_core import native_of
+
+    return native_of(encoder) or encoder
 
 
 def long_run_encoder(tok: "Tokenizer") -> Callable[[str], list[int]] | None:

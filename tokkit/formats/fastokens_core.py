@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["fastokens_available", "fastokens_from_file", "fastokens_from_json", "fastokens_from_ranks", "RESPELL", "GPT2_HF"]
+__all__ = ["fastokens_available", "native_of", "fastokens_from_file", "fastokens_from_json", "fastokens_from_ranks", "RESPELL", "GPT2_HF"]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,14 @@ def _ids(native: object) -> Callable[[str], list[int]]:
     def encode_ordinary(text: str) -> list[int]:
         return encode(text).ids
 
+    encode_ordinary._fastokens_native = encode  # type: ignore[attr-defined]  # for native_of
     return encode_ordinary
+
+
+def native_of(encoder: Callable[[str], list[int]]) -> Callable[[str], Any] | None:
+    """fastokens' ``encode_ordinary`` under an encoder of :func:`_ids` (it returns an Encoding: ``.ids``
+    is the list), or None for any other encoder. ``Tokenizer.encode`` calls it directly."""
+    return getattr(encoder, "_fastokens_native", None)
 
 
 def _load(what: str, make: Callable[[Any], Any]) -> Callable[[str], list[int]] | None:
