@@ -24,6 +24,7 @@ from tokkit.formats.long_runs import LONG_RUN, has_long_run
 from tokkit.formats.native import WHAT, Source, hf_ordinary, open_native, vocab_of
 from tokkit.formats.segments import Segments
 from tokkit.formats.special_policy import ORDINARY, Plan, SpecialPolicy, Spec, special_ids
+from tokkit.formats.surrogates import find_surrogate, map_offsets, surrogate_error, tiktoken_reading, without_surrogates
 from tokkit.names import ResolvedTokenizer, resolve_tokenizer
 from tokkit.vocab import TextVocab, VocabReport
 
@@ -163,12 +164,18 @@ class Tokenizer(TiktokenNames, TransformersNames):
         reference library does (Llama 2/3, Mistral, Tekken, Gemma: yes; GPT-2, the OpenAI ranks,
         Qwen, SmolLM2: no).
 
+        A lone surrogate code point (U+D800..U+DFFF, which no UTF-8 text holds) is read as U+FFFD on
+        every backend, as tiktoken reads it (:mod:`tokkit.formats.surrogates`; HF ``tokenizers`` and
+        sentencepiece raise a native error instead).
+
         With ``strict=True`` text holding a byte that no token spells is refused instead of losing
-        that byte silently (the reference libraries drop it: SmolLM2 ``"a\x16b"`` -> ``[81, 82]``).
+        that byte silently (the reference libraries drop it: SmolLM2 ``"a\x16b"`` -> ``[81, 82]``),
+        and so is text holding a surrogate code point.
 
         Raises:
             SpecialTokenError: ``text`` contains a disallowed special-token string.
-            UnencodableBytesError: ``strict`` and ``text`` holds a byte of ``vocab.unencodable_bytes()``.
+            UnencodableBytesError: ``strict`` and ``text`` holds a byte of ``vocab.unencodable_bytes()``
+                or a surrogate code point.
         """
         hot = self._hot
         if hot is not None and not (strict or add_special_tokens):
@@ -187,7 +194,13 @@ class Tokenizer(TiktokenNames, TransformersNames):
         plan = self._policy.plan(text, allowed_special, disallowed_special)
         if not plan.special and not add_special_tokens and (ids := self._plain(text)) is not None:
             return ids  # a '<' but no special string to encode: the fast core, as above
-        return self._with_reference_bos(self._encode_plan(text, plan, add_special_tokens), add_special_tokens)
+        try:
+            return self._with_reference_bos(self._encode_plan(text, plan, add_special_tokens), add_special_tokens)
+        except (TypeError, RuntimeError):  # HF tokenizers and sentencepiece refuse lone surrogates: tiktoken's reading
+            if (read := without_surrogates(text)) is None:
+                raise
+        return self.encode(read, allowed_special=allowed_special, disallowed_special=disallowed_special,
+                           add_special_tokens=add_special_tokens)
 
     def _plain(self, text: str) -> list[int] | None:
         """The fast path's ids of ``text`` read as plain text, or None where that is not what the
@@ -218,7 +231,14 @@ class Tokenizer(TiktokenNames, TransformersNames):
                 pass
         _need_str(text)
         ids = self._plain(text)
-        return ids if ids is not None else self._encode_plan(text, ORDINARY, False)
+        if ids is not None:
+            return ids
+        try:
+            return self._encode_plan(text, ORDINARY, False)
+        except (TypeError, RuntimeError):  # lone surrogates (HF tokenizers, sentencepiece): tiktoken's reading
+            if (read := without_surrogates(text)) is None:
+                raise
+        return self.encode_ordinary(read)
 
     def encode_with_offsets(self, text: str, *, allowed_special: Spec = frozenset(), disallowed_special: Spec | tuple[()] = "all",
                             add_special_tokens: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
@@ -228,14 +248,18 @@ class Tokenizer(TiktokenNames, TransformersNames):
         from tokkit.formats.offsets import encode_with_offsets
 
         _need_str(text)
-        plan = self._policy.plan(text, allowed_special, disallowed_special)
-        return encode_with_offsets(self, text, plan, add_special_tokens)
+        read, starts = tiktoken_reading(text)  # lone surrogates as encode reads them; offsets into `text`
+        plan = self._policy.plan(read, allowed_special, disallowed_special)
+        ids, offsets = encode_with_offsets(self, read, plan, add_special_tokens)
+        return ids, map_offsets(offsets, starts)
 
     @cached_property
     def _unencodable(self) -> frozenset[int]:
         return frozenset(self.vocab.unencodable_bytes())
 
     def _check_encodable(self, text: str) -> None:
+        if (at := find_surrogate(text)) is not None:
+            raise surrogate_error(text, at, self.name)
         if not self._unencodable:
             return
         data = text.encode("utf-8", errors="surrogatepass")
@@ -310,7 +334,14 @@ class Tokenizer(TiktokenNames, TransformersNames):
         for t in texts:
             _need_str(t)
         plans = [self._policy.plan(t, allowed_special, disallowed_special) for t in texts]
-        out = self._encode_batch(texts, plans, add_special_tokens)
+        try:
+            out = self._encode_batch(texts, plans, add_special_tokens)
+        except (TypeError, RuntimeError):  # lone surrogates (HF tokenizers, sentencepiece): tiktoken's reading
+            read = [without_surrogates(t) for t in texts]
+            if all(r is None for r in read):
+                raise
+            texts = [t if r is None else r for t, r in zip(texts, read)]
+            out = self._encode_batch(texts, plans, add_special_tokens)
         if add_special_tokens and self._reference_bos is not None:
             return [self._with_reference_bos(ids, True) for ids in out]
         return out
