@@ -660,6 +660,11 @@ def test_python_api_bad_input_is_a_clear_error():
         tok.encode(b"caf\xc3\xa9")
     with pytest.raises(InputTypeError, match="wrap it in a list"):
         tok.encode_batch("one text")
+    for ids in (None, 1.5 + 0j, object()):  # not ids at all: said so, not a bare "not iterable" TypeError
+        with pytest.raises(InputTypeError, match=r"expected token ids as a list of int .* found"):
+            tok.decode(ids)
+    with pytest.raises(InputTypeError, match=r"batch_decode takes a list of id lists, found a single int"):
+        tok.batch_decode(15496)
     with pytest.raises(VocabMismatchError, match=r"out of range for gpt2 \(50257 ids: 0..50256\)"):
         tok.decode([15496, 10**9])
     with pytest.raises(VocabMismatchError, match="out of range"):

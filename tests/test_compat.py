@@ -50,6 +50,7 @@ def test_transformers_names(alias):
     assert tok.convert_tokens_to_ids(tok.tokenize(TEXTS[0])) == ids
     assert tok.get_vocab() == hf.get_vocab()
     assert tok.batch_decode([ids, ids[:2]]) == hf.batch_decode([ids, ids[:2]])
+    assert tok.decode(ids[1]) == hf.decode(ids[1]) and tok.batch_decode(ids[:3]) == hf.batch_decode(ids[:3])  # single ints
     assert tok.all_special_ids == sorted(i for i, t in tok.native.get_added_tokens_decoder().items() if t.special)
     out = tok(TEXTS[:2], add_special_tokens=False)
     ref = hf(TEXTS[:2], add_special_tokens=False)

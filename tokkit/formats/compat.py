@@ -151,7 +151,18 @@ class TransformersNames:
         return [self._spelled_ids.get(t, unk) for t in tokens]
 
     def batch_decode(self, sequences: Sequence[Sequence[int]], *, skip_special_tokens: bool = False) -> list[str]:
-        return [self.decode(s, skip_special_tokens=skip_special_tokens) for s in sequences]  # type: ignore[attr-defined]
+        """``[decode(s) for s in sequences]`` (a 2-d array or tensor: one text per row; one flat list of ids:
+        its one text, as transformers decodes it)."""
+        from tokkit.errors import InputTypeError
+        from tokkit.formats.decoding import as_id_list
+
+        if isinstance(sequences, (int, str, bytes)) or getattr(sequences, "ndim", 1) == 0:
+            raise InputTypeError(f"batch_decode takes a list of id lists, found a single {type(sequences).__name__}; "
+                                 "wrap it in a list or call decode()")
+        rows = as_id_list(sequences)
+        if rows and all(isinstance(i, int) for i in rows):  # one flat sequence: one text, as transformers gives
+            rows = [rows]
+        return [self.decode(s, skip_special_tokens=skip_special_tokens) for s in rows]  # type: ignore[attr-defined]
 
     def get_vocab(self) -> dict[str, int]:
         """``{token string: id}``, added and special tokens included."""

@@ -27,17 +27,24 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from tokkit.errors import VocabMismatchError
+from tokkit.errors import InputTypeError, VocabMismatchError
 
 __all__ = ["Decoder", "as_id_list"]
 
 
 def as_id_list(ids: Any) -> list[int]:
-    """``ids`` as a list (numpy arrays and torch tensors through ``tolist``, one C call)."""
+    """``ids`` as a list (numpy arrays and torch tensors through ``tolist``, one C call; one int, as
+    transformers' ``decode`` takes it, and a numpy or 0-d tensor scalar as that one id)."""
     if type(ids) is list:
         return ids
+    if isinstance(ids, int):
+        return [ids]
     tolist = getattr(ids, "tolist", None)
-    out = tolist() if tolist is not None else list(ids)
+    try:
+        out = tolist() if tolist is not None else list(ids)
+    except TypeError:
+        raise InputTypeError(f"expected token ids as a list of int (or an array or tensor of them), found "
+                             f"{type(ids).__name__}; pass e.g. [15496, 995]") from None
     return out if isinstance(out, list) else [out]
 
 
