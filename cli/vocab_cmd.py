@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import click
@@ -18,8 +19,11 @@ from tokkit_cli.main import cli
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def vocab_command(name_or_path: str, text: str, report: bool, as_json: bool) -> None:
     """Print size, family, special tokens and the ids of a text for NAME_OR_PATH (alias or file)."""
+    from tokkit.formats.surrogates import find_surrogate
     from tokkit.tokenizer import load_tokenizer
 
+    if find_surrogate(text) is not None:  # argv bytes that are not UTF-8 arrive as surrogates (PEP 383)
+        raise click.BadParameter(_not_utf8(text), param_hint="--text")
     tok = load_tokenizer(name_or_path)
     v = tok.vocab
     info = {**v.summary(), "backend": tok.backend, "text": text, "ids": tok.encode(text)}
@@ -47,6 +51,18 @@ def vocab_command(name_or_path: str, text: str, report: bool, as_json: bool) -> 
         click.echo(f"duplicated byte strings: {len(info['duplicates'])} groups; unreachable ids: {len(info['unreachable_ids'])}")
         bad = info["unencodable_bytes"]
         click.echo(f"bytes no token spells: {len(bad)}" + (f" ({', '.join(bad)}; encode(strict=True) refuses them)" if bad else ""))
+
+
+def _not_utf8(text: str) -> str:
+    """What is wrong with a command-line text holding surrogates: its first byte that is not UTF-8."""
+    try:
+        data = os.fsencode(text)
+        data.decode("utf-8")
+    except UnicodeEncodeError:  # a surrogate argv cannot produce (an escape written by hand)
+        return "the text holds a surrogate code point; expected UTF-8 text"
+    except UnicodeDecodeError as e:
+        return f"the text is not UTF-8 (byte 0x{data[e.start]:02x} at byte {e.start}); expected UTF-8 text"
+    return "the text holds a surrogate code point; expected UTF-8 text"
 
 
 @cli.command("fetch")

@@ -95,6 +95,8 @@ CASES: list[Case] = [
     C("missing-argument", "vocab", needles="NAME_OR_PATH"),
     # ---- vocab: the tokenizer loaders
     C("vocab-unknown-alias", "vocab", "llama9", needles=("llama9", "gpt2", "mistral")),
+    # argv bytes that are not UTF-8 reach Python as surrogates (PEP 383): b"ab\xed\xa0\x80"
+    C("vocab-text-not-utf8", "vocab", "gpt2", "--text", os.fsdecode(b"ab\xed\xa0\x80"), needles=("--text", "not UTF-8", "0xed at byte 2")),
     C("vocab-missing-file", "vocab", "{in}/nope/tokenizer.json", needles="does not exist"),
     C("vocab-missing-relative", "vocab", "./nope", needles="does not exist"),
     C("vocab-missing-under-existing-folder", "vocab", "{in}/does_not_exist", needles="does not exist"),
