@@ -191,9 +191,18 @@ def test_bad_input_errors():
         ByteLM(lambda ids: np.zeros(len(tok.vocab)), tok, target="everything")
     with pytest.raises(VocabMismatchError):  # an LM over another vocabulary
         ByteLM(lambda ids: np.zeros(3), tok).next_byte_logprobs(b"a")
-    st = ByteLM(lambda ids: np.zeros(len(tok.vocab)) - math.log(len(tok.vocab)), tok).state(b"")
+    blm = ByteLM(lambda ids: np.zeros(len(tok.vocab)) - math.log(len(tok.vocab)), tok)
+    st = blm.state(b"")
     with pytest.raises(ValueError):
         st.push(300)
+    from tokkit.errors import InputTypeError, UnencodableBytesError
+
+    for bad in (5, None, ["ab"]):  # bytes(5) would silently be five zero bytes
+        with pytest.raises(InputTypeError, match="expected text as str or bytes"):
+            blm.next_byte_logprobs(bad)
+    with pytest.raises(UnencodableBytesError, match=r"U\+DCED at character 1.*os.fsencode"):
+        blm.next_byte_logprobs("a\udced")
+    assert np.array_equal(blm.next_byte_logprobs("ab"), blm.next_byte_logprobs(bytearray(b"ab")))
 
 
 def _toy_tok():

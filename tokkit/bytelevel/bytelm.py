@@ -26,7 +26,8 @@ from tokkit.bytelevel.canon import AnyCanon, ReencodeCanon
 from tokkit.bytelevel.engine import CoverState, NextByte
 from tokkit.bytelevel.lm import CallableLM, HFCausalLM, TokenLM
 from tokkit.bytelevel.table import EOS, TokenTable
-from tokkit.errors import TokkitError
+from tokkit.errors import InputTypeError, TokkitError, UnencodableBytesError
+from tokkit.formats.surrogates import find_surrogate
 from tokkit.tokenizer import Tokenizer, load_tokenizer
 
 __all__ = ["ByteLM", "ByteModel", "ByteScore", "Target"]
@@ -71,7 +72,18 @@ class ByteScore:
 
 
 def _as_bytes(x: str | bytes) -> bytes:
-    return x.encode("utf-8") if isinstance(x, str) else bytes(x)
+    """The exact bytes of a text argument: a str as UTF-8, bytes-like as given; anything else refused
+    (``bytes(5)`` would be five zero bytes), as is a str holding a surrogate code point (no UTF-8 bytes)."""
+    if isinstance(x, str):
+        at = find_surrogate(x)
+        if at is None:
+            return x.encode("utf-8")
+        raise UnencodableBytesError(f"text holds the surrogate code point U+{ord(x[at]):04X} at character {at}, which has "
+                                    "no UTF-8 bytes; expected valid text or the exact bytes: pass bytes (e.g. the data "
+                                    "read in binary mode, or os.fsencode(arg) for a command-line argument)")
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return bytes(x)
+    raise InputTypeError(f"expected text as str or bytes, found {type(x).__name__}; pass a str or bytes")
 
 
 def _default_start(tokenizer: Tokenizer) -> tuple[int, ...]:
