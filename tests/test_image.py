@@ -103,6 +103,33 @@ def test_bad_inputs(tiny):
         tiny.tokenize(torch.rand(1, 3, 20, 20))
 
 
+def test_pixels_are_floats_in_unit_range_or_uint8(tiny):
+    """uint8 pixels (and numpy arrays) mean what they mean; 0..255 floats, normalised tensors, NaN and
+    integer dtypes other than uint8 would give wrong ids without a sign, so they are refused."""
+    import numpy as np
+
+    from tokkit.errors import InputTypeError, NonFiniteError
+
+    x = load_images(sorted(ICONS.glob("*.png"))[:2], size=16)  # floats, exactly k/255
+    as_u8 = (x * 255).round().to(torch.uint8)
+    want = tiny.tokenize(x)
+    for same in (as_u8, as_u8.numpy(), x.numpy()):
+        assert all(torch.equal(a, b) for a, b in zip(tiny.tokenize(same), want))
+    with pytest.raises(ImageSizeError, match=r"found 0\.\.255; divide by 255"):
+        tiny.tokenize(x * 255)
+    with pytest.raises(ImageSizeError, match="undo the mean/std normalisation"):
+        tiny.tokenize((x - 0.5) / 0.25)
+    with pytest.raises(NonFiniteError, match="NaN"):
+        tiny.tokenize(torch.where(x > 0.5, float("nan"), x))
+    with pytest.raises(InputTypeError, match="dtype torch.int64"):
+        tiny.tokenize(as_u8.long())
+    with pytest.raises(InputTypeError, match="found list"):
+        tiny.tokenize(x.tolist())
+    with pytest.raises(TokenCountError, match="1-d list of ints"):
+        tiny.detokenize([want[0].float()])
+    assert len(tiny.tokenize(x * 1.01 - 0.005)) == 2  # a resampling filter's overshoot is fine
+
+
 def test_encode_adaptive_picks_the_smallest_k(tiny):
     from tokkit.image.api import psnr_per_image
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tokkit.embedding import EmbeddingTable
-from tokkit.errors import FormatError
+from tokkit.errors import FormatError, InputTypeError, NonFiniteError
 from tokkit.formats.weights import check_safetensors
 from tokkit.image.bitstream import payload_bytes
 from tokkit.image.config import ModelConfig, TiTokConfig, model_config_from_json
@@ -121,6 +122,11 @@ class ImageTokenizer:
                         "out of distribution (One-D-Piece and tokkit's samplers train every prefix)", N, k)
 
     def _check_images(self, images: torch.Tensor) -> torch.Tensor:
+        """``images (B, 3, S, S)`` as the model's floats in [0, 1]: uint8 pixels are divided by 255
+        (torchvision's ``to_dtype(scale=True)``), numpy arrays taken as tensors; other integer dtypes,
+        non-finite values and values outside [0, 1] (normalised or 0..255 floats, which would encode
+        to wrong ids without a sign) are refused."""
+        images = _as_pixels(images)
         S = self.config.image_size
         if images.ndim != 4 or images.shape[1] != 3:
             raise ImageSizeError(f"expected images of shape (B, 3, {S}, {S}), found {tuple(images.shape)}; "
@@ -128,6 +134,7 @@ class ImageTokenizer:
         if images.shape[-2:] != (S, S):
             raise ImageSizeError(f"this model takes {S}x{S} images, found {images.shape[-1]}x{images.shape[-2]}; "
                                  f"resize or crop to {S}x{S} first (load_images does it)")
+        _check_range(images)
         return images.to(self.device, next(self.model.parameters()).dtype)
 
     def _check_k(self, k: int) -> int:
@@ -154,6 +161,9 @@ class ImageTokenizer:
         by_len: dict[int, list[int]] = {}
         for i, t in enumerate(token_lists):
             t = torch.as_tensor(t)
+            if t.ndim != 1 or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+                raise TokenCountError(f"each image's token ids must be a 1-d list of ints, found {t.ndim}-d {t.dtype} "
+                                      f"at position {i}; pass e.g. ImageTokenizer.tokenize's lists")
             self._check_k(int(t.numel()))
             if int(t.min()) < 0 or int(t.max()) >= size:
                 raise TokenCountError(f"image token ids must lie in 0..{size - 1}, found {int(t.min())}..{int(t.max())}")
@@ -229,3 +239,35 @@ def weights_id(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 24), b""):
             h.update(chunk)
     return h.hexdigest()[:16]
+
+
+#: Pixel values may leave [0, 1] by this much (a resampling filter's overshoot) before they are refused.
+PIXEL_SLACK = 0.05
+
+
+def _as_pixels(images: object) -> torch.Tensor:
+    """A tensor of float pixels from a tensor or numpy array (uint8: divided by 255), else an error."""
+    if not isinstance(images, torch.Tensor):
+        if type(images).__module__ != "numpy":
+            raise InputTypeError(f"expected images as a torch tensor (B, 3, S, S) of floats in [0, 1], found "
+                                 f"{type(images).__name__}; load files with tokkit.image.data.load_images(paths, size=...)")
+        images = torch.as_tensor(images)
+    if images.dtype == torch.uint8:
+        return images.float() / 255
+    if not images.is_floating_point():
+        raise InputTypeError(f"expected image pixels as floats in [0, 1] (or uint8 0..255), found dtype {images.dtype}; "
+                             "convert with images.float() / 255")
+    return images
+
+
+def _check_range(images: torch.Tensor) -> None:
+    if images.numel() == 0:
+        return
+    lo, hi = (float(v) for v in torch.aminmax(images.detach()))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise NonFiniteError("images hold NaN or infinite pixel values; expected floats in [0, 1]: check the loading "
+                             "or preprocessing that produced them")
+    if lo < -PIXEL_SLACK or hi > 1 + PIXEL_SLACK:
+        hint = "divide by 255" if hi > 2 else "undo the mean/std normalisation" if lo < 0 else "clamp to [0, 1]"
+        raise ImageSizeError(f"expected pixel values in [0, 1], found {lo:.3g}..{hi:.3g}; {hint} first "
+                             "(tokkit.image.data.load_images gives [0, 1])")

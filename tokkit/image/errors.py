@@ -8,7 +8,7 @@ __all__ = ["ImageSizeError", "TokenCountError", "CorruptTokFileError", "ModelMis
 
 
 class ImageSizeError(TokkitError, ValueError):
-    """An image is smaller than the model's input size (or has the wrong shape)."""
+    """An image is smaller than the model's input size, has the wrong shape, or pixel values outside [0, 1]."""
 
 
 class TokenCountError(TokkitError, ValueError):
