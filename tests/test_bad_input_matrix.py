@@ -96,6 +96,7 @@ CASES: list[Case] = [
     # ---- vocab: the tokenizer loaders
     C("vocab-unknown-alias", "vocab", "llama9", needles=("llama9", "gpt2", "mistral")),
     # argv bytes that are not UTF-8 reach Python as surrogates (PEP 383): b"ab\xed\xa0\x80"
+    C("vocab-device", "vocab", "/dev/zero", needles=("/dev/zero", "not a regular file")),  # read to the end: never ends
     C("vocab-text-not-utf8", "vocab", "gpt2", "--text", os.fsdecode(b"ab\xed\xa0\x80"), needles=("--text", "not UTF-8", "0xed at byte 2")),
     C("vocab-missing-file", "vocab", "{in}/nope/tokenizer.json", needles="does not exist"),
     C("vocab-missing-relative", "vocab", "./nope", needles="does not exist"),

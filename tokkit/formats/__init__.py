@@ -31,6 +31,9 @@ def detect_format(path: str | Path) -> str:
         )
     if not p.exists():
         raise MissingFileError(f"tokenizer file {p} does not exist; check the path or fetch the fixtures")
+    if not p.is_file():  # a device, FIFO or socket: reading it may never end (/dev/zero) or block (a FIFO)
+        raise FormatError(f"{p} is not a regular file (a device, FIFO or socket); expected a tokenizer file "
+                          "(tokenizer.json, tokenizer.model, tekken.json, .tiktoken or .gguf): point at the file itself")
     if p.stat().st_size == 0:
         raise FormatError(f"tokenizer file {p} is empty (0 bytes); it was not written completely: fetch or export it again")
     with open(p, "rb") as f:
