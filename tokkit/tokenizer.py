@@ -221,7 +221,7 @@ class Tokenizer(EncodeRoutes, TiktokenNames, TransformersNames):
         """Token ids of ``text`` with special-token strings encoded as plain text (tiktoken's
         ``encode_ordinary``; ``encode(text, disallowed_special=())``), on ``encode``'s fast path."""
         hot = self._hot
-        if hot is not None:
+        if hot is not None:  # encode's hot path, inline: a shared helper would add the call this path exists to avoid
             try:
                 first = hot[0]  # one character (one scan: the usual case), or a tuple of them
                 if text.__class__ is str and len(text) < LONG_RUN and (

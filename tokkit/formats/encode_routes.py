@@ -97,15 +97,19 @@ class EncodeRoutes:
         return n.encode(text, allowed_special=plan.special, disallowed_special=()) if plan.special else n.encode_ordinary(text)
 
     def _encode_long(self, text: str, plan: Plan) -> list[int]:
-        """A tiktoken encoding's ids of text with a long whitespace run: fastokens on the same ranks for the
-        plain pieces (:func:`tokkit.formats.long_runs.encode_segments`), or a clear refusal without it."""
+        """A tiktoken encoding's ids of text with a long whitespace run: the text cut at the special strings
+        to encode (``SpecialPolicy.split``, tiktoken's scan) and each plain piece encoded by fastokens on the
+        same ranks (:mod:`tokkit.formats.long_runs`), or a clear refusal without it."""
         from tokkit.formats.fast_core import long_run_encoder
-        from tokkit.formats.long_runs import encode_segments, long_run_error
+        from tokkit.formats.long_runs import long_run_error
 
         safe = long_run_encoder(self)
         if safe is None:
             raise long_run_error(text, self.name)
-        return encode_segments(text, {s: self._native._special_tokens[s] for s in plan.special}, safe)
+        ids: list[int] = []
+        for piece, is_special in self._policy.split(text, plan.special):
+            ids += [self._native._special_tokens[piece]] if is_special else safe(piece)
+        return ids
 
     def _encode_batch(self, texts: list[str], plans: list[Plan], add_special_tokens: bool) -> list[list[int]]:
         b, n = self._src.backend, self._native

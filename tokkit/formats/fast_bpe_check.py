@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, Mapping
 
 from tokkit.formats.fast_bpe import FastBPE, NotExactError, _affixes, _unrebuilt, rank_parts
 
@@ -83,17 +83,40 @@ def _read_verdict(path: Any) -> dict[str, Any] | None:
 
 
 def _write_verdict(path: Any, verdict: dict[str, Any]) -> None:
-    import os
-    import tempfile
-
     try:  # a cache: a read-only home only costs the check again next time
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(verdict, f)
-        os.replace(tmp, path)
+        write_cache_file(path, json.dumps(verdict).encode())
     except OSError as e:
         log.debug("fast_bpe verdict not cached: %s", e)
+
+
+def write_cache_file(path: Any, data: bytes) -> None:
+    """``data`` at ``path`` (a file under ``$TOKKIT_HOME``: verdicts, the fast cores' rank files) through a
+    temporary beside it and a rename, so a reader never sees half a file; the temporary is removed when
+    anything fails. Raises OSError (callers treat a cache that cannot be written as a cache miss)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ranks_key(salt: bytes, ranks: Mapping[bytes, int]) -> str:
+    """32 hex digits naming ``ranks`` (with ``salt``: the pattern, versions) for the fast cores' caches."""
+    import hashlib
+
+    h = hashlib.sha256(salt)
+    for tok, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
+        h.update(rank.to_bytes(4, "little") + len(tok).to_bytes(2, "little") + tok)
+    return h.hexdigest()[:32]
 
 
 def fast_encoder(hf: Any, data: dict[str, Any], *, name: str = "", checked: bool = False) -> FastBPE | None:

@@ -29,7 +29,6 @@ give identical ids when on.
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import os
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -117,20 +116,12 @@ def fastokens_from_json(text: str) -> Callable[[str], list[int]] | None:
 def _rank_file(ranks: Mapping[bytes, int], pattern: str) -> Path:
     """The ranks as a ``.tiktoken`` file (base64 token, space, rank per line), written once, atomically."""
     from tokkit.config import tokkit_home
+    from tokkit.formats.fast_bpe_check import ranks_key, write_cache_file
 
-    h = hashlib.sha256(pattern.encode())
-    for tok, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
-        h.update(rank.to_bytes(4, "little") + len(tok).to_bytes(2, "little") + tok)
-    path = tokkit_home() / "fastokens" / f"{h.hexdigest()[:32]}.tiktoken"
+    path = tokkit_home() / "fastokens" / f"{ranks_key(pattern.encode(), ranks)}.tiktoken"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         lines = (base64.b64encode(t) + b" " + str(r).encode() for t, r in sorted(ranks.items(), key=lambda kv: kv[1]))
-        try:
-            part.write_bytes(b"\n".join(lines) + b"\n")
-            os.replace(part, path)
-        finally:
-            part.unlink(missing_ok=True)  # after a failed write; gone already after the rename
+        write_cache_file(path, b"\n".join(lines) + b"\n")
     return path
 
 

@@ -11,8 +11,8 @@ to it:
   whitespace characters; it costs one length comparison for text shorter than that, and one linear
   scan otherwise (a run start is found once: the look-behind skips positions inside a run).
 * HF files then take HF ``tokenizers``' own path (the reference, which handles any run).
-* tiktoken encodings (no HF reference to fall back to) take :func:`encode_segments`: the text is cut
-  at the special strings to encode as special tokens, and each plain piece is encoded by fastokens
+* tiktoken encodings (no HF reference to fall back to) are cut at the special strings to encode as
+  special tokens (``Tokenizer._encode_long``), and each plain piece is encoded by fastokens
   built on the same ranks (PCRE2 JIT, no stack limit), behind the same self-check as the fast path
   (:mod:`tokkit.formats.fast_core`). Without fastokens the text is refused with an error that names
   the run, instead of a panic.
@@ -24,9 +24,8 @@ that could overflow the core is missed; a few texts that could not take the othe
 from __future__ import annotations
 
 import re
-from typing import Callable, Mapping
 
-__all__ = ["LONG_RUN", "has_long_run", "encode_segments", "long_run_error"]
+__all__ = ["LONG_RUN", "has_long_run", "long_run_error"]
 
 #: Whitespace runs at least this long never reach tiktoken's core (module docstring).
 LONG_RUN = 100_000
@@ -48,21 +47,3 @@ def long_run_error(text: str, name: str) -> Exception:
         f"text holds a run of {LONG_RUN:,}+ whitespace characters (from character {at:,}); tiktoken's core, which "
         f"encodes {name} here, overflows its regex stack on runs of about 1,000,000. Install fastokens "
         "(`pip install fastokens`), which tokkit then uses for such text, or shorten the run")
-
-
-def encode_segments(text: str, special: Mapping[str, int], plain: Callable[[str], list[int]]) -> list[int]:
-    """Ids of ``text`` with each string of ``special`` (string -> id) as its special token and the text
-    between them encoded by ``plain`` (tiktoken's ``encode(allowed_special=...)``, piece by piece)."""
-    if not special:
-        return plain(text)
-    pattern = re.compile("|".join(re.escape(s) for s in sorted(special, key=len, reverse=True)))
-    ids: list[int] = []
-    start = 0
-    for m in pattern.finditer(text):
-        if m.start() > start:
-            ids += plain(text[start:m.start()])
-        ids.append(special[m.group()])
-        start = m.end()
-    if start < len(text):
-        ids += plain(text[start:])
-    return ids

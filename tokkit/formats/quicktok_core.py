@@ -12,7 +12,6 @@ tokenizer gets, and when, is :mod:`tokkit.formats.fast_core`'s choice.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -48,10 +47,9 @@ def quick_possible(*, ranks: Mapping[bytes, int], pattern: str) -> bool:
 
 
 def _key(pattern: str, nfc: bool, ranks: Mapping[bytes, int], version: str) -> str:
-    h = hashlib.sha256(repr((pattern, nfc, version, "offset-v2")).encode())
-    for tok, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
-        h.update(rank.to_bytes(4, "little") + len(tok).to_bytes(2, "little") + tok)
-    return h.hexdigest()[:32]
+    from tokkit.formats.fast_bpe_check import ranks_key
+
+    return ranks_key(repr((pattern, nfc, version, "offset-v2")).encode(), ranks)
 
 
 def _build(folder: Any, name: str, ranks: Mapping[bytes, int], scanner: str, nfc: bool) -> None:
@@ -95,7 +93,7 @@ def quick_core(*, ranks: Mapping[bytes, int], pattern: str, nfc: bool, reference
     import quicktok
 
     from tokkit.config import tokkit_home
-    from tokkit.formats.fast_bpe_check import SAMPLE
+    from tokkit.formats.fast_bpe_check import SAMPLE, write_cache_file
 
     key = _key(pattern, nfc, ranks, quicktok.__version__)
     folder = tokkit_home() / "quicktok" / key
@@ -115,10 +113,8 @@ def quick_core(*, ranks: Mapping[bytes, int], pattern: str, nfc: bool, reference
         bad = [t for t in SAMPLE if encoder(t) != reference(t)]
         verdict = {"exact": not bad, "reason": f"self-check: {len(bad)} of {len(SAMPLE)} sample texts differ "
                    f"(first {bad[0][:40]!r})" if bad else ""}
-        try:  # temporary + rename: a reader never sees half a verdict
-            part = verdict_path.with_name(f".verdict.{os.getpid()}.tmp")
-            part.write_text(json.dumps(verdict), encoding="utf-8")
-            os.replace(part, verdict_path)
+        try:
+            write_cache_file(verdict_path, json.dumps(verdict).encode())
         except OSError:
             pass  # a cache: the check runs again next time
     if not verdict["exact"]:
