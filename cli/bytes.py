@@ -78,6 +78,26 @@ def _text(text: str | None, file: Path | None, escapes: bool = False) -> bytes:
     return body
 
 
+def _where(text: str | None, file: Path | None, suffix: str = "") -> str:
+    return ("TEXT" if file is None else "stdin" if str(file) == "-" else str(file)) + suffix
+
+
+def _refuse_probability_0(blm, sc, body: bytes, where: str, *, context: bytes = b"") -> None:
+    """A byte of ``body`` that the model gives probability 0 (``score`` stops there with -inf) gets the error
+    ``--context`` gets for it: the model's own check of the prefix up to that byte raises it, naming the bytes."""
+    from tokkit.errors import ImpossiblePrefixError
+
+    n = len(sc.byte_logprobs)
+    if n > len(body) or sc.byte_logprobs[-1] != float("-inf"):
+        return  # every byte scored (an end-of-text of probability 0 after --eos is a score, not bad input)
+    try:
+        blm.state(context + body[:n]).next_byte()
+    except ImpossiblePrefixError as e:
+        raise ImpossiblePrefixError(f"{where}, byte {n - 1} (0x{body[n - 1]:02x}): {e}") from None
+    raise ImpossiblePrefixError(f"{where}, byte {n - 1} (0x{body[n - 1]:02x}): expected bytes the model can produce, "
+                                "found one of probability 0; remove or replace those bytes")
+
+
 def _byte_name(b: int) -> str:
     return "<end>" if b == _EOS else repr(bytes([b]))[2:-1]
 
@@ -150,7 +170,9 @@ def score_cmd(model, text, file, context, eos, target, beam, device, as_json, es
     body = _text(text, file, escapes)
     blm = _load(model, o.target, o.beam, o.device)
     t0, c0 = time.perf_counter(), blm.lm.calls
-    sc = blm.score(body, eos=eos, context=_raw(context, escapes), progress=not as_json)
+    ctx = _raw(context, escapes)
+    sc = blm.score(body, eos=eos, context=ctx, progress=not as_json)
+    _refuse_probability_0(blm, sc, body, _where(text, file), context=ctx)
     secs, calls = time.perf_counter() - t0, blm.lm.calls - c0
     payload = {"logprob": sc.logprob, "bits_per_byte": sc.bits_per_byte, "bytes": len(sc.byte_logprobs),
                "sum_log_z": float(sc.log_z.sum()), "lm_calls": calls, "seconds": secs, "target": o.target}
@@ -269,6 +291,7 @@ def generate_cmd(model, prompt, max_bytes, temperature, seed, target, beam, devi
 def ensemble_cmd(models, text, file, prefix, weights, mode, target, beam, device, as_json, escapes) -> None:
     """Combine MODELS with different tokenizers at byte level; score text or complete a prefix."""
     from tokkit.bytelevel import ByteEnsemble
+    from tokkit.bytelevel.ensemble import member_weights
     from tokkit.errors import TokkitError
 
     cost = Cost()
@@ -277,6 +300,7 @@ def ensemble_cmd(models, text, file, prefix, weights, mode, target, beam, device
         w = [float(x) for x in weights.split(",")] if weights else None
     except ValueError:
         raise TokkitError(f"--weights must be comma-separated numbers, found {weights!r}") from None
+    w = member_weights(w, len(models), name="--weights")  # before any model is loaded
     body = _text(text, file, escapes) if prefix is None else b""
     members = [_load(m, o.target, o.beam, o.device) for m in models]
     ens = ByteEnsemble(members, weights=w, mode=o.mode)
@@ -286,7 +310,11 @@ def ensemble_cmd(models, text, file, prefix, weights, mode, target, beam, device
         _emit(as_json, {"prefix": _show(raw), "completion": out, "mode": o.mode}, [f"{_shown(_show(raw))}[{_shown(out)}]"])
         cost.done(f"{len(raw)} prefix bytes completed by {len(members)} models")
         return
-    bpb = {m: blm.score(body, progress=not as_json).bits_per_byte for m, blm in zip(models, members)}
+    bpb = {}
+    for m, blm in zip(models, members):
+        sc = blm.score(body, progress=not as_json)
+        _refuse_probability_0(blm, sc, body, _where(text, file, f" under {m}"))
+        bpb[m] = sc.bits_per_byte
     bpb_ens = ens.score(body, progress=not as_json).bits_per_byte
     _emit(as_json, {"bits_per_byte": bpb, "ensemble": bpb_ens, "mode": o.mode, "bytes": len(body)},
           [f"{m}: {v:.4f} bits/byte" for m, v in bpb.items()] + [f"ensemble ({o.mode}): {bpb_ens:.4f} bits/byte"])

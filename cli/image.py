@@ -317,8 +317,11 @@ def decode_cmd(model, tokfile, out, device, force, ar_prior=None, tokens=None) -
     if not tokfile.is_file():
         raise MissingFileError(f"{tokfile} does not exist")
     tok = _load(model, device)
+    tok.require_ids()
     parsed = unpack(tokfile.read_bytes(), expect_model_id=tok.model_id, source=str(tokfile), prior=_prior_or_none(model),
-                    ar_prior=None if ar_prior is None else _ar_coder(ar_prior, tok))
+                    ar_prior=None if ar_prior is None else _ar_coder(ar_prior, tok),
+                    expect_codebook_size=tok.config.codebook_size, expect_max_tokens=tok.config.max_tokens,
+                    expect_image_size=tok.config.image_size)
     ids = list(parsed.ids)
     if tokens is not None:
         short = [i for i, t in enumerate(ids) if len(t) < tokens]

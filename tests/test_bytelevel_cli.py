@@ -75,6 +75,67 @@ def test_ensemble_degenerate_weights_equal_single_model(run):
     assert r.exit_code == 2 and "--weights" in r.output
 
 
+@pytest.mark.parametrize("members,weights,needle", [
+    (1, "nan", "found nan; pass finite numbers"), (1, "inf", "found inf; pass finite numbers"),
+    (2, "1,nan", "found 1,nan; pass finite numbers"), (2, "-inf,1", "found -inf,1; pass finite numbers"),
+    (2, "-1,2", "non-negative weights with a positive sum, found -1,2"),
+    (2, "0,0", "non-negative weights with a positive sum, found 0,0"), (2, "1,2,3", "found 3 (1,2,3)")])
+def test_ensemble_refuses_non_finite_negative_or_all_zero_weights(run, members, weights, needle):
+    """`--weights nan` printed "ensemble (mixture): nan bits/byte" and a numpy RuntimeWarning, with exit code 0."""
+    invoke, model = run
+    r = invoke("ensemble", *[model] * members, "--text", "hi", "--weights", weights)
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith(f"error: --weights: expected {members} ") and needle in r.output, r.output
+    assert "bits/byte" not in r.output and "Warning" not in r.output and "Traceback" not in r.output
+
+
+def test_ensemble_library_refuses_the_same_weights():
+    import numpy as np
+
+    from tokkit.bytelevel import ByteEnsemble
+    from tokkit.bytelevel.ensemble import member_weights
+    from tokkit.errors import NonFiniteError, TokkitError
+
+    members = [object(), object()]  # the weights are checked before a member is used
+    for bad in ([float("nan"), 1], [float("inf"), 1], [1, float("-inf")]):
+        with pytest.raises(NonFiniteError, match="finite"):
+            ByteEnsemble(members, weights=bad)
+    for bad in ([-1, 2], [0, 0], [1]):
+        with pytest.raises(TokkitError, match="non-negative weights with a positive sum"):
+            ByteEnsemble(members, weights=bad)
+    np.testing.assert_allclose(member_weights([1e308, 1e308], 2), [0.5, 0.5])  # no overflow to inf in the sum
+    np.testing.assert_allclose(member_weights(None, 4), [0.25] * 4)
+    np.testing.assert_allclose(np.exp(ByteEnsemble(members, weights=[1, 3]).log_w), [0.25, 0.75])
+
+
+def test_score_a_byte_of_probability_0_is_the_context_error(run, tmp_path):
+    """A UTF-16 file (BOM ff fe) printed "logprob -inf nats over 1 bytes (inf bits/byte)" with exit code 0; it gets
+    the error --context gives for the same byte, from the same check, naming where the byte is."""
+    invoke, model = run
+    r = invoke("score", model, "hi", "--context", "\\xff\\xfe", "--escapes")
+    assert r.exit_code == 2 and "probability 0" in r.output and "remove or replace those bytes" in r.output, r.output
+    context_error = r.output.strip().removeprefix("error: ")
+    u16 = tmp_path / "u16.txt"
+    u16.write_bytes("hi".encode("utf-16"))
+    assert u16.read_bytes()[:2] == b"\xff\xfe"
+    for args, where in (((model, "--file", str(u16)), f"{u16}, byte 0 (0xff): "),
+                        ((model, "\\xff\\xfehi", "--escapes"), "TEXT, byte 0 (0xff): ")):
+        r = invoke("score", *args)
+        assert r.exit_code == 2, r.output
+        assert r.output.strip() == f"error: {where}{context_error}"
+        assert "-inf" not in r.output and "bits/byte" not in r.output
+    r = CliRunner().invoke(cli, ["bytes", "score", model, "--file", "-", "--json"], input=b"ab\xffcd")
+    assert r.exit_code == 2 and r.output.startswith("error: stdin, byte 2 (0xff): expected a prefix the model can "
+                                                    "produce, found one of probability 0"), r.output
+    assert "prefix ends b'ab\\xff' (3 bytes); remove or replace those bytes" in r.output
+    r = invoke("ensemble", model, "--file", str(u16))  # each member's score is checked the same way
+    assert r.exit_code == 2 and f"{u16} under {model}, byte 0 (0xff): " in r.output and "bits/byte" not in r.output
+    ok = tmp_path / "ok.txt"
+    ok.write_bytes(b"hi")
+    r = invoke("score", model, "--file", str(ok), "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["bytes"] == 2, r.output
+
+
 def test_generate_streams_the_bytes_generate_returns_without_deprecation_warnings(run, capfd):
     """`bytes generate` prints what ``ByteLM.generate`` returns for the same settings (greedy, and sampled at
     T=1 a token at a time), runs to --max-bytes (`complete` stops at the word's end), takes --threads after

@@ -64,6 +64,54 @@ def test_model_mismatch_and_bad_ids():
         pack([torch.tensor([10])], model_id=MID, codebook_size=10, max_tokens=4, image_size=16)
 
 
+
+def _reheader(data: bytes, body: bytes | None = None, **fields) -> bytes:
+    """``data`` (a version-1 .tok) with header fields K, N, S, M replaced and a valid crc32: a hostile header."""
+    import struct
+    import zlib
+
+    head = struct.Struct(">4sB8sIHHI")
+    magic, version, mid, K, N, S, M = head.unpack_from(data)
+    v = {"K": K, "N": N, "S": S, "M": M, **fields}
+    out = head.pack(magic, version, mid, v["K"], v["N"], v["S"], v["M"]) + (data[head.size:-4] if body is None else body)
+    return out + struct.pack(">I", zlib.crc32(out))
+
+
+def _one_image() -> bytes:  # the shape of the tiny recipe's model: K = 125, N = 8, S = 16
+    return pack([torch.tensor([1, 2, 3])], model_id=MID, codebook_size=125, max_tokens=8, image_size=16)
+
+
+@pytest.mark.parametrize("fields,named", [
+    ({"K": 0, "body": b"\x00\x00"}, "codebook size K = 0"), ({"K": 1, "body": b"\x07"}, "codebook size K = 1"),
+    ({"N": 0}, "max tokens N = 0"), ({"S": 0}, "image size S = 0"), ({"M": 0, "body": b""}, "image count = 0")])
+def test_a_degenerate_header_is_corrupt_not_a_crash(fields, named):
+    hostile = _reheader(_one_image(), **fields)
+    with pytest.raises(CorruptTokFileError, match=f"corrupt: its header declares {named} \\(expected at least"):
+        unpack(hostile, expect_model_id=MID)
+    with pytest.raises(CorruptTokFileError, match="corrupt"):  # also with no model to compare against
+        unpack(hostile)
+
+
+@pytest.mark.parametrize("fields,named,model", [
+    ({"K": 124}, "codebook size K = 124", "codebook size K = 125"),
+    ({"N": 300, "body": "2-byte length"}, "max tokens N = 300", "max tokens N = 8"),
+    ({"S": 32}, "image size S = 32", "image size S = 16")])
+def test_a_header_that_disagrees_with_the_model_is_refused(fields, named, model):
+    data = _one_image()
+    if "body" in fields:  # N > 256 stores each image's length in 2 bytes: the file parses, only the model disagrees
+        fields["body"] = b"\x00" + data[HEADER_BYTES:-4]
+    hostile = _reheader(data, **fields)
+    expect = {"expect_model_id": MID, "expect_codebook_size": 125, "expect_max_tokens": 8, "expect_image_size": 16}
+    with pytest.raises(ModelMismatchError, match=f"declares {named}, but the model {MID} has {model}"):
+        unpack(hostile, **expect)
+    unpack(hostile)  # well-formed by itself: only the comparison with the model refuses it
+    assert unpack(data, **expect).ids[0].tolist() == [1, 2, 3]
+
+
+def test_pack_refuses_no_images():
+    with pytest.raises(TokenCountError, match="at least one image"):
+        pack([], model_id=MID, codebook_size=10, max_tokens=4, image_size=16)
+
 @pytest.mark.parametrize("K,N", [(1000, 32), (64000, 40), (7, 300)])
 def test_entropy_coded_round_trip_and_corruption(K, N):
     from tokkit.image.entropy import TokenPrior

@@ -75,6 +75,49 @@ def test_bad_input_exit_2_and_nothing_written(ckpt, tmp_path):
     assert r.exit_code == 2 and "lies inside the input" in r.output and not (ckpt / "m.tok").exists()
 
 
+def test_decode_refuses_a_header_that_is_degenerate_or_disagrees_with_the_model(ckpt, tmp_path):
+    """K = 0 was a ZeroDivisionError; K = 1, N = 300 and S = 0 decoded images from a header the model never wrote."""
+    import struct
+    import zlib
+
+    from tokkit.image import ImageTokenizer
+
+    good = tmp_path / "g.tok"
+    img = str(sorted(ICONS.glob("*.png"))[0])
+    assert CliRunner().invoke(cli, ["image", "encode", "--model", str(ckpt), img, "-o", str(good)]).exit_code == 0
+    data, head = good.read_bytes(), struct.Struct(">4sB8sIHHI")
+    magic, version, mid, K, N, S, M = head.unpack_from(data)
+    cfg = ImageTokenizer.load(ckpt).config
+    assert (K, N, S) == (cfg.codebook_size, cfg.max_tokens, cfg.image_size) and N <= 256
+
+    def write(name, body=data[head.size:-4], **f):
+        v = {"K": K, "N": N, "S": S, "M": M, **f}
+        out = head.pack(magic, version, mid, v["K"], v["N"], v["S"], v["M"]) + body
+        (tmp_path / name).write_bytes(out + struct.pack(">I", zlib.crc32(out)))
+        return tmp_path / name
+
+    cases = [(write("k0.tok", K=0, body=b"\x00\x00"), "is corrupt: its header declares codebook size K = 0"),
+             (write("k1.tok", K=1, body=b"\x07"), "is corrupt: its header declares codebook size K = 1"),
+             (write("s0.tok", S=0), "is corrupt: its header declares image size S = 0"),
+             (write("m0.tok", M=0, body=b""), "is corrupt: its header declares image count = 0"),
+             (write("nbig.tok", N=300, body=b"\x00" + data[head.size:-4]),
+              f"declares max tokens N = 300, but the model {mid.hex()} has max tokens N = {N}"),
+             (write("kbig.tok", K=K + 1), f"declares codebook size K = {K + 1}, but the model {mid.hex()} has "
+                                          f"codebook size K = {K}"),
+             (write("sbig.tok", S=2 * S), f"declares image size S = {2 * S}, but the model {mid.hex()} has "
+                                          f"image size S = {S}")]
+    for path, message in cases:
+        for out in (tmp_path / f"{path.stem}.png", tmp_path / f"{path.stem}.d"):
+            r = CliRunner().invoke(cli, ["image", "decode", "--model", str(ckpt), str(path), "-o", str(out),
+                                         "--device", "cpu"])
+            assert r.exit_code == 2 and message in r.output, (path.name, r.output)
+            assert r.output.startswith("error: ") and "Traceback" not in r.output
+            assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["g.tok", *(p.name for p, _ in cases)])  # no temporaries
+    r = CliRunner().invoke(cli, ["image", "decode", "--model", str(ckpt), str(good), "-o", str(tmp_path / "ok.png")])
+    assert r.exit_code == 0 and (tmp_path / "ok.png").is_file(), r.output
+
+
 def test_eval_json_has_per_k_and_codecs(ckpt, tmp_path):
     out, plot = tmp_path / "e.json", tmp_path / "e.png"
     r = CliRunner().invoke(cli, ["image", "eval", str(ckpt), "--images", str(ICONS), "--limit", "4", "--json", str(out),

@@ -22,11 +22,37 @@ import numpy as np
 from tokkit.bytelevel.bytelm import ByteModel
 from tokkit.bytelevel.engine import NextByte
 from tokkit.bytelevel.table import logsumexp
-from tokkit.errors import TokkitError
+from tokkit.errors import NonFiniteError, TokkitError
 
-__all__ = ["ByteEnsemble", "Mode", "EnsembleState"]
+__all__ = ["ByteEnsemble", "Mode", "EnsembleState", "member_weights"]
 
 Mode = Literal["mixture", "product", "bayes"]
+
+
+def member_weights(weights: Sequence[float] | None, count: int, *, name: str = "weights") -> np.ndarray:
+    """``weights`` (one per member; equal when None) as float64 summing to 1.
+
+    Refuses a wrong count, a NaN or infinite weight (:class:`~tokkit.errors.NonFiniteError`), a negative one and
+    all zeros; ``name`` is how the message calls them (``--weights`` in the CLI).
+    """
+    if weights is None:
+        return np.full(count, 1.0 / count)
+    try:
+        w = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TokkitError(f"{name}: expected {count} numbers (one per model), found {weights!r}") from None
+    shown, example = ",".join(f"{x:g}" for x in w.ravel()), ",".join(["1"] * count)
+    if w.shape != (count,):
+        raise TokkitError(f"{name}: expected {count} non-negative weights with a positive sum (one per model), found "
+                          f"{w.size} ({shown}); pass one weight per model, e.g. {example}")
+    if not np.isfinite(w).all():
+        raise NonFiniteError(f"{name}: expected {count} finite, non-negative weights with a positive sum, found {shown}; "
+                             f"pass finite numbers, e.g. {example}")
+    if (w < 0).any() or not (w > 0).any():
+        raise TokkitError(f"{name}: expected {count} non-negative weights with a positive sum, found {shown}; "
+                          f"pass e.g. {example} (a weight of 0 leaves a model out)")
+    w = w / w.max()  # no overflow in the sum of huge finite weights
+    return w / w.sum()
 
 
 class EnsembleState:
@@ -77,7 +103,7 @@ class ByteEnsemble(ByteModel):
 
     Args:
         models: the members.
-        weights: non-negative, one per member (normalised; default equal).
+        weights: finite and non-negative with a positive sum, one per member (normalised; default equal).
         mode: ``"mixture"``, ``"product"`` or ``"bayes"`` (see module doc).
 
     Example:
@@ -92,13 +118,11 @@ class ByteEnsemble(ByteModel):
             raise TokkitError("an ensemble needs at least one model; pass models=[...]")
         if mode not in ("mixture", "product", "bayes"):
             raise TokkitError(f"mode must be 'mixture', 'product' or 'bayes', found {mode!r}")
-        w = np.ones(len(models)) if weights is None else np.asarray(weights, dtype=np.float64)
-        if w.shape != (len(models),) or (w < 0).any() or w.sum() <= 0:
-            raise TokkitError(f"expected {len(models)} non-negative weights with a positive sum, found {list(w)}")
+        w = member_weights(weights, len(models))
         self.models = list(models)
         self.mode: Mode = mode
         with np.errstate(divide="ignore"):
-            self.log_w = np.log(w / w.sum())
+            self.log_w = np.log(w)
 
     def state(self, prefix: str | bytes = b"") -> EnsembleState:
         st = EnsembleState([m.state(prefix) for m in self.models], self.log_w, self.mode)

@@ -98,6 +98,9 @@ def pack(token_lists: list[torch.Tensor], *, model_id: str, codebook_size: int, 
     :class:`~tokkit.image.ar_coding.ARCoder`) is given.
     """
     lb = length_bytes(max_tokens)
+    if not token_lists:
+        raise TokenCountError("a .tok file holds at least one image, found an empty list; pass the token lists of one "
+                              "or more images")
     if prior is not None and ar_prior is not None:
         raise TokenCountError("pass one of prior= (per-position, version 2) or ar_prior= (autoregressive, version 3)")
     if ar_prior is not None:
@@ -139,11 +142,13 @@ def pack(token_lists: list[torch.Tensor], *, model_id: str, codebook_size: int, 
 
 
 def unpack(data: bytes, *, expect_model_id: str | None = None, source: str = "<bytes>",
-           prior: TokenPrior | None = None, ar_prior=None) -> TokFile:
+           prior: TokenPrior | None = None, ar_prior=None, expect_codebook_size: int | None = None,
+           expect_max_tokens: int | None = None, expect_image_size: int | None = None) -> TokFile:
     """Parse ``.tok`` bytes; raises :class:`CorruptTokFileError` or :class:`ModelMismatchError`.
 
     An entropy-coded file (version 2) needs the ``prior`` it was written with; a context-coded one (version 3)
-    the ``ar_prior`` (:class:`~tokkit.image.ar_coding.ARCoder`).
+    the ``ar_prior`` (:class:`~tokkit.image.ar_coding.ARCoder`). A header declaring K < 2, N = 0, S = 0 or no
+    images is corrupt; the ``expect_*`` values (the decoding model's K, N and S) refuse a header that disagrees.
     """
     if len(data) < HEADER_BYTES + TRAILER_BYTES or data[:4] != MAGIC:
         raise CorruptTokFileError(f"{source} is not a tokkit .tok file: expected magic {MAGIC!r} and at least "
@@ -156,10 +161,23 @@ def unpack(data: bytes, *, expect_model_id: str | None = None, source: str = "<b
     if version not in (VERSION, VERSION_ENTROPY, VERSION_AR):
         raise CorruptTokFileError(f"{source}: .tok version {version} is not supported (expected {VERSION}, "
                                   f"{VERSION_ENTROPY} or {VERSION_AR})")
+    bad = [f"{name} = {value} (expected {want})" for name, value, ok, want in (
+        ("codebook size K", K, K >= 2, "at least 2"), ("max tokens N", N, N >= 1, "at least 1"),
+        ("image size S", S, S >= 1, "at least 1"), ("image count", count, count >= 1, "at least 1")) if not ok]
+    if bad:
+        raise CorruptTokFileError(f"{source} is corrupt: its header declares {', '.join(bad)}; the file was damaged "
+                                  "or altered — re-encode the image")
     model_id = mid.hex()
     if expect_model_id is not None and model_id != expect_model_id:
         raise ModelMismatchError(f"{source} was written by model {model_id}, but the model given has id {expect_model_id}; "
                                  "decode with the checkpoint that encoded it")
+    for name, value, want in (("codebook size K", K, expect_codebook_size), ("max tokens N", N, expect_max_tokens),
+                              ("image size S", S, expect_image_size)):
+        if want is not None and value != want:
+            raise ModelMismatchError(f"{source} declares {name} = {value}, but the model"
+                                     f"{'' if expect_model_id is None else ' ' + expect_model_id} has {name} = {want}; "
+                                     "the header was altered or the file was written by another model — re-encode "
+                                     "the image with this checkpoint")
     lb, pos, lists, prior_id = length_bytes(N), HEADER_BYTES, [], None
     if version == VERSION_ENTROPY:
         prior_id, pos = body[pos:pos + 8].hex(), pos + 8
