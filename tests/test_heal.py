@@ -20,6 +20,7 @@ import torch
 from click.testing import CliRunner
 
 from tokkit import load_tokenizer
+from tokkit.output_checks import temp_name
 from tokkit.transplant.heal.alm import alm_loss, binarised_bce, chunk_logprobs, log1mexp
 from tokkit.transplant.heal.chunks import common_chunks, token_ends
 from tokkit_cli.main import cli
@@ -301,7 +302,7 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, transplanted, mon
     assert r.exit_code == 2 and "another run" in r.output and "lr" in r.output
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     # as if killed between the two renames of a checkpoint swap (tokkit.atomic's names): the complete new one is kept
-    ck.rename(tmp_path / f".cut.heal-checkpoint.tk{int(dead.stdout)}.new")
+    ck.rename(temp_name(ck, "new", pid=int(dead.stdout)))
     r = CliRunner().invoke(cli, args + ["-o", str(tmp_path / "cut"), "--resume"])
     assert r.exit_code == 0, r.output
     assert "resumed from step 4" in r.output

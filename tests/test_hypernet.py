@@ -16,6 +16,7 @@ import torch
 from click.testing import CliRunner
 
 from tokkit import load_tokenizer
+from tokkit.output_checks import temp_name
 from tokkit.embedding import load_model_embeddings
 from tokkit.transplant import InitContext, align_vocabs
 from tokkit.transplant.hypernet import HypernetConfig
@@ -139,7 +140,7 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, sm, monkeypatch):
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     # as if killed between the renames of a checkpoint swap: only the complete new copy (.cut.tk<pid>.new) is left
-    (tmp_path / "cut").rename(tmp_path / f".cut.tk{int(dead.stdout)}.new")
+    (tmp_path / "cut").rename(temp_name(tmp_path / "cut", "new", pid=int(dead.stdout)))
     resumed = tr.train_hypernet(cfg, tmp_path / "cut", progress=False)
     assert resumed.resumed_from == 4 and resumed.steps == 6
     for name in ("model.safetensors", "optimizer.safetensors"):

@@ -204,18 +204,45 @@ def test_hypernet_train_killed_mid_checkpoint_resumes_bit_identical(tmp_path, lm
 
 def test_recover_removes_only_dead_writers_temporaries(tmp_path):
     from tokkit.atomic import recover
+    from tokkit.output_checks import temp_name
 
     dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                               text=True).stdout)
-    (tmp_path / "out").mkdir()
-    (tmp_path / f".out.tk{dead}-00ff.tmp").mkdir()
-    (tmp_path / f".out.tk{dead}.old").write_text("old")
-    (tmp_path / f".out.tk{os.getpid()}-0a0b.tmp").mkdir()  # a live writer (this process): kept
-    (tmp_path / f".other.tk{dead}-00ff.tmp").mkdir()  # another output's: not ours to judge
+    out = tmp_path / "out"
+    out.mkdir()
+    gone = [temp_name(out, "tmp", pid=dead), temp_name(out, "old", pid=dead)]
+    gone[0].mkdir()
+    gone[1].write_text("old")
+    live = temp_name(out, "tmp")  # a live writer (this process): kept
+    live.mkdir()
+    other = temp_name(tmp_path / "other", "tmp", pid=dead)  # another output's: not ours to judge
+    other.mkdir()
     (tmp_path / ".out.backup").write_text("the user's")  # not a tokkit name: kept
-    recover(tmp_path / "out")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["out", f".out.tk{os.getpid()}-0a0b.tmp", f".other.tk{dead}-00ff.tmp", ".out.backup"])
+    recover(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", live.name, other.name, ".out.backup"])
+
+
+def test_recover_never_touches_a_users_files_named_like_temporaries(tmp_path):
+    """Names of tokkit's shape without its signature (a user's, or forged) are neither deleted nor renamed,
+    with or without --force; only a signed name of a dead writer is (``tokkit.output_checks.is_our_temp``)."""
+    from tokkit.output_checks import temp_name
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    real = temp_name(tmp_path / "out", "old", pid=dead).name
+    forged = [real[:-20] + "0123456789abcdef.old",  # the shape, another signature
+              f".out.tk{dead}.old", f".out.tk{dead}.new", f".out.tk{dead}-00ff.tmp"]  # tokkit's names before signatures
+    for i, name in enumerate(forged):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "thesis.tex").write_text(f"precious {i}")
+    tok = tmp_path / "tok"
+    _run(["train-bpe", str(LEGAL), "--vocab-size", "300", "-o", str(tok), "--quiet"], tmp_path)
+    r = subprocess.run([sys.executable, "-m", "tokkit_cli.main", "export-tokenizer", str(tok), "-o", "out"], cwd=tmp_path,
+                       capture_output=True, text=True, env=_env())
+    assert r.returncode == 0, r.stderr
+    for i, name in enumerate(forged):
+        assert (tmp_path / name / "thesis.tex").read_text() == f"precious {i}"
+    assert (tmp_path / "out" / "tokenizer.json").is_file()
 
 
 def test_outputs_get_the_umask_mode(tmp_path):

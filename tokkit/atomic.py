@@ -14,9 +14,10 @@ so ``from tokkit.atomic import check_output`` keeps working):
   writes it there too. ``OSError`` while writing -- or a native library's ``os error N`` -- becomes one
   :class:`~tokkit.errors.OutputWriteError` naming the output.
 
-Temporaries are named ``.NAME.tk<pid>-<random>.tmp`` (being written), ``.NAME.tk<pid>.new`` (complete,
-about to replace ``NAME``) and ``.NAME.tk<pid>.old`` (the replaced output, about to be deleted); a run
-killed with SIGKILL leaves them to the next check of the same output (:func:`recover`). Outputs get the
+Temporaries are named ``.NAME.tk<pid>-<nonce>-<signature>.tmp`` (being written), ``….new`` (complete,
+about to replace ``NAME``) and ``….old`` (the replaced output, about to be deleted); a run killed with
+SIGKILL leaves them to the next check of the same output (:func:`recover`), which touches only names
+whose signature proves tokkit made them (:func:`tokkit.output_checks.is_our_temp`). Outputs get the
 user's umask (0666/0777 masked), whatever the writing library chose.
 """
 
@@ -120,7 +121,6 @@ def _commit(tmp: Path, final: Path) -> None:
     """Rename the finished ``tmp`` to ``final``: exclusively unless the writer allows replacing; recoverable at
     every point."""
     replace, kind = _MODES.pop(str(tmp), (True, None))
-    pid = os.getpid()
     _fix_modes(tmp)
     if not replace:
         try:
@@ -133,8 +133,8 @@ def _commit(tmp: Path, final: Path) -> None:
     if not os.path.lexists(final):
         os.replace(tmp, final)
         return
-    new = final.with_name(f".{final.name}.tk{pid}.new")
-    old = final.with_name(f".{final.name}.tk{pid}.old")
+    new = temp_name(final, "new")
+    old = temp_name(final, "old")
     os.replace(tmp, new)  # complete: from here a killed run is finished by recover()
     if final.is_dir() and not final.is_symlink():
         os.replace(final, old)

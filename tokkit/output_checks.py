@@ -10,9 +10,11 @@ before the work starts (:func:`check_output`) and again right before the rename 
 * ``--force`` replaces only what tokkit could have written: a regular file with a file, a folder that
   tokkit wrote (it holds :data:`MARKER`: :func:`is_ours`, :func:`mark_ours`) with a folder, a symlink
   itself (never its target); a folder without the marker, a device, FIFO or socket is refused;
-* the temporaries of a writer killed with SIGKILL (``.NAME.tk<pid>-<random>.tmp``, ``.NAME.tk<pid>.new``,
-  ``.NAME.tk<pid>.old``) are removed by the next check of the same output, a complete ``.new`` renamed
-  into place when ``NAME`` is missing (:func:`recover`);
+* the temporaries of a writer killed with SIGKILL (``.NAME.tk<pid>-<nonce>-<signature>.tmp|.new|.old``)
+  are removed by the next check of the same output, a complete ``.new`` renamed into place when
+  ``NAME`` is missing (:func:`recover`). Only names whose signature proves tokkit made them are touched:
+  an HMAC of (name, pid, nonce, kind) under a key kept in ``$TOKKIT_HOME/output-key`` (created once,
+  mode 0600), so a user's file that merely looks like a temporary is never deleted or renamed;
 * an ``OSError`` met while writing becomes one :class:`~tokkit.errors.OutputWriteError` that names the
   output and the fix (:func:`write_error`).
 """
@@ -20,6 +22,8 @@ before the work starts (:func:`check_output`) and again right before the rename 
 from __future__ import annotations
 
 import errno
+import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -32,21 +36,72 @@ from tokkit.errors import OutputExistsError, OutputWriteError
 from tokkit.run_inputs import check_not_input, tracked_inputs
 
 __all__ = ["check_output", "check_replaceable", "check_resumable", "recover", "write_error", "is_ours", "mark_ours",
-           "native_errno", "remove_path", "temp_name", "MARKER", "TEMP_NAME", "WRITE_ERRNOS", "Kind"]
+           "native_errno", "remove_path", "temp_name", "is_our_temp", "MARKER", "TEMP_NAME", "WRITE_ERRNOS", "Kind"]
 
-#: The names of tokkit's temporaries beside an output ``NAME`` (module docstring).
-TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.tk(?P<pid>\d+)(?:-[0-9a-f]+\.tmp|\.new|\.old)$")
+#: The shape of tokkit's temporaries beside an output ``NAME`` (module docstring); :func:`is_our_temp`
+#: also checks the signature.
+TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.tk(?P<pid>\d+)-(?P<nonce>[0-9a-f]{8})-(?P<sig>[0-9a-f]{16})\.(?P<kind>tmp|new|old)$")
+_KEYS: dict[str, bytes] = {}
+
+
+def _key() -> bytes:
+    """The key that signs temporary names: ``$TOKKIT_HOME/output-key``, created once (0600). Where the
+    home cannot be written, a key of this process only: its temporaries are then never recovered by
+    another process, which only leaves them in place."""
+    from tokkit.config import tokkit_home
+
+    path = tokkit_home() / "output-key"
+    if str(path) not in _KEYS:
+        try:
+            key = path.read_bytes()
+        except OSError:
+            key = b""
+        if len(key) != 32:
+            key = secrets.token_bytes(32)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".output-key.{os.getpid()}-{secrets.token_hex(4)}")
+                fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(key)
+                try:
+                    os.link(tmp, path)  # the first writer wins; everyone then reads its key
+                except FileExistsError:
+                    pass
+                finally:
+                    os.unlink(tmp)
+                key = path.read_bytes() if len(path.read_bytes()) == 32 else key
+            except OSError:
+                pass
+        _KEYS[str(path)] = key
+    return _KEYS[str(path)]
+
+
+def _signature(name: str, pid: int, nonce: str, kind: str) -> str:
+    return hmac.new(_key(), f"{name}\0{pid}\0{nonce}\0{kind}".encode("utf-8", "surrogatepass"),
+                    hashlib.sha256).hexdigest()[:16]
+
+
+def temp_name(final: Path, kind: Literal["tmp", "new", "old"] = "tmp", *, pid: int | None = None) -> Path:
+    """A fresh, signed temporary beside ``final``: ``.NAME.tk<pid>-<nonce>-<signature>.<kind>``."""
+    pid = os.getpid() if pid is None else pid
+    nonce = secrets.token_hex(4)
+    return final.with_name(f".{final.name}.tk{pid}-{nonce}-{_signature(final.name, pid, nonce, kind)}.{kind}")
+
+
+def is_our_temp(entry: str, name: str) -> re.Match[str] | None:
+    """The match of ``entry`` as a temporary tokkit made for the output ``name`` (signature checked), else None."""
+    m = TEMP_NAME.match(entry)
+    if m is None or m["name"] != name:
+        return None
+    return m if hmac.compare_digest(m["sig"], _signature(name, int(m["pid"]), m["nonce"], m["kind"])) else None
+
 
 #: The file inside every folder tokkit writes: ``--force`` replaces a folder only when it holds this.
 MARKER = ".tokkit-output"
 _MARKER_TEXT = "This folder was written by tokkit; `--force` may replace it as a whole.\n"
 
 Kind = Literal["file", "dir"]
-
-
-def temp_name(final: Path) -> Path:
-    """A fresh temporary beside ``final``: ``.NAME.tk<pid>-<random>.tmp``."""
-    return final.with_name(f".{final.name}.tk{os.getpid()}-{secrets.token_hex(4)}.tmp")
 
 
 def _alive(pid: int) -> bool:
@@ -68,26 +123,30 @@ def remove_path(p: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-def recover(out: str | Path) -> None:
-    """Remove the temporaries of ``out`` left by dead writers (restoring a complete ``.new`` if ``out`` is gone)."""
+def recover(out: str | Path) -> bool:
+    """Remove the temporaries of ``out`` left by dead writers (restoring a complete ``.new`` if ``out`` is gone);
+    True when it restored one. Only signed names are touched (:func:`is_our_temp`)."""
     final = Path(out)
     parent = final.parent if str(final.parent) else Path(".")
     if not parent.is_dir():
-        return
+        return False
     try:
         entries = [e for e in os.listdir(parent) if e.startswith(f".{final.name}.tk")]
     except OSError:
-        return
+        return False
     stale = []
     for e in entries:
-        m = TEMP_NAME.match(e)
-        if m and m["name"] == final.name and not _alive(int(m["pid"])):
+        m = is_our_temp(e, final.name)
+        if m and not _alive(int(m["pid"])):
             stale.append(parent / e)
+    restored = False
     for p in sorted(stale, key=lambda q: not q.name.endswith(".new")):  # a complete .new first
         if p.name.endswith(".new") and not os.path.lexists(final):
             os.replace(p, final)
+            restored = True
         else:
             remove_path(p)
+    return restored
 
 
 _FIX = {errno.ENOSPC: "free some space or write elsewhere", errno.EDQUOT: "free some space or write elsewhere",
@@ -193,10 +252,11 @@ def check_output(out: str | Path, *, force: bool, inputs: Iterable[str | Path] =
     p = Path(out)
     check_not_input(p, inputs)
     check_not_input(p, tracked_inputs(), inside_ok=True)  # a side output may be added inside an input folder
-    recover(p)
+    restored = recover(p)
     if os.path.lexists(p) and not exists_ok:
         if not force:
-            raise OutputExistsError(f"output {p} already exists; pass --force (force=True) to replace it, "
+            how = " (restored from a run that was killed while replacing it)" if restored else ""
+            raise OutputExistsError(f"output {p} already exists{how}; pass --force (force=True) to replace it, "
                                     "or choose another path")
         check_replaceable(p, kind)
     anc = _nearest_existing(p)
