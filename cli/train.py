@@ -104,6 +104,7 @@ def compare(tokenizers, texts, text_column, terms_file, no_terms, parallel, json
 
     cost = Cost()
 
+    _distinct_outputs({"--json": json_out, "--csv": csv_out, "--plot": plot})
     for p in (json_out, csv_out, plot):
         if p is not None and str(p) != "-":
             check_output(p, force=force)
@@ -131,6 +132,29 @@ def compare(tokenizers, texts, text_column, terms_file, no_terms, parallel, json
         click.echo(f"plot -> {plot}")
     n_bytes = sum(len(d.encode("utf-8")) for d in docs)
     cost.done(f"{len(tokenizers)} tokenizers x {n_bytes:,} bytes")
+
+
+def _distinct_outputs(outputs: dict[str, Path | None]) -> None:
+    """Refuse two report options that name one file (its folder resolved: ``r.json`` and ``../d/./r.json`` are one),
+    before any work: the second write would fail after the first, or with --force silently replace it. The name
+    itself is not followed: --force replaces a symlink, never its target."""
+    import os
+
+    from tokkit.errors import OptionError
+
+    def where(p: Path) -> str:
+        head, tail = os.path.split(os.fspath(p))
+        return os.path.realpath(p) if tail in ("", ".", "..") else os.path.join(os.path.realpath(head or "."), tail)
+
+    seen: dict[str, str] = {}
+    for flag, p in outputs.items():
+        if p is None or str(p) == "-":
+            continue
+        w = where(p)
+        if w in seen:
+            raise OptionError(f"{seen[w]} and {flag} both name {w}; each report needs its own file: give {flag} "
+                              "another path")
+        seen[w] = flag
 
 
 @cli.command("export-tiktoken")

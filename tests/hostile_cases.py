@@ -222,6 +222,10 @@ HOSTILE: list[H] = [
                    ("extend", ("extend", "--model", "{evil}", "{corpus}", "--add", "10", "-o", "out")),
                    ("hypernet", ("hypernet", "train", "--base", "{evil}", "--corpus", "{txt}", "-o", "hn")),
                    ("heal", ("heal", "{evil}", "{txt}", "--train", "embeddings", "-o", "out")))],
+    *[h(f"code-{n}-recipe-python-tag", 2, *a, needles=("!!python/object/apply:os.system", "constructs a Python object",
+                                                       "plain YAML only"), sub=n == "train")
+      for n, a in (("train", ("train-bpe", "{corpus}", "--recipe", "{h}/python_tag.yaml", "-o", "o")),
+                   ("count", ("count", "{corpus}", "--recipe", "{h}/python_tag.yaml", "-o", "t.counts")))],
     h("code-image-add-to-vocab-auto-map", 2, "image", "add-to-vocab", "--model", "{ckpt}", "--lm", "{evil}", "-o", "x",
       needles="auto_map", stdin="y\n", needs=("image",)),
     *[h(f"code-{n}-pickle-only", 2, *a, needles="pickle", stdin="y\n")
@@ -392,6 +396,24 @@ HOSTILE: list[H] = [
         ("count-parquet-int-column", "count|{h}/int.parquet|-o|t.counts|--workers|1", "column 'text' holds int64"),
         ("encode-parquet-int-column", "encode|{h}/int.parquet|--tokenizer|{tok}|-o|o|--workers|1", "holds int64"),
     )],
+    # a model that holds no tokens; an added token on an id that model.vocab (or another added token) gives away
+    *[h(f"msg-{n}-{d}", 7, *a.replace("D", d).split("|"), needles=need, sub=n == "vocab") for d, need in (
+        ("empty_vocab", ("the model holds no tokens", "only 13 added tokens", "fix the file")),
+        ("empty_model", ("the model holds no tokens", "model.vocab is empty")),
+        ("added_collides", ("added token '<coll>' has id", "which model.vocab gives to 'a'", "free id")),
+        ("added_twice", ("added_tokens give id", "two tokens, '<x1>' and '<x2>'")),
+    ) for n, a in (("vocab", "vocab|{h}/D.json"), ("vocab-text", "vocab|{h}/D.json|--text|hello"),
+                   ("compare", "compare|{h}/D.json|--text|{corpus}"), ("tiktoken", "export-tiktoken|{h}/D.json|-o|r.tiktoken"),
+                   ("export", "export-tokenizer|{h}/D.json|-o|o"), ("lint", "lint-tokenizer|{h}/D.json"),
+                   ("encode", "encode|{corpus}|--tokenizer|{h}/D.json|-o|o|--workers|1"))],
+    # recipes: plain YAML only, each key once, tokens that are UTF-8
+    *[h(f"msg-{n}-recipe-{r}", 7, *a.replace("R", r).split("|"), needles=need, sub=n == "train")
+      for r, need in (("dup_key", ("key 'vocab_size' appears twice", "line 1 and line 3", "remove one")),
+                      ("surrogate", ("special token", "lone surrogate U+D800", "UTF-8")))
+      for n, a in (("train", "train-bpe|{corpus}|--recipe|{h}/R.yaml|-o|o"),
+                   ("count", "count|{corpus}|--recipe|{h}/R.yaml|-o|t.counts"))],
+    h("msg-train-special-token-not-utf8", 7, "train-bpe", "{corpus}", "--vocab-size", "400", "--special-token",
+      os.fsdecode(b"\xff"), "-o", "o", needles=("--special-token", "not UTF-8", "byte 0xff"), sub=True),
     h("msg-train-forgotten-resume", 7, "train-bpe", "--counts", "{counts}", "--vocab-size", "300", "-o", "out",
       needles=("--resume", "interrupted merge loop"), sub=True, pre=planted_merge_checkpoint(body="good")),
     h("msg-train-tampered-merge-state", 7, "train-bpe", "--counts", "{counts}", "--vocab-size", "300", "-o", "out",
@@ -451,6 +473,24 @@ def _tokenizer_variants(d: Path, tok_json: Path) -> None:
         v = x["model"]["vocab"]
         v["a"] = v["b"]
 
+    def empty_vocab(x):  # the model holds nothing; only the special tokens are left (added_tokens)
+        x["model"]["vocab"], x["model"]["merges"] = {}, []
+
+    def empty_model(x):
+        empty_vocab(x)
+        x["added_tokens"] = []
+
+    def _added(content, i):
+        return {"id": i, "content": content, "single_word": False, "lstrip": False, "rstrip": False,
+                "normalized": False, "special": True}
+
+    def added_collides(x):  # an added token on the id model.vocab gives to 'a'
+        x["added_tokens"].append(_added("<coll>", x["model"]["vocab"]["a"]))
+
+    def added_twice(x):  # two added tokens with one (free) id
+        top = max(x["model"]["vocab"].values()) + 1
+        x["added_tokens"] += [_added("<x1>", top), _added("<x2>", top)]
+
     variant("merge_unknown", merge_unknown)
     variant("negative_id", vocab_set("a", -5))
     variant("string_id", vocab_set("a", "5"))
@@ -460,6 +500,10 @@ def _tokenizer_variants(d: Path, tok_json: Path) -> None:
     variant("huge_added", huge_added)
     variant("huge_vocab", vocab_set("a", 300_000_000))
     variant("duplicate_id", duplicate)
+    variant("empty_vocab", empty_vocab)
+    variant("empty_model", empty_model)
+    variant("added_collides", added_collides)
+    variant("added_twice", added_twice)
 
 
 def _merge_states(d: Path, counts: Path) -> None:
@@ -509,6 +553,9 @@ def build(d: Path, *, tok: Path, counts: Path) -> Path:
     (d / "nan.yaml").write_text("vocab_size: 500\nheld_out: .nan\n")
     (d / "inf.yaml").write_text("kind: bpe\nextra_weight: [1.0, .inf]\n")
     (d / "nan_image.yaml").write_text("recipe: tiny\nlr: .nan\n")
+    (d / "dup_key.yaml").write_text("vocab_size: 400\nmin_frequency: 2\nvocab_size: 500\n")
+    (d / "python_tag.yaml").write_text('vocab_size: !!python/object/apply:os.system ["touch PWNED"]\n')
+    (d / "surrogate.yaml").write_text('vocab_size: 400\nspecial_tokens: ["\\ud800"]\n')  # YAML's escape: a lone surrogate
     (d / "lat\udce9n.txt").write_bytes(b"caf\xe9 au lait\n" * 3)  # a file name that is not UTF-8 (b"lat\xe9n.txt")
     import pyarrow as pa
     import pyarrow.parquet as pq

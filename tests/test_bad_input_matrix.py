@@ -228,6 +228,13 @@ CASES: list[Case] = [
       "{in}/corpus_dir/c.jsonl", "--force", needles="is the input"),
     C("compare-terms-latin1", "compare", "{tok}", "--text", "{corpus}", "--terms", "{in}/latin1.txt", needles="UTF-8"),
     C("compare-csv-unwritable", "compare", "{tok}", "--text", "{corpus}", "--csv", "/proc/r.csv", needles="cannot write"),
+    # two reports into one file: refused before any work (it used to write the JSON, then fail; --force: CSV over JSON)
+    C("compare-json-csv-same-path", "compare", "{tok}", "--text", "{corpus}", "--json", "r.out", "--csv", "r.out",
+      needles=("--json and --csv both name", "r.out", "own file")),
+    C("compare-json-csv-same-path-force", "compare", "{tok}", "--text", "{corpus}", "--json", "r.out", "--csv",
+      "../work/./r.out", "--force", needles=("--json and --csv both name", "give --csv another path")),
+    C("compare-csv-plot-same-path", "compare", "{tok}", "--text", "{corpus}", "--csv", "r.png", "--plot", "r.png",
+      "--force", needles="--csv and --plot both name"),
     # ---- export-tiktoken / lint-tokenizer
     C("tiktoken-truncated", "export-tiktoken", "{in}/tok_trunc/tokenizer.json", "-o", "r.tiktoken", needles="truncated"),
     C("tiktoken-missing", "export-tiktoken", "./nope", "-o", "r.tiktoken", needles="nope"),
@@ -960,3 +967,87 @@ def test_hostile_matrix_covers_the_eight_classes():
     assert all(n >= 5 for n in per_class.values()), per_class
     assert sum(c.sub for c in HOSTILE) * 3 >= len(HOSTILE), "at least a third run as real processes"
     assert all(c.cls != 8 or c.sub for c in HOSTILE), "panic cases must see file descriptor 2"
+
+
+# --------------------------------------------------------------------------------------------- ids of tokenizer.json
+
+
+def _variant(tok: Path, out: Path, change) -> Path:
+    import json
+
+    data = json.loads((tok / "tokenizer.json").read_text(encoding="utf-8"))
+    change(data)
+    out.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return out
+
+
+def _special(content: str, i: int) -> dict:
+    return {"id": i, "content": content, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
+            "special": True}
+
+
+def test_a_model_without_tokens_is_refused_at_load(tok, tmp_path):
+    """An empty model.vocab used to be a ValueError traceback (vocab, compare) or exit 0 with an empty rank file
+    (export-tiktoken), '0 ids' (export-tokenizer) or '[]' for every text: now one FormatError at load."""
+    from tokkit import load_tokenizer
+    from tokkit.errors import FormatError
+    from tokkit.formats.hf_json import read_json, vocab_from_json
+    from tokkit.train.tiktoken_export import export_tiktoken
+
+    def empty(x):
+        x["model"]["vocab"], x["model"]["merges"] = {}, []
+
+    ve = _variant(tok, tmp_path / "ve.json", empty)
+    te = _variant(tok, tmp_path / "te.json", lambda x: (empty(x), x.update(added_tokens=[])))
+    with pytest.raises(FormatError, match=r"the model holds no tokens \(model\.vocab is empty, only 13 added tokens\)"):
+        load_tokenizer(ve)
+    with pytest.raises(FormatError, match=r"the model holds no tokens \(model\.vocab is empty\); .*fix the file"):
+        load_tokenizer(te)
+    with pytest.raises(FormatError, match="holds no tokens"):
+        vocab_from_json(read_json(ve), name="ve.json")
+    with pytest.raises(FormatError, match="holds no tokens"):
+        export_tiktoken(ve, tmp_path / "ve.tiktoken")
+    assert not (tmp_path / "ve.tiktoken").exists() and not (tmp_path / "ve.tiktoken.json").exists()
+
+
+def test_an_added_token_on_an_id_the_model_gives_away_is_refused(tok, tmp_path):
+    """An added token whose id model.vocab gives to another token used to load: encode('<coll>') gave [77] and
+    decode gave 'a'. Refused at load, like two tokens with one id in model.vocab; an added token that *is* the
+    vocab's token of that id (HF writes specials so) still loads."""
+    import json
+
+    from tokkit import load_tokenizer
+    from tokkit.errors import FormatError
+    from tokkit.formats.hf_json import read_json, vocab_from_json
+    from tokkit.train.tiktoken_export import export_tiktoken
+
+    vocab = json.loads((tok / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
+    a = vocab["a"]
+    coll = _variant(tok, tmp_path / "collide.json", lambda x: x["added_tokens"].append(_special("<coll>", a)))
+    want = rf"added token '<coll>' has id {a}, which model\.vocab gives to 'a'; .*free id \(e\.g\. {len(vocab)}\)"
+    with pytest.raises(FormatError, match=want):
+        load_tokenizer(coll)
+    with pytest.raises(FormatError, match=want):
+        vocab_from_json(read_json(coll), name="collide.json")
+    with pytest.raises(FormatError, match=want):
+        export_tiktoken(coll, tmp_path / "c.tiktoken")
+    top = len(vocab)
+    twice = _variant(tok, tmp_path / "twice.json",
+                     lambda x: x["added_tokens"].extend([_special("<x1>", top), _special("<x2>", top)]))
+    with pytest.raises(FormatError, match=rf"added_tokens give id {top} to two tokens, '<x1>' and '<x2>'"):
+        len(load_tokenizer(twice).vocab)
+    # the same token at the same id in both places: what HF writes for the specials of a trained tokenizer
+    same = _variant(tok, tmp_path / "same.json", lambda x: x["added_tokens"].append(_special("a", a)))
+    assert load_tokenizer(same).decode([a]) == "a"
+    assert any(s["content"] in vocab for s in read_json(tok / "tokenizer.json")["added_tokens"])
+    assert len(load_tokenizer(tok).vocab) == len(vocab)
+
+
+@pytest.mark.parametrize("alias", ["llama3", "qwen2", "gemma3", "smollm2", "llama2"])
+def test_real_tokenizers_with_added_tokens_still_load(alias):
+    """Their added tokens sit beyond model.vocab (llama3, qwen2) or repeat its entry at the same id (gemma3,
+    smollm2, llama2): neither is a collision."""
+    from conftest import cached_tokenizer
+
+    tok = cached_tokenizer(alias)
+    assert len(tok.vocab) > 30_000 and tok.vocab.specials

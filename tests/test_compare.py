@@ -135,3 +135,28 @@ def test_compare_plot(folders, tmp_path):
     r = CliRunner().invoke(cli, ["compare", str(folders / "plain"), "--text", str(HELDOUT), "--no-terms", "--plot",
                                  str(png), "--force"])
     assert r.exit_code == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["cmp.png"], r.output
+
+
+def test_two_reports_into_one_file_are_refused_before_any_work(folders, tmp_path, monkeypatch):
+    """--json and --csv naming one file used to write the JSON, then fail ('already exists'); with --force the
+    CSV silently replaced the JSON. Refused first, by the path with its folder resolved."""
+    import tokkit.train.compare as cmp
+    from tokkit_cli.train import _distinct_outputs
+
+    from tokkit.errors import OptionError
+
+    monkeypatch.setattr(cmp, "compare_tokenizers", lambda *a, **k: pytest.fail("the work started"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d").mkdir()
+    for args, needle in (
+        (["--json", "r.out", "--csv", "r.out"], "--json and --csv both name"),
+        (["--json", "r.out", "--csv", "d/../r.out", "--force"], "--json and --csv both name"),
+        (["--json", "d/r.png", "--plot", str(tmp_path / "d" / "." / "r.png"), "--force"], "--json and --plot both name"),
+    ):
+        r = CliRunner().invoke(cli, ["compare", str(folders / "plain"), "--text", str(HELDOUT), "--no-terms", *args])
+        assert r.exit_code == 2 and needle in r.stderr and "give" in r.stderr, r.output
+        assert sorted(p.name for p in tmp_path.rglob("*")) == ["d"], args  # nothing written
+    with pytest.raises(OptionError, match=r"--json and --csv both name .*r\.out; each report needs its own file"):
+        _distinct_outputs({"--json": Path("r.out"), "--csv": Path("./r.out"), "--plot": None})
+    _distinct_outputs({"--json": Path("-"), "--csv": Path("-"), "--plot": Path("r.png")})  # stdout twice is fine
+    _distinct_outputs({"--json": Path("r.json"), "--csv": Path("r.csv"), "--plot": Path("r.png")})

@@ -127,3 +127,70 @@ def test_every_builtin_recipe_validates(name):
 def test_unopenable_dataset_source(tmp_path):
     out = tmp_path / "o"
     _assert_failed(_run([f"hf:{tmp_path / 'no-such-dataset'}", "--vocab-size", "300", "-o", out]), out, "could not be opened")
+
+
+def test_special_token_not_utf8_names_the_token_and_byte(tmp_path):
+    """argv bytes that are not UTF-8 reach Python as surrogates (PEP 383): they used to reach HF's trainer, a
+    TypeError traceback; YAML's "\\ud800" escape too."""
+    import os
+
+    from tokkit.train.recipe import RecipeError
+
+    out = tmp_path / "o"
+    _assert_failed(_run([TRAIN, "--vocab-size", "400", "--special-token", os.fsdecode(b"<\xff>"), "-o", out]), out,
+                   "--special-token", "not UTF-8", "byte 0xff at character 1")
+    rec = tmp_path / "sur.yaml"
+    rec.write_text('vocab_size: 400\nspecial_tokens: ["\\ud800"]\n')
+    _assert_failed(_run([TRAIN, "--recipe", rec, "-o", out]), out, "special_tokens", "lone surrogate U+D800", "UTF-8")
+    with pytest.raises(RecipeError, match=r"surrogate pair U\+D83D U\+DE00 .*\\U0001F600"):
+        load_recipe(overrides={"domain_tokens": ["a\ud83d\ude00"], "vocab_size": 400})
+    with pytest.raises(RecipeError, match=r"--special-token .*byte 0xff"):
+        load_recipe(overrides={"special_tokens": ["\udcff"]})
+    assert load_recipe(overrides={"special_tokens": ["<é>", "<😀>"]}).special_tokens == ("<é>", "<😀>")
+
+
+def test_recipe_with_a_key_twice_is_refused(tmp_path):
+    from tokkit.train.recipe import RecipeError
+
+    rec = tmp_path / "dup.yaml"
+    rec.write_text("vocab_size: 400\nmin_frequency: 2\nvocab_size: 500\nsupertoken:\n  max_words: 3\n")
+    with pytest.raises(RecipeError, match=r"key 'vocab_size' appears twice in one mapping \(line 1 and line 3\)"):
+        load_recipe(rec)
+    out = tmp_path / "o"
+    _assert_failed(_run([TRAIN, "--recipe", rec, "-o", out]), out, "'vocab_size' appears twice", "remove one")
+    rec.write_text("vocab_size: 400\nsupertoken:\n  max_words: 3\n  max_words: 4\n")
+    with pytest.raises(RecipeError, match=r"key 'max_words' appears twice .*line 3 and line 4"):
+        load_recipe(rec)
+    rec.write_text("vocab_size: 400\nsupertoken: &s {max_words: 3}\n")  # anchors and one key each: fine
+    assert load_recipe(rec).supertoken.max_words == 3
+
+
+def test_recipe_with_a_python_tag_says_plain_yaml_only(tmp_path):
+    from tokkit.train.recipe import RecipeError
+
+    rec = tmp_path / "py.yaml"
+    rec.write_text('vocab_size: !!python/object/apply:os.system ["touch PWNED"]\n')
+    with pytest.raises(RecipeError, match=r"!!python/object/apply:os\.system at line 1, column 13 constructs a Python "
+                                          r"object; tags that construct Python objects are not allowed \(plain YAML only"):
+        load_recipe(rec)
+    out = tmp_path / "o"
+    _assert_failed(_run([TRAIN, "--recipe", rec, "-o", out]), out, "constructs a Python object", "plain YAML only")
+    assert not (tmp_path / "PWNED").exists() and not Path("PWNED").exists()
+    rec.write_text("vocab_size: !custom 400\n")
+    with pytest.raises(RecipeError, match=r"the tag !custom at line 1, column 13 is not a plain YAML type"):
+        load_recipe(rec)
+    rec.write_text("vocab_size: [1, 2\n")  # a real syntax error keeps its message
+    with pytest.raises(RecipeError, match=r"not valid YAML at line 2"):
+        load_recipe(rec)
+
+
+def test_held_out_byte_cap_of_0_is_named_in_the_summary(tmp_path):
+    """held_out_max_bytes: 0 holds out no document; the summary used to blame too few documents and suggest
+    --held-out 0.1 (which changes nothing)."""
+    rec = tmp_path / "cap.yaml"
+    rec.write_text("vocab_size: 400\nheld_out_max_bytes: 0\nheld_out: 0.5\n")
+    r = _run([TRAIN, "--recipe", rec, "-o", tmp_path / "o"])
+    assert r.exit_code == 0, r.output
+    assert "held_out_max_bytes is 0" in r.output and "too few documents" not in r.output, r.output
+    r = _run([TRAIN, "--vocab-size", "400", "--held-out", "0.001", "-o", tmp_path / "o2"])  # 47 documents: none held out
+    assert r.exit_code == 0 and "too few documents for the held-out share 0.001: pass --held-out 0.1" in r.output

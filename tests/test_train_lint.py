@@ -97,3 +97,24 @@ def test_lint_tokenizer_cli(tmp_path):
     need_fixture("gpt2")
     r = CliRunner().invoke(cli, ["lint-tokenizer", "gpt2"])
     assert r.exit_code == 2 and "HF tokenizer.json files only" in r.output
+
+
+def test_lint_tokenizer_cli_refuses_colliding_and_empty_vocabularies(tmp_path):
+    """lint-tokenizer used to pass ('0 warning(s)') an added token on an id model.vocab gives to 'a', and a
+    model.vocab with no tokens: both are refused at load, exit code 2."""
+    from click.testing import CliRunner
+
+    from tokkit_cli.main import cli
+
+    train_tokenizer([TRAIN], out_dir=tmp_path / "t", recipe=load_recipe(overrides={"vocab_size": 400}), progress=False)
+    data = json.loads((tmp_path / "t" / "tokenizer.json").read_text(encoding="utf-8"))
+    a = data["model"]["vocab"]["a"]
+    data["added_tokens"].append({"id": a, "content": "<coll>", "single_word": False, "lstrip": False, "rstrip": False,
+                                 "normalized": False, "special": True})
+    (tmp_path / "collide.json").write_text(json.dumps(data), encoding="utf-8")
+    r = CliRunner().invoke(cli, ["lint-tokenizer", str(tmp_path / "collide.json")])
+    assert r.exit_code == 2 and f"added token '<coll>' has id {a}, which model.vocab gives to 'a'" in r.stderr, r.output
+    data["model"]["vocab"], data["model"]["merges"] = {}, []
+    (tmp_path / "empty.json").write_text(json.dumps(data), encoding="utf-8")
+    r = CliRunner().invoke(cli, ["lint-tokenizer", str(tmp_path / "empty.json")])
+    assert r.exit_code == 2 and "the model holds no tokens" in r.stderr, r.output

@@ -14,16 +14,18 @@ Families, read off the decoder (the part of the file that says how ids become te
 from __future__ import annotations
 
 import json
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tokkit.errors import FormatError, MissingFileError
 from tokkit.formats.roles import make_specials
 from tokkit.vocab import TextVocab
 
-__all__ = ["bytes_to_unicode", "unicode_to_bytes", "vocab_from_json", "vocab_from_json_file", "read_json"]
+__all__ = ["bytes_to_unicode", "unicode_to_bytes", "vocab_from_json", "vocab_from_json_file", "read_json",
+           "check_model_ids", "check_native_ids", "file_added_tokens"]
 
 _BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
@@ -138,6 +140,117 @@ def _config_roles(config: dict[str, Any] | None, by_text: dict[str, int]) -> dic
     return roles
 
 
+def _empty_model(label: str, n_added: int) -> FormatError:
+    only = f", only {n_added} added token{'s' * (n_added != 1)}" if n_added else ""
+    return FormatError(f"{label}: the model holds no tokens (model.vocab is empty{only}); expected the model's "
+                       "vocabulary of token -> id entries: fix the file, or export or train the tokenizer again")
+
+
+def _check_added(model_token: Callable[[int], str | None], added: list[dict[str, Any]], label: str,
+                 free: Callable[[], int]) -> None:
+    """An added token whose id the model gives to another token, or two added tokens with one id."""
+    seen: dict[int, str] = {}
+    for a in added:
+        i, content = a["id"], a["content"]
+        mt = model_token(i)
+        if mt is not None and mt != content:
+            raise FormatError(f"{label}: added token {content!r:.40} has id {i}, which model.vocab gives to {mt!r:.40}; "
+                              f"each id names one token: give the added token a free id (e.g. {free()}) or remove it")
+        if seen.get(i, content) != content:
+            raise FormatError(f"{label}: added_tokens give id {i} to two tokens, {seen[i]!r:.40} and {content!r:.40}; "
+                              f"each id names one token: give one of them a free id (e.g. {free()}) or remove it")
+        seen[i] = content
+
+
+def check_model_ids(model_ids: dict[int, str], added: list[dict[str, Any]], label: str) -> None:
+    """Refuse a model that holds no tokens, and an added token whose id the model gives to another token.
+
+    ``model_ids``: id -> token of ``model.vocab``; ``added``: the (structurally checked) ``added_tokens``.
+    An added token that *is* the model's token of that id (``<s>`` at id 1 in both) is what HF writes for
+    special tokens of the base vocabulary, and passes. Two added tokens with one id are refused too.
+    """
+    if not model_ids:
+        raise _empty_model(label, len(added))
+    _check_added(model_ids.get, added, label, lambda: max([*model_ids, *(a["id"] for a in added)]) + 1)
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def file_added_tokens(path: str | Path) -> list[dict[str, Any]] | None:
+    """The ``added_tokens`` of a ``tokenizer.json`` without parsing the rest: the top-level object is walked
+    key by key over a growing prefix of the file, and the walk stops at ``added_tokens`` (HF writes it before
+    the large ``model``: a few ms for Gemma 3's 33 MB, against 600 ms for the whole file). None when the file
+    has none or is not such JSON (:func:`tokkit.formats.hf_json_check.check_tokenizer_json` names that), or an
+    entry lacks an int id or a str content."""
+    import codecs
+
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = 1 << 21
+            while True:
+                f.seek(0)
+                raw = f.read(head)
+                whole = len(raw) >= size
+                text = codecs.getincrementaldecoder("utf-8-sig")().decode(raw, final=whole)
+                found = _added_in(text)
+                if found is not _MORE or whole:
+                    return None if found is _MORE else found
+                head *= 4
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+_MORE: Any = object()  # the prefix ended before added_tokens did
+
+
+def _added_in(text: str) -> Any:
+    dec = json.JSONDecoder()
+    try:
+        i = _WS.match(text, 0).end()
+        if text[i:i + 1] != "{":
+            return _MORE if i >= len(text) else None
+        i = _WS.match(text, i + 1).end()
+        while text[i:i + 1] == '"':
+            key, i = dec.raw_decode(text, i)
+            i = _WS.match(text, i).end()
+            if text[i:i + 1] != ":":
+                return _MORE if i >= len(text) else None
+            value, i = dec.raw_decode(text, _WS.match(text, i + 1).end())
+            if key == "added_tokens":
+                ok = isinstance(value, list) and all(
+                    isinstance(a, dict) and type(a.get("id")) is int and isinstance(a.get("content"), str) for a in value)
+                return value if ok else None
+            i = _WS.match(text, i).end()
+            if text[i:i + 1] != ",":
+                return _MORE if i >= len(text) else None
+            i = _WS.match(text, i + 1).end()
+        return _MORE if i >= len(text) else None
+    except ValueError:  # cut by the prefix, or not JSON: the caller reads more, up to the whole file
+        return _MORE
+    except RecursionError:
+        return None
+
+
+def check_native_ids(tok: Any, label: str, *, path: str | Path | None = None) -> None:
+    """:func:`check_model_ids` for a loaded ``tokenizers.Tokenizer`` without parsing its file again.
+
+    HF moves an added token whose id the model already gives away to a new id (``<coll>`` from 77 to 400)
+    while tokkit's vocabulary reads the file's id: the two would disagree, so the file's ``added_tokens``
+    (``path``: :func:`file_added_tokens`) are checked against the model; without them, the native ones.
+    """
+    native = tok.get_added_tokens_decoder()
+    if tok.get_vocab_size(with_added_tokens=False) == 0:
+        raise _empty_model(label, len(native))
+    added = file_added_tokens(path) if path is not None else None
+    if added is None:
+        added = [{"id": i, "content": a.content} for i, a in native.items()]
+    model = tok.model
+    _check_added(model.id_to_token, added, label,
+                 lambda: max([*tok.get_vocab(with_added_tokens=False).values(), *(a["id"] for a in added)]) + 1)
+
+
 def vocab_from_json(data: dict[str, Any], *, name: str = "", config: dict[str, Any] | None = None) -> TextVocab:
     """Build the vocab of a parsed ``tokenizer.json`` (``config``: its ``tokenizer_config.json``)."""
     from tokkit.formats.hf_json_check import check_tokenizer_json
@@ -149,6 +262,7 @@ def vocab_from_json(data: dict[str, Any], *, name: str = "", config: dict[str, A
     cont = model.get("continuing_subword_prefix") or ("##" if family == "wordpiece" else "")
     id_to_tok = _ordinary_id_map(model, name or "tokenizer.json")
     added = data.get("added_tokens") or []
+    check_model_ids(id_to_tok, added, name or "tokenizer.json")  # no tokens at all; an added id the model gives away
     for a in added:
         id_to_tok[a["id"]] = a["content"]
     size = max(id_to_tok) + 1 if id_to_tok else 0

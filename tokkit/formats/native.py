@@ -28,39 +28,53 @@ WHAT = {"hf": "tokenizer.json", "gguf": "GGUF", "spm": "sentencepiece .model", "
 
 def open_native(src: Source) -> Any:
     if src.backend in ("hf", "gguf"):
-        if src.backend == "gguf":
-            from tokkit.formats.gguf_tokenizer import hf_tokenizer_from_gguf
+        from tokkit.formats.hf_json import check_native_ids
 
-            return hf_tokenizer_from_gguf(src.path)
-        from tokenizers import Tokenizer as HFTokenizer
+        n = _open_hf(src)
+        # a model without tokens; an added token on an id the model gives away (the file's ids: HF moves them)
+        check_native_ids(n, str(src.path), path=src.path if src.backend == "hf" else None)
+        return n
+    return _open_other(src)
 
-        from tokkit.formats.hf_json import read_json
 
-        from tokkit.native_calls import captured_stderr
+def _open_hf(src: Source) -> Any:
+    """An HF or GGUF source as a ``tokenizers.Tokenizer``; a file it cannot load is named precisely."""
+    if src.backend == "gguf":
+        from tokkit.formats.gguf_tokenizer import hf_tokenizer_from_gguf
 
-        try:
-            with captured_stderr():  # a Rust panic's raw text stays off the terminal
-                return HFTokenizer.from_file(src.path)
-        except (KeyboardInterrupt, SystemExit, MemoryError):
-            raise
-        except BaseException as e:  # noqa: BLE001 - panics too; named below, precisely where we can
-            from tokkit.errors import FormatError
-            from tokkit.formats.hf_json_check import check_tokenizer_json, regex_defect
+        return hf_tokenizer_from_gguf(src.path)
+    from tokenizers import Tokenizer as HFTokenizer
 
-            data = read_json(Path(src.path))  # parses: a JSON syntax error is named by read_json
-            check_tokenizer_json(data, str(src.path), merges=True)  # the entry, id or merge that is wrong
-            defect = regex_defect(data, str(src.path))
-            if defect:
-                raise FormatError(defect) from None
-            raw = Path(src.path).read_bytes()
-            if raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark: tokenizers refuses it, we do not
-                try:
-                    return HFTokenizer.from_str(raw[3:].decode("utf-8"))
-                except Exception:  # noqa: BLE001
-                    pass
-            why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            raise FormatError(f"{src.path} is not a tokenizer.json that HF tokenizers can load ({why}); "
-                              "fix the file or export it again") from None
+    from tokkit.formats.hf_json import read_json
+
+    from tokkit.native_calls import captured_stderr
+
+    try:
+        with captured_stderr():  # a Rust panic's raw text stays off the terminal
+            return HFTokenizer.from_file(src.path)
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except BaseException as e:  # noqa: BLE001 - panics too; named below, precisely where we can
+        from tokkit.errors import FormatError
+        from tokkit.formats.hf_json_check import check_tokenizer_json, regex_defect
+
+        data = read_json(Path(src.path))  # parses: a JSON syntax error is named by read_json
+        check_tokenizer_json(data, str(src.path), merges=True)  # the entry, id or merge that is wrong
+        defect = regex_defect(data, str(src.path))
+        if defect:
+            raise FormatError(defect) from None
+        raw = Path(src.path).read_bytes()
+        if raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark: tokenizers refuses it, we do not
+            try:
+                return HFTokenizer.from_str(raw[3:].decode("utf-8"))
+            except Exception:  # noqa: BLE001
+                pass
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise FormatError(f"{src.path} is not a tokenizer.json that HF tokenizers can load ({why}); "
+                          "fix the file or export it again") from None
+
+
+def _open_other(src: Source) -> Any:
     if src.backend == "spm":
         from tokkit.formats.spm import load_spm
 

@@ -52,6 +52,7 @@ class TrainResult:
     notes: tuple[str, ...] = ()
     counted: tuple[int, int] | None = None  # trained from count tables: (distinct pre-tokens, occurrences)
     held_out_share: float | None = None  # the recipe's held_out (0: the user asked for no held-out documents)
+    held_out_max_bytes: int | None = None  # the recipe's cap on the held-out sample (0: no document can be held out)
     tokenizer: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -80,8 +81,13 @@ class TrainResult:
                          f"{self.bytes_per_token:.3f} bytes/token, {rt}; saved as {Path(self.out_dir) / HELDOUT_FILE}")
         elif self.held_out_share == 0:
             lines.append("  held-out     none (--held-out 0: every document trained on)")
+        elif self.held_out_max_bytes == 0:
+            lines.append("  held-out     none (held_out_max_bytes is 0: the byte cap keeps every document in training; "
+                         "raise it or remove it from the recipe to measure bytes/token)")
         else:
-            lines.append("  held-out     none (too few documents for the held-out share: pass --held-out 0.1 to measure bytes/token)")
+            share = f" {self.held_out_share:g}" if self.held_out_share is not None else ""
+            fix = "pass --held-out 0.1" if (self.held_out_share or 0) < 0.1 else "add documents"
+            lines.append(f"  held-out     none (too few documents for the held-out share{share}: {fix} to measure bytes/token)")
         t = ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds.items())
         lines.append(f"  time         {sum(self.seconds.values()):.1f}s ({t}); peak memory {self.peak_rss_mb:.0f} MB")
         lines += [f"  note         {n}" for n in self.notes]
@@ -260,5 +266,5 @@ def _finish(trained: Any, recipe: TrainRecipe, domain: Sequence[str], *, out_dir
         vocab_final=layout.final, reserved=layout.reserved, train_docs=n_docs, train_bytes=n_bytes,
         skipped_bad_utf8=n_bad, seconds=secs, peak_rss_mb=peak_rss_mb(), held_out_docs=len(held),
         held_out_bytes=hb, held_out_tokens=ht, held_out_roundtrip_failures=hf, warnings=tuple(warnings),
-        notes=trained.notes, tokenizer=tok, held_out_share=recipe.held_out,
+        notes=trained.notes, tokenizer=tok, held_out_share=recipe.held_out, held_out_max_bytes=recipe.held_out_max_bytes,
         counted=(counts_manifest["records"], counts_manifest["occurrences"]) if counts_manifest is not None else None)

@@ -14,8 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from tokkit.config import SEED_MAX, flag_name, read_yaml, validation_message
 from tokkit.errors import FormatError, MissingFileError, UnknownNameError
@@ -31,6 +30,31 @@ KL3M_SPECIALS = ("<|start|>", "<|end|>", "<|pad|>", "<|unk|>", "<|sep|>", "<|cls
 #: Largest vocabulary train-bpe accepts: ids beyond 2^24 are no real tokenizer's, and the native trainer
 #: reserves memory per requested id up front (10^11 aborts it).
 MAX_VOCAB_SIZE = 1 << 24
+
+
+def _surrogate_problem(token: str, what: str) -> str | None:
+    """Why ``token`` cannot be a token of a tokenizer (it holds a surrogate code point: no UTF-8 spells it), or None.
+
+    Python carries a byte that is not UTF-8 in a command-line argument as U+DC80..U+DCFF (PEP 383); YAML's
+    ``"\\ud800"`` escape gives a lone surrogate, and YAML does not join a ``\\ud83d\\ude00`` pair into one character.
+    """
+    from tokkit.formats.surrogates import find_surrogate
+
+    k = find_surrogate(token)
+    if k is None:
+        return None
+    c = ord(token[k])
+    shown = f"{token!r:.60}"  # repr escapes the surrogates, keeps other characters readable
+    if 0xD800 <= c <= 0xDBFF and k + 1 < len(token) and 0xDC00 <= ord(token[k + 1]) <= 0xDFFF:
+        joined = 0x10000 + ((c - 0xD800) << 10) + (ord(token[k + 1]) - 0xDC00)
+        return (f"{what} {shown} holds the surrogate pair U+{c:04X} U+{ord(token[k + 1]):04X} at character {k}: two "
+                f"code points with no UTF-8 form (a YAML \\u escape does not join them into U+{joined:04X}); expected "
+                f"UTF-8 text: write the character as \\U{joined:08X} or the character itself")
+    if 0xDC80 <= c <= 0xDCFF:
+        return (f"{what} {shown} is not UTF-8 (byte 0x{c - 0xDC00:02x} at character {k}, carried as U+{c:04X}); "
+                "expected UTF-8 text: pass the token in UTF-8")
+    return (f"{what} {shown} holds the lone surrogate U+{c:04X} at character {k}, which is not a character and has no "
+            "UTF-8 form; expected UTF-8 text: write the character you mean (\\UXXXXXXXX) or remove the token")
 
 
 class RecipeError(FormatError):
@@ -109,10 +133,14 @@ class TrainRecipe(BaseModel):
 
     @field_validator("special_tokens", "domain_tokens")
     @classmethod
-    def _no_empty(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+    def _no_empty(cls, v: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         bad = [t for t in v if not t]
         if bad:
             raise ValueError("empty strings are not tokens; remove them")
+        for t in v:
+            problem = _surrogate_problem(t, "special token" if info.field_name == "special_tokens" else "domain token")
+            if problem:
+                raise ValueError(problem)
         if len(set(v)) != len(v):
             dup = sorted({t for t in v if v.count(t) > 1})
             raise ValueError(f"duplicate tokens {dup}; list each token once")
@@ -147,11 +175,96 @@ def known_recipes() -> list[str]:
     return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
 
 
+def _yaml_text(path: Path) -> str | None:
+    """The text of ``path`` when it is a regular UTF-8 file that :func:`read_yaml` accepts the size of, else None
+    (never blocks: a FIFO swapped in is opened non-blocking and refused)."""
+    import os
+    import stat
+
+    from tokkit.config import YAML_MAX_BYTES
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
+            raw = f.read(YAML_MAX_BYTES + 1)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(raw) > YAML_MAX_BYTES:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _yaml_defects(path: Path, label: str) -> list[tuple[int, int, str, str]]:
+    """What the plain-YAML rules refuse in ``path``, read as nodes (nothing is constructed): a tag that is no plain
+    YAML type (``!!python/object/apply:os.system``), a key written twice in one mapping (YAML keeps the last
+    silently). ``(line, column, "tag" | "key", message)`` in file order; none when the file does not compose
+    (:func:`read_yaml` names that)."""
+    import yaml
+
+    text = _yaml_text(path)
+    if text is None:
+        return []
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.YAMLError:
+        return []
+    finally:
+        loader.dispose()
+    known = set(yaml.SafeLoader.yaml_constructors)
+    found: list[tuple[int, int, str, str]] = []
+    stack, seen = [root] if root is not None else [], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:  # an alias: its node is checked once (a recursive one ends here too)
+            continue
+        seen.add(id(node))
+        line, col = node.start_mark.line + 1, node.start_mark.column + 1
+        if node.tag not in known:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            found.append((line, col, "tag", (
+                f"{label}: the tag {tag} at line {line}, column {col} constructs a Python object; tags that construct "
+                "Python objects are not allowed (plain YAML only: mappings, lists, strings, numbers, booleans): remove "
+                "the tag and write the value" if "python/" in node.tag else
+                f"{label}: the tag {tag} at line {line}, column {col} is not a plain YAML type (plain YAML only: "
+                "mappings, lists, strings, numbers, booleans): remove the tag")))
+            continue
+        if isinstance(node, yaml.MappingNode):
+            keys: dict[tuple[str, str], int] = {}
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                    kl = k.start_mark.line + 1
+                    if (k.tag, k.value) in keys:
+                        found.append((kl, k.start_mark.column + 1, "key", (
+                            f"{label}: key {k.value!r:.40} appears twice in one mapping (line {keys[k.tag, k.value]} "
+                            f"and line {kl}); YAML would keep only the last: remove one of them")))
+                    keys.setdefault((k.tag, k.value), kl)
+                stack += [k, v]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
+    return sorted(found)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
+    label = f"recipe {path}"
     try:
         data = read_yaml(path, "recipe")
-    except FormatError as e:
-        raise RecipeError(str(e)) from None
+    except FormatError as e:  # a tag is refused when constructed, as "not valid YAML": say what is wrong instead
+        tags = [msg for _, _, kind, msg in _yaml_defects(path, label) if kind == "tag"]
+        raise RecipeError(tags[0] if tags else str(e)) from None
+    defects = _yaml_defects(path, label)
+    if defects:
+        raise RecipeError(defects[0][3])
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -164,6 +277,10 @@ def _validate(data: Mapping[str, Any], label: str, flags: Mapping[str, str]) -> 
         return TrainRecipe.model_validate(dict(data))
     except ValidationError as e:
         raise RecipeError(validation_message(e, label=label, flags=flags, known=TrainRecipe.model_fields)) from None
+
+
+#: Fields whose train-bpe flag is not :func:`flag_name`'s (a repeatable flag names one item).
+_FLAGS = {"special_tokens": "--special-token"}
 
 
 def load_recipe(name_or_path: str | Path | None = None, *, overrides: Mapping[str, Any] | None = None) -> TrainRecipe:
@@ -197,5 +314,5 @@ def load_recipe(name_or_path: str | Path | None = None, *, overrides: Mapping[st
             data["supertoken"] = {**data.get("supertoken", {}), **{a: b for a, b in v.items() if b is not None}}
         else:
             data[k] = v
-    flags = {k: flag_name(k) for k, v in (overrides or {}).items() if v is not None}
+    flags = {k: _FLAGS.get(k) or flag_name(k) for k, v in (overrides or {}).items() if v is not None}
     return _validate(data, label, flags)

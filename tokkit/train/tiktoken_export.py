@@ -87,6 +87,15 @@ def _refuse_domain_tokens(manifest: Path) -> None:
             "default recipe has none: tokkit train-bpe SOURCES --vocab-size N); or use the tokenizer.json with HF tokenizers")
 
 
+def _check_ids(data: dict[str, Any], label: str) -> None:
+    from tokkit.formats.hf_json import check_model_ids
+
+    vocab = data["model"].get("vocab")
+    model_ids = ({i: t for t, i in vocab.items()} if isinstance(vocab, dict)
+                 else {i: item[0] for i, item in enumerate(vocab)} if isinstance(vocab, list) else {})
+    check_model_ids(model_ids, data.get("added_tokens") or [], label)
+
+
 def export_tiktoken(tokenizer_json: str | Path, out: str | Path, *, force: bool = False,
                     verify: Sequence[str] = ()) -> Path:
     """Write ``out`` (``<base64 token> <rank>`` lines) and ``out + '.json'`` (pattern, special tokens).
@@ -110,6 +119,7 @@ def export_tiktoken(tokenizer_json: str | Path, out: str | Path, *, force: bool 
 
     data = read_json(p)
     check_tokenizer_json(data, str(p))  # a broken or hostile file: its defect named, ids bounded
+    _check_ids(data, str(p))  # a model without tokens; an added token on an id the model gives away
     pattern, ranks, specials = tiktoken_parts(data)
     if verify:
         import tiktoken
