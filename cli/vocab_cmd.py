@@ -17,7 +17,9 @@ from tokkit_cli.main import cli
 @click.option("--text", default=HELLO_WORLD, show_default=True, help="Text whose ids are printed.")
 @click.option("--report", is_flag=True, help="Also list byte-fallback duplicates, unreachable ids and bytes no token spells.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def vocab_command(name_or_path: str, text: str, report: bool, as_json: bool) -> None:
+@click.option("--allow-special", is_flag=True,
+              help="Encode special-token strings in --text as special tokens  [default: as plain text, as `tokkit encode`]")
+def vocab_command(name_or_path: str, text: str, report: bool, as_json: bool, allow_special: bool) -> None:
     """Print size, family, special tokens and the ids of a text for NAME_OR_PATH (alias or file)."""
     from tokkit.formats.surrogates import find_surrogate
     from tokkit.tokenizer import load_tokenizer
@@ -26,7 +28,8 @@ def vocab_command(name_or_path: str, text: str, report: bool, as_json: bool) -> 
         raise click.BadParameter(_not_utf8(text), param_hint="--text")
     tok = load_tokenizer(name_or_path)
     v = tok.vocab
-    info = {**v.summary(), "backend": tok.backend, "text": text, "ids": tok.encode(text)}
+    ids = tok.encode(text, allowed_special="all") if allow_special else tok.encode_ordinary(text)
+    info = {**v.summary(), "backend": tok.backend, "text": text, "ids": ids}
     if report:
         r = tok.report()
         info["duplicates"] = [list(g) for g in r.duplicates]

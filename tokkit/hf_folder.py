@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from tokkit.atomic import atomic_dir
 from tokkit.vocab import TextVocab
@@ -26,11 +26,16 @@ def _role_text(vocab: TextVocab, role: str) -> str | None:
 
 
 def write_tokenizer_files(hf_tokenizer: Any, vocab: TextVocab, folder: str | Path, *,
-                          model_max_length: int | None = None, chat_template: str | None = None) -> None:
-    """Write the three tokenizer files into an existing ``folder`` (callers wrap this in atomic_dir)."""
+                          model_max_length: int | None = None, chat_template: str | None = None,
+                          role_texts: Mapping[str, str | None] | None = None) -> None:
+    """Write the three tokenizer files into an existing ``folder`` (callers wrap this in atomic_dir).
+    ``role_texts``: the bos/eos/pad/unk token texts where the source states them (its own
+    ``tokenizer_config.json``: ``Tokenizer.eos_token``), else the vocab's roles."""
     d = Path(folder)
     hf_tokenizer.save(str(d / "tokenizer.json"))
-    special_map = {f"{r}_token": t for r in ("bos", "eos", "pad", "unk") if (t := _role_text(vocab, r)) is not None}
+    texts = {r: (role_texts[r] if role_texts is not None and r in role_texts else _role_text(vocab, r))
+             for r in ("bos", "eos", "pad", "unk")}
+    special_map = {f"{r}_token": t for r, t in texts.items() if t is not None}
     extra = [s.text for s in vocab.specials if s.role not in ("bos", "eos", "pad", "unk")]
     config: dict[str, Any] = {
         "tokenizer_class": "PreTrainedTokenizerFast",
@@ -46,8 +51,8 @@ def write_tokenizer_files(hf_tokenizer: Any, vocab: TextVocab, folder: str | Pat
 
 
 def write_tokenizer_folder(hf_tokenizer: Any, vocab: TextVocab, out_dir: str | Path, *, force: bool = False,
-                           chat_template: str | None = None) -> Path:
+                           chat_template: str | None = None, role_texts: Mapping[str, str | None] | None = None) -> Path:
     """Write a tokenizer folder atomically (refuses an existing one unless ``force``)."""
     with atomic_dir(out_dir, force=force) as tmp:
-        write_tokenizer_files(hf_tokenizer, vocab, tmp, chat_template=chat_template)
+        write_tokenizer_files(hf_tokenizer, vocab, tmp, chat_template=chat_template, role_texts=role_texts)
     return Path(out_dir)

@@ -17,10 +17,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
-from tokkit.errors import InputTypeError, native_errors
+from tokkit.errors import native_errors
 from tokkit.formats.compat import TiktokenNames, TransformersNames
 from tokkit.formats.encode_routes import EncodeRoutes
 from tokkit.formats.decoding import Decoder
+from tokkit.formats.inputs import ALL, NO_SPECIAL, check_special_args, need_str, text_list
 from tokkit.formats.long_runs import LONG_RUN, has_long_run
 from tokkit.formats.native import WHAT, Source, open_native, vocab_of
 from tokkit.formats.segments import Segments
@@ -37,12 +38,6 @@ def _none_in(chars: tuple[str, ...], text: str) -> bool:
         if c in text:
             return False
     return True
-
-
-def _need_str(text: object) -> None:
-    if not isinstance(text, str):
-        hint = " or decode your bytes first (data.decode('utf-8'))" if isinstance(text, (bytes, bytearray)) else ""
-        raise InputTypeError(f"encode takes text as str, found {type(text).__name__}; pass a str{hint}")
 
 
 class Tokenizer(EncodeRoutes, TiktokenNames, TransformersNames):
@@ -153,7 +148,7 @@ class Tokenizer(EncodeRoutes, TiktokenNames, TransformersNames):
             return "tokenizers" if self._fast is None and self._src.backend == "hf" else "tiktoken"
         return "sentencepiece" if self._src.backend == "spm" else "tokenizers"
 
-    def encode(self, text: str, *, allowed_special: Spec = frozenset(), disallowed_special: Spec | tuple[()] = "all",
+    def encode(self, text: str, *, allowed_special: Spec = NO_SPECIAL, disallowed_special: Spec | tuple[()] | None = ALL,
                add_special_tokens: bool = False, strict: bool = False) -> list[int]:
         """Token ids of ``text`` (no BOS/EOS unless ``add_special_tokens``).
 
@@ -178,6 +173,8 @@ class Tokenizer(EncodeRoutes, TiktokenNames, TransformersNames):
             UnencodableBytesError: ``strict`` and ``text`` holds a byte of ``vocab.unencodable_bytes()``
                 or a surrogate code point.
         """
+        if allowed_special is not NO_SPECIAL or disallowed_special is not ALL:  # the defaults need no check
+            disallowed_special = check_special_args(allowed_special, disallowed_special)
         hot = self._hot
         if hot is not None and not (strict or add_special_tokens):
             try:
@@ -189,7 +186,7 @@ class Tokenizer(EncodeRoutes, TiktokenNames, TransformersNames):
                     return ids if ids.__class__ is list else ids.ids
             except (ValueError, TypeError):  # lone surrogates, a byte no token spells (fastokens): the long way below
                 pass
-        _need_str(text)
+        need_str(text)
         if strict:
             self._check_encodable(text)
         plan = self._policy.plan(text, allowed_special, disallowed_special)
@@ -230,7 +227,7 @@ class Tokenizer(EncodeRoutes, TiktokenNames, TransformersNames):
                     return ids if ids.__class__ is list else ids.ids
             except (ValueError, TypeError):  # lone surrogates (quicktok: TypeError), a byte no token spells (fastokens)
                 pass
-        _need_str(text)
+        need_str(text)
         ids = self._plain(text)
         if ids is not None:
             return ids
@@ -241,28 +238,25 @@ class Tokenizer(EncodeRoutes, TiktokenNames, TransformersNames):
                 raise
         return self.encode_ordinary(read)
 
-    def encode_with_offsets(self, text: str, *, allowed_special: Spec = frozenset(), disallowed_special: Spec | tuple[()] = "all",
+    def encode_with_offsets(self, text: str, *, allowed_special: Spec = NO_SPECIAL, disallowed_special: Spec | tuple[()] | None = ALL,
                             add_special_tokens: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
         """``(ids, offsets)``: the ids of ``encode`` with ``(start, end)`` character offsets into ``text``
         per id, equal to HF's ``offset_mapping`` (transformers' ``return_offsets_mapping``); a token that
         covers part of a character spans that whole character (:mod:`tokkit.formats.offsets`)."""
         from tokkit.formats.offsets import encode_with_offsets
 
-        _need_str(text)
+        need_str(text)
+        disallowed_special = check_special_args(allowed_special, disallowed_special)
         read, starts = tiktoken_reading(text)  # lone surrogates as encode reads them; offsets into `text`
         plan = self._policy.plan(read, allowed_special, disallowed_special)
         ids, offsets = encode_with_offsets(self, read, plan, add_special_tokens)
         return ids, map_offsets(offsets, starts)
 
-    def encode_batch(self, texts: Sequence[str], *, allowed_special: Spec = frozenset(),
-                     disallowed_special: Spec | tuple[()] = "all", add_special_tokens: bool = False) -> list[list[int]]:
+    def encode_batch(self, texts: Sequence[str], *, allowed_special: Spec = NO_SPECIAL,
+                     disallowed_special: Spec | tuple[()] | None = ALL, add_special_tokens: bool = False) -> list[list[int]]:
         """``[encode(t, ...) for t in texts]``, computed by the native library on all cores."""
-        if isinstance(texts, (str, bytes)):
-            raise InputTypeError("encode_batch takes a list of str, found a single "
-                                 f"{type(texts).__name__}; wrap it in a list or call encode()")
-        texts = list(texts)
-        for t in texts:
-            _need_str(t)
+        texts = text_list(texts)
+        disallowed_special = check_special_args(allowed_special, disallowed_special)
         plans = [self._policy.plan(t, allowed_special, disallowed_special) for t in texts]
         try:
             out = self._encode_batch(texts, plans, add_special_tokens)
@@ -334,7 +328,8 @@ class Tokenizer(EncodeRoutes, TiktokenNames, TransformersNames):
         special_tokens_map.json) atomically; refuses an existing folder unless ``force``."""
         from tokkit.hf_folder import write_tokenizer_folder
 
-        return write_tokenizer_folder(self.to_hf(), self.vocab, out_dir, force=force, chat_template=self.chat_template)
+        return write_tokenizer_folder(self.to_hf(), self.vocab, out_dir, force=force, chat_template=self.chat_template,
+                                      role_texts={r: self._role_text(r) for r in ("bos", "eos", "pad", "unk")})
 
 
 def load_tokenizer(name_or_path: str | Path) -> Tokenizer:

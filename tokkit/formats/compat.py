@@ -17,6 +17,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
+from tokkit.formats.inputs import ALL, NO_SPECIAL, text_list
+
 __all__ = ["TiktokenNames", "TransformersNames"]
 
 
@@ -61,11 +63,20 @@ class TiktokenNames:
             KeyError: the piece is not one token.
         """
         if isinstance(text_or_bytes, str):
-            for s in self.vocab.specials:  # type: ignore[attr-defined]
-                if s.text == text_or_bytes:
-                    return s.id
-            text_or_bytes = text_or_bytes.encode("utf-8")
-        return self._bytes_to_id[bytes(text_or_bytes)]
+            text = text_or_bytes
+            data = text.encode("utf-8", errors="surrogatepass")
+        elif isinstance(text_or_bytes, (bytes, bytearray)):
+            data = bytes(text_or_bytes)
+            text = data.decode("utf-8", errors="replace")
+        else:
+            from tokkit.errors import InputTypeError
+
+            raise InputTypeError(f"encode_single_token takes one token as str or bytes, found "
+                                 f"{type(text_or_bytes).__name__}; pass e.g. 'hello' or b'hello'")
+        for sp in self.vocab.specials:  # type: ignore[attr-defined]
+            if sp.text == text:  # as tiktoken: a special token's bytes give its special id too
+                return sp.id
+        return self._bytes_to_id[data]
 
     def decode_single_token_bytes(self, token: int) -> bytes:
         """The bytes of one id."""
@@ -93,13 +104,13 @@ class TransformersNames:
     """transformers' tokenizer names (mixed into ``Tokenizer``)."""
 
     def __call__(self, text: str | Sequence[str], *, add_special_tokens: bool = True, return_offsets_mapping: bool = False,
-                 allowed_special: Any = frozenset(), disallowed_special: Any = "all") -> dict[str, Any]:
+                 allowed_special: Any = NO_SPECIAL, disallowed_special: Any = ALL) -> dict[str, Any]:
         """transformers' ``tok(text)``: ``{"input_ids", "attention_mask"[, "offset_mapping"]}``, for one
         text or a list. As in transformers, ``add_special_tokens`` defaults to True; special strings in the
         text follow tokkit's (tiktoken's) ``allowed_special`` / ``disallowed_special``."""
         kw = dict(allowed_special=allowed_special, disallowed_special=disallowed_special, add_special_tokens=add_special_tokens)
         single = isinstance(text, str)
-        texts = [text] if single else list(text)
+        texts = [text] if single else text_list(text, "tok(...)", "a str or a list of str")
         if return_offsets_mapping:
             pairs = [self.encode_with_offsets(t, **kw) for t in texts]  # type: ignore[attr-defined]
             ids, offsets = [p[0] for p in pairs], [p[1] for p in pairs]
@@ -138,10 +149,12 @@ class TransformersNames:
         return out
 
     def convert_ids_to_tokens(self, ids: int | Sequence[int]) -> str | list[str]:
-        if isinstance(ids, int):
-            return self._spelling[self._decoder._ints([ids])[0]]  # type: ignore[attr-defined]
+        """The token string of one id (an int or integer scalar), or of each id of a list, array or tensor."""
+        from tokkit.formats.decoding import as_id_list
+
         spelling = self._spelling
-        return [spelling[i] for i in self._decoder._ints(list(ids))]  # type: ignore[attr-defined]
+        got = self._decoder._ints(as_id_list(ids))  # type: ignore[attr-defined]
+        return spelling[got[0]] if isinstance(ids, int) or getattr(ids, "ndim", None) == 0 else [spelling[i] for i in got]
 
     def convert_tokens_to_ids(self, tokens: str | Sequence[str]) -> int | None | list[int | None]:
         """Ids of token strings (None for a string that is no token; transformers gives the unknown id)."""
@@ -168,7 +181,36 @@ class TransformersNames:
         """``{token string: id}``, added and special tokens included."""
         return dict(self._spelled_ids)
 
+    @cached_property
+    def _config_roles(self) -> dict[str, str | None]:
+        """``{role: token text or None}`` as the ``tokenizer_config.json`` beside an HF file states them
+        (transformers reads the ids from there: Gemma 3's eos is ``<end_of_turn>``, SmolLM2's pad ``<|im_end|>``)."""
+        path = self._src.path  # type: ignore[attr-defined]
+        if self._src.backend != "hf" or not path:  # type: ignore[attr-defined]
+            return {}
+        cfg = Path(path).with_name("tokenizer_config.json")
+        if not cfg.is_file():
+            return {}
+        from tokkit.formats.hf_json import read_json
+
+        out: dict[str, str | None] = {}
+        for role in ("bos", "eos", "pad", "unk"):
+            key = f"{role}_token"
+            if key in (data := read_json(cfg)):
+                v = data[key]
+                text = v.get("content") if isinstance(v, dict) else v
+                out[role] = text if isinstance(text, str) else None
+        return out
+
     def _role_id(self, role: str) -> int | None:
+        cfg = self._config_roles
+        if role in cfg:  # stated by the config, as transformers reads it (None: the config says there is none)
+            text = cfg[role]
+            if text is None:
+                return None
+            by_text = {s.text: s.id for s in self.vocab.specials}  # type: ignore[attr-defined]
+            i = by_text.get(text)
+            return i if i is not None else self.native.token_to_id(text)  # type: ignore[attr-defined]
         return self.vocab.role_id(role)  # type: ignore[attr-defined]
 
     def _role_text(self, role: str) -> str | None:

@@ -25,6 +25,7 @@ Ids that are in range but name no token (cl100k's unused 100256) decode to nothi
 
 from __future__ import annotations
 
+from operator import index
 from typing import Any, Sequence
 
 from tokkit.errors import InputTypeError, VocabMismatchError
@@ -34,18 +35,29 @@ __all__ = ["Decoder", "as_id_list"]
 
 def as_id_list(ids: Any) -> list[int]:
     """``ids`` as a list (numpy arrays and torch tensors through ``tolist``, one C call; one int, as
-    transformers' ``decode`` takes it, and a numpy or 0-d tensor scalar as that one id)."""
+    transformers' ``decode`` takes it, and a numpy or 0-d tensor scalar as that one id). Text, bytes and
+    float arrays are refused here; float or str items of a list by the range check (:meth:`Decoder._ints`)."""
     if type(ids) is list:
         return ids
     if isinstance(ids, int):
         return [ids]
     tolist = getattr(ids, "tolist", None)
     try:
+        if isinstance(ids, (str, bytes, bytearray, dict, set, frozenset)):
+            raise TypeError
         out = tolist() if tolist is not None else list(ids)
+        out = out if isinstance(out, list) else [out]
+        if out and not isinstance(out[0], (int, list)):  # a float array or tensor (arrays are of one dtype)
+            raise TypeError
     except TypeError:
-        raise InputTypeError(f"expected token ids as a list of int (or an array or tensor of them), found "
-                             f"{type(ids).__name__}; pass e.g. [15496, 995]") from None
-    return out if isinstance(out, list) else [out]
+        raise InputTypeError(f"expected token ids as a list of int (or an integer array or tensor), found "
+                             f"{_what(ids)}; pass e.g. [15496, 995] (to encode text, call encode)") from None
+    return out
+
+
+def _what(ids: Any) -> str:
+    dtype = getattr(ids, "dtype", None)
+    return f"{type(ids).__name__} of dtype {dtype}" if dtype is not None else type(ids).__name__
 
 
 def _byte_level_decoder(hf: Any) -> bool:
@@ -110,8 +122,8 @@ class Decoder:
     def _bad(self, ids: Sequence[Any]) -> VocabMismatchError:
         for i in ids:
             try:
-                ok = 0 <= int(i) < self.n
-            except (TypeError, ValueError):
+                ok = 0 <= index(i) < self.n
+            except TypeError:
                 return VocabMismatchError(f"token ids must be integers, found {i!r} ({type(i).__name__}) in the ids "
                                           f"given to {self.name}'s decode; pass a list of int")
             if not ok:
@@ -121,8 +133,8 @@ class Decoder:
     def _ints(self, ids: list[Any]) -> list[int]:
         """The slow path: every id converted and range-checked in Python."""
         try:
-            out = [int(i) for i in ids]
-        except (TypeError, ValueError):
+            out = [index(i) for i in ids]  # an int or numpy integer; a float or a numeric str is no id
+        except TypeError:
             raise self._bad(ids) from None
         if out and (min(out) < 0 or max(out) >= self.n):
             raise self._bad(out)
@@ -158,6 +170,8 @@ class Decoder:
 
     def _spm(self, ids: list[int], skip: bool) -> str:
         try:
+            if not hasattr(type(sum(ids)), "__index__"):  # sentencepiece truncates floats silently (C loop: ~4% here)
+                raise TypeError
             return self._spm_native(ids, skip)
         except (IndexError, TypeError, OverflowError):  # an unknown id, a non-int: find and name it
             return self._spm_native(self._ints(ids), skip)

@@ -67,15 +67,28 @@ class EncodeRoutes:
 
     @cached_property
     def _reference_bos(self) -> int | None:
-        """The BOS id the family's reference library prepends with special tokens, or None."""
+        """The BOS id to prepend with special tokens where the family's reference library adds one and
+        this backend's own route does not, or None. Aliases say per family (:data:`tokkit.names.ALIASES`);
+        a Tekken file loaded by path gets mistral-common's BOS; an HF file loaded by path follows its own
+        post-processor, as ``tokenizers`` does. Prepended always, as the references do (a text that
+        starts with the BOS string, allowed, gets two: Llama 3 ``[128000, 128000, ...]``)."""
         from tokkit.names import ALIASES
 
         alias = ALIASES.get(self._src.name.lower())
-        return self.vocab.role_id("bos") if alias is not None and alias.bos_on_encode else None
+        wanted = alias.bos_on_encode if alias is not None else self._src.backend == "tekken"
+        bos = self.vocab.role_id("bos") if wanted else None
+        if bos is None:
+            return None
+        b = self._src.backend
+        if b == "spm":  # sentencepiece's own BOS (``_with_bos_eos``)
+            return None if self._native.bos_id() == bos else bos
+        if b in ("hf", "gguf") and self._native.encode("a", add_special_tokens=True).ids[:1] == [bos]:
+            return None  # the file's post-processor adds it
+        return bos
 
     def _with_reference_bos(self, ids: list[int], add_special_tokens: bool) -> list[int]:
         bos = self._reference_bos if add_special_tokens else None
-        return [bos, *ids] if bos is not None and ids[:1] != [bos] else ids
+        return ids if bos is None else [bos, *ids]
 
     def _encode_plan(self, text: str, plan: Plan, add_special_tokens: bool) -> list[int]:
         """Ids of ``text`` with the special strings of ``plan.special`` as special tokens, all others as text.

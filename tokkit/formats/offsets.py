@@ -59,6 +59,6 @@ def encode_with_offsets(tok: "Tokenizer", text: str, plan: "Plan", add_special_t
         ids = tok._encode_plan(text, plan, False)
         offsets = byte_offsets(tok._decoder.tokens_bytes(ids))
     bos = tok._reference_bos if add_special_tokens else None
-    if bos is not None and ids[:1] != [bos]:
+    if bos is not None:  # prepended always, as the references do (Tokenizer._reference_bos)
         ids, offsets = [bos, *ids], [(0, 0), *offsets]
     return ids, offsets

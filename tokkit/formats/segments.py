@@ -2,10 +2,13 @@
 
 sentencepiece encodes a special string such as ``</s>`` as ordinary text, so :class:`Segments` cuts
 the text at the special strings the plan allows (:meth:`tokkit.formats.special_policy.SpecialPolicy.split`)
-and encodes the pieces between them: the first as sentencepiece does, every later one as a
-continuation, without the dummy-prefix space (transformers' ``legacy=False``). The continuation
-encoder is the exact HF conversion with the prefix removed (:func:`tokkit.reachability.without_dummy_prefix`),
-which also serves ``Tokenizer.report``'s reachability check; the HF conversion gives the offsets.
+and encodes each piece between them as sentencepiece encodes a text, dummy-prefix space included:
+what mistral-common does with the text between control tokens, what the HF files of Llama 2 and
+Mistral do (their ``Prepend`` normalizer runs on every piece between added tokens; transformers'
+default ``legacy=True``), and so what ``Tokenizer.save``'s export gives in transformers. The exact HF
+conversion gives the offsets. :attr:`Segments.no_prefix` (the conversion without the prefix,
+:func:`tokkit.reachability.without_dummy_prefix`) encodes a continuation for callers that glue
+pieces of one text (``Tokenizer._encode_batch_no_prefix``).
 
 An HF file encodes every added token it knows; when a text holds allowed special strings *and* special
 strings to keep as text, :meth:`Segments.hf_mixed` cuts the text at the allowed ones and encodes the
@@ -55,13 +58,9 @@ class Segments:
         """Ids of ``text`` with the strings of ``special`` as special tokens."""
         by_text = {s.text: s.id for s in self.tok.vocab.specials}
         ids: list[int] = []
-        first = True
+        encode = self.tok.native.encode
         for piece, is_special in self.tok._policy.split(text, special):
-            if is_special:
-                ids.append(by_text[piece])
-            else:
-                ids += self.tok.native.encode(piece) if first else self.no_prefix.encode(piece, add_special_tokens=False).ids
-            first = False
+            ids += [by_text[piece]] if is_special else encode(piece)
         return ids
 
     def with_offsets(self, text: str, plan: "Plan") -> tuple[list[int], list[tuple[int, int]]]:
@@ -75,7 +74,7 @@ class Segments:
                 ids.append(by_text[piece])
                 offsets.append((pos, pos + len(piece)))
             else:
-                enc = (self.first if pos == 0 else self.no_prefix).encode(piece, add_special_tokens=False)
+                enc = self.first.encode(piece, add_special_tokens=False)
                 ids += enc.ids
                 offsets += [(s + pos, e + pos) for s, e in enc.offsets]
             pos += len(piece)
