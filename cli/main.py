@@ -173,6 +173,12 @@ def _mapped(ctx: click.Context, call):
         if err is None or err is e:
             raise
         raise err from None
+    except BaseException as e:  # a native library's panic (pyo3's PanicException is no Exception): one line
+        if type(e).__name__ != "PanicException":
+            raise
+        from tokkit.native_calls import encode_failure
+
+        raise UserError(_one_line(str(encode_failure(e, "the input tokenizer")))) from None
 
 
 class _Command(click.Command):

@@ -343,3 +343,46 @@ def test_a_ray_task_sends_bad_input_back_whole(tmp_path):
     err = pickle.loads(row["error"])
     assert isinstance(err, TokkitError) and "not UTF-8" in str(err) and row["result"] == ""
     assert not [p for p in (tmp_path / "o").rglob("*") if p.is_file()]  # the shard's temporaries are gone
+
+
+def test_force_over_a_good_output_keeps_it_when_the_new_run_fails(tmp_path):
+    """--force builds the new output beside the old one and swaps it in when complete: bad input (no text)
+    leaves the previous output as it was (it was deleted first before), and a new run's parent folders go."""
+    good = encode_corpus([str(LEGAL)], tokenizer="gpt2", out=tmp_path / "out", workers=1, progress=False)
+    before = {p.name: p.read_bytes() for p in good.folder.iterdir() if p.is_file()}
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"text": ""}\n{"text": ""}\n')
+    r = CliRunner().invoke(cli, ["encode", str(empty), "-t", "gpt2", "-o", str(tmp_path / "out"), "--force", "--quiet",
+                                 "--workers", "1"])
+    assert r.exit_code == 2 and "no text" in r.output
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.jsonl", "out"]  # no temporary left beside it
+    r = CliRunner().invoke(cli, ["encode", str(empty), "-t", "gpt2", "-o", str(tmp_path / "new" / "deep" / "out"),
+                                 "--quiet", "--workers", "1"])
+    assert r.exit_code == 2 and not (tmp_path / "new").exists()
+    again = encode_corpus([str(LEGAL)], tokenizer="gpt2", out=tmp_path / "out", workers=1, progress=False, force=True)
+    assert again.folder == tmp_path / "out" and (tmp_path / "out" / "manifest.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.jsonl", "out"]
+
+
+def test_a_split_regex_that_backtracks_without_end_is_one_error_and_leaves_nothing(tmp_path):
+    """A tokenizer.json whose pre_tokenizer regex backtracks catastrophically made tokenizers panic (a
+    BaseException) mid-encode: now one FormatError in the library, exit 2 in the CLI, no output folder."""
+    from tokkit import load_tokenizer
+    from tokkit.errors import FormatError
+
+    data = json.loads(cached_tokenizer("llama2").native.to_str())
+    data["pre_tokenizer"] = {"type": "Split", "pattern": {"Regex": "(a+)+$"}, "behavior": "Isolated", "invert": False}
+    path = tmp_path / "redos.json"
+    path.write_text(json.dumps(data))
+    text = "a" * 40 + "!"
+    tok = load_tokenizer(str(path))
+    for call in (tok.encode, tok.encode_ordinary, lambda t: tok.encode_batch([t]), tok.encode_with_offsets):
+        with pytest.raises(FormatError, match="split regex"):
+            call(text)
+    src = tmp_path / "redos.txt"
+    src.write_text(text + "\n")
+    r = subprocess.run([sys.executable, "-m", "tokkit_cli.main", "encode", str(src), "-t", str(path), "-o", str(tmp_path / "enc"),
+                        "--no-eos", "--workers", "1", "--quiet"], capture_output=True, text=True, env={**os.environ, "RUST_BACKTRACE": "0"})
+    assert r.returncode == 2 and "split regex" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path / "enc").exists()

@@ -114,3 +114,21 @@ def captured_stderr() -> Iterator[Captured]:
     finally:
         _DEPTH.n = 0
         _LOCK.release()
+
+
+def encode_failure(e: BaseException, name: str) -> BaseException:
+    """What to raise when a native encoder fails on a text: a Rust panic (pyo3's ``PanicException``, a
+    ``BaseException`` that ``except Exception`` misses) becomes one :class:`~tokkit.errors.FormatError`
+    naming the cause -- a tokenizer file's split regex that backtracks without end (Oniguruma's
+    ``retry-limit-in-match``) is the file's defect --; anything else is returned unchanged."""
+    if type(e).__name__ != "PanicException":
+        return e
+    from tokkit.errors import FormatError
+
+    first = (str(e).strip().splitlines() or [""])[0][:160]
+    if "retry-limit" in first or "Regex" in first:
+        return FormatError(f"{name}: the tokenizer's split regex (pre_tokenizer) backtracks without end on this text "
+                           f"({first}); expected a pattern the regex engine can run: fix the pattern in the file "
+                           "(nested quantifiers such as (a+)+ are the usual cause)")
+    return FormatError(f"{name}: the native tokenizer library failed on this text ({first}); the tokenizer file "
+                       "may be damaged: export or fetch it again")

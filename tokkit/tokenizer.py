@@ -28,6 +28,7 @@ from tokkit.formats.segments import Segments
 from tokkit.formats.special_policy import ORDINARY, SpecialPolicy, Spec, special_ids
 from tokkit.formats.surrogates import map_offsets, tiktoken_reading, without_surrogates
 from tokkit.names import ResolvedTokenizer, resolve_tokenizer
+from tokkit.native_calls import encode_failure
 from tokkit.vocab import TextVocab, VocabReport
 
 __all__ = ["Tokenizer", "load_tokenizer"]
@@ -186,17 +187,25 @@ class Tokenizer(EncodeRoutes, TiktokenNames, TransformersNames):
                     return ids if ids.__class__ is list else ids.ids
             except (ValueError, TypeError):  # lone surrogates, a byte no token spells (fastokens): the long way below
                 pass
+            except BaseException as e:  # a native panic (a split regex that backtracks without end): one clear error
+                if (err := encode_failure(e, self.name)) is e:
+                    raise
+                raise err from None
         need_str(text)
         if strict:
             self._check_encodable(text)
         plan = self._policy.plan(text, allowed_special, disallowed_special)
-        if not plan.special and not add_special_tokens and (ids := self._plain(text)) is not None:
-            return ids  # a '<' but no special string to encode: the fast core, as above
         try:
+            if not plan.special and not add_special_tokens and (ids := self._plain(text)) is not None:
+                return ids  # a '<' but no special string to encode: the fast core, as above
             return self._with_reference_bos(self._encode_plan(text, plan, add_special_tokens), add_special_tokens)
         except (TypeError, RuntimeError):  # HF tokenizers and sentencepiece refuse lone surrogates: tiktoken's reading
             if (read := without_surrogates(text)) is None:
                 raise
+        except BaseException as e:  # a native panic: one clear error
+            if (err := encode_failure(e, self.name)) is e:
+                raise
+            raise err from None
         return self.encode(read, allowed_special=allowed_special, disallowed_special=disallowed_special,
                            add_special_tokens=add_special_tokens)
 
@@ -227,15 +236,21 @@ class Tokenizer(EncodeRoutes, TiktokenNames, TransformersNames):
                     return ids if ids.__class__ is list else ids.ids
             except (ValueError, TypeError):  # lone surrogates (quicktok: TypeError), a byte no token spells (fastokens)
                 pass
+            except BaseException as e:  # a native panic: one clear error (as in encode)
+                if (err := encode_failure(e, self.name)) is e:
+                    raise
+                raise err from None
         need_str(text)
-        ids = self._plain(text)
-        if ids is not None:
-            return ids
         try:
-            return self._encode_plan(text, ORDINARY, False)
+            ids = self._plain(text)
+            return ids if ids is not None else self._encode_plan(text, ORDINARY, False)
         except (TypeError, RuntimeError):  # lone surrogates (HF tokenizers, sentencepiece): tiktoken's reading
             if (read := without_surrogates(text)) is None:
                 raise
+        except BaseException as e:  # a native panic: one clear error
+            if (err := encode_failure(e, self.name)) is e:
+                raise
+            raise err from None
         return self.encode_ordinary(read)
 
     def encode_with_offsets(self, text: str, *, allowed_special: Spec = NO_SPECIAL, disallowed_special: Spec | tuple[()] | None = ALL,
@@ -249,7 +264,12 @@ class Tokenizer(EncodeRoutes, TiktokenNames, TransformersNames):
         disallowed_special = check_special_args(allowed_special, disallowed_special)
         read, starts = tiktoken_reading(text)  # lone surrogates as encode reads them; offsets into `text`
         plan = self._policy.plan(read, allowed_special, disallowed_special)
-        ids, offsets = encode_with_offsets(self, read, plan, add_special_tokens)
+        try:
+            ids, offsets = encode_with_offsets(self, read, plan, add_special_tokens)
+        except BaseException as e:  # a native panic: one clear error
+            if (err := encode_failure(e, self.name)) is e:
+                raise
+            raise err from None
         return ids, map_offsets(offsets, starts)
 
     def encode_batch(self, texts: Sequence[str], *, allowed_special: Spec = NO_SPECIAL,
@@ -266,6 +286,10 @@ class Tokenizer(EncodeRoutes, TiktokenNames, TransformersNames):
                 raise
             texts = [t if r is None else r for t, r in zip(texts, read)]
             out = self._encode_batch(texts, plans, add_special_tokens)
+        except BaseException as e:  # a native panic: one clear error
+            if (err := encode_failure(e, self.name)) is e:
+                raise
+            raise err from None
         if add_special_tokens and self._reference_bos is not None:
             return [self._with_reference_bos(ids, True) for ids in out]
         return out

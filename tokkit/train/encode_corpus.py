@@ -26,10 +26,12 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from tokkit.atomic import atomic_file, check_not_input, check_output, check_replaceable, mark_ours
+from tokkit.atomic import _commit_as, atomic_file, check_not_input, check_output, check_replaceable, mark_ours
+from tokkit.output_checks import remove_path, temp_name
 from tokkit.errors import OutputExistsError, TokkitError, UnknownNameError, VocabMismatchError
 from tokkit.train.corpus import EmptyCorpusError, Source, parse_sources
 from tokkit.train.count import Shard, plan_shards
@@ -246,31 +248,62 @@ def encode_corpus(sources: Iterable[str | Path], *, tokenizer: str | Path, out: 
     # what a resumed run must share with the run it finishes (JSON-normalised: it is compared with the file)
     plan = json.loads(json.dumps({**header, "sources": [_source_info(s, mtime=True) for s in srcs], "shards": len(shards)}))
     created = mode == "new"
+    work = out  # with --force over an existing output: a temporary beside it, swapped in when complete
+    made: list[Path] = []  # parent folders this run created (removed again on failure while empty)
     try:
         if created:
-            if force and os.path.lexists(out):  # the old output goes before the new one
+            if force and os.path.lexists(out):  # the old output stays until the new one is complete
                 check_replaceable(out, "dir")  # again: what is there now, not what the preflight saw
-                shutil.rmtree(out) if out.is_dir() and not out.is_symlink() else out.unlink()
-            out.parent.mkdir(parents=True, exist_ok=True)
+                work = temp_name(out)
+            made = _make_parents(out)
             try:
-                os.mkdir(out)  # exclusive: of two runs started together, one creates the folder, the other stops
+                os.mkdir(work)  # exclusive: of two runs started together, one creates the folder, the other stops
             except FileExistsError:
                 created = False
                 raise OutputExistsError(f"output {out} was created by another process while this one worked; pass "
                                         "--force to replace it, or choose another path") from None
-            _write_json(out / STATE_DIR / _PLAN, plan)
-            mark_ours(out)  # written by tokkit: a later --force may replace it (tokkit.atomic)
+            _write_json(work / STATE_DIR / _PLAN, plan)
+            mark_ours(work)  # written by tokkit: a later --force may replace it (tokkit.atomic)
         else:
             old = _read_json(out / STATE_DIR / _PLAN)
             if old != plan:
                 raise OutputExistsError(f"{out} was started with other settings or inputs ({_state_mismatch(old, plan)} "
                                         "differ); rerun with the same ones and --resume, or with --force to start over")
-        manifest = _encode(shards, spec, header, out, workers=workers, engine=engine, address=address, progress=progress)
-    except TokkitError as e:
-        if created or isinstance(e, EmptyCorpusError):
-            shutil.rmtree(out, ignore_errors=True)
+        manifest = _encode(shards, replace(spec, out=os.path.abspath(work)), header, work, workers=workers, engine=engine,
+                           address=address, progress=progress)
+        if work != out:
+            _commit_as(work, out, True, "dir")
+            manifest = Manifest(out, manifest.data, run=manifest.run)
+    except BaseException as e:
+        if work != out:  # a forced run: its temporary goes, the old output stays as it was
+            remove_path(work)
+        elif created and isinstance(e, TokkitError) or isinstance(e, EmptyCorpusError):
+            shutil.rmtree(out, ignore_errors=True)  # (an interrupted new run stays, for --resume)
+        if not os.path.lexists(out):
+            for d in reversed(made):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    break
         raise
     return manifest
+
+
+def _make_parents(out: Path) -> list[Path]:
+    """Create the missing parent folders of ``out``; returns those created, outermost first."""
+    missing = []
+    q = out.parent
+    while not os.path.lexists(q) and q != q.parent:
+        missing.append(q)
+        q = q.parent
+    made = []
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+            made.append(d)
+        except FileExistsError:
+            pass
+    return made
 
 
 def _tokenizer_key(tokenizer: str | Path) -> str:
