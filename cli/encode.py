@@ -48,7 +48,7 @@ class ByteSize(click.ParamType):
               help="local: a process pool on this machine; ray: Ray Data tasks (local cluster, or --address)  [default: local]")
 @click.option("--address", default=None, help="Ray cluster address (ray://HOST:10001 or 'auto'); default: start a local one.")
 @click.option("--resume", is_flag=True, default=None, help="Finish an interrupted encode into OUT (byte-identical result).")
-@click.option("--force", is_flag=True, default=None, help="Replace an existing OUT (it is removed before the new shards are written).")
+@click.option("--force", is_flag=True, default=None, help="Replace an existing OUT (the new shards are written beside it and swapped in when complete; it stays as it was if the run fails).")
 @click.option("--text-column", default=None, help="jsonl/parquet/dataset text column  [default: text]")
 @click.option("--skip-bad-utf8", is_flag=True, default=None, help="Skip non-UTF-8 documents (counted) instead of failing.")
 @click.option("--seed", type=int, default=None, help="Seed of PATH@RATE sampling  [default: 0]")
