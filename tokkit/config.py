@@ -105,10 +105,88 @@ def _expanded_nodes(node: Any, memo: dict[int, int], stack: set[int]) -> int:
     return n
 
 
+def _plain_yaml_defect(root: Any, label: str) -> str | None:
+    """What the plain-YAML rules refuse in the composed document ``root`` (a ``yaml.Node``), as one message, else None.
+
+    Checked on the nodes, before anything is constructed: first a tag that is no plain YAML type
+    (``!!python/object/apply:os.system``: the safe loader would refuse it as a bare "could not determine a
+    constructor"); then a scalar that its explicit tag cannot read (``!!int abc``), and a key written twice in one
+    mapping, at any depth. Keys are compared as read, so ``1`` and ``1.0`` are one key, as they are in the dict
+    YAML builds (which keeps the last silently). ``<<`` merge keys are not keys: a key that overrides a merged one
+    is fine. Each node is visited once, so aliases (a recursive one too) cost nothing more.
+    """
+    import yaml
+
+    known = set(yaml.SafeLoader.yaml_constructors)
+    merge = "tag:yaml.org,2002:merge"
+    nodes, stack, seen, merge_keys = [], [root], set(), set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        nodes.append(node)
+        if isinstance(node, yaml.MappingNode):
+            merge_keys.update(id(k) for k, _ in node.value if k.tag == merge)
+            stack += [n for kv in reversed(node.value) for n in reversed(kv)]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += reversed(node.value)
+
+    def at(n: Any) -> str:
+        return f"line {n.start_mark.line + 1}, column {n.start_mark.column + 1}"
+
+    for n in nodes:  # file order
+        if n.tag not in known and id(n) not in merge_keys:
+            tag = n.tag.replace("tag:yaml.org,2002:", "!!")
+            if "python/" in n.tag:
+                return (f"{label}: the tag {tag} at {at(n)} constructs a Python object; tags that construct Python "
+                        "objects are not allowed (plain YAML only: mappings, lists, strings, numbers, booleans): "
+                        "remove the tag and write the value")
+            return (f"{label}: the tag {tag} at {at(n)} is not a plain YAML type (plain YAML only: mappings, lists, "
+                    "strings, numbers, booleans): remove the tag")
+    scalars = yaml.SafeLoader("")  # builds single scalars: every tag is known to be plain by now
+    try:
+        read: dict[int, Any] = {}
+        for n in nodes:
+            if isinstance(n, yaml.ScalarNode) and id(n) not in merge_keys:
+                try:
+                    read[id(n)] = scalars.construct_object(n)
+                except (ValueError, TypeError, OverflowError, yaml.YAMLError) as e:
+                    tag = n.tag.replace("tag:yaml.org,2002:", "!!")
+                    return (f"{label}: the value {n.value!r:.40} at {at(n)} is not a valid {tag} "
+                            f"({getattr(e, 'problem', None) or e}): fix the value or remove the tag")
+        twice: list[tuple[int, int, str]] = []
+        for n in nodes:
+            if not isinstance(n, yaml.MappingNode):
+                continue
+            first: dict[Any, Any] = {}
+            for i, (k, _) in enumerate(n.value):
+                if id(k) not in read:  # a merge key, or a mapping/list as key (the loader refuses that itself)
+                    continue
+                try:
+                    j, prev = first.setdefault(read[id(k)], (i, k))
+                except TypeError:  # unhashable as read: the loader names it
+                    continue
+                if j != i:  # (an alias used as a key twice is one node written twice: compared by place)
+                    line, prev_line = k.start_mark.line + 1, prev.start_mark.line + 1
+                    same = (f"key {k.value!r:.40} appears twice in one mapping" if k.value == prev.value else
+                            f"keys {prev.value!r:.40} and {k.value!r:.40} are one key once read")
+                    twice.append((line, k.start_mark.column, f"{label}: {same} (line {prev_line} and line {line}); "
+                                  "YAML would keep only the last: remove one of them"))
+    finally:
+        scalars.dispose()
+    return min(twice)[2] if twice else None
+
+
 def read_yaml(path: Path, what: str = "recipe") -> Any:
     """``path`` parsed as YAML (safe loader): a syntax error, a non-UTF-8 file, a file that is not regular or
     over :data:`YAML_MAX_BYTES`, or aliases that expand past :data:`YAML_MAX_NODES` nodes (a "billion laughs"
-    bomb) is a one-line :class:`~tokkit.errors.FormatError`; non-finite numbers (``.nan``, ``.inf``) are refused."""
+    bomb) is a one-line :class:`~tokkit.errors.FormatError`; non-finite numbers (``.nan``, ``.inf``) are refused.
+
+    Plain YAML only, each key once: a tag that would construct a Python object (or any tag the safe loader does
+    not read), a value its tag cannot read, and a key written twice in one mapping (at any depth; YAML would keep
+    the last silently) are refused with their line, before anything is constructed (:func:`_plain_yaml_defect`).
+    Anchors, aliases and ``<<`` merge keys work as in YAML. Every recipe loader (train, image, prior) reads here."""
     import stat
 
     import yaml
@@ -140,6 +218,9 @@ def read_yaml(path: Path, what: str = "recipe") -> Any:
             if _expanded_nodes(node, {}, set()) > YAML_MAX_NODES:
                 raise FormatError(f"{what} {path} expands to more than {YAML_MAX_NODES:,} values through its anchors "
                                   "and aliases (&name / *name); a recipe needs few: write the values out")
+            defect = _plain_yaml_defect(node, f"{what} {path}")
+            if defect is not None:
+                raise FormatError(defect)
             data = loader.construct_document(node)
         finally:
             loader.dispose()

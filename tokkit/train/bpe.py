@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from tokkit.errors import TokkitError
 from tokkit.formats.hf_json import bytes_to_unicode
@@ -131,16 +131,14 @@ class CountsInput:
 
 def fit(tok: Any, data: Iterable[list[str]] | CountsInput, recipe: TrainRecipe, vocab_size: int, *,
         max_token_length: int | None = None, initial_alphabet: Sequence[str] | None = None,
-        byte_level: bool = True, progress: bool = True) -> Any:
+        byte_level: bool = True, progress: bool = True,
+        again: Callable[[], Iterable[list[str]]] | None = None) -> Any:
     """Train ``tok``'s BPE model on document batches (HF ``BpeTrainer``) or on a count table (the same
-    result, merge for merge: :func:`tokkit.train.bpe_counts.train_bpe_counts`); returns the tokenizer."""
-    if not isinstance(data, CountsInput):
-        from tokkit.native_calls import interruptible
+    result, merge for merge: :func:`tokkit.train.bpe_counts.train_bpe_counts`); returns the tokenizer.
 
-        # HF's trainer holds no GIL while it merges: run it aside so Ctrl-C / SIGTERM end the command at once
-        interruptible(tok.train_from_iterator, data, trainer=trainer_for(
-            recipe, vocab_size, max_token_length=max_token_length, initial_alphabet=initial_alphabet, progress=progress))
-        return tok
+    ``again()``, when given, yields the same document batches as ``data`` once more: then a corpus whose very
+    long pre-tokens would make HF's merge loop quadratic is trained by the port instead, with the same result
+    (:mod:`tokkit.train.long_pretokens` states the rule)."""
     from tokenizers import pre_tokenizers
 
     from tokkit.train.bpe_counts import BpeSpec, to_hf_model, train_bpe_counts
@@ -148,6 +146,24 @@ def fit(tok: Any, data: Iterable[list[str]] | CountsInput, recipe: TrainRecipe, 
     alphabet = pre_tokenizers.ByteLevel.alphabet() if initial_alphabet is None else list(initial_alphabet)
     spec = BpeSpec(vocab_size, recipe.min_frequency, tuple(recipe.special_tokens), tuple(sorted(set(alphabet))),
                    max_token_length)
+    if not isinstance(data, CountsInput):
+        from tokkit.native_calls import interruptible
+        from tokkit.train.long_pretokens import UseLinearTrainer, Watch, count_pretokens, splitter
+
+        trainer = trainer_for(recipe, vocab_size, max_token_length=max_token_length, initial_alphabet=initial_alphabet,
+                              progress=progress)
+        watch = Watch(data, splitter(tok)) if again is not None else None
+        try:
+            # HF's trainer holds no GIL while it merges: run it aside so Ctrl-C / SIGTERM end the command at once
+            interruptible(tok.train_from_iterator, watch if watch is not None else data, trainer=trainer)
+            return tok
+        except UseLinearTrainer:
+            assert watch is not None and again is not None
+            LOG.info("pre-tokens of up to %d symbols (sum of squares %.3g over %d characters): training with the "
+                     "linear merge loop of tokkit.train.bpe_counts (the same merges as HF's)", watch.longest,
+                     watch.cost, watch.chars)
+            vocab, merges = train_bpe_counts(lambda: count_pretokens(again(), splitter(tok)), spec, progress=progress)
+            return to_hf_model(tok, vocab, merges, recipe.special_tokens)
     vocab, merges = train_bpe_counts(lambda: data.take().words(byte_level=byte_level), spec, progress=progress,
                                      checkpoint=data.checkpoint, checkpoint_seconds=data.checkpoint_seconds,
                                      resume=data.resume)
@@ -173,8 +189,10 @@ def finish(tok: Any, recipe: TrainRecipe, *, reserved: Sequence[str], head: Sequ
 
 
 def train_byte_level(batches: Iterable[list[str]] | CountsInput, recipe: TrainRecipe, domain_tokens: Sequence[str], *,
-                     vocab_size: int | None = None, progress: bool = True) -> TrainedModel:
-    """Train a byte-level BPE with ``domain_tokens`` reserved; ``vocab_size`` overrides the recipe's."""
+                     vocab_size: int | None = None, progress: bool = True,
+                     again: Callable[[], Iterable[list[str]]] | None = None) -> TrainedModel:
+    """Train a byte-level BPE with ``domain_tokens`` reserved; ``vocab_size`` overrides the recipe's; ``again``:
+    the batches once more (see :func:`fit`)."""
     target = vocab_size or recipe.vocab_size
     entries = [byte_level_spelling(t) for t in domain_entries(domain_tokens)]
     check_room(recipe.model_copy(update={"vocab_size": target}), len(entries), 256, "bytes")
@@ -182,6 +200,6 @@ def train_byte_level(batches: Iterable[list[str]] | CountsInput, recipe: TrainRe
     tok = new_byte_level(pattern, recipe)
     # Train up to the full size: duplicates of domain entries and the truncation in relayout() take
     # the surplus back, so the final vocabulary is exactly `target` without a second run.
-    tok = fit(tok, batches, recipe, target, progress=progress)
+    tok = fit(tok, batches, recipe, target, progress=progress, again=again)
     tok, layout = finish(tok, recipe, reserved=entries, vocab_size=target)
     return TrainedModel(tok, layout, pattern)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from tokkit.train.assemble import relayout
 from tokkit.train.bpe import CountsInput, TrainedModel, VocabTooSmallError, check_room, fit, new_byte_level, normalizer_for
@@ -49,14 +49,15 @@ def _cap_vocab(data: dict[str, Any], cap: int, keep: set[str]) -> int:
     return len(long)
 
 
-def _train_bytes(batches: Iterable[list[str]] | CountsInput, recipe: TrainRecipe, progress: bool) -> TrainedModel:
+def _train_bytes(batches: Iterable[list[str]] | CountsInput, recipe: TrainRecipe, progress: bool,
+                 again: Callable[[], Iterable[list[str]]] | None) -> TrainedModel:
     from tokenizers import Tokenizer
 
     n = recipe.max_token_length or 1
     check_room(recipe, 0, 256, "bytes")
     tok = new_byte_level(GPT2_PATTERN, recipe)
     size = recipe.vocab_size if n >= 2 else len(recipe.special_tokens) + 256  # N = 1: the alphabet only
-    tok = fit(tok, batches, recipe, size, max_token_length=_hf_cap(n), progress=progress)
+    tok = fit(tok, batches, recipe, size, max_token_length=_hf_cap(n), progress=progress, again=again)
     data = json.loads(tok.to_str())
     dropped = _cap_vocab(data, n, set(recipe.special_tokens))
     layout = relayout(data, specials=recipe.special_tokens, reserved_entries=(), vocab_size=recipe.vocab_size, pad_to=recipe.pad_to)
@@ -65,7 +66,8 @@ def _train_bytes(batches: Iterable[list[str]] | CountsInput, recipe: TrainRecipe
     return TrainedModel(Tokenizer.from_str(json.dumps(data, ensure_ascii=False)), layout, GPT2_PATTERN, notes)
 
 
-def _train_chars(batches: Iterable[list[str]] | CountsInput, recipe: TrainRecipe, progress: bool) -> TrainedModel:
+def _train_chars(batches: Iterable[list[str]] | CountsInput, recipe: TrainRecipe, progress: bool,
+                 again: Callable[[], Iterable[list[str]]] | None) -> TrainedModel:
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
     n = recipe.max_token_length or 1
@@ -76,7 +78,7 @@ def _train_chars(batches: Iterable[list[str]] | CountsInput, recipe: TrainRecipe
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(GPT2_PATTERN), behavior="isolated")
     tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
     tok = fit(tok, batches, recipe, recipe.vocab_size, max_token_length=_hf_cap(n), initial_alphabet=[],
-              byte_level=False, progress=progress)
+              byte_level=False, progress=progress, again=again)
     data = json.loads(tok.to_str())
     specials = set(recipe.special_tokens)
     alphabet = {t for t in data["model"]["vocab"] if len(t) == 1 and t not in specials}
@@ -92,13 +94,15 @@ def _train_chars(batches: Iterable[list[str]] | CountsInput, recipe: TrainRecipe
     return TrainedModel(Tokenizer.from_str(json.dumps(data, ensure_ascii=False)), layout, GPT2_PATTERN, notes)
 
 
-def train_char(batches: Iterable[list[str]] | CountsInput, recipe: TrainRecipe, *, progress: bool = True) -> TrainedModel:
-    """Train a character-level BPE whose tokens hold at most ``recipe.max_token_length`` units.
+def train_char(batches: Iterable[list[str]] | CountsInput, recipe: TrainRecipe, *, progress: bool = True,
+               again: Callable[[], Iterable[list[str]]] | None = None) -> TrainedModel:
+    """Train a character-level BPE whose tokens hold at most ``recipe.max_token_length`` units (``again``: the
+    batches once more, as for :func:`tokkit.train.bpe.fit`).
 
     Raises:
         VocabTooSmallError: the vocabulary cannot hold the alphabet (and byte fallbacks).
     """
     if recipe.max_token_unit == Unit.BYTES:
-        return _train_bytes(batches, recipe, progress)
-    return _train_chars(batches, recipe, progress)
+        return _train_bytes(batches, recipe, progress, again)
+    return _train_chars(batches, recipe, progress, again)
 

@@ -182,11 +182,11 @@ def _train(recipe: TrainRecipe, domain: Sequence[str], data: Any, corpus_batches
     if recipe.kind == Kind.BPE:
         from tokkit.train.bpe import train_byte_level
 
-        return train_byte_level(data, recipe, domain, progress=progress)
+        return train_byte_level(data, recipe, domain, progress=progress, again=corpus_batches)
     if recipe.kind == Kind.CHAR:
         from tokkit.train.char import train_char
 
-        return train_char(data, recipe, progress=progress)
+        return train_char(data, recipe, progress=progress, again=corpus_batches)
     from tokkit.train.supertoken import train_supertoken
 
     return train_supertoken(corpus_batches, recipe, progress=progress)

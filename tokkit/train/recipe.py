@@ -175,96 +175,12 @@ def known_recipes() -> list[str]:
     return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
 
 
-def _yaml_text(path: Path) -> str | None:
-    """The text of ``path`` when it is a regular UTF-8 file that :func:`read_yaml` accepts the size of, else None
-    (never blocks: a FIFO swapped in is opened non-blocking and refused)."""
-    import os
-    import stat
-
-    from tokkit.config import YAML_MAX_BYTES
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with os.fdopen(fd, "rb") as f:
-            fd = -1
-            raw = f.read(YAML_MAX_BYTES + 1)
-    finally:
-        if fd >= 0:
-            os.close(fd)
-    if len(raw) > YAML_MAX_BYTES:
-        return None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-def _yaml_defects(path: Path, label: str) -> list[tuple[int, int, str, str]]:
-    """What the plain-YAML rules refuse in ``path``, read as nodes (nothing is constructed): a tag that is no plain
-    YAML type (``!!python/object/apply:os.system``), a key written twice in one mapping (YAML keeps the last
-    silently). ``(line, column, "tag" | "key", message)`` in file order; none when the file does not compose
-    (:func:`read_yaml` names that)."""
-    import yaml
-
-    text = _yaml_text(path)
-    if text is None:
-        return []
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-    except yaml.YAMLError:
-        return []
-    finally:
-        loader.dispose()
-    known = set(yaml.SafeLoader.yaml_constructors)
-    found: list[tuple[int, int, str, str]] = []
-    stack, seen = [root] if root is not None else [], set()
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:  # an alias: its node is checked once (a recursive one ends here too)
-            continue
-        seen.add(id(node))
-        line, col = node.start_mark.line + 1, node.start_mark.column + 1
-        if node.tag not in known:
-            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-            found.append((line, col, "tag", (
-                f"{label}: the tag {tag} at line {line}, column {col} constructs a Python object; tags that construct "
-                "Python objects are not allowed (plain YAML only: mappings, lists, strings, numbers, booleans): remove "
-                "the tag and write the value" if "python/" in node.tag else
-                f"{label}: the tag {tag} at line {line}, column {col} is not a plain YAML type (plain YAML only: "
-                "mappings, lists, strings, numbers, booleans): remove the tag")))
-            continue
-        if isinstance(node, yaml.MappingNode):
-            keys: dict[tuple[str, str], int] = {}
-            for k, v in node.value:
-                if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
-                    kl = k.start_mark.line + 1
-                    if (k.tag, k.value) in keys:
-                        found.append((kl, k.start_mark.column + 1, "key", (
-                            f"{label}: key {k.value!r:.40} appears twice in one mapping (line {keys[k.tag, k.value]} "
-                            f"and line {kl}); YAML would keep only the last: remove one of them")))
-                    keys.setdefault((k.tag, k.value), kl)
-                stack += [k, v]
-        elif isinstance(node, yaml.SequenceNode):
-            stack += node.value
-    return sorted(found)
-
-
 def _read_yaml(path: Path) -> dict[str, Any]:
-    label = f"recipe {path}"
+    """The recipe's top-level mapping (:func:`~tokkit.config.read_yaml`'s rules: plain YAML, each key once)."""
     try:
         data = read_yaml(path, "recipe")
-    except FormatError as e:  # a tag is refused when constructed, as "not valid YAML": say what is wrong instead
-        tags = [msg for _, _, kind, msg in _yaml_defects(path, label) if kind == "tag"]
-        raise RecipeError(tags[0] if tags else str(e)) from None
-    defects = _yaml_defects(path, label)
-    if defects:
-        raise RecipeError(defects[0][3])
+    except FormatError as e:
+        raise RecipeError(str(e)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -80,7 +80,8 @@ def _two_stage(corpus_batches: Callable[[], Iterable[list[str]]], recipe: TrainR
     V = recipe.vocab_size
     t = max(len(recipe.special_tokens) + 256, round(opts.transition * V))
     check_room(recipe, 0, 256, "bytes")
-    stage1 = train_byte_level(corpus_batches(), recipe.model_copy(update={"pad_to": None}), (), vocab_size=t, progress=progress)
+    stage1 = train_byte_level(corpus_batches(), recipe.model_copy(update={"pad_to": None}), (), vocab_size=t, progress=progress,
+                              again=corpus_batches)
     data = json.loads(stage1.tokenizer.to_str())
     vocab: dict[str, int] = data["model"]["vocab"]
     id_to_tok = {i: s for s, i in vocab.items()}
