@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from tokkit.bytelevel.options import BytesOptions
-from tokkit.errors import EmptyInputError, MissingFileError
+from tokkit.errors import EmptyInputError
 from tokkit_cli.cost import Cost
 from tokkit_cli.main import apply_threads, cli, interrupted, threads_option
 
@@ -64,10 +64,10 @@ def _text(text: str | None, file: Path | None, escapes: bool = False) -> bytes:
     if file is not None:
         if str(file) == "-":
             body = sys.stdin.buffer.read()
-        elif not file.is_file():
-            raise MissingFileError(f"{file} does not exist or is not a file; pass an existing text file or '-' for stdin")
         else:
-            body = file.read_bytes()
+            from tokkit.input_files import read_input_bytes
+
+            body = read_input_bytes(file, what="--file", expected="pass a text file or '-' for stdin")
         where = str(file)
     elif text is None:
         raise click.UsageError("give TEXT or --file PATH")

@@ -44,9 +44,9 @@ def count(sources, out, engine, address, workers, recipe, kind, domain_file, nfk
     overrides = {"kind": kind, "nfkc": nfkc, "lowercase": lowercase, "text_column": text_column,
                  "skip_bad_utf8": skip_bad_utf8}
     if domain_file is not None:
-        from tokkit.text import read_text
+        from tokkit.text import read_list_file
 
-        lines = read_text(domain_file, what="--domain-tokens file").splitlines()
+        lines = read_list_file(domain_file, what="--domain-tokens file", entry="token")
         overrides["domain_tokens"] = [t for t in lines if t and not t.startswith("#")]
     spec = CountSpec.from_recipe(load_recipe(recipe, overrides=overrides))
     table, stats = count_corpus(list(sources), spec=spec, engine=engine, workers=workers, address=address,

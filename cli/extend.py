@@ -55,7 +55,7 @@ def extend_command(sources, model, tokenizer, add, out_dir, counts, keep, min_fr
         raise click.UsageError("give at least one SOURCE text file (or --counts TABLE) to learn the new merges from")
     check_output(out_dir, force=force)
     t0 = time.perf_counter()
-    keep_texts = read_texts(keep) if keep else []
+    keep_texts = read_texts(keep, what="--keep-text") if keep else []
     if keep and not any(keep_texts):
         raise TokkitError(f"--keep-text {', '.join(map(str, keep))} holds no text; give the text whose ids must not change")
     from tokkit.tokenizer import load_tokenizer
@@ -88,7 +88,7 @@ def extend_command(sources, model, tokenizer, add, out_dir, counts, keep, min_fr
     if learns and not sources:
         raise click.UsageError("--method distill and --output-rows fit read text: give SOURCE text files "
                                "(a --counts table has no text to learn rows from)")
-    texts = read_capped(sources, ROW_TEXT_BYTES) if learns else []
+    texts = read_capped(sources, ROW_TEXT_BYTES, what="SOURCE") if learns else []
     result = run_extend(folder, ext, out_dir, method=Method(method.lower()), donor=donor,
                         hypernet=None if hypernet is None else str(hypernet), device=device, force=force,
                         extra_files=twin_files(ext), config=config, seed=seed, texts=texts, keep_texts=keep_texts,

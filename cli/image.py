@@ -53,8 +53,10 @@ def prepare(emoji_font, folders, size, heldout_percent, out, force) -> None:
 
     if emoji_font is None and not folders:
         raise MissingFileError("nothing to prepare: pass --emoji-font FILE and/or --folder DIR")
-    if emoji_font is not None and not emoji_font.is_file():
-        raise MissingFileError(f"emoji font {emoji_font} does not exist (apt-get download fonts-noto-color-emoji)")
+    if emoji_font is not None:
+        from tokkit.input_files import regular_file
+
+        regular_file(emoji_font, what="emoji font", expected="pass a .ttf font file (apt-get download fonts-noto-color-emoji)")
     with atomic_dir(out, force=force) as tmp:
         counts = prepare_dataset(out=tmp / "data", size=size, folders=list(folders), emoji_font=emoji_font,
                                  heldout_percent=heldout_percent, train_margin=size // 8)
@@ -308,17 +310,16 @@ def _report_resize(loaded, fit: str) -> None:
 def decode_cmd(model, tokfile, out, device, force, ar_prior=None, tokens=None) -> None:
     """Decode a .tok file to PNG(s), optionally from a shorter prefix; refuses a file written by another model."""
     from tokkit.atomic import atomic_dir, check_output
-    from tokkit.errors import MissingFileError
     from tokkit.image import unpack
     from tokkit.image.data import to_png_bytes
     from tokkit.image.errors import TokenCountError
+    from tokkit.input_files import read_input_bytes
 
     check_output(out, force=force)
-    if not tokfile.is_file():
-        raise MissingFileError(f"{tokfile} does not exist")
+    raw = read_input_bytes(tokfile, what=".tok file", expected="pass a .tok file written by `tokkit image encode`")
     tok = _load(model, device)
     tok.require_ids()
-    parsed = unpack(tokfile.read_bytes(), expect_model_id=tok.model_id, source=str(tokfile), prior=_prior_or_none(model),
+    parsed = unpack(raw, expect_model_id=tok.model_id, source=str(tokfile), prior=_prior_or_none(model),
                     ar_prior=None if ar_prior is None else _ar_coder(ar_prior, tok),
                     expect_codebook_size=tok.config.codebook_size, expect_max_tokens=tok.config.max_tokens,
                     expect_image_size=tok.config.image_size)

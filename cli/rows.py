@@ -59,12 +59,13 @@ def row_flags(values: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.lower() if isinstance(v, str) else v) for k, v in values.items() if k in ROW_FIELDS and v is not None}
 
 
-def read_capped(sources: Iterable[str | Path], max_bytes: int) -> list[str]:
-    """Documents of ``sources`` (files, folders, globs, ``hf:NAME``) until ``max_bytes`` UTF-8 bytes are read."""
+def read_capped(sources: Iterable[str | Path], max_bytes: int, *, what: str = "corpus source") -> list[str]:
+    """Documents of ``sources`` (files, folders, globs, ``hf:NAME``) until ``max_bytes`` UTF-8 bytes are read;
+    ``what`` names them in errors (the option they came from)."""
     from tokkit.train.corpus import parse_sources, source_documents
 
     out, size = [], 0
-    for s in parse_sources(list(sources)):
+    for s in parse_sources(list(sources), what=what):
         for doc in source_documents(s):
             n = len(doc.encode("utf-8"))
             if size + n > max_bytes:

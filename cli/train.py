@@ -56,9 +56,9 @@ def train_bpe(sources, out_dir, kind, vocab_size, recipe, min_frequency, max_tok
         "pad_to": (pad_to if pad_to in (None, "pow2") else _int(pad_to, "--pad-to")),
     }
     if domain_file is not None:
-        from tokkit.text import read_text
+        from tokkit.text import read_list_file
 
-        lines = read_text(domain_file, what="--domain-tokens file").splitlines()
+        lines = read_list_file(domain_file, what="--domain-tokens file", entry="token")
         overrides["domain_tokens"] = [t for t in lines if t and not t.startswith("#")]
     rec = load_recipe(recipe, overrides=overrides)
     res = train_tokenizer(list(sources), out_dir=out_dir, recipe=rec, force=force, progress=not quiet,
@@ -108,13 +108,14 @@ def compare(tokenizers, texts, text_column, terms_file, no_terms, parallel, json
     for p in (json_out, csv_out, plot):
         if p is not None and str(p) != "-":
             check_output(p, force=force)
-    docs = _read_docs(texts, text_column)
     terms: tuple[str, ...] = ()
-    if not no_terms:
-        from tokkit.text import read_text
+    if terms_file is not None and not no_terms:  # a wrong --terms file fails before the text is read
+        from tokkit.text import read_list_file
 
-        terms = (tuple(t for t in read_text(terms_file, what="--terms file").splitlines() if t.strip()) if terms_file
-                 else recipe_terms(tokenizers[0]))
+        terms = tuple(t for t in read_list_file(terms_file, what="--terms file", entry="term") if t.strip())
+    docs = _read_docs(texts, text_column)
+    if terms_file is None and not no_terms:
+        terms = recipe_terms(tokenizers[0])
     par = (_read_docs([parallel[0]], text_column), _read_docs([parallel[1]], text_column)) if parallel else None
     report = compare_tokenizers(list(tokenizers), docs, terms=terms, parallel=par)
     click.echo(f"{len(docs)} documents, {sum(len(d.encode('utf-8')) for d in docs) / 1e6:.3f} MB")

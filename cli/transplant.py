@@ -75,8 +75,8 @@ def transplant_command(src, dst, donor, method, out_dir, force, resume, device, 
     check_output(out_dir, force=force)
     apply_threads(threads)
     t0 = time.perf_counter()
-    texts = read_capped(corpus, ROW_TEXT_BYTES) if corpus else []
-    keep_texts = read_capped(keep, ROW_TEXT_BYTES) if keep else []
+    texts = read_capped(corpus, ROW_TEXT_BYTES, what="--corpus") if corpus else []
+    keep_texts = read_capped(keep, ROW_TEXT_BYTES, what="--keep-text") if keep else []
     plan = plan_transplant(cfg, texts=texts, keep_texts=keep_texts)
     s = plan.summary()
     click.echo(f"transplant {cfg.src} -> {cfg.dst} with {s['method']} on {s['device']} "

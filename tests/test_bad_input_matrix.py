@@ -12,6 +12,7 @@ folder with that tokenizer, ``{badlm}`` the same with its weights cut in half, `
 image-tokenizer checkpoint (``{badckpt}`` truncated),
 ``{icons}`` the committed icons, ``{corpus}`` a small jsonl corpus, ``{txt}`` a small UTF-8 text file.
 ``pre`` prepares the working directory before the snapshot (an existing output, a planted checkpoint).
+``absent``: substrings the line must not contain (a fix the command does not offer, a wrong diagnosis).
 """
 
 from __future__ import annotations
@@ -40,10 +41,13 @@ class Case:
     needles: tuple[str, ...] = ()  # substrings the error line must contain
     pre: Callable[[Path], None] | None = None  # prepares the working directory (inside the snapshot)
     needs: tuple[str, ...] = field(default=())  # "image": needs torch + Pillow
+    absent: tuple[str, ...] = ()  # substrings the error line must not contain
 
 
-def C(id: str, *args: str, needles: tuple[str, ...] | str = (), pre=None, needs: tuple[str, ...] = ()) -> Case:
-    return Case(id, tuple(args), (needles,) if isinstance(needles, str) else tuple(needles), pre, needs)
+def C(id: str, *args: str, needles: tuple[str, ...] | str = (), pre=None, needs: tuple[str, ...] = (),
+      absent: tuple[str, ...] | str = ()) -> Case:
+    return Case(id, tuple(args), (needles,) if isinstance(needles, str) else tuple(needles), pre, needs,
+                (absent,) if isinstance(absent, str) else tuple(absent))
 
 
 def _mkdir_with_file(name: str) -> Callable[[Path], None]:
@@ -56,6 +60,20 @@ def _mkdir_with_file(name: str) -> Callable[[Path], None]:
 def _file(name: str, data: bytes = b"keep") -> Callable[[Path], None]:
     def pre(cwd: Path) -> None:
         (cwd / name).write_bytes(data)
+    return pre
+
+
+def _fifo(name: str) -> Callable[[Path], None]:
+    def pre(cwd: Path) -> None:
+        os.mkfifo(cwd / name)
+    return pre
+
+
+def _sparse(name: str, size: int) -> Callable[[Path], None]:
+    """A file of ``size`` zero bytes that takes no disk space (a list file over the cap)."""
+    def pre(cwd: Path) -> None:
+        with open(cwd / name, "wb") as f:
+            f.truncate(size)
     return pre
 
 
@@ -87,6 +105,7 @@ def _evil_weights(cwd: Path) -> None:
 
 IMG = ("image",)
 RESUME_PICKLE = "not a tokkit merge checkpoint"
+SKIP = "--skip-bad-utf8"  # offered by train-bpe, count and encode only: no other command may suggest it
 
 CASES: list[Case] = [
     # ---- global
@@ -171,9 +190,13 @@ CASES: list[Case] = [
       needles="UTF-8"),
     C("train-domain-tokens-empty", "train-bpe", "{corpus}", "--domain-tokens", "{in}/empty.txt", "-o", "out",
       needles="empty"),
+    C("train-domain-tokens-over-64mb", "train-bpe", "{corpus}", "--domain-tokens", "d.txt", "-o", "out",
+      needles=("--domain-tokens file", "larger than 64 MB"), pre=_sparse("d.txt", (64 << 20) + 1)),
     C("train-counts-foreign", "train-bpe", "--counts", "{in}/binary.bin", "--vocab-size", "300", "-o", "out",
       needles="count table"),
     C("train-counts-empty", "train-bpe", "--counts", "{in}/empty.txt", "--vocab-size", "300", "-o", "out"),
+    C("train-counts-folder", "train-bpe", "--counts", "{in}/notmodel", "--vocab-size", "300", "-o", "out",
+      needles=("notmodel is a folder", "count table file"), absent="does not exist"),
     C("train-counts-missing", "train-bpe", "--counts", "./nope.counts", "--vocab-size", "300", "-o", "out",
       needles="nope.counts"),
     C("train-resume-without-counts", "train-bpe", "{corpus}", "--resume", "-o", "out", needles="--resume"),
@@ -218,7 +241,9 @@ CASES: list[Case] = [
       needles="other settings", pre=_encode_state('{"version": 1}')),
     # ---- compare
     C("compare-empty-text", "compare", "{tok}", "--text", "{in}/empty.txt", needles=("empty.txt", "holds no text")),
-    C("compare-latin1-text", "compare", "{tok}", "--text", "{in}/latin1.txt", needles="UTF-8"),
+    C("compare-latin1-text", "compare", "{tok}", "--text", "{in}/latin1.txt", needles="UTF-8", absent=SKIP),
+    C("compare-text-fifo", "compare", "{tok}", "--text", "t.fifo", needles=("t.fifo", "not a regular file"),
+      pre=_fifo("t.fifo")),
     C("compare-unknown-tokenizer", "compare", "llama9", "--text", "{corpus}", needles="llama9"),
     C("compare-json-parent-is-file", "compare", "{tok}", "--text", "{corpus}", "--json", "{in}/afile/r.json",
       needles="not a folder"),
@@ -226,7 +251,11 @@ CASES: list[Case] = [
       pre=_file("r.json")),
     C("compare-json-onto-input", "compare", "{tok}", "--text", "{in}/corpus_dir/c.jsonl", "--json",
       "{in}/corpus_dir/c.jsonl", "--force", needles="is the input"),
-    C("compare-terms-latin1", "compare", "{tok}", "--text", "{corpus}", "--terms", "{in}/latin1.txt", needles="UTF-8"),
+    C("compare-terms-latin1", "compare", "{tok}", "--text", "{corpus}", "--terms", "{in}/latin1.txt", needles="UTF-8",
+      absent=SKIP),
+    # list files (--terms, --domain-tokens) are capped: a wrong multi-GB file is refused before it is read
+    C("compare-terms-over-64mb", "compare", "{tok}", "--text", "{corpus}", "--terms", "terms.txt",
+      needles=("--terms file", "larger than 64 MB"), pre=_sparse("terms.txt", (64 << 20) + 1)),
     C("compare-csv-unwritable", "compare", "{tok}", "--text", "{corpus}", "--csv", "/proc/r.csv", needles="cannot write"),
     # two reports into one file: refused before any work (it used to write the JSON, then fail; --force: CSV over JSON)
     C("compare-json-csv-same-path", "compare", "{tok}", "--text", "{corpus}", "--json", "r.out", "--csv", "r.out",
@@ -241,7 +270,7 @@ CASES: list[Case] = [
     C("tiktoken-parent-is-file", "export-tiktoken", "{tok}", "-o", "{in}/afile/r.tiktoken", needles="not a folder"),
     C("tiktoken-exists", "export-tiktoken", "{tok}", "-o", "r.tiktoken", needles="--force", pre=_file("r.tiktoken")),
     C("tiktoken-verify-latin1", "export-tiktoken", "{tok}", "-o", "r.tiktoken", "--verify", "{in}/latin1.txt",
-      needles="UTF-8"),
+      needles="UTF-8", absent=SKIP),
     C("lint-truncated", "lint-tokenizer", "{in}/tok_trunc/tokenizer.json", needles="truncated"),
     C("lint-spm", "lint-tokenizer", "mistral", needles="HF tokenizer.json"),
     # ---- bytes
@@ -249,6 +278,8 @@ CASES: list[Case] = [
     C("bytes-missing-model", "bytes", "score", "./nope", "hi", needles="does not exist"),
     C("bytes-score-empty-file", "bytes", "score", "{lm}", "--file", "{in}/empty.txt", needles="empty"),
     C("bytes-score-missing-file", "bytes", "score", "{lm}", "--file", "./nope.txt", needles="does not exist"),
+    C("bytes-score-file-fifo", "bytes", "score", "{lm}", "--file", "t.fifo", needles=("t.fifo", "not a regular file"),
+      pre=_fifo("t.fifo")),
     C("bytes-score-no-text", "bytes", "score", "{lm}", needles="TEXT"),
     C("bytes-next-top-0", "bytes", "next", "{lm}", "ab", "--top", "0", needles="--top"),
     C("bytes-complete-max-bytes-0", "bytes", "complete", "{lm}", "ab", "--max-bytes", "0", needles="--max-bytes"),
@@ -281,10 +312,14 @@ CASES: list[Case] = [
       needles="--seed"),
     C("transplant-exists", "transplant", "--src", "{lm}", "--dst", "{tok}", "-o", "out", needles="--force",
       pre=_mkdir_with_file("out")),
+    C("transplant-keep-text-empty-folder", "transplant", "--src", "{lm}", "--dst", "{tok}", "-o", "out", "--keep-text",
+      "{in}/emptydir", needles=("--keep-text", "folder without files")),
     C("transplant-parent-is-file", "transplant", "--src", "{lm}", "--dst", "{tok}", "-o", "{in}/afile/out",
       needles="not a folder"),
     C("evallm-latin1", "eval-lm", "{lm}", "--text", "{in}/latin1.txt", needles=("latin1.txt", "UTF-8", "0xef")),
     C("evallm-binary", "eval-lm", "{lm}", "--text", "{in}/binary.bin", needles="UTF-8"),
+    C("evallm-text-fifo", "eval-lm", "{lm}", "--text", "t.fifo", needles=("t.fifo", "not a regular file"),
+      pre=_fifo("t.fifo")),
     C("evallm-empty", "eval-lm", "{lm}", "--text", "{in}/empty.txt", needles="empty"),
     C("evallm-segment-bytes-0", "eval-lm", "{lm}", "--text", "{txt}", "--segment-bytes", "0", needles="--segment-bytes"),
     C("evallm-truncated-weights", "eval-lm", "{badlm}", "--text", "{txt}", needles="truncated"),
@@ -296,6 +331,8 @@ CASES: list[Case] = [
     # ---- hypernet train
     C("hypernet-latin1-corpus", "hypernet", "train", "--base", "{lm}", "--corpus", "{in}/latin1.txt", "-o", "hn",
       needles="UTF-8"),
+    C("hypernet-corpus-fifo", "hypernet", "train", "--base", "{lm}", "--corpus", "c.fifo", "-o", "hn",
+      needles=("c.fifo", "not a regular file"), pre=_fifo("c.fifo")),
     C("hypernet-steps-0", "hypernet", "train", "--base", "{lm}", "--corpus", "{txt}", "--steps", "0", "-o", "hn",
       needles="--steps"),
     C("hypernet-vocab-10", "hypernet", "train", "--base", "{lm}", "--corpus", "{txt}", "--vocab-size", "10", "-o", "hn",
@@ -311,7 +348,21 @@ CASES: list[Case] = [
     C("hypernet-empty-corpus", "hypernet", "train", "--base", "{lm}", "--corpus", "{in}/empty.txt", "-o", "hn",
       needles="no text"),
     # ---- extend
-    C("extend-latin1", "extend", "--tokenizer", "{tok}", "{in}/latin1.txt", "--add", "10", "-o", "out", needles="UTF-8"),
+    C("extend-latin1", "extend", "--tokenizer", "{tok}", "{in}/latin1.txt", "--add", "10", "-o", "out", needles="UTF-8",
+      absent=SKIP),
+    C("extend-keep-text-latin1", "extend", "--tokenizer", "{tok}", "{corpus}", "--keep-text", "{in}/latin1.txt",
+      "--add", "10", "-o", "out", needles=("--keep-text", "latin1.txt", "UTF-8"), absent=SKIP),
+    C("extend-keep-text-empty-folder", "extend", "--tokenizer", "{tok}", "{corpus}", "--keep-text", "{in}/emptydir",
+      "--add", "10", "-o", "out", needles=("--keep-text", "emptydir", "folder without files"), absent="corpus source"),
+    # --add is at least 1: a text with no merge candidate must not be told to ask for --add 0
+    C("extend-no-merge-candidate", "extend", "--tokenizer", "{tok}", "{in}/one_word.txt", "--add", "5", "-o", "out",
+      needles=("no merge candidate", "--min-frequency", "more text"), absent=("--add 0", "or fewer")),
+    C("extend-fewer-merges-than-asked", "extend", "--tokenizer", "{tok}", "{in}/few_pairs.txt", "--add", "50", "-o",
+      "out", needles=("gives only", "ask for --add", "or fewer")),
+    C("extend-counts-folder", "extend", "--tokenizer", "{tok}", "--counts", "{in}/notmodel", "--add", "5", "-o", "out",
+      needles=("notmodel is a folder", "count table file"), absent="does not exist"),
+    C("extend-counts-fifo", "extend", "--tokenizer", "{tok}", "--counts", "t.counts", "--add", "5", "-o", "out",
+      needles=("t.counts", "not a regular file"), pre=_fifo("t.counts")),
     C("extend-empty", "extend", "--tokenizer", "{tok}", "{in}/empty.txt", "--add", "10", "-o", "out", needles="no text"),
     C("extend-add-0", "extend", "--tokenizer", "{tok}", "{corpus}", "--add", "0", "-o", "out", needles="--add"),
     C("extend-unknown-tokenizer", "extend", "--tokenizer", "llama9", "{corpus}", "--add", "10", "-o", "out",
@@ -328,6 +379,8 @@ CASES: list[Case] = [
     C("heal-not-model", "heal", "{in}/notmodel", "{txt}", "-o", "out", needles="config.json"),
     C("heal-latin1", "heal", "{lm}", "{in}/latin1.txt", "--train", "embeddings", "--loss", "lm", "-o", "out", needles="UTF-8"),
     C("heal-empty", "heal", "{lm}", "{in}/empty.txt", "--train", "embeddings", "--loss", "lm", "-o", "out", needles="empty"),
+    C("heal-eval-text-latin1", "heal", "{lm}", "{txt}", "--train", "embeddings", "--loss", "lm", "-o", "out",
+      "--eval-text", "{in}/latin1.txt", needles=("evaluation text", "latin1.txt", "UTF-8")),  # before any training
     C("heal-steps-0", "heal", "{lm}", "{txt}", "--train", "embeddings", "-o", "out", "--steps", "0", needles="--steps"),
     C("heal-seed-negative", "heal", "{lm}", "{txt}", "--train", "embeddings", "-o", "out", "--seed", "-1", needles="--seed"),
     C("heal-heldout-1", "heal", "{lm}", "{txt}", "--train", "embeddings", "-o", "out", "--heldout", "1", needles="--heldout"),
@@ -354,6 +407,10 @@ CASES: list[Case] = [
       "--force", needles="is the input", needs=IMG),
     C("image-encode-not-image", "image", "encode", "--model", "{ckpt}", "{in}/not_image.png", "-o", "x.tok",
       needles="not_image.png", needs=IMG),
+    C("image-encode-fifo", "image", "encode", "--model", "{ckpt}", "f.png", "-o", "x.tok",
+      needles=("f.png", "not a regular file"), absent="does not exist", pre=_fifo("f.png"), needs=IMG),
+    C("image-encode-folder", "image", "encode", "--model", "{ckpt}", "{in}/notmodel", "-o", "x.tok",
+      needles=("notmodel", "is a folder"), absent="does not exist", needs=IMG),
     C("image-encode-1x1", "image", "encode", "--model", "{ckpt}", "{in}/one.png", "-o", "x.tok", needles="one.png",
       needs=IMG),
     C("image-encode-not-model", "image", "encode", "--model", "{in}/notmodel", "{in}/one.png", "-o", "x.tok", needs=IMG),
@@ -377,6 +434,8 @@ CASES: list[Case] = [
     C("image-decode-foreign", "image", "decode", "--model", "{ckpt}", "{in}/foreign.tok", "-o", "o.png", needles="model",
       needs=IMG),
     C("image-decode-not-tok", "image", "decode", "--model", "{ckpt}", "{in}/latin1.txt", "-o", "o.png", needs=IMG),
+    C("image-decode-fifo", "image", "decode", "--model", "{ckpt}", "f.tok", "-o", "o.png",
+      needles=("f.tok", "not a regular file"), pre=_fifo("f.tok"), needs=IMG),
     C("image-decode-missing", "image", "decode", "--model", "{ckpt}", "./nope.tok", "-o", "o.png", needles="nope.tok",
       needs=IMG),
     C("image-decode-unwritable", "image", "decode", "--model", "{ckpt}", "{in}/good.tok", "-o", "/proc/o.png",
@@ -442,6 +501,9 @@ def inputs(tmp_path_factory) -> Path:
     (d / "wrong_type.yaml").write_text("vocab_size: lots\n")
     (d / "list.yaml").write_text("- a\n- b\n")
     (d / "afile").write_text("a file, not a folder")
+    (d / "one_word.txt").write_text("a\n")  # one token of any byte-level BPE: no pair to merge
+    (d / "few_pairs.txt").write_text("zq zq zq qx qx qx\n")
+    (d / "emptydir").mkdir()
     (d / "notmodel").mkdir()
     (d / "notmodel" / "README.txt").write_text("not a model")
     (d / "corpus_dir").mkdir()
@@ -633,6 +695,8 @@ def run_bad_input(case: Case, request, workdir: Path) -> str:
                             f"changed: {sorted(k for k in before if k in after and before[k] != after[k])}"
     for n in case.needles:
         assert n in lines[0], f"{n!r} not in the error line\n{shown}"
+    for n in case.absent:
+        assert n not in lines[0], f"{n!r} in the error line\n{shown}"
     return lines[0]
 
 

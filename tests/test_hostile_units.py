@@ -55,6 +55,57 @@ def test_yaml_reader_refuses_bombs_devices_and_non_finite_values(tmp_path):
         read_yaml(nan)
 
 
+def test_list_files_are_regular_files_and_capped(tmp_path, monkeypatch):
+    """--domain-tokens / --terms read through one reader: a device or FIFO is refused by its kind (never read:
+    /dev/zero never ends, a FIFO blocks), a file over the cap by its size, before anything is decoded."""
+    import os
+
+    import tokkit.text as text
+    from tokkit.errors import MissingFileError
+    from tokkit.text import read_list_file
+
+    assert text.LIST_FILE_MAX_BYTES == 64 << 20
+    ok = tmp_path / "terms.txt"
+    ok.write_text("Plaintiff\n# comment\n\ndefendant\n")
+    assert read_list_file(ok, what="--terms file") == ["Plaintiff", "# comment", "", "defendant"]
+    fifo = tmp_path / "fifo.txt"
+    os.mkfifo(fifo)
+    for bad in (Path("/dev/zero"), fifo):
+        with pytest.raises(FormatError, match=f"--terms file {bad} is not a regular file .*one term per line"):
+            read_list_file(bad, what="--terms file", entry="term")
+    with pytest.raises(FormatError, match="is a folder; pass a UTF-8 text file with one token per line"):
+        read_list_file(tmp_path, what="--domain-tokens file", entry="token")
+    with pytest.raises(MissingFileError, match="does not exist"):
+        read_list_file(tmp_path / "nope.txt", what="--terms file")
+    monkeypatch.setattr(text, "LIST_FILE_MAX_BYTES", 20)
+    (tmp_path / "twenty.txt").write_bytes(b"x" * 19 + b"\n")
+    assert read_list_file(tmp_path / "twenty.txt", what="--terms file") == ["x" * 19]  # at the cap: read
+    (tmp_path / "more.txt").write_bytes(b"x" * 21)
+    with pytest.raises(FormatError, match="more.txt is larger than 20 bytes"):
+        read_list_file(tmp_path / "more.txt", what="--terms file")
+
+
+def test_the_utf8_error_offers_skipping_only_to_a_reader_that_can_skip(tmp_path):
+    """The corpus reader's error names --skip-bad-utf8 only for a caller that has it (a recipe's bool: train-bpe,
+    count, encode); the default reader (compare, extend, export-tiktoken --verify) names the conversion only."""
+    from tokkit.text import NotUtf8Error
+    from tokkit.train.corpus import Corpus, parse_sources, source_documents
+
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\u00e9\n".encode("latin-1"))
+    (src,) = parse_sources([bad])
+    with pytest.raises(NotUtf8Error, match="iconv") as e:
+        list(Corpus([src]).train_docs())
+    assert "--skip-bad-utf8" not in str(e.value)
+    with pytest.raises(NotUtf8Error, match="iconv") as e:
+        list(source_documents(src))
+    assert "--skip-bad-utf8" not in str(e.value)
+    with pytest.raises(NotUtf8Error, match="or pass --skip-bad-utf8"):
+        list(source_documents(src, skip_bad_utf8=False))
+    skipped: list[int] = []
+    assert list(source_documents(src, skip_bad_utf8=True, bad=skipped)) == [] and skipped == [1]
+
+
 def test_thread_counts_are_bounded(monkeypatch):
     from tokkit.config import default_threads
 

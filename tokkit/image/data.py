@@ -27,6 +27,7 @@ import torch
 
 from tokkit.errors import FormatError, MissingFileError
 from tokkit.image.errors import ImageSizeError
+from tokkit.input_files import regular_file
 
 __all__ = ["open_image", "load_images", "read_images", "LoadedImages", "FITS", "image_files", "prepare_dataset", "CropSampler",
            "render_emoji", "to_png_bytes", "grid_png_bytes"]
@@ -40,6 +41,8 @@ def image_files(folder: str | Path) -> list[Path]:
     """Image files under ``folder`` (recursive), sorted; refuses a missing or empty folder."""
     d = Path(folder)
     if not d.is_dir():
+        if d.exists() or d.is_symlink():
+            raise FormatError(f"image folder {d} is not a folder; pass a folder of PNG/JPEG files")
         raise MissingFileError(f"image folder {d} does not exist; pass a folder of PNG/JPEG files")
     files = sorted(p for p in d.rglob("*") if p.suffix.lower() in EXTS and p.is_file())
     if not files:
@@ -131,9 +134,7 @@ def read_images(paths: list[str | Path], *, size: int, fit: str = "crop", upscal
         raise FormatError(f"unknown fit {fit!r}; expected one of {', '.join(FITS)}")
     out, sizes = [], []
     for p in paths:
-        p = Path(p)
-        if not p.is_file():
-            raise MissingFileError(f"image {p} does not exist")
+        p = regular_file(p, what="image", expected="pass PNG/JPEG/WebP files")
         try:
             with open_image(p) as im:
                 notes: list[str] = []

@@ -5,7 +5,9 @@ with the recipe's seed) or ``hf:NAME[:SPLIT]`` for a hub/local ``datasets`` data
 streaming mode. Documents are: a ``.jsonl`` line's text column, a parquet row's text column,
 and for plain text files blocks of whole lines of about 4 KB cut at blank lines (every byte of the
 file kept). Text must be UTF-8: a bad byte fails with the file name and byte offset, or, with
-``skip_bad_utf8``, the document is skipped and counted.
+``skip_bad_utf8``, the document is skipped and counted. ``skip_bad_utf8=None`` (the default) is a reader
+whose command offers no skipping (``compare``, ``extend`` ...): its error names only the conversion, while
+``False`` (a recipe's value: ``train-bpe``, ``count``, ``encode``) also names ``--skip-bad-utf8``.
 
 The held-out split is deterministic: a document is held out when a CRC of ``seed:source:index``
 falls under the held-out share, until ``held_out_max_bytes`` is reached.
@@ -24,7 +26,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from tokkit.errors import FormatError, MissingFileError, TokkitError
-from tokkit.text import NotUtf8Error, decode_utf8
+from tokkit.input_files import regular_file
+from tokkit.text import FIX_OR_SKIP, NotUtf8Error, decode_utf8
 
 __all__ = ["Source", "Corpus", "SEGMENT_BYTES", "parse_sources", "source_documents", "located_documents", "line_ranges",
            "parquet_row_groups", "EmptyCorpusError", "NotUtf8Error"]
@@ -63,11 +66,14 @@ def _split_rate(spec: str) -> tuple[str, float]:
     return spec, 1.0
 
 
-def parse_sources(specs: Iterable[str | Path]) -> list[Source]:
+def parse_sources(specs: Iterable[str | Path], *, what: str = "corpus source") -> list[Source]:
     """Expand ``PATH[@RATE]`` specs (files, folders, globs) and ``hf:NAME[:SPLIT]`` into sources.
+
+    ``what`` names the specs in errors (``"--keep-text"``: the option they came from).
 
     Raises:
         MissingFileError: a path or glob that matches nothing.
+        FormatError: a path that is a device, FIFO or socket (reading it may never end).
         EmptyCorpusError: no source given.
     """
     out: list[Source] = []
@@ -82,18 +88,27 @@ def parse_sources(specs: Iterable[str | Path]) -> list[Source]:
             files = [p]
         elif p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            if not files:
+                raise MissingFileError(f"{what} {spec!r} is a folder without files (hidden ones are not read); give a "
+                                       "text/jsonl/parquet file, or a folder that holds some")
+        elif p.exists():  # a device, FIFO or socket: refused by name, never read
+            regular_file(p, what=what, expected="give a text/jsonl/parquet file, folder or glob")
+            files = []
         else:
             files = sorted(Path(f) for f in glob.glob(path, recursive=True) if os.path.isfile(f))
         if not files:
-            raise MissingFileError(f"corpus source {spec!r} matches no file; give an existing file, folder or glob")
+            raise MissingFileError(f"{what} {spec!r} matches no file; give an existing file, folder or glob")
         out += [Source(str(f), rate) for f in files]
     if not out:
         raise EmptyCorpusError("no corpus source given; pass at least one text/jsonl/parquet file, folder or glob")
     return out
 
 
-def _decode(raw: bytes, where: str, offset: int, skip: bool) -> str | None:
-    return decode_utf8(raw, where, offset, skip=skip)
+def _decode(raw: bytes, where: str, offset: int, skip: bool | None) -> str | None:
+    """``skip`` None: the reader's command has no ``--skip-bad-utf8``, so the error does not offer it."""
+    if skip is None:
+        return decode_utf8(raw, where, offset)
+    return decode_utf8(raw, where, offset, skip=skip, fix=FIX_OR_SKIP)
 
 
 def line_ranges(path: str, chunk: int) -> list[tuple[int, int]]:
@@ -115,7 +130,7 @@ def line_ranges(path: str, chunk: int) -> list[tuple[int, int]]:
     return list(zip(starts, starts[1:] + [size]))
 
 
-def _text_blocks(path: str, skip: bool, bad: list[int], start: int = 0, end: int | None = None) -> Iterator[tuple[int, str]]:
+def _text_blocks(path: str, skip: bool | None, bad: list[int], start: int = 0, end: int | None = None) -> Iterator[tuple[int, str]]:
     buf: list[bytes] = []
     size = 0
     pos = start
@@ -152,7 +167,7 @@ def _column(row: Any, column: str, where: str) -> str:
     return value
 
 
-def _jsonl(path: str, column: str, skip: bool, bad: list[int], start: int = 0,
+def _jsonl(path: str, column: str, skip: bool | None, bad: list[int], start: int = 0,
            end: int | None = None) -> Iterator[tuple[int, str]]:
     pos = start
     with open(path, "rb") as f:
@@ -227,7 +242,7 @@ def _dataset(name: str, column: str) -> Iterator[str]:
         yield i, _column(row, column, f"dataset {name} row {i}")
 
 
-def located_documents(source: Source, *, text_column: str = "text", skip_bad_utf8: bool = False, seed: int = 0,
+def located_documents(source: Source, *, text_column: str = "text", skip_bad_utf8: bool | None = None, seed: int = 0,
                       bad: list[int] | None = None, start: int = 0, end: int | None = None) -> Iterator[tuple[int, str]]:
     """The documents of one source with their location: ``(loc, text)``.
 
@@ -240,6 +255,9 @@ def located_documents(source: Source, *, text_column: str = "text", skip_bad_utf
     afresh at each :data:`SEGMENT_BYTES` range (:func:`line_ranges`), so a huge file reads as the same
     documents whether one process reads it or each range goes to another worker. ``PATH@RATE``
     sampling draws from one random stream per file (a sampled file is read by one worker).
+
+    ``skip_bad_utf8``: True skips (and counts in ``bad``) documents that are not UTF-8; False and None fail on
+    them, None for a caller that offers no skipping (the error then does not suggest ``--skip-bad-utf8``).
     """
     bad = [] if bad is None else bad
     suffix = Path(source.path).suffix.lower()
@@ -262,7 +280,7 @@ def located_documents(source: Source, *, text_column: str = "text", skip_bad_utf
             yield d
 
 
-def source_documents(source: Source, *, text_column: str = "text", skip_bad_utf8: bool = False, seed: int = 0,
+def source_documents(source: Source, *, text_column: str = "text", skip_bad_utf8: bool | None = None, seed: int = 0,
                      bad: list[int] | None = None, start: int = 0, end: int | None = None) -> Iterator[str]:
     """The documents of one source, as :func:`located_documents` without the locations."""
     for _, text in located_documents(source, text_column=text_column, skip_bad_utf8=skip_bad_utf8, seed=seed, bad=bad,
@@ -283,7 +301,7 @@ class Corpus:
 
     sources: Sequence[Source]
     text_column: str = "text"
-    skip_bad_utf8: bool = False
+    skip_bad_utf8: bool | None = None  # None: no --skip-bad-utf8 to offer (see located_documents)
     held_out_share: float = 0.0
     held_out_max_bytes: int = 2_000_000
     seed: int = 0

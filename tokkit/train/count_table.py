@@ -33,6 +33,7 @@ import numpy as np
 
 from tokkit.atomic import atomic_file
 from tokkit.errors import FormatError, MissingFileError, TokkitError
+from tokkit.input_files import read_input_bytes
 
 __all__ = ["CountTable", "CountTableError", "TableMismatchError", "merge_tables", "read_table", "MAGIC"]
 
@@ -142,9 +143,11 @@ class CountTable:
 def read_table(path: str | Path) -> CountTable:
     """Read and verify a count table file."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise MissingFileError(f"count table {p} does not exist; make one with `tokkit count SOURCE... -o {p}`")
-    return CountTable.from_bytes(p.read_bytes(), where=str(p))
+    raw = read_input_bytes(p, what="count table", expected="expected a count table file: pass the file that "
+                           "`tokkit count SOURCE... -o TABLE` wrote")
+    return CountTable.from_bytes(raw, where=str(p))
 
 
 def _merge_sources(tables: Sequence[CountTable]) -> list[dict[str, Any]]:

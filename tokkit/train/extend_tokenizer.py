@@ -80,22 +80,36 @@ class Extension:
         return self._cache["hf"]
 
 
-def read_texts(paths: Sequence[str | Path]) -> list[str]:
+def read_texts(paths: Sequence[str | Path], *, what: str = "protected text") -> list[str]:
     """Protected texts: a plain text file whole (one text), a jsonl/parquet file document by document,
-    through the corpus reader's UTF-8 policy (a non-UTF-8 file is refused with its offset)."""
-    from tokkit.train.corpus import NotUtf8Error, parse_sources, source_documents
+    through the corpus reader's UTF-8 policy (a non-UTF-8 file is refused with its offset). ``what`` names
+    the paths in errors (the CLI passes its option, ``--keep-text``)."""
+    from tokkit.text import read_text
+    from tokkit.train.corpus import parse_sources, source_documents
 
     out: list[str] = []
-    for s in parse_sources(paths):
+    for s in parse_sources(paths, what=what):
         if Path(s.path).suffix.lower() in (".jsonl", ".ndjson", ".parquet"):
             out += list(source_documents(s))
             continue
-        raw = Path(s.path).read_bytes()
-        try:
-            out.append(raw.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            raise NotUtf8Error(f"{s.path} is not UTF-8 text (byte offset {e.start}); give a UTF-8 text file") from None
+        out.append(read_text(s.path, what=what, allow_empty=True))
     return out
+
+
+def _too_few_merges(add: int, found: int, min_frequency: int, skipped: dict[str, int]) -> str:
+    """What happened when the text gives fewer merges than ``--add`` asks, and the fixes that exist (``--add``
+    is at least 1, so a text that gives none is fixed by the text or ``--min-frequency`` only)."""
+    why = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items())) or "none"
+    seen = "at least once" if min_frequency == 1 else f"at least {min_frequency} times"
+    fixes = ([f"ask for --add {found} or fewer"] if found else []) + \
+        ([f"lower --min-frequency (now {min_frequency}; 1 takes a pair seen once)"] if min_frequency > 1 else []) + \
+        ["give more text"]
+    fix = fixes[0] if len(fixes) == 1 else f"{', '.join(fixes[:-1])} or {fixes[-1]}"
+    if found == 0:
+        return (f"--add {add}: the text gives no merge candidate: no new pair of adjacent tokens is seen {seen} "
+                f"(candidates skipped: {why}), so there is nothing to add; {fix}")
+    return (f"--add {add}: the text gives only {found} new merge{'s' if found > 1 else ''} seen {seen} (candidates "
+            f"skipped: {why}); {fix}")
 
 
 def _pair(m: Any) -> tuple[str, str]:
@@ -222,10 +236,7 @@ def extend_tokenizer(tokenizer: str | Path | Tokenizer, sources: Sequence[str | 
                            mergeable=mergeable, ranks=ranks, sentencepiece=sp, protected_pairs=prot_pairs,
                            protected_strings=set(prot_strings) if whole_word_rule else set(), progress=progress)
     if len(learned.tokens) < add:
-        skipped = ", ".join(f"{n} {why}" for why, n in sorted(learned.skipped.items())) or "none"
-        raise ExtendError(f"--add {add}: the text gives only {len(learned.tokens)} new merges seen at least {min_frequency} "
-                          f"times (candidates skipped: {skipped}); ask for --add {len(learned.tokens)} or fewer, lower "
-                          "--min-frequency, or give more text")
+        raise ExtendError(_too_few_merges(add, len(learned.tokens), min_frequency, learned.skipped))
     # 4. the new tokenizer.json
     for tok in learned.tokens:
         model["vocab"][tok.text] = tok.id

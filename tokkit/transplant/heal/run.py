@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from tokkit.atomic import check_output, check_replaceable, is_ours, recover
-from tokkit.errors import FormatError, MissingFileError, OutputExistsError, TokkitError, VocabMismatchError
+from tokkit.errors import FormatError, OutputExistsError, TokkitError, VocabMismatchError
 from tokkit.names import resolve_model
+from tokkit.text import read_text
 from tokkit.tokenizer import Tokenizer, load_tokenizer
 from tokkit.transplant.heal.checkpoint import checkpoint_dir
 from tokkit.transplant.heal.config import HealConfig, Loss, Train
@@ -101,9 +102,8 @@ def plan_heal(cfg: HealConfig, out_dir: str | Path, *, force: bool = False, resu
             raise FormatError(f"the teacher {name!r} cannot be loaded with its tokenizer ({e}); pass --teacher with "
                               f"an HF model folder that has its tokenizer files") from None
     text = load_text(cfg.sources, heldout=cfg.heldout, heldout_max_bytes=cfg.heldout_max_bytes, seq_bytes=cfg.seq_bytes)
-    for p in cfg.eval_texts:
-        if not Path(p).is_file():
-            raise MissingFileError(f"evaluation text {p} does not exist; pass text files")
+    for p in cfg.eval_texts:  # read now: a missing, non-UTF-8, empty file or a FIFO fails before the training
+        read_text(p, what="evaluation text")
     ck = checkpoint_dir(out)
     check_output(ck, force=force, exists_ok=True)  # a side output: never an input, its parent writable
     if ck.exists() and not resume and not force:
@@ -155,7 +155,7 @@ def run_heal(plan: HealPlan, *, progress: bool = True, max_minutes: float | None
     if plan.teacher is not None:
         teacher = load_lm(plan.teacher, device)
         teacher_side = Side.of(plan.teacher_tok)  # type: ignore[arg-type]
-    heldout = {"heldout": plan.text.heldout} | {Path(p).stem: Path(p).read_text(encoding="utf-8") for p in cfg.eval_texts}
+    heldout = {"heldout": plan.text.heldout} | {Path(p).stem: read_text(p, what="evaluation text") for p in cfg.eval_texts}
     res = train_rows(cfg, student, Side.of(plan.tok), teacher=teacher, teacher_side=teacher_side,
                      train_text=plan.text.train, heldout=heldout, out_dir=plan.out_dir, resume=plan.resume,
                      progress=progress, device=device, rank=rank, world=world, max_minutes=max_minutes,

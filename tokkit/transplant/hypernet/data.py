@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from tokkit.errors import FormatError, MissingFileError
+from tokkit.input_files import regular_file
 from tokkit.text import read_text
 from tokkit.transplant.align import canonical_index
 from tokkit.transplant.decompose import Decomposer
@@ -45,6 +46,8 @@ def read_corpus(sources: Sequence[str | Path]) -> list[str]:
         elif p.is_file():
             files = [p]
         else:
+            if p.exists():  # a device, FIFO or socket: refused by name, never read
+                regular_file(p, what="corpus source", expected="pass text files, .jsonl files or folders")
             raise MissingFileError(f"corpus source {p} does not exist; pass text files, .jsonl files or folders")
         for f in files:
             docs += [d for d in _read_file(f) if d.strip()]
