@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, NoReturn, TypeVar
 
 __all__ = ["interruptible", "captured_stderr", "Captured"]
 
@@ -132,3 +132,11 @@ def encode_failure(e: BaseException, name: str) -> BaseException:
                            "(nested quantifiers such as (a+)+ are the usual cause)")
     return FormatError(f"{name}: the native tokenizer library failed on this text ({first}); the tokenizer file "
                        "may be damaged: export or fetch it again")
+
+
+def raise_clearly(e: BaseException, name: str) -> NoReturn:
+    """Raise :func:`encode_failure`'s error for ``e`` (``e`` itself, unchanged, when it is no native panic)."""
+    err = encode_failure(e, name)
+    if err is e:
+        raise e
+    raise err from None

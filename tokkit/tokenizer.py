@@ -28,7 +28,7 @@ from tokkit.formats.segments import Segments
 from tokkit.formats.special_policy import ORDINARY, SpecialPolicy, Spec, special_ids
 from tokkit.formats.surrogates import map_offsets, tiktoken_reading, without_surrogates
 from tokkit.names import ResolvedTokenizer, resolve_tokenizer
-from tokkit.native_calls import encode_failure
+from tokkit.native_calls import raise_clearly
 from tokkit.vocab import TextVocab, VocabReport
 
 __all__ = ["Tokenizer", "load_tokenizer"]
@@ -188,9 +188,7 @@ class Tokenizer(EncodeRoutes, TiktokenNames, TransformersNames):
             except (ValueError, TypeError):  # lone surrogates, a byte no token spells (fastokens): the long way below
                 pass
             except BaseException as e:  # a native panic (a split regex that backtracks without end): one clear error
-                if (err := encode_failure(e, self.name)) is e:
-                    raise
-                raise err from None
+                raise_clearly(e, self.name)
         need_str(text)
         if strict:
             self._check_encodable(text)
@@ -203,9 +201,7 @@ class Tokenizer(EncodeRoutes, TiktokenNames, TransformersNames):
             if (read := without_surrogates(text)) is None:
                 raise
         except BaseException as e:  # a native panic: one clear error
-            if (err := encode_failure(e, self.name)) is e:
-                raise
-            raise err from None
+            raise_clearly(e, self.name)
         return self.encode(read, allowed_special=allowed_special, disallowed_special=disallowed_special,
                            add_special_tokens=add_special_tokens)
 
@@ -237,9 +233,7 @@ class Tokenizer(EncodeRoutes, TiktokenNames, TransformersNames):
             except (ValueError, TypeError):  # lone surrogates (quicktok: TypeError), a byte no token spells (fastokens)
                 pass
             except BaseException as e:  # a native panic: one clear error (as in encode)
-                if (err := encode_failure(e, self.name)) is e:
-                    raise
-                raise err from None
+                raise_clearly(e, self.name)
         need_str(text)
         try:
             ids = self._plain(text)
@@ -248,9 +242,7 @@ class Tokenizer(EncodeRoutes, TiktokenNames, TransformersNames):
             if (read := without_surrogates(text)) is None:
                 raise
         except BaseException as e:  # a native panic: one clear error
-            if (err := encode_failure(e, self.name)) is e:
-                raise
-            raise err from None
+            raise_clearly(e, self.name)
         return self.encode_ordinary(read)
 
     def encode_with_offsets(self, text: str, *, allowed_special: Spec = NO_SPECIAL, disallowed_special: Spec | tuple[()] | None = ALL,
@@ -267,9 +259,7 @@ class Tokenizer(EncodeRoutes, TiktokenNames, TransformersNames):
         try:
             ids, offsets = encode_with_offsets(self, read, plan, add_special_tokens)
         except BaseException as e:  # a native panic: one clear error
-            if (err := encode_failure(e, self.name)) is e:
-                raise
-            raise err from None
+            raise_clearly(e, self.name)
         return ids, map_offsets(offsets, starts)
 
     def encode_batch(self, texts: Sequence[str], *, allowed_special: Spec = NO_SPECIAL,
@@ -287,9 +277,7 @@ class Tokenizer(EncodeRoutes, TiktokenNames, TransformersNames):
             texts = [t if r is None else r for t, r in zip(texts, read)]
             out = self._encode_batch(texts, plans, add_special_tokens)
         except BaseException as e:  # a native panic: one clear error
-            if (err := encode_failure(e, self.name)) is e:
-                raise
-            raise err from None
+            raise_clearly(e, self.name)
         if add_special_tokens and self._reference_bos is not None:
             return [self._with_reference_bos(ids, True) for ids in out]
         return out
