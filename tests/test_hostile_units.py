@@ -185,3 +185,24 @@ def test_heldout_check_leaves_anchors_on_a_tokenizer_that_shares_few_tokens(tmp_
     assert r.exit_code == 0, r.output
     report = json.loads((tmp_path / "o" / "transplant_report.json").read_text())
     assert 0 < report["heldout_anchor_check"]["tokens"] <= 150
+
+
+def test_device_names_are_checked_with_the_fix():
+    """``--device cuda`` on a CPU-only torch, ``cuda:N`` past the last GPU, ``mps`` off macOS and unknown
+    names were torch assertions deep inside the first ``.to()`` (a traceback in every model command)."""
+    import torch
+
+    from tokkit.errors import OptionError
+    from tokkit.optim import pick_device
+
+    assert pick_device("cpu") == torch.device("cpu") and pick_device(None).type in ("cpu", "cuda")
+    with pytest.raises(OptionError, match="expected auto, cpu, cuda or cuda:N"):
+        pick_device("gpu")
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(OptionError, match="--device"):
+        pick_device(f"cuda:{n}" if n else "cuda")
+    if not (torch.backends.mps.is_available()):
+        with pytest.raises(OptionError, match="MPS"):
+            pick_device("mps")
+    with pytest.raises(OptionError, match="--threads-device"):
+        pick_device("tpu", option="--threads-device")

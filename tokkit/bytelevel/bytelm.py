@@ -250,16 +250,13 @@ class ByteLM(ByteModel):
 
         ``start_ids`` defaults to the tokenizer's BOS, else its ``<|endoftext|>``-like token.
         """
-        import torch
-
         from tokkit.hf_models import load_causal_lm
         from tokkit.names import resolve_model
+        from tokkit.optim.distributed import pick_device
 
         path = resolve_model(name_or_path)
         tok = load_tokenizer(path / "tokenizer.json" if (path / "tokenizer.json").exists() else path)
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        model = load_causal_lm(path, device=device)
+        model = load_causal_lm(path, device=pick_device(device))
         start = tuple(start_ids) if start_ids is not None else _default_start(tok)
         lm = HFCausalLM(model, vocab_size=len(tok.vocab), start_ids=start)
         return cls(lm, tok, target=target, beam=beam, eos_ids=eos_ids)

@@ -17,11 +17,31 @@ import torch
 __all__ = ["pick_device", "init_distributed", "average_gradients", "sum_over_ranks", "finish_distributed"]
 
 
-def pick_device(name: str | torch.device | None = "auto") -> torch.device:
-    """``auto`` / None -> CUDA when present, else CPU; anything else as given (``cpu``, ``cuda:1``)."""
+def pick_device(name: str | torch.device | None = "auto", *, option: str = "--device") -> torch.device:
+    """``auto`` / None -> CUDA when present, else CPU; anything else as given (``cpu``, ``cuda:1``), checked:
+    an unknown name, or a device this torch build or machine does not have (``cuda`` on a CPU-only torch,
+    ``cuda:7`` with two GPUs, ``mps`` off macOS), is one :class:`~tokkit.errors.OptionError` naming
+    ``option`` and the fix, instead of torch's assertion deep inside the first ``.to()``."""
+    from tokkit.errors import OptionError
+
     if name is None or name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise OptionError(f"{option} {name!r}: expected auto, cpu, cuda or cuda:N; pass one of those") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA device is visible"
+            raise OptionError(f"{option} {name}: {why} (torch {torch.__version__}); pass --device cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise OptionError(f"{option} {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                              f"cuda:0..cuda:{torch.cuda.device_count() - 1}; pass one of those, or auto")
+    elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise OptionError(f"{option} {name}: this torch has no usable MPS device; pass --device cpu or auto")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise OptionError(f"{option} {name}: tokkit runs on cpu, cuda or mps, found {dev.type}; pass one of those, or auto")
+    return dev
 
 
 def init_distributed(name: str | None = "auto") -> tuple[int, int, torch.device]:
