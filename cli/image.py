@@ -63,8 +63,9 @@ def prepare(emoji_font, folders, size, heldout_percent, out, force) -> None:
         for sub in ("train", "heldout"):
             (tmp / "data" / sub).rename(tmp / sub)
         (tmp / "data").rmdir()
-    click.echo(f"wrote {out}: {counts['train']} train, {counts['heldout']} held-out images "
-               f"({counts['skipped_small']} smaller than {size}px skipped)")
+    click.echo(f"wrote {out}: {counts['train']} train, {counts['heldout']} held-out images (skipped: "
+               f"{counts['skipped_small']} smaller than {size}px, {counts['skipped_unreadable']} unreadable, "
+               f"{counts['duplicates']} duplicates)")
     if counts["heldout"] == 0:
         why = ("--heldout-percent 0" if heldout_percent == 0 else
                f"only {counts['train']} usable image(s); at least 2 are needed to hold one out")
@@ -300,7 +301,8 @@ def _report_resize(loaded, fit: str) -> None:
 @click.option("--model", "model", required=True, type=click.Path(path_type=Path), help=MODEL_HELP)
 @click.argument("tokfile", type=click.Path(path_type=Path))
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path),
-              help="Output PNG (one image) or folder (several).")
+              help="Output image file for a one-image .tok (.png; .jpg/.jpeg at quality 95; .webp lossless; .bmp; "
+                   ".tif; .gif), else a folder (any name without an image extension) of 00000.png, 00001.png, ...")
 @click.option("-k", "--tokens", type=click.IntRange(min=1), default=None,
               help="Decode only the first K stored tokens of each image (default: all of them).")
 @click.option("--prior", "ar_prior", type=click.Path(path_type=Path), default=None,
@@ -308,10 +310,14 @@ def _report_resize(loaded, fit: str) -> None:
 @click.option("--device", default="auto", show_default=True)
 @click.option("--force", is_flag=True)
 def decode_cmd(model, tokfile, out, device, force, ar_prior=None, tokens=None) -> None:
-    """Decode a .tok file to PNG(s), optionally from a shorter prefix; refuses a file written by another model."""
+    """Decode a .tok file to PNG(s), optionally from a shorter prefix; refuses a file written by another model.
+
+    OUT with an image extension (out.png, out.jpg, ...) is one image file, for a .tok of one image; any other
+    OUT is a folder of 00000.png, 00001.png, ... (one file per image)."""
     from tokkit.atomic import atomic_dir, check_output
+    from tokkit.errors import OptionError
     from tokkit.image import unpack
-    from tokkit.image.data import to_png_bytes
+    from tokkit.image.data import SAVE_FORMATS, to_image_bytes, to_png_bytes
     from tokkit.image.errors import TokenCountError
     from tokkit.input_files import read_input_bytes
 
@@ -324,6 +330,10 @@ def decode_cmd(model, tokfile, out, device, force, ar_prior=None, tokens=None) -
                     expect_codebook_size=tok.config.codebook_size, expect_max_tokens=tok.config.max_tokens,
                     expect_image_size=tok.config.image_size)
     ids = list(parsed.ids)
+    as_file = out.suffix.lower() in SAVE_FORMATS
+    if as_file and len(ids) != 1:
+        raise OptionError(f"-o {out} names one image file, but {tokfile} holds {len(ids)} images; pass a folder name "
+                          f"without an image extension (e.g. -o {out.with_suffix('')}) to write 00000.png ... there")
     if tokens is not None:
         short = [i for i, t in enumerate(ids) if len(t) < tokens]
         if short:
@@ -331,8 +341,8 @@ def decode_cmd(model, tokfile, out, device, force, ar_prior=None, tokens=None) -
                                   f"{len(ids[short[0]])}; pass -k at most {min(len(t) for t in ids)}")
         ids = [t[:tokens] for t in ids]
     imgs = tok.detokenize(ids)
-    if len(imgs) == 1 and out.suffix.lower() == ".png":
-        _write(out, to_png_bytes(imgs[0]), force=force)
+    if as_file:
+        _write(out, to_image_bytes(imgs[0], out.suffix), force=force)
     else:
         with atomic_dir(out, force=force) as tmp:
             for i, im in enumerate(imgs):

@@ -187,10 +187,14 @@ def test_training_reports_diagnostics_and_lowers_the_loss(tmp_path):
 def test_image_conversion_notes_and_refusals(tmp_path, caplog):
     from PIL import Image
 
-    orig = DATA / "originals" / "arrow2-3-1.png"  # palette image with transparency
+    orig = DATA / "originals" / "coke_upper_left_corner_j_.png"  # palette image with transparency (tRNS)
     with caplog.at_level(logging.WARNING, logger="tokkit.image.data"):
         x = load_images([orig], size=32)
     assert x.shape == (1, 3, 32, 32) and "composited onto white" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tokkit.image.data"):  # a palette image without alpha: no note
+        load_images([DATA / "originals" / "arrow2-3-1.png"], size=32)
+    assert "composited" not in caplog.text
     Image.open(ICONS / "people__a_happy_boy_01.png").convert("L").save(tmp_path / "gray.png")
     with caplog.at_level(logging.WARNING, logger="tokkit.image.data"):
         g = load_images([tmp_path / "gray.png"], size=32)

@@ -144,8 +144,8 @@ def test_prepare_splits_by_content_and_encodes_rgba_with_a_note(ckpt, tmp_path, 
     import logging
 
     with caplog.at_level(logging.WARNING):
-        r = CliRunner().invoke(cli, ["image", "encode", "--model", str(ckpt), str(DATA / "originals" / "arrow2-3-1.png"),
-                                     "-o", str(tmp_path / "a.tok")])
+        r = CliRunner().invoke(cli, ["image", "encode", "--model", str(ckpt),
+                                     str(DATA / "originals" / "coke_upper_left_corner_j_.png"), "-o", str(tmp_path / "a.tok")])
     assert r.exit_code == 0, r.output
     assert "transparency composited onto white" in caplog.text
     r = CliRunner().invoke(cli, ["image", "prepare", "-o", str(tmp_path / "none")])

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import math
+import numbers
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -139,6 +140,10 @@ class ImageTokenizer:
 
     def _check_k(self, k: int) -> int:
         N = self.config.max_tokens
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral):  # 3.5 or True would slice silently
+            raise InputTypeError(f"token count k (max_tokens) must be an int, found {type(k).__name__} {k!r}; "
+                                 f"pass an int in 1..{N}, e.g. max_tokens={N}")
+        k = int(k)
         if not 1 <= k <= N:
             raise TokenCountError(f"token count k (-k/--tokens) must lie in 1..{N} (this model's N), found {k}")
         return k
@@ -184,6 +189,16 @@ class ImageTokenizer:
         """
         if (min_psnr is None) == (max_bytes is None):
             raise TokenCountError("encode_adaptive needs exactly one of min_psnr= or max_bytes=")
+        if min_psnr is not None:
+            if isinstance(min_psnr, bool) or not isinstance(min_psnr, numbers.Real):
+                raise InputTypeError(f"min_psnr must be a number of dB, found {type(min_psnr).__name__} {min_psnr!r}; "
+                                     "pass e.g. min_psnr=30.0")
+            if not math.isfinite(min_psnr):
+                raise NonFiniteError(f"min_psnr must be a finite number of dB, found {min_psnr}; pass e.g. "
+                                     "min_psnr=30.0 (a target no k reaches gives N tokens)")
+        if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, numbers.Integral)):
+            raise InputTypeError(f"max_bytes must be an int, found {type(max_bytes).__name__} {max_bytes!r}; "
+                                 "pass e.g. max_bytes=16")
         full = self.tokenize(images)
         N = self.config.max_tokens
         if max_bytes is not None and ar_prior is not None:
@@ -251,7 +266,9 @@ def _as_pixels(images: object) -> torch.Tensor:
         if type(images).__module__ != "numpy":
             raise InputTypeError(f"expected images as a torch tensor (B, 3, S, S) of floats in [0, 1], found "
                                  f"{type(images).__name__}; load files with tokkit.image.data.load_images(paths, size=...)")
-        images = torch.as_tensor(images)
+        import numpy as np
+
+        images = torch.as_tensor(np.ascontiguousarray(images))  # a view with negative strides (arr[..., ::-1]): a copy
     if images.dtype == torch.uint8:
         return images.float() / 255
     if not images.is_floating_point():

@@ -1,11 +1,13 @@
 """Real images in, ``(B, 3, S, S)`` float tensors out: loading, conversion notes, splits, crops.
 
-* :func:`load_images` / :func:`read_images` read files for the API/CLI: grayscale and palette images become
-  RGB, RGBA is composited onto white (each with a logged note), then the image is made square — ``fit="crop"``
-  (default) takes the centred square, ``fit="pad"`` pads the short side with white — and resized to S with a box
-  filter (area average). An image smaller than S is refused unless ``upscale=True`` (bicubic): upscaling
-  invents detail the codec is then credited for. :func:`read_images` also returns each file's own size, so
-  callers can report the reduction and state bits per pixel at the input's size.
+* :func:`load_images` / :func:`read_images` read files for the API/CLI (:mod:`tokkit.image.files`: frame 0 of an
+  animation, the EXIF orientation applied, every Pillow failure one :class:`~tokkit.errors.FormatError`). Each
+  image first becomes RGB at its own size — grayscale and palette images converted, 16-bit / 32-bit / float
+  grayscale scaled by their bit depth, alpha composited onto white (each with a logged note) — then the one RGB
+  path makes it square — ``fit="crop"`` (default) takes the centred square, ``fit="pad"`` pads the short side with
+  white — and resizes it to S with a box filter (area average). An image smaller than S is refused unless
+  ``upscale=True`` (bicubic): upscaling invents detail the codec is then credited for. :func:`read_images` also
+  returns each file's own size, so callers can report the reduction and state bits per pixel at the input's size.
 * :func:`prepare_dataset` turns sources (an emoji font rendered with Pillow, folders of PNG/JPEG such as
   Debian's openclipart-png or scikit-image's bundled photos) into ``train/`` and ``heldout/`` folders of
   PNGs. The split is by sha1 of the source name, so a held-out image can never enter training.
@@ -16,21 +18,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import warnings
-from contextlib import contextmanager
+import operator
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
 
-from tokkit.errors import FormatError, MissingFileError
+from tokkit.errors import EmptyInputError, FormatError, InputTypeError, MissingFileError
 from tokkit.image.errors import ImageSizeError
+from tokkit.image.files import open_image, to_rgb
 from tokkit.input_files import regular_file
 
 __all__ = ["open_image", "load_images", "read_images", "LoadedImages", "FITS", "image_files", "prepare_dataset", "CropSampler",
-           "render_emoji", "to_png_bytes", "grid_png_bytes"]
+           "render_emoji", "to_png_bytes", "to_image_bytes", "SAVE_FORMATS", "grid_png_bytes"]
 
 log = logging.getLogger(__name__)
 EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -50,43 +53,13 @@ def image_files(folder: str | Path) -> list[Path]:
     return files
 
 
-@contextmanager
-def open_image(path: str | Path) -> Iterator[Any]:
-    """A decoded PIL image; one above PIL's pixel limit (``Image.MAX_IMAGE_PIXELS``, ~89.5M pixels) is refused
-    from its header, before a pixel is decoded (a 40 KB PNG can declare 20000 x 20000: a decompression bomb)."""
-    from PIL import Image
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)  # above the limit, not only above 2x
-        try:
-            im = Image.open(path)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise ImageSizeError(f"{path} declares more pixels than the limit of {Image.MAX_IMAGE_PIXELS:,} ({e}); "
-                                 "it may be a decompression bomb: downscale it first") from None
-    with im:
-        im.load()
-        yield im
-
-
 def _to_square_rgb(img, size: int, *, name: str, allow_upscale: bool = False, notes: list[str] | None = None,
                    fit: str = "crop"):
+    """Any PIL image -> RGB at its own size (:func:`~tokkit.image.files.to_rgb`) -> square -> ``size`` x ``size``."""
     from PIL import Image
 
     notes = [] if notes is None else notes
-
-    if img.mode in ("P", "PA"):
-        img = img.convert("RGBA")
-    if img.mode in ("L", "I", "I;16", "F", "1"):
-        notes.append(f"{name}: grayscale ({img.mode}) image converted to RGB")
-        img = img.convert("RGB")
-    if img.mode in ("LA", "RGBA"):
-        img = img.convert("RGBA")
-        side = max(img.size)
-        canvas = Image.new("RGBA", (side, side), (255, 255, 255, 255))
-        canvas.alpha_composite(img, ((side - img.width) // 2, (side - img.height) // 2))
-        notes.append(f"{name}: transparency composited onto white")
-        img = canvas.convert("RGB")
-    img = img.convert("RGB")
+    img = to_rgb(img, name=name, notes=notes)  # alpha, palette, bit depth: before any crop, pad or size check
     short = min(img.size) if fit == "crop" else max(img.size)
     if short < size and not allow_upscale:
         raise ImageSizeError(f"{name} is {img.width}x{img.height}, smaller than the model's {size}x{size} input; "
@@ -121,31 +94,48 @@ class LoadedImages:
         return sum(w * h for w, h in self.sizes)
 
 
-def load_images(paths: list[str | Path], *, size: int, fit: str = "crop", upscale: bool = False) -> torch.Tensor:
+def load_images(paths: Iterable[str | Path], *, size: int, fit: str = "crop", upscale: bool = False) -> torch.Tensor:
     """Files -> ``(B, 3, size, size)`` float32 in [0, 1] (see the module note on conversions)."""
     return read_images(paths, size=size, fit=fit, upscale=upscale).pixels
 
 
-def read_images(paths: list[str | Path], *, size: int, fit: str = "crop", upscale: bool = False) -> LoadedImages:
+def read_images(paths: Iterable[str | Path], *, size: int, fit: str = "crop", upscale: bool = False) -> LoadedImages:
     """Files -> :class:`LoadedImages`: ``fit`` in :data:`FITS`; ``upscale`` allows inputs smaller than ``size``."""
-    from PIL import UnidentifiedImageError
-
+    if isinstance(paths, (str, bytes, os.PathLike)):  # a str would be read one character at a time
+        raise InputTypeError(f"expected a list of image paths, found one {type(paths).__name__} ({paths!r}); "
+                             f"pass a list of paths, e.g. load_images([{paths!r}], size=...)")
+    paths = list(paths)
+    if not paths:
+        raise EmptyInputError("no image paths given (an empty list); pass a list of PNG/JPEG/WebP file paths")
+    size = _check_size(size)
     if fit not in FITS:
         raise FormatError(f"unknown fit {fit!r}; expected one of {', '.join(FITS)}")
     out, sizes = [], []
     for p in paths:
         p = regular_file(p, what="image", expected="pass PNG/JPEG/WebP files")
-        try:
-            with open_image(p) as im:
-                notes: list[str] = []
-                sizes.append(im.size)
-                rgb = _to_square_rgb(im, size, name=str(p), notes=notes, fit=fit, allow_upscale=upscale)
-                for note in notes:  # the caller should know the pixels it gets are not the file's
-                    log.warning(note)
-        except (UnidentifiedImageError, OSError) as e:
-            raise FormatError(f"{p} is not a readable image ({e}); pass PNG/JPEG/WebP files") from None
+        notes: list[str] = []
+        with open_image(p, notes=notes) as im:
+            sizes.append(im.size)
+            rgb = _to_square_rgb(im, size, name=str(p), notes=notes, fit=fit, allow_upscale=upscale)
+        for note in notes:  # the caller should know the pixels it gets are not the file's
+            log.warning(note)
         out.append(torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1))
     return LoadedImages(torch.stack(out).float() / 255, tuple(sizes), tuple(str(p) for p in paths))
+
+
+def _check_size(size: object) -> int:
+    """The model's input side: a positive int, else one clear error."""
+    try:
+        if isinstance(size, bool):
+            raise TypeError
+        side = operator.index(size)  # type: ignore[arg-type]
+    except TypeError:
+        raise InputTypeError(f"size must be an int (the model's input side in pixels), found {type(size).__name__} "
+                             f"{size!r}; pass e.g. size=tok.config.image_size") from None
+    if side <= 0:
+        raise ImageSizeError(f"size must be a positive number of pixels, found {side}; pass the model's input side "
+                             "(e.g. size=tok.config.image_size)")
+    return side
 
 
 def to_png_bytes(image: torch.Tensor) -> bytes:
@@ -157,6 +147,28 @@ def to_png_bytes(image: torch.Tensor) -> bytes:
     arr = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+#: Formats ``image decode -o FILE`` writes, by the file's suffix (every suffix of :data:`EXTS`): PNG, JPEG at
+#: quality 95, WebP lossless, BMP, TIFF, GIF (Pillow's 256-colour palette).
+SAVE_FORMATS = {".png": ("PNG", {}), ".jpg": ("JPEG", {"quality": 95}), ".jpeg": ("JPEG", {"quality": 95}),
+                ".webp": ("WEBP", {"lossless": True}), ".bmp": ("BMP", {}), ".tif": ("TIFF", {}), ".tiff": ("TIFF", {}),
+                ".gif": ("GIF", {})}
+
+
+def to_image_bytes(image: torch.Tensor, suffix: str) -> bytes:
+    """``(3, H, W)`` in [0, 1] -> the bytes of an image file of the format that ``suffix`` names (:data:`SAVE_FORMATS`)."""
+    if suffix.lower() == ".png":
+        return to_png_bytes(image)
+    import io
+
+    from PIL import Image
+
+    fmt, opts = SAVE_FORMATS[suffix.lower()]
+    arr = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format=fmt, **opts)
     return buf.getvalue()
 
 
@@ -174,7 +186,8 @@ def grid_png_bytes(images: torch.Tensor, *, cols: int = 8, scale: int = 2, pad: 
 
 
 def render_emoji(ttf: str | Path) -> Iterator[tuple[str, "object"]]:
-    """Every single-codepoint emoji the colour font renders, as (name, RGBA PIL image 136x128)."""
+    """Every single-codepoint emoji the colour font renders, as (name, RGBA PIL image: the 136x128 bitmap centred
+    on a transparent 136x136 square)."""
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.truetype(str(ttf), 109, layout_engine=ImageFont.Layout.BASIC)  # CBDT bitmaps: size 109 only
@@ -187,7 +200,9 @@ def render_emoji(ttf: str | Path) -> Iterator[tuple[str, "object"]]:
         digest = hashlib.sha1(im.tobytes()).digest()
         if digest not in seen:  # a missing glyph renders the same fallback box every time
             seen.add(digest)
-            yield f"emoji_u{cp:05x}", im
+            square = Image.new("RGBA", (136, 136), (0, 0, 0, 0))  # the whole glyph, centred: no crop cuts it
+            square.paste(im, (0, 4))
+            yield f"emoji_u{cp:05x}", square
 
 
 def _is_heldout(name: str, heldout_percent: int) -> bool:
@@ -196,12 +211,14 @@ def _is_heldout(name: str, heldout_percent: int) -> bool:
 
 def prepare_dataset(*, out: Path, size: int, folders: list[Path], emoji_font: Path | None, heldout_percent: int,
                     train_margin: int) -> dict[str, int]:
-    """Write ``out/train`` (side ``size + train_margin`` for random crops) and ``out/heldout`` (side ``size``)."""
-    from PIL import Image
+    """Write ``out/train`` (side ``size + train_margin`` for random crops) and ``out/heldout`` (side ``size``).
 
+    Returns the counts of ``train`` and ``heldout`` images written and of the files skipped: ``skipped_small``
+    (smaller than the side), ``skipped_unreadable`` (not a readable image, or above the pixel limit) and
+    ``duplicates`` (the same bytes as an earlier file, or a symbolic link)."""
     (out / "train").mkdir(parents=True)
     (out / "heldout").mkdir()
-    counts = {"train": 0, "heldout": 0, "skipped_small": 0}
+    counts = {"train": 0, "heldout": 0, "skipped_small": 0, "skipped_unreadable": 0, "duplicates": 0}
 
     def sources() -> Iterator[tuple[str, object]]:
         if emoji_font is not None:
@@ -211,15 +228,15 @@ def prepare_dataset(*, out: Path, size: int, folders: list[Path], emoji_font: Pa
             for p in image_files(folder):
                 digest = hashlib.sha1(p.read_bytes()).hexdigest()
                 if p.is_symlink() or digest in seen:  # the same file under two names must not straddle the split
+                    counts["duplicates"] += 1
                     continue
                 seen.add(digest)
                 try:
                     with open_image(p) as im:
                         yield f"{folder.name}/{p.relative_to(folder)}#{digest}", im.copy()
-                except ImageSizeError as e:
-                    log.warning("skipping %s", e)
-                except (OSError, ValueError, Image.DecompressionBombError):
-                    log.warning("skipping unreadable %s", p)
+                except (FormatError, ImageSizeError) as e:  # unreadable, or above the pixel limit
+                    counts["skipped_unreadable"] += 1
+                    log.warning("skipped: %s", e)
 
     fallback: tuple[str, str, object] | None = None  # (digest, file name, image): the held-out image of last resort
     for name, im in sources():
@@ -231,6 +248,10 @@ def prepare_dataset(*, out: Path, size: int, folders: list[Path], emoji_font: Pa
             rgb = _to_square_rgb(im, side, name=name)
         except ImageSizeError:
             counts["skipped_small"] += 1
+            continue
+        except FormatError as e:  # pixel values it cannot read (a float image outside 0..255 ...)
+            counts["skipped_unreadable"] += 1
+            log.warning("skipped: %s", e)
             continue
         split = "heldout" if held else "train"
         fname = name.replace("/", "__").rsplit(".", 1)[0] + ".png"
