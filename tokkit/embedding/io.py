@@ -19,7 +19,6 @@ returned as stored.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch
 
 from tokkit.embedding.table import EmbeddingTable, ModelEmbeddings
 from tokkit.errors import FormatError, MissingFileError
+from tokkit.formats.weights import read_index
 from tokkit.vocab import TextVocab
 
 __all__ = ["save_embeddings", "load_embeddings", "INPUT_NAMES", "OUTPUT_NAMES", "CheckpointLayout", "checkpoint_layout", "load_model_embeddings", "read_gguf_embeddings"]
@@ -51,25 +51,13 @@ def checkpoint_layout(folder: str | Path) -> CheckpointLayout:
     d = Path(folder)
     if not d.is_dir():
         raise MissingFileError(f"model folder {d} does not exist; pass an HF model folder or a model alias (smollm2, gemma3)")
-    index = d / "model.safetensors.index.json"
-    if index.exists():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-            assert isinstance(weight_map, dict)
-        except (ValueError, KeyError, TypeError, AssertionError):
-            raise FormatError(f"{index} is not a safetensors index (JSON with a 'weight_map' object); re-save the "
-                              "model, or remove the index if the folder holds one model.safetensors") from None
-        bad = sorted({repr(v) for v in weight_map.values()
-                      if not isinstance(v, str) or Path(v).name != v or v.startswith(".") or not v.endswith(".safetensors")})
-        if bad:  # a shard name is joined to the model folder and to the output folder: never a path out of them
-            raise FormatError(f"{index} names shard files that are not plain file names in the folder ({bad[0]}); "
-                              "expected names like 'model-00001-of-00002.safetensors': fix the index or re-save the model")
-    elif (d / "model.safetensors").exists():
+    weight_map = read_index(d)  # validated: plain shard names of files in the folder
+    if weight_map is None and (d / "model.safetensors").exists():
         from safetensors import safe_open
 
         with safe_open(d / "model.safetensors", framework="pt") as f:
             weight_map = {k: "model.safetensors" for k in f.keys()}
-    else:
+    elif weight_map is None:
         raise FormatError(f"{d} has no model.safetensors or model.safetensors.index.json; expected an HF folder saved with safetensors")
     inp = next((n for n in INPUT_NAMES if n in weight_map), None)
     if inp is None:
@@ -106,6 +94,10 @@ def load_model_embeddings(folder: str | Path, *, vocab: TextVocab | None = None,
         vocab = load_tokenizer(layout.folder).vocab
     inp = _read_tensor(layout, layout.input_name).to(device)
     out = _read_tensor(layout, layout.output_name).to(device) if layout.output_name else None
+    for name, t in ((layout.input_name, inp), (layout.output_name, out)):
+        if t is not None and not t.is_floating_point():
+            raise FormatError(f"{layout.folder}: the embedding {name} is stored as {t.dtype}; expected a float tensor "
+                              "(F32, F16, BF16): the file is damaged or was changed: fetch or save the model again")
     return ModelEmbeddings(EmbeddingTable(vocab, inp), EmbeddingTable(vocab, out) if out is not None else None)
 
 

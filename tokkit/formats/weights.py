@@ -16,7 +16,13 @@ from pathlib import Path
 
 from tokkit.errors import FormatError, NonFiniteError
 
-__all__ = ["check_safetensors", "check_weights_folder", "check_finite_safetensors", "safetensors_header"]
+__all__ = ["check_safetensors", "check_weights_folder", "check_finite_safetensors", "safetensors_header", "read_index",
+           "INDEX", "FLOAT_DTYPES"]
+
+#: The index of a sharded safetensors model.
+INDEX = "model.safetensors.index.json"
+#: safetensors dtypes of floating-point tensors (weights a model computes with).
+FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"})
 
 #: dtype -> numpy view of its bytes (bfloat16: its bits, with the exponent mask in _BF16).
 _VIEW = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2"}
@@ -85,9 +91,42 @@ def check_finite_safetensors(path: str | Path) -> None:
 _CHECKED: dict[tuple[str, int, int], None] = {}
 
 
+def read_index(folder: str | Path) -> dict[str, str] | None:
+    """The ``weight_map`` (tensor -> shard file) of ``folder``'s :data:`INDEX`, or None without one. Refused in
+    one line: an index that is no JSON object with a ``weight_map``, a shard name that is not a plain
+    ``.safetensors`` file name in the folder (``sub/x``, ``../x``: never a path out of it), a shard that is
+    missing. Read as a regular file of at most 64 MB (:mod:`tokkit.input_files`)."""
+    from tokkit.input_files import read_input_bytes
+
+    d = Path(folder)
+    index = d / INDEX
+    if not index.exists() and not index.is_symlink():
+        return None
+    raw = read_input_bytes(index, what="safetensors index", expected="pass a model folder whose index is a JSON file",
+                           max_bytes=64 << 20)
+    try:
+        weight_map = json.loads(raw.decode("utf-8-sig"))["weight_map"]
+        assert isinstance(weight_map, dict)
+    except (ValueError, KeyError, TypeError, AssertionError):
+        raise FormatError(f"{index} is not a safetensors index (JSON with a 'weight_map' object); re-save the "
+                          "model, or remove the index if the folder holds one model.safetensors") from None
+    bad = sorted({repr(v) for v in weight_map.values()
+                  if not isinstance(v, str) or Path(v).name != v or v.startswith(".") or not v.endswith(".safetensors")})
+    if bad:  # a shard name is joined to the model folder and to the output folder: never a path out of them
+        raise FormatError(f"{index} names shard files that are not plain file names in the folder ({bad[0]}); "
+                          "expected names like 'model-00001-of-00002.safetensors': fix the index or re-save the model")
+    missing = sorted(v for v in set(weight_map.values()) if not (d / v).is_file())
+    if missing:
+        raise FormatError(f"{index} names shard {missing[0]}, which is not a file in {d} ({len(missing)} missing); the "
+                          "model is incomplete: fetch or copy the missing shards, or re-save the model")
+    return weight_map
+
+
 def check_weights_folder(folder: str | Path, *, finite: bool = True) -> None:
-    """Check every ``*.safetensors`` file directly in ``folder``: complete, and (``finite``) no NaN/inf in a
-    float tensor. A file already checked unchanged (path, size, mtime) in this process is not read again."""
+    """Check the index (:func:`read_index`) and every ``*.safetensors`` file directly in ``folder``: complete, and
+    (``finite``) no NaN/inf in a float tensor. A file already checked unchanged (path, size, mtime) in this
+    process is not read again."""
+    read_index(folder)
     for p in sorted(Path(folder).glob("*.safetensors")):
         st = p.stat()
         key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
