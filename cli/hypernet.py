@@ -22,7 +22,7 @@ def hypernet_group() -> None:
               help="Checkpoint folder; an interrupted run in it is resumed.")
 @click.option("--force", is_flag=True, help="Start over, replacing an existing folder.")
 @click.option("--steps", type=int, default=None, help="Optimizer steps, warm-up included [default: 700].")
-@click.option("--warmup-steps", type=int, default=None, help="Steps of sub-piece reconstruction only [default: 300].")
+@click.option("--warmup-steps", type=int, default=None, help="Steps of sub-piece reconstruction only, fewer than --steps [default: 300, or 3/7 of a shorter --steps].")
 @click.option("--batch-size", type=int, default=None, help="Sequences per step [default: 4].")
 @click.option("--seq-len", type=int, default=None, help="Tokens per sequence [default: 128].")
 @click.option("--vocab-size", type=int, default=None, help="Largest sampled tokenizer, bytes excluded [default: 3000].")

@@ -434,3 +434,38 @@ def test_sigkill_then_resume_writes_the_same_bytes(tmp_path, transplanted):
     r = CliRunner().invoke(cli, args + ["-o", str(tmp_path / "full")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "full" / "model.safetensors").read_bytes() == (tmp_path / "cut" / "model.safetensors").read_bytes()
+
+
+def test_a_tampered_checkpoint_step_or_moment_is_refused_on_resume(tmp_path, transplanted):
+    """step "abc" / -5 / past --steps, or an AdamW moment of another shape: "damaged or was changed", exit 2
+    (they were a ValueError traceback, 100005 steps of training, "healed 0 steps", a RuntimeError inside Adam)."""
+    from safetensors.torch import save_file
+
+    _, model = transplanted["tied"]
+    args = ["heal", str(model), CORPUS, "--loss", "lm", *TINY]
+    r = CliRunner().invoke(cli, args + ["-o", str(tmp_path / "cut"), "--max-minutes", "0.0001"])
+    assert r.exit_code == 0 and "stopped by --max-minutes" in r.output, r.output
+    good = tmp_path / "cut.heal-checkpoint"
+    state = json.loads((good / "state.json").read_text())
+    opt = load_file(str(good / "optimizer.safetensors"))
+    moment = sorted(k for k in opt if k.startswith("exp_avg"))[0]
+    cases = [({"step": "abc"}, None, "step is 'abc'"), ({"step": -5}, None, "step is -5"),
+             ({"step": 10**12}, None, "past --steps 6"), ({}, {moment: torch.zeros(2)}, f"{moment} is")]
+    for n, (meta, tensors, msg) in enumerate(cases):
+        out = tmp_path / f"t{n}"
+        shutil.copytree(tmp_path / "cut", out)
+        ck = shutil.copytree(good, tmp_path / f"t{n}.heal-checkpoint")
+        (ck / "state.json").write_text(json.dumps(state | meta))
+        if tensors:
+            save_file(opt | tensors, str(ck / "optimizer.safetensors"))
+        r = CliRunner().invoke(cli, args + ["-o", str(out), "--resume"])
+        assert r.exit_code == 2 and "damaged or was changed" in r.output and msg in r.output, r.output
+        assert "Traceback" not in r.output
+
+
+def test_a_batch_that_cannot_fit_is_refused_up_front(tmp_path, transplanted):
+    _, model = transplanted["tied"]
+    r = CliRunner().invoke(cli, ["heal", str(model), CORPUS, "--loss", "lm", "--steps", "2", "--seq-bytes", "64",
+                                 "--batch-size", "100000000", "--device", "cpu", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "needs about" in r.output and "GiB" in r.output and "--batch-size" in r.output, r.output
+    assert not (tmp_path / "o").exists()

@@ -304,3 +304,85 @@ def test_torchrun_two_processes_train_one_checkpoint(tmp_path, sm):
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("to step 3/3") == 1  # only rank 0 reports
     assert load_checkpoint(tmp_path / "ck").step == 3
+
+
+def _tamper(ckpt: Path, dest: Path, *, meta=None, weights=None) -> Path:
+    import shutil
+
+    from safetensors.torch import save_file
+
+    shutil.copytree(ckpt, dest)
+    if meta is not None:
+        m = json.loads((dest / "config.json").read_text())
+        meta(m)
+        (dest / "config.json").write_text(json.dumps(m))
+    if weights is not None:
+        w = load_file(str(dest / "model.safetensors"))
+        weights(w)
+        save_file(w, str(dest / "model.safetensors"))
+    return dest
+
+
+def test_tampered_checkpoints_are_one_damaged_error_on_apply_and_on_resume(tmp_path, sm, trained):
+    """A hand-edited arch/dim/tied/step or weights of another shape: one FormatError naming the field, before
+    any network is built (arch.hidden 10**6 asked for terabytes, arch.layers 10**6 never finished)."""
+    from conftest import need_fixture
+
+    from tokkit.errors import FormatError
+
+    need_fixture("mistral")
+    src, ckpt = trained
+    first, last = sorted(load_file(str(ckpt / "model.safetensors")))[::len(load_file(str(ckpt / "model.safetensors"))) - 1]
+    cases = {
+        "heads3": (dict(meta=lambda m: m["arch"].update(heads=3)), "must divide --hidden"),
+        "hidden": (dict(meta=lambda m: m["arch"].update(hidden=10**6)), "arch.hidden is 1000000"),
+        "layers": (dict(meta=lambda m: m["arch"].update(layers=10**6)), "arch.layers is 1000000"),
+        "missing": (dict(meta=lambda m: m.pop("arch")), "no 'arch'"),
+        "str": (dict(meta=lambda m: m["arch"].update(hidden="16")), "arch.hidden is '16'"),
+        "pieces0": (dict(meta=lambda m: m["arch"].update(max_pieces=0)), "arch.max_pieces is 0"),
+        "dim": (dict(meta=lambda m: m.update(dim=32)), "do not match the base rows"),
+        "tied": (dict(meta=lambda m: m.update(tied=not m["tied"])), "do not match the base rows"),
+        "step": (dict(meta=lambda m: m.update(step="two")), "step is 'two'"),
+        "shape": (dict(weights=lambda w: w.update({first: torch.zeros(3)})), "expected a float tensor of shape"),
+        "key": (dict(weights=lambda w: w.pop(last)), "lacks"),
+    }
+    for name, (how, msg) in cases.items():
+        bad = _tamper(ckpt, tmp_path / name, **how)
+        with pytest.raises(FormatError, match="damaged or was changed") as e:
+            load_checkpoint(bad)
+        assert msg in str(e.value), (name, str(e.value))
+    run = CliRunner().invoke
+    out = tmp_path / "out"
+    r = run(cli, ["transplant", "--src", str(src), "--dst", "mistral", "--hypernet", str(tmp_path / "hidden"),
+                  "-o", str(out), "--device", "cpu"])
+    assert r.exit_code == 2 and "damaged or was changed" in r.output and not out.exists(), r.output
+    # training resumes through the same check (its config still matches the run's flags)
+    args = ["hypernet", "train", "--base", str(src), "--corpus", CORPUS, "-o", str(tmp_path / "shape")]
+    for k, v in TINY.items():
+        if k != "aux_tokens":
+            args += [f"--{k.replace('_', '-')}", str(v)]
+    r = run(cli, args)
+    assert r.exit_code == 2 and "damaged or was changed" in r.output, r.output
+
+
+def test_config_refuses_heads_not_dividing_hidden_and_warmup_not_below_steps(tmp_path):
+    from pydantic import ValidationError
+
+    from tokkit.transplant.hypernet.config import default_warmup
+
+    with pytest.raises(ValidationError, match="--heads 3 must divide --hidden 256"):
+        HypernetConfig(base="x", corpus=("c",), steps=2, heads=3)
+    with pytest.raises(ValidationError, match="fewer than --steps 2"):
+        HypernetConfig(base="x", corpus=("c",), steps=2, warmup_steps=5)
+    with pytest.raises(ValidationError):
+        HypernetConfig(base="x", corpus=("c",), layers=10**6)
+    # a warm-up left at its default shrinks with a short run (3/7 of the steps), so some steps train the LM
+    assert HypernetConfig(base="x", corpus=("c",), steps=2).warmup_steps == 0 == default_warmup(2)
+    assert HypernetConfig(base="x", corpus=("c",), steps=70).warmup_steps == 30
+    assert HypernetConfig(base="x", corpus=("c",)).warmup_steps == 300
+    r = CliRunner().invoke(cli, ["hypernet", "train", "--base", "x", "--corpus", CORPUS, "-o", str(tmp_path / "h"),
+                                 "--steps", "2", "--heads", "3"])
+    assert r.exit_code == 2 and "--heads 3 must divide --hidden 256" in r.output and not (tmp_path / "h").exists()
+    r = CliRunner().invoke(cli, ["hypernet", "train", "--base", "x", "--corpus", CORPUS, "-o", str(tmp_path / "h"),
+                                 "--steps", "2", "--warmup-steps", "5"])
+    assert r.exit_code == 2 and "--warmup-steps 5" in r.output and not (tmp_path / "h").exists()

@@ -26,7 +26,8 @@ from tokkit.atomic import atomic_dir
 from tokkit.errors import FormatError, OutputExistsError
 from tokkit.optim.state import load_optimizer_state, save_optimizer
 
-__all__ = ["FORMAT", "checkpoint_dir", "run_key", "HealCheckpoint", "save_state", "load_state"]
+__all__ = ["FORMAT", "checkpoint_dir", "run_key", "HealCheckpoint", "save_state", "load_state", "check_progress",
+           "check_optimizer_shapes"]
 
 FORMAT = "tokkit-heal-checkpoint/1"
 
@@ -92,8 +93,51 @@ def load_state(path: Path, key: dict[str, Any]) -> HealCheckpoint:
     return HealCheckpoint(path, meta, tensors, opt)
 
 
+def _damaged(path: Path, what: str) -> FormatError:
+    return FormatError(f"the checkpoint in {path} is damaged or was changed ({what}); resume from an intact "
+                       "checkpoint, or pass --force to start over")
+
+
+def check_progress(ck: HealCheckpoint, *, steps: int) -> None:
+    """Refuse a ``state.json`` whose ``step`` is not an integer in ``0..steps`` (``--steps`` of this run) or
+    whose ``history`` / ``evals`` are not lists: a tampered step would train 100005 steps or none."""
+    step = ck.meta.get("step")
+    if type(step) is not int or step < 0:
+        raise _damaged(ck.path, f"state.json: step is {step!r}, expected a non-negative integer")
+    if step > steps:
+        raise _damaged(ck.path, f"state.json: step {step} is past --steps {steps}; resume with --steps {step} or more "
+                                "if the run really got that far")
+    for k in ("history", "evals"):
+        if not isinstance(ck.meta.get(k), list):
+            raise _damaged(ck.path, f"state.json: {k} is {type(ck.meta.get(k)).__name__}, expected a list")
+
+
+def check_optimizer_shapes(tensors: dict[str, torch.Tensor], params: list[torch.Tensor], path: Path) -> None:
+    """Refuse optimizer moments (``<key>.<index>`` or ``<index>.<key>``, :mod:`tokkit.optim.state`) whose parameter
+    index is out of range or whose shape is not their parameter's (``step`` entries: one number). Without this
+    a tampered moment loads and AdamW fails later with a shape RuntimeError."""
+    for name, v in tensors.items():
+        head, _, tail = name.partition(".")
+        key, idx = (tail, head) if head.isdigit() else (name.rsplit(".", 1)[0], name.rsplit(".", 1)[-1])
+        if not idx.isdigit() or int(idx) >= len(params):
+            raise _damaged(path, f"optimizer.safetensors: {name!r} names no parameter of this run "
+                                 f"({len(params)} parameters)")
+        want = () if key == "step" else tuple(params[int(idx)].shape)
+        if key == "step" and v.numel() == 1:
+            continue
+        if tuple(v.shape) != want or not v.is_floating_point():
+            raise _damaged(path, f"optimizer.safetensors: {name} is {v.dtype} {tuple(v.shape)}, expected a float "
+                                 f"tensor of shape {want}")
+
+
 def restore(ck: HealCheckpoint, params: dict[str, torch.nn.Parameter], opt: torch.optim.Optimizer) -> None:
-    """Copy the checkpoint's tensors into ``params`` and its moments into ``opt``."""
+    """Copy the checkpoint's tensors into ``params`` and its moments into ``opt`` (shapes checked first)."""
+    for name, p in params.items():
+        t = ck.tensors.get(name)
+        if t is None or tuple(t.shape) != tuple(p.shape):
+            raise _damaged(ck.path, f"trainable.safetensors: {name} is "
+                                    f"{'missing' if t is None else tuple(t.shape)}, expected shape {tuple(p.shape)}")
+    check_optimizer_shapes(ck.optimizer, [q for g in opt.param_groups for q in g["params"]], ck.path)
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(ck.tensors[name].to(p.device))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tokkit.atomic import check_output, check_replaceable, is_ours, recover
+from tokkit.config import check_memory
 from tokkit.errors import FormatError, OutputExistsError, TokkitError, VocabMismatchError
 from tokkit.names import resolve_model
 from tokkit.text import read_text
@@ -122,6 +123,22 @@ def _record(plan: HealPlan, res, trained_rows: int, *, tied: bool) -> dict[str, 
             "last_step": res.history[-1] if res.history else {}, "history": res.history}
 
 
+def step_memory(lm, batch_size: int, seq_bytes: int, *, grads: bool) -> float:
+    """Rough peak bytes of one forward (+ backward) pass of ``lm`` over ``batch_size`` sequences of ``seq_bytes``
+    bytes (at most one token per byte): fp32 logits and softmax, per-layer activations and attention scores."""
+    c = lm.config
+    n = batch_size * (seq_bytes + 1)
+    hidden = int(getattr(c, "hidden_size", 0) or 0)
+    layers = int(getattr(c, "num_hidden_layers", 0) or 0)
+    inter = int(getattr(c, "intermediate_size", 0) or 4 * hidden)
+    heads = int(getattr(c, "num_attention_heads", 0) or 1)
+    vocab = int(getattr(c, "vocab_size", 0) or lm.get_input_embeddings().weight.shape[0])
+    if not grads:  # no graph kept: the logits and one layer's temporaries
+        return 4.0 * (2 * n * vocab + n * (8 * hidden + 3 * inter) + batch_size * heads * (seq_bytes + 1) ** 2)
+    acts = n * layers * (8 * hidden + 3 * inter) + batch_size * heads * layers * (seq_bytes + 1) ** 2
+    return 4.0 * (3 * n * vocab + acts)
+
+
 def run_heal(plan: HealPlan, *, progress: bool = True, max_minutes: float | None = None):
     """Train and write ``plan.out_dir``. Returns the :class:`HealResult` (and writes only on rank 0).
 
@@ -146,6 +163,9 @@ def run_heal(plan: HealPlan, *, progress: bool = True, max_minutes: float | None
     if plan.force and not plan.resume and rank == 0 and is_ours(ck):
         shutil.rmtree(ck, ignore_errors=True)
     lm = load_lm(plan.model, device)
+    if device.type == "cpu":  # refuse a step that cannot fit before drawing it (--batch-size 100000000 grew forever)
+        check_memory(step_memory(lm, cfg.batch_size, cfg.seq_bytes, grads=True), what=f"a heal step with --batch-size "
+                     f"{cfg.batch_size} and --seq-bytes {cfg.seq_bytes}", fix="lower --batch-size or --seq-bytes")
     rows = lm.get_input_embeddings().weight.shape[0]
     if len(plan.tok.vocab) > rows:
         raise VocabMismatchError(f"{plan.model}: the tokenizer has {len(plan.tok.vocab)} ids but the model {rows} rows")
@@ -154,6 +174,11 @@ def run_heal(plan: HealPlan, *, progress: bool = True, max_minutes: float | None
     teacher = teacher_side = None
     if plan.teacher is not None:
         teacher = load_lm(plan.teacher, device)
+        if device.type == "cpu":
+            check_memory(step_memory(lm, cfg.batch_size, cfg.seq_bytes, grads=True)
+                         + step_memory(teacher, cfg.batch_size, cfg.seq_bytes, grads=False),
+                         what=f"a heal step (student + teacher) with --batch-size {cfg.batch_size} and --seq-bytes "
+                         f"{cfg.seq_bytes}", fix="lower --batch-size or --seq-bytes")
         teacher_side = Side.of(plan.teacher_tok)  # type: ignore[arg-type]
     heldout = {"heldout": plan.text.heldout} | {Path(p).stem: read_text(p, what="evaluation text") for p in cfg.eval_texts}
     res = train_rows(cfg, student, Side.of(plan.tok), teacher=teacher, teacher_side=teacher_side,

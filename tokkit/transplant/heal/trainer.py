@@ -25,7 +25,7 @@ from tokkit.errors import checkpoint_errors
 from tokkit.config import peak_rss_mb
 from tokkit.optim import StepLoop, average_gradients, sum_over_ranks, warmup_cosine
 from tokkit.transplant.heal.alm import alm_loss, balanced_sum, chunk_logprobs, lm_loss, token_logprobs
-from tokkit.transplant.heal.checkpoint import checkpoint_dir, load_state, restore, run_key, save_state
+from tokkit.transplant.heal.checkpoint import check_progress, checkpoint_dir, load_state, restore, run_key, save_state
 from tokkit.transplant.heal.config import RESUMABLE_CHANGES, HealConfig, Loss
 from tokkit.transplant.heal.data import Batch, Side, draw_windows, make_batch
 from tokkit.transplant.heal.rows import Student, teacher_token_logprobs
@@ -124,6 +124,7 @@ def train_rows(cfg: HealConfig, student: Student, student_side: Side, *, teacher
     if resume and ck_dir.exists():
         with checkpoint_errors(ck_dir, fix="resume from an intact checkpoint, or pass --force to start over"):
             ck = load_state(ck_dir, key)
+            check_progress(ck, steps=cfg.steps)
             restore(ck, params, opt)
         start, history, evals = ck.step, list(ck.meta["history"]), list(ck.meta["evals"])
         log.info("resuming %s from step %d", ck_dir, start)

@@ -23,14 +23,25 @@ from typing import Any
 import torch
 
 from tokkit.atomic import atomic_dir
-from tokkit.errors import FormatError, MissingFileError, VocabMismatchError
+from tokkit.errors import FormatError, MissingFileError, VocabMismatchError, checkpoint_errors
 from tokkit.optim.state import save_optimizer
 from tokkit.vocab import TextVocab
 
-__all__ = ["FORMAT", "Checkpoint", "base_fingerprint", "save_checkpoint", "load_checkpoint", "check_base"]
+__all__ = ["FORMAT", "Checkpoint", "base_fingerprint", "save_checkpoint", "load_checkpoint", "check_base",
+           "is_checkpoint", "check_meta", "expected_shapes"]
 
 FORMAT = "tokkit-hypernet"
 VERSION = 1
+MAX_DIM = 1 << 16  # widest base embedding a checkpoint may name
+
+
+def _fix(p: Path) -> str:
+    return (f"restore an intact copy, or train it again with `tokkit hypernet train -o {p} --force` "
+            "(resuming a run: pass --force to start over)")
+
+
+def _damaged(p: Path, what: str) -> FormatError:
+    return FormatError(f"the checkpoint in {p} is damaged or was changed ({what}); {_fix(p)}")
 
 
 def base_fingerprint(vocab: TextVocab, table: torch.Tensor) -> dict[str, Any]:
@@ -75,8 +86,71 @@ def save_checkpoint(out_dir: Path, *, model: torch.nn.Module, opt: torch.optim.O
     return out_dir
 
 
+def is_checkpoint(path: str | Path) -> bool:
+    """``path`` is a folder whose config.json carries this format's tag (intact or not otherwise)."""
+    cfg = Path(path) / "config.json"
+    try:
+        meta = json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
+def check_meta(meta: dict[str, Any], path: Path) -> None:
+    """Refuse a config.json whose network description cannot be built as written (one :class:`FormatError`).
+
+    ``arch`` must pass :func:`~tokkit.transplant.hypernet.config.arch_problem` (the same check as the
+    training flags), ``dim`` be an integer in 1..65536, ``tied`` a bool, their row width match the base
+    fingerprint, and ``step`` a non-negative integer.
+    """
+    from tokkit.transplant.hypernet.config import arch_problem
+
+    if "arch" not in meta:
+        raise _damaged(path, "config.json has no 'arch'")
+    problem = arch_problem(meta["arch"])
+    if problem:
+        raise _damaged(path, f"config.json: {problem}")
+    dim, tied = meta.get("dim"), meta.get("tied")
+    if type(dim) is not int or not 1 <= dim <= MAX_DIM:
+        raise _damaged(path, f"config.json: dim is {dim!r}, expected an integer in 1..{MAX_DIM}")
+    if type(tied) is not bool:
+        raise _damaged(path, f"config.json: tied is {tied!r}, expected true or false")
+    rows = (meta.get("base_fingerprint") or {}).get("rows") if isinstance(meta.get("base_fingerprint"), dict) else None
+    if not (isinstance(rows, list) and len(rows) == 2 and rows[1] == (dim if tied else 2 * dim)):
+        raise _damaged(path, f"config.json: dim {dim} and tied {tied} do not match the base rows {rows!r} "
+                             f"(expected [R, {dim if tied else 2 * dim}])")
+    step = meta.get("step")
+    if type(step) is not int or step < 0:
+        raise _damaged(path, f"config.json: step is {step!r}, expected a non-negative integer")
+    if not isinstance(meta.get("config", {}), dict) or not isinstance(meta.get("history", []), list):
+        raise _damaged(path, "config.json: 'config' must be an object and 'history' a list")
+
+
+def expected_shapes(meta: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The parameter and buffer shapes of the network ``meta`` describes (built on the meta device: no memory)."""
+    from tokkit.transplant.hypernet.model import HyperNet
+
+    width = meta["dim"] if meta["tied"] else 2 * meta["dim"]
+    with torch.device("meta"):
+        net = HyperNet(dim=meta["dim"], tied=meta["tied"], table=torch.empty(2, width), **meta["arch"])
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
+def _check_weights(model: dict[str, torch.Tensor], meta: dict[str, Any], path: Path) -> None:
+    want = expected_shapes(meta)
+    missing, extra = sorted(set(want) - set(model)), sorted(set(model) - set(want))
+    if missing or extra:
+        raise _damaged(path, f"model.safetensors lacks {missing[:3]} / has unexpected {extra[:3]} tensors")
+    for k, shape in want.items():
+        if tuple(model[k].shape) != shape or not model[k].is_floating_point():
+            raise _damaged(path, f"model.safetensors: {k} is {model[k].dtype} {tuple(model[k].shape)}, "
+                                 f"expected a float tensor of shape {shape}")
+
+
 def load_checkpoint(path: str | Path, *, with_optimizer: bool = False) -> Checkpoint:
-    """Read a checkpoint folder; a missing folder or a foreign one is a clear error."""
+    """Read a checkpoint folder; a missing folder or a foreign one is a clear error, and so is a damaged or
+    hand-edited one (:func:`check_meta`, weights of other names or shapes than ``arch`` builds): one
+    :class:`FormatError` saying "damaged or was changed", for training's resume and for ``--hypernet`` alike."""
     from safetensors.torch import load_file
 
     from tokkit.formats.weights import check_weights_folder
@@ -98,12 +172,15 @@ def load_checkpoint(path: str | Path, *, with_optimizer: bool = False) -> Checkp
         raise FormatError(f"{p}: checkpoint version {meta.get('version')}, this tokkit reads version {VERSION}")
     if not (p / "model.safetensors").is_file():
         raise MissingFileError(f"{p} has config.json but no model.safetensors; the checkpoint is incomplete")
+    check_meta(meta, p)
     opt = None
-    if with_optimizer and (p / "optimizer.safetensors").is_file():
-        check_weights_folder(p)
-        opt = load_file(str(p / "optimizer.safetensors"))
     check_weights_folder(p)  # truncated or foreign weights: one clear error before the native reader
-    return Checkpoint(p, meta, load_file(str(p / "model.safetensors")), opt)
+    with checkpoint_errors(p, fix=_fix(p)):
+        if with_optimizer and (p / "optimizer.safetensors").is_file():
+            opt = load_file(str(p / "optimizer.safetensors"))
+        model = load_file(str(p / "model.safetensors"))
+    _check_weights(model, meta, p)
+    return Checkpoint(p, meta, model, opt)
 
 
 def check_base(ckpt: Checkpoint, fingerprint: dict[str, Any], *, base_name: str) -> None:

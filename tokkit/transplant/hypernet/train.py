@@ -31,11 +31,11 @@ import torch.nn.functional as F
 
 from tokkit.atomic import mark_ours, recover
 from tokkit.config import check_memory, peak_rss_mb
-from tokkit.errors import OutputExistsError, VocabMismatchError, checkpoint_errors
+from tokkit.errors import MissingFileError, OutputExistsError, VocabMismatchError, checkpoint_errors
 from tokkit.names import resolve_model
 from tokkit.tokenizer import load_tokenizer
 from tokkit.optim import StepLoop, finish_distributed, init_distributed, load_optimizer_state, warmup_cosine
-from tokkit.transplant.hypernet.checkpoint import base_fingerprint, load_checkpoint, save_checkpoint
+from tokkit.transplant.hypernet.checkpoint import base_fingerprint, is_checkpoint, load_checkpoint, save_checkpoint
 from tokkit.transplant.hypernet.config import ARCH_KEYS, HypernetConfig
 from tokkit.transplant.hypernet.data import PieceCache, TextSampler, read_corpus
 from tokkit.transplant.hypernet.model import HyperNet, pad_pieces
@@ -170,10 +170,13 @@ def _resume_or_start(out_dir: Path, cfg: HypernetConfig, fp: dict[str, Any], for
         return None
     if force:
         return None
+    if not is_checkpoint(out_dir):  # not a checkpoint: refuse to overwrite it
+        raise OutputExistsError(f"{out_dir} exists and is not a hypernetwork checkpoint; pass --force to replace it")
     try:
-        ck = load_checkpoint(out_dir, with_optimizer=True)
-    except Exception:  # noqa: BLE001 - not a checkpoint: refuse to overwrite it
-        raise OutputExistsError(f"{out_dir} exists and is not a hypernetwork checkpoint; pass --force to replace it") from None
+        ck = load_checkpoint(out_dir, with_optimizer=True)  # a damaged one: "damaged or was changed"
+    except MissingFileError:  # config.json without weights (a run killed before its first save)
+        raise OutputExistsError(f"{out_dir} exists and is not a complete hypernetwork checkpoint; pass --force to "
+                                "replace it") from None
     old = ck.meta.get("config", {})
     diff = sorted(k for k in cfg.model_dump() if k not in _RESUMABLE_CHANGES
                   and old.get(k, _BEFORE_FIELD.get(k)) != cfg.model_dump()[k]
