@@ -45,15 +45,16 @@ class H:
     env: tuple[tuple[str, str], ...] = ()  # extra environment ("{h}" etc. expanded)
     mode: str = ""  # "" | "commit-SIGTERM" | "commit-SIGINT" | "train-SIGINT" | "train-SIGTERM" | "fsize" | "stdout-closed"
     stdin: str = ""
-    needs: tuple[str, ...] = field(default=())  # "image", "torch", "hub"
+    needs: tuple[str, ...] = field(default=())  # "image", "torch", "hub"; "lm"/"tok": the fixture for a pre-step
     keeps: tuple[str, ...] = ()  # paths (relative to the working folder) a resumable run may keep: its checkpoint
+    timeout: int = 600  # seconds a real process may take (a case that would hang fails at this limit)
 
 
 def h(id: str, cls: int, *args: str, needles: tuple[str, ...] | str = (), sub: bool = False, code: int = 2, pre=None,
       env: dict[str, str] | None = None, mode: str = "", stdin: str = "", needs: tuple[str, ...] = (),
-      keeps: tuple[str, ...] = ()) -> H:
+      keeps: tuple[str, ...] = (), timeout: int = 600) -> H:
     return H(id, cls, tuple(args), (needles,) if isinstance(needles, str) else tuple(needles), sub, code, pre,
-             tuple((env or {}).items()), mode, stdin, needs, keeps)
+             tuple((env or {}).items()), mode, stdin, needs, keeps, timeout)
 
 
 # ------------------------------------------------------------------------------------------------ pre-steps
@@ -101,6 +102,22 @@ def hardlink(name: str, target: str):
 def symlink(name: str, target: str):
     def pre(cwd: Path, subs: dict) -> None:
         (cwd / name).symlink_to(target.format(**subs))
+    return pre
+
+
+def side_file(folder: str, name: str, kind: str, into: str):
+    """A copy of the ``folder`` fixture ("lm" or "tok") as ``into`` whose side file ``name`` is ``kind``:
+    "dev-zero" (a symlink to /dev/zero: never ends) or "fifo" (blocks until a writer comes)."""
+    def pre(cwd: Path, subs: dict) -> None:
+        import shutil
+
+        d = cwd / into
+        shutil.copytree(subs[folder], d)
+        (d / name).unlink(missing_ok=True)
+        if kind == "dev-zero":
+            (d / name).symlink_to("/dev/zero")
+        else:
+            os.mkfifo(d / name)
     return pre
 
 
@@ -297,6 +314,19 @@ HOSTILE: list[H] = [
       needles=("--terms file terms.txt", "not a regular file"), sub=True, pre=fifo("terms.txt")),
     h("res-compare-terms-dev-zero", 4, "compare", "{tok}", "--text", "{corpus}", "--terms", "/dev/zero",
       needles=("--terms file /dev/zero", "not a regular file"), sub=True),
+    # side files of a model or tokenizer folder (tokenizer_config.json, generation_config.json, chat_template.jinja)
+    # are read as regular files of a capped size: a device would fill the memory, a FIFO block forever
+    *[h(f"res-{cmd}-{name.split('.')[0].replace('_', '-')}-{kind}", 4, *args, needles=(name, "not a regular file"),
+        sub=True, pre=side_file(folder, name, kind, into), needs=(folder,), timeout=120)
+      for kind in ("dev-zero", "fifo")
+      for cmd, folder, name, into, args in (
+          ("vocab", "tok", "tokenizer_config.json", "t", ("vocab", "t")),
+          ("transplant-dst", "tok", "tokenizer_config.json", "t", ("transplant", "--src", "{lm}", "--dst", "t", "-o", "o")),
+          ("eval-lm", "lm", "tokenizer_config.json", "m", ("eval-lm", "m", "--text", "{txt}")),
+          ("transplant-src", "lm", "generation_config.json", "m", ("transplant", "--src", "m", "--dst", "{tok}", "-o", "o")),
+          ("transplant-src", "lm", "chat_template.jinja", "m", ("transplant", "--src", "m", "--dst", "{tok}", "-o", "o")),
+          ("transplant-src", "lm", "config.json", "m", ("transplant", "--src", "m", "--dst", "{tok}", "-o", "o")),
+      )],
     h("res-train-recipe-2mb", 4, "train-bpe", "{corpus}", "--recipe", "{h}/big.yaml", "-o", "o", needles="larger than",
       sub=True),
     *[h(f"res-{n}-threads-99999", 4, *a, "--threads", "99999", needles=("--threads", "99999", "4 x"))

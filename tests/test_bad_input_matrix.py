@@ -880,7 +880,7 @@ def _hostile_subs(case: H, request) -> tuple[dict[str, str], list[Path]]:
     subs: dict[str, str] = {}
     roots = [request.getfixturevalue("built")]
     for name in ("tok", "lm", "counts"):
-        if "{" + name + "}" in text:
+        if "{" + name + "}" in text or name in case.needs:
             p = request.getfixturevalue(name)
             subs[name] = str(p)
             roots.append(p)
@@ -962,7 +962,7 @@ def _run_sub(case: H, args: list[str], cwd: Path, env: dict[str, str], tmp: Path
         p.stdout.close()  # the reader went away before the command printed anything
         err = p.stderr.read()
         return p.wait(timeout=300), err.decode("utf-8", "replace")
-    r = subprocess.run(base + args, cwd=cwd, env=env, input=case.stdin.encode(), capture_output=True, timeout=600,
+    r = subprocess.run(base + args, cwd=cwd, env=env, input=case.stdin.encode(), capture_output=True, timeout=case.timeout,
                        preexec_fn=_fsize_limit if case.mode == "fsize" else None)
     return r.returncode, r.stderr.decode("utf-8", "replace")
 
@@ -1115,3 +1115,29 @@ def test_real_tokenizers_with_added_tokens_still_load(alias):
 
     tok = cached_tokenizer(alias)
     assert len(tok.vocab) > 30_000 and tok.vocab.specials
+
+
+def test_model_output_copies_no_symlinks_and_nothing_from_outside_the_source(lm, tok, tmp_path, caplog):
+    """A source model folder's extra files reach an output only as regular files whose real path lies inside
+    the folder: a link to a file inside is copied with its content, a link to a file outside (which an upload
+    of the output would leak) is left out with a note; no symlink is ever created in the output."""
+    import shutil
+
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "id_rsa").write_text("PRIVATE KEY")
+    src = tmp_path / "m"
+    shutil.copytree(lm, src)
+    (src / "docs.txt").write_text("model card")
+    (src / "README.md").symlink_to(secret / "id_rsa")  # absolute, outside
+    (src / "LEAK.txt").symlink_to("../secret/id_rsa")  # relative, outside
+    (src / "NOTES.md").symlink_to("docs.txt")  # relative, inside
+    (src / "CARD.md").symlink_to(src / "docs.txt")  # absolute, inside
+    out = tmp_path / "o"
+    r = CliRunner().invoke(cli, ["transplant", "--src", str(src), "--dst", str(tok), "--method", "mean", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert not [p for p in out.rglob("*") if p.is_symlink()]
+    assert not (out / "README.md").exists() and not (out / "LEAK.txt").exists()
+    assert (out / "NOTES.md").read_text() == (out / "CARD.md").read_text() == "model card"
+    notes = [m for m in caplog.messages if "outside the model folder" in m]
+    assert len(notes) == 2 and any("README.md" in m for m in notes)

@@ -82,7 +82,7 @@ def test_family_names_resolve_to_their_default_checkpoint(tmp_path, monkeypatch)
     msg = str(e.value)
     assert "meta-llama/Llama-3.2-1B" in msg and "hf download meta-llama/Llama-3.2-1B" in msg
     assert "available offline" in msg and "\n" not in msg
-    snap = _fake_hf_cache(tmp_path / "hub", DEFAULT_CHECKPOINTS["llama"], {"config.json": "{}"})
+    snap = _fake_hf_cache(tmp_path / "hub", DEFAULT_CHECKPOINTS["llama"], {"config.json": "{\"model_type\": \"llama\"}"})
     assert resolve_model("llama") == snap and resolve_model("LLAMA") == snap
     assert resolve_model("meta-llama/Llama-3.2-1B") == snap
 

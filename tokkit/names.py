@@ -243,7 +243,12 @@ def _resolve_model(name_or_path: str | Path) -> Path:
         from tokkit.hf_models import PICKLE_SUFFIXES, check_model_folder
 
         weights = any(p.glob("*.safetensors")) or any(c.suffix in PICKLE_SUFFIXES for c in p.iterdir())
-        if not (p / "config.json").is_file() or not weights:
+        cfg = p / "config.json"
+        if cfg.exists() or cfg.is_symlink():  # a device, FIFO or folder is named as such, not "found config.json"
+            from tokkit.input_files import regular_file
+
+            regular_file(cfg, what="model config", expected="replace config.json with the JSON file the model ships")
+        if not cfg.is_file() or not weights:
             found = ", ".join(sorted(c.name for c in p.iterdir() if not c.name.startswith("."))[:5]) or "nothing"
             raise FormatError(f"{name_or_path} is not a model folder: expected an HF model folder with config.json "
                               f"and weights (model.safetensors), found {found}; pass a model folder or alias "

@@ -9,6 +9,7 @@ the tokenizer files follow the new tokenizer. The folder appears only when compl
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -21,9 +22,12 @@ from tokkit.embedding.io import checkpoint_layout
 from tokkit.embedding.table import ModelEmbeddings
 from tokkit.hf_folder import TOKENIZER_FILES, write_tokenizer_files
 from tokkit.errors import VocabMismatchError
+from tokkit.formats.hf_json import SIDE_FILE_MAX_BYTES, read_json
 from tokkit.vocab import TextVocab
 
 __all__ = ["write_model_folder", "special_token_ids"]
+
+log = logging.getLogger(__name__)
 
 _SKIP = set(TOKENIZER_FILES) | {"model.safetensors.index.json", "config.json", "generation_config.json", "chat_template.jinja"}
 
@@ -42,10 +46,38 @@ def special_token_ids(vocab: TextVocab) -> dict[str, Any]:
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
+    """``dst`` as a regular file with ``src``'s content (a symlink is followed: never a symlink in an output)."""
     try:
-        os.link(src, dst)
+        os.link(src, dst, follow_symlinks=True)
     except OSError:
-        shutil.copy2(src, dst)
+        shutil.copyfile(src, dst, follow_symlinks=True)
+        shutil.copystat(src, dst, follow_symlinks=True)
+
+
+def _inside_roots(src: Path) -> list[Path]:
+    """Where a source folder's files may really lie: the folder itself and, for a snapshot of the HF cache
+    (``…/snapshots/<rev>``, whose files are links into the repo's ``blobs``), that ``blobs`` folder."""
+    real = src.resolve()
+    roots = [real]
+    if real.parent.name == "snapshots" and (real.parent.parent / "blobs").is_dir():
+        roots.append((real.parent.parent / "blobs").resolve())
+    return roots
+
+
+def _copy_extra(f: Path, dst: Path, roots: list[Path]) -> None:
+    """Copy the source folder's extra file ``f`` (README, license, …) into the output as a regular file, but
+    only when its real path lies inside the folder: a symlink to a file elsewhere (``README.md ->
+    ~/.ssh/id_rsa``) would be uploaded with the output, so it is skipped with a note."""
+    real = f.resolve()
+    if real.is_dir():
+        return
+    if not any(real.is_relative_to(r) for r in roots):
+        log.warning("not copying %s into the output: it is a symlink to %s, outside the model folder", f, real)
+        return
+    if not real.is_file():  # a device or FIFO: never read
+        log.warning("not copying %s into the output: it is not a regular file", f)
+        return
+    _link_or_copy(real, dst)
 
 
 def _set_config(cfg: dict[str, Any], rows: int, tied: bool, ids: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +171,7 @@ def write_model_folder(
                 stored[out_name] = new_out.to(old_in_dtype).contiguous()
             save_file(stored, str(tmp / shard), metadata={"format": "pt"})
         if (src / "model.safetensors.index.json").exists():
-            index = json.loads((src / "model.safetensors.index.json").read_text())
+            index = read_json(src / "model.safetensors.index.json")  # checked by checkpoint_layout
             total = 0
             for shard in set(weight_map.values()):
                 from safetensors import safe_open
@@ -151,13 +183,17 @@ def write_model_folder(
             index["weight_map"] = weight_map
             index.setdefault("metadata", {})["total_size"] = total
             (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+        roots = _inside_roots(src)
         for f in src.iterdir():
-            if f.is_file() and f.name not in _SKIP and f.name not in layout.weight_map.values() and not (tmp / f.name).exists():
-                _link_or_copy(f, tmp / f.name)
+            if f.name in _SKIP or f.name in layout.weight_map.values() or (tmp / f.name).exists():
+                continue
+            if f.is_symlink() or f.is_file():
+                _copy_extra(f, tmp / f.name, roots)
         ids = special_token_ids(vocab)
-        cfg = json.loads((src / "config.json").read_text())
+        cfg = read_json(src / "config.json", max_bytes=SIDE_FILE_MAX_BYTES)
         (tmp / "config.json").write_text(json.dumps(_set_config(cfg, rows, new_out is None, ids), indent=2) + "\n")
-        gen = json.loads((src / "generation_config.json").read_text()) if (src / "generation_config.json").exists() else {}
+        gen_path = src / "generation_config.json"
+        gen = read_json(gen_path, max_bytes=SIDE_FILE_MAX_BYTES) if gen_path.exists() or gen_path.is_symlink() else {}
         gen.update({k: v for k, v in ids.items()})
         (tmp / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
         write_tokenizer_files(hf_tokenizer, vocab, tmp, chat_template=chat_template)

@@ -189,14 +189,15 @@ class TransformersNames:
         if self._src.backend != "hf" or not path:  # type: ignore[attr-defined]
             return {}
         cfg = Path(path).with_name("tokenizer_config.json")
-        if not cfg.is_file():
+        if not cfg.exists():  # a device or FIFO in its place is named by read_json, not skipped
             return {}
-        from tokkit.formats.hf_json import read_json
+        from tokkit.formats.hf_json import SIDE_FILE_MAX_BYTES, read_json
 
         out: dict[str, str | None] = {}
+        data = read_json(cfg, max_bytes=SIDE_FILE_MAX_BYTES)
         for role in ("bos", "eos", "pad", "unk"):
             key = f"{role}_token"
-            if key in (data := read_json(cfg)):
+            if key in data:
                 v = data[key]
                 text = v.get("content") if isinstance(v, dict) else v
                 out[role] = text if isinstance(text, str) else None

@@ -43,12 +43,12 @@ def chat_template(source_path: str | None) -> str | None:
         return None
     folder = Path(source_path).parent
     jinja = folder / "chat_template.jinja"
+    from tokkit.formats.hf_json import SIDE_FILE_MAX_BYTES, read_json, read_side_text
+
     if jinja.exists():
-        return jinja.read_text(encoding="utf-8")
+        return read_side_text(jinja)
     cfg = folder / "tokenizer_config.json"
     if cfg.exists() and cfg != Path(source_path):
-        from tokkit.formats.hf_json import read_json
-
-        template = read_json(cfg).get("chat_template")
+        template = read_json(cfg, max_bytes=SIDE_FILE_MAX_BYTES).get("chat_template")
         return template if isinstance(template, str) else None
     return None

@@ -25,6 +25,7 @@ from tokkit.formats.roles import make_specials
 from tokkit.vocab import TextVocab
 
 __all__ = ["bytes_to_unicode", "unicode_to_bytes", "vocab_from_json", "vocab_from_json_file", "read_json",
+           "read_side_bytes", "read_side_text", "TOKENIZER_JSON_MAX_BYTES", "SIDE_FILE_MAX_BYTES",
            "check_model_ids", "check_native_ids", "file_added_tokens"]
 
 _BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
@@ -49,13 +50,46 @@ def unicode_to_bytes() -> dict[str, int]:
     return {c: b for b, c in bytes_to_unicode().items()}
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    """Read a json file with errors that say which file is broken and how."""
-    if not path.exists():
+#: The most bytes read from a ``tokenizer.json`` (or another tokenizer file given as one): the largest real ones
+#: are ~35 MB (Gemma 3), so a device, a FIFO or a wrong multi-GB file is refused instead of filling the memory.
+TOKENIZER_JSON_MAX_BYTES = 512 << 20
+#: The most bytes read from a small side file of a model or tokenizer folder (``tokenizer_config.json``,
+#: ``generation_config.json``, ``config.json``, ``chat_template.jinja``, a safetensors index, a report).
+SIDE_FILE_MAX_BYTES = 16 << 20
+
+
+def read_side_bytes(path: Path, *, max_bytes: int = SIDE_FILE_MAX_BYTES, expected: str | None = None) -> bytes:
+    """The bytes of a file in a model or tokenizer folder: only a regular file, at most ``max_bytes``
+    (:func:`tokkit.input_files.read_input_bytes`); a missing file is a :class:`MissingFileError`."""
+    from tokkit.input_files import read_input_bytes
+
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
         raise MissingFileError(f"{path} does not exist; check the path or run scripts/fetch_fixtures.py")
+    fix = expected or f"replace {path.name} with the regular file the model or tokenizer ships"
+    return read_input_bytes(path, what="file", expected=fix, max_bytes=max_bytes)
+
+
+def read_side_text(path: Path, *, max_bytes: int = SIDE_FILE_MAX_BYTES) -> str:
+    """The UTF-8 text (a byte-order mark is dropped) of a side file such as ``chat_template.jinja``,
+    read as :func:`read_side_bytes` reads it."""
+    raw = read_side_bytes(path, max_bytes=max_bytes)
     try:
-        with open(path, encoding="utf-8-sig") as f:  # a UTF-8 byte-order mark is accepted
-            data = json.load(f)
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise FormatError(f"{path} is not UTF-8 text (byte offset {e.start}); "
+                          f"replace {Path(path).name} with a UTF-8 text file") from None
+
+
+def read_json(path: Path, *, max_bytes: int = TOKENIZER_JSON_MAX_BYTES) -> dict[str, Any]:
+    """Read a json file with errors that say which file is broken and how.
+
+    Only a regular file is read, at most ``max_bytes`` (:data:`TOKENIZER_JSON_MAX_BYTES` by default; pass
+    :data:`SIDE_FILE_MAX_BYTES` for a small side file): a device or a FIFO is a one-line error, not a hang."""
+    path = Path(path)
+    raw = read_side_bytes(path, max_bytes=max_bytes)
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))  # a UTF-8 byte-order mark is accepted
     except json.JSONDecodeError as e:
         raise FormatError(
             f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
@@ -63,6 +97,8 @@ def read_json(path: Path) -> dict[str, Any]:
         ) from None
     except UnicodeDecodeError as e:
         raise FormatError(f"{path} is not UTF-8 text (byte offset {e.start}); expected a tokenizer.json") from None
+    except RecursionError:
+        raise FormatError(f"{path} nests JSON too deeply to read; the file is corrupted: fetch it again") from None
     if not isinstance(data, dict):
         raise FormatError(f"{path}: expected a JSON object at the top level, found {type(data).__name__}")
     return data
@@ -318,5 +354,5 @@ def vocab_from_json_file(path: str | Path, *, name: str = "") -> TextVocab:
     p = Path(path)
     data = read_json(p)
     cfg_path = p.with_name("tokenizer_config.json")
-    config = read_json(cfg_path) if cfg_path.exists() and cfg_path != p else None
+    config = read_json(cfg_path, max_bytes=SIDE_FILE_MAX_BYTES) if cfg_path.exists() and cfg_path != p else None
     return vocab_from_json(data, name=name or p.name, config=config)

@@ -45,7 +45,7 @@ def _open_hf(src: Source) -> Any:
         return hf_tokenizer_from_gguf(src.path)
     from tokenizers import Tokenizer as HFTokenizer
 
-    from tokkit.formats.hf_json import read_json
+    from tokkit.formats.hf_json import TOKENIZER_JSON_MAX_BYTES, read_json, read_side_bytes
 
     from tokkit.native_calls import captured_stderr
 
@@ -63,7 +63,7 @@ def _open_hf(src: Source) -> Any:
         defect = regex_defect(data, str(src.path))
         if defect:
             raise FormatError(defect) from None
-        raw = Path(src.path).read_bytes()
+        raw = read_side_bytes(Path(src.path), max_bytes=TOKENIZER_JSON_MAX_BYTES)
         if raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark: tokenizers refuses it, we do not
             try:
                 return HFTokenizer.from_str(raw[3:].decode("utf-8"))
@@ -105,14 +105,14 @@ def vocab_of(src: Source, n: Any) -> Any:
     if b in ("hf", "gguf"):
         import json
 
-        from tokkit.formats.hf_json import read_json, vocab_from_json
+        from tokkit.formats.hf_json import SIDE_FILE_MAX_BYTES, read_json, vocab_from_json
 
         config = None
         if src.path and b == "hf":
             path = Path(src.path)
             cfg = path.with_name("tokenizer_config.json")
             if cfg.exists() and cfg != path:
-                config = read_json(cfg)
+                config = read_json(cfg, max_bytes=SIDE_FILE_MAX_BYTES)
             data = read_json(path)  # the file itself: cheaper than serialising the native object again
         else:
             data = json.loads(n.to_str())

@@ -71,9 +71,16 @@ def first_layers(lm, count: int) -> Iterator[Any]:
 
 def config_layers(folder) -> int:
     """``num_hidden_layers`` from ``folder/config.json`` (text config of a multimodal wrapper), else 32."""
+    from tokkit.formats.hf_json import read_side_bytes
+
+    path = Path(folder) / "config.json"
+    if not path.exists():
+        return 32
+    raw = read_side_bytes(path)  # a device or FIFO is a one-line error, not a hang
     try:
-        cfg = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, TypeError, ValueError):
+        cfg = json.loads(raw.decode("utf-8-sig"))
+        assert isinstance(cfg, dict)
+    except (TypeError, ValueError, AssertionError):
         return 32
     return int(cfg.get("num_hidden_layers") or cfg.get("text_config", {}).get("num_hidden_layers") or 32)
 

@@ -9,12 +9,12 @@ the heuristic's pieces and neighbours; FVT's pieces).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tokkit.formats.hf_json import SIDE_FILE_MAX_BYTES, read_json, read_side_text
 from tokkit.names import resolve_tokenizer
 from tokkit.transplant.align import Match
 
@@ -34,7 +34,7 @@ def built_ids(folder: str | Path) -> list[int] | None:
     path = Path(folder) / REPORT_FILE
     if not path.is_file():
         return None
-    tokens = json.loads(path.read_text(encoding="utf-8")).get("tokens", [])
+    tokens = read_json(path).get("tokens", [])  # capped at TOKENIZER_JSON_MAX_BYTES: one entry per token
     return [t["id"] for t in tokens if t.get("kind") == Match.NEW.value]
 
 
@@ -106,10 +106,10 @@ def summary_lines(report: dict[str, Any], *, worst: int = 5) -> list[str]:
 
 def _folder_template(folder: Path) -> str | None:
     if (folder / "chat_template.jinja").exists():
-        return (folder / "chat_template.jinja").read_text(encoding="utf-8")
+        return read_side_text(folder / "chat_template.jinja")
     cfg = folder / "tokenizer_config.json"
     if cfg.exists():
-        t = json.loads(cfg.read_text(encoding="utf-8")).get("chat_template")
+        t = read_json(cfg, max_bytes=SIDE_FILE_MAX_BYTES).get("chat_template")
         return t if isinstance(t, str) else None
     return None
 
