@@ -40,7 +40,7 @@ from tokkit.run_inputs import (check_not_input, note_input, reading_own_output, 
 
 __all__ = ["atomic_dir", "atomic_file", "rename_noreplace", "check_output", "check_replaceable", "check_not_input",
            "check_resumable", "recover", "write_error", "is_ours", "mark_ours", "MARKER", "tracking_inputs",
-           "note_input", "reading_own_output", "tracked_inputs"]
+           "note_input", "reading_own_output", "tracked_inputs", "make_parents", "remove_created"]
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -165,21 +165,18 @@ def _guard(final: Path, tmp: Path, created: list[Path]) -> Iterator[None]:
 
 def _cleanup(tmp: Path, created: list[Path]) -> None:
     remove_path(tmp)
-    for d in reversed(created):  # the deepest first; only while empty (another writer may use it)
-        try:
-            os.rmdir(d)
-        except OSError:
-            break
+    remove_created(created)
 
 
-def _start(out: str | Path, force: bool, kind: Kind) -> tuple[Path, list[Path]]:
-    final = check_output(out, force=force, kind=kind)
+def make_parents(final: Path) -> list[Path]:
+    """Create the missing parent folders of ``final``; returns those created, outermost first (a failure
+    removes them again and is one :class:`~tokkit.errors.OutputWriteError`)."""
     missing = []
     q = final.parent
     while not os.path.lexists(q) and q != q.parent:
         missing.append(q)
         q = q.parent
-    created = []
+    created: list[Path] = []
     try:
         for d in reversed(missing):
             try:
@@ -188,9 +185,23 @@ def _start(out: str | Path, force: bool, kind: Kind) -> tuple[Path, list[Path]]:
             except FileExistsError:
                 pass
     except OSError as e:
-        _cleanup(Path("/nonexistent/tokkit"), created)
+        remove_created(created)
         raise write_error(final, e) from None
-    return final, created
+    return created
+
+
+def remove_created(created: list[Path]) -> None:
+    """Remove the folders of :func:`make_parents`, the deepest first, while empty (another writer may use one)."""
+    for d in reversed(created):
+        try:
+            os.rmdir(d)
+        except OSError:
+            break
+
+
+def _start(out: str | Path, force: bool, kind: Kind) -> tuple[Path, list[Path]]:
+    final = check_output(out, force=force, kind=kind)
+    return final, make_parents(final)
 
 
 @contextmanager

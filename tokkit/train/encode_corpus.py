@@ -30,7 +30,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from tokkit.atomic import _commit_as, atomic_file, check_not_input, check_output, check_replaceable, mark_ours
+from tokkit.atomic import (_commit_as, atomic_file, check_not_input, check_output, check_replaceable, make_parents,
+                           mark_ours, remove_created)
 from tokkit.output_checks import remove_path, temp_name
 from tokkit.errors import OutputExistsError, TokkitError, UnknownNameError, VocabMismatchError
 from tokkit.train.corpus import EmptyCorpusError, Source, parse_sources
@@ -255,7 +256,7 @@ def encode_corpus(sources: Iterable[str | Path], *, tokenizer: str | Path, out: 
             if force and os.path.lexists(out):  # the old output stays until the new one is complete
                 check_replaceable(out, "dir")  # again: what is there now, not what the preflight saw
                 work = temp_name(out)
-            made = _make_parents(out)
+            made = make_parents(out)
             try:
                 os.mkdir(work)  # exclusive: of two runs started together, one creates the folder, the other stops
             except FileExistsError:
@@ -280,30 +281,9 @@ def encode_corpus(sources: Iterable[str | Path], *, tokenizer: str | Path, out: 
         elif created and isinstance(e, TokkitError) or isinstance(e, EmptyCorpusError):
             shutil.rmtree(out, ignore_errors=True)  # (an interrupted new run stays, for --resume)
         if not os.path.lexists(out):
-            for d in reversed(made):
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    break
+            remove_created(made)
         raise
     return manifest
-
-
-def _make_parents(out: Path) -> list[Path]:
-    """Create the missing parent folders of ``out``; returns those created, outermost first."""
-    missing = []
-    q = out.parent
-    while not os.path.lexists(q) and q != q.parent:
-        missing.append(q)
-        q = q.parent
-    made = []
-    for d in reversed(missing):
-        try:
-            os.mkdir(d)
-            made.append(d)
-        except FileExistsError:
-            pass
-    return made
 
 
 def _tokenizer_key(tokenizer: str | Path) -> str:
