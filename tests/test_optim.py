@@ -192,3 +192,26 @@ def test_image_train_and_prior_train_stop_at_a_budget_and_resume_to_the_same_wei
                 resume=True)
     a, b = load_file(tmp_path / "pfull" / "prior.safetensors"), load_file(tmp_path / "pcut" / "prior.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_tampered_optimizer_state_is_refused_before_anything_loads():
+    """A moment of the wrong shape, a non-float moment, an index past the parameters or a step that is not one
+    number: one FormatError naming it, and the optimizer untouched (AdamW failed later with a shape error)."""
+    import torch
+
+    from tokkit.errors import FormatError
+    from tokkit.optim.state import load_optimizer_state, optimizer_tensors
+
+    w = torch.nn.Parameter(torch.randn(4, 3))
+    opt = torch.optim.AdamW([w], lr=0.1)
+    w.sum().backward()
+    opt.step()
+    good = optimizer_tensors(opt)
+    fresh = torch.optim.AdamW([torch.nn.Parameter(torch.randn(4, 3))], lr=0.1)
+    for change in ({"exp_avg.0": torch.zeros(5)}, {"exp_avg_sq.0": torch.zeros(4, 3, dtype=torch.int32)},
+                   {"exp_avg.7": torch.zeros(4, 3)}, {"step.0": torch.zeros(2)}):
+        with pytest.raises(FormatError, match="damaged or was changed"):
+            load_optimizer_state(fresh, {**good, **change})
+        assert not fresh.state
+    load_optimizer_state(fresh, good)
+    assert torch.equal(fresh.state[fresh.param_groups[0]["params"][0]]["exp_avg"], good["exp_avg.0"])

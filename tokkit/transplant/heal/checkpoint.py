@@ -113,21 +113,12 @@ def check_progress(ck: HealCheckpoint, *, steps: int) -> None:
 
 
 def check_optimizer_shapes(tensors: dict[str, torch.Tensor], params: list[torch.Tensor], path: Path) -> None:
-    """Refuse optimizer moments (``<key>.<index>`` or ``<index>.<key>``, :mod:`tokkit.optim.state`) whose parameter
-    index is out of range or whose shape is not their parameter's (``step`` entries: one number). Without this
-    a tampered moment loads and AdamW fails later with a shape RuntimeError."""
-    for name, v in tensors.items():
-        head, _, tail = name.partition(".")
-        key, idx = (tail, head) if head.isdigit() else (name.rsplit(".", 1)[0], name.rsplit(".", 1)[-1])
-        if not idx.isdigit() or int(idx) >= len(params):
-            raise _damaged(path, f"optimizer.safetensors: {name!r} names no parameter of this run "
-                                 f"({len(params)} parameters)")
-        want = () if key == "step" else tuple(params[int(idx)].shape)
-        if key == "step" and v.numel() == 1:
-            continue
-        if tuple(v.shape) != want or not v.is_floating_point():
-            raise _damaged(path, f"optimizer.safetensors: {name} is {v.dtype} {tuple(v.shape)}, expected a float "
-                                 f"tensor of shape {want}")
+    """Refuse optimizer moments that fit no parameter of this run (:func:`tokkit.optim.state.optimizer_problem`)."""
+    from tokkit.optim.state import optimizer_problem
+
+    problem = optimizer_problem(tensors, params)
+    if problem is not None:
+        raise _damaged(path, problem)
 
 
 def restore(ck: HealCheckpoint, params: dict[str, torch.nn.Parameter], opt: torch.optim.Optimizer) -> None:
