@@ -22,10 +22,10 @@ from tokkit.embedding.io import checkpoint_layout
 from tokkit.embedding.table import ModelEmbeddings
 from tokkit.hf_folder import TOKENIZER_FILES, write_tokenizer_files
 from tokkit.errors import VocabMismatchError
-from tokkit.formats.hf_json import SIDE_FILE_MAX_BYTES, read_json
+from tokkit.formats.hf_json import SIDE_FILE_MAX_BYTES, read_json, read_side_text
 from tokkit.vocab import TextVocab
 
-__all__ = ["write_model_folder", "special_token_ids"]
+__all__ = ["write_model_folder", "special_token_ids", "check_side_files"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,18 @@ def special_token_ids(vocab: TextVocab) -> dict[str, Any]:
         "pad_token_id": vocab.role_id("pad"),
     }
     return out
+
+
+def check_side_files(src: str | Path) -> None:
+    """Read the side files :func:`write_model_folder` will carry over from the model folder ``src``
+    (``config.json``, ``generation_config.json``, ``chat_template.jinja``) as it reads them -- regular files,
+    capped -- so a device, FIFO or damaged file is refused before the embedding work, not after it."""
+    d = Path(src)
+    read_json(d / "config.json", max_bytes=SIDE_FILE_MAX_BYTES)
+    for name in ("generation_config.json", "chat_template.jinja"):
+        p = d / name
+        if p.exists() or p.is_symlink():
+            read_json(p, max_bytes=SIDE_FILE_MAX_BYTES) if name.endswith(".json") else read_side_text(p)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

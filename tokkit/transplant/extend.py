@@ -24,6 +24,7 @@ from typing import Any, Protocol, Sequence
 from tokkit.atomic import check_output
 from tokkit.config import peak_rss_mb
 from tokkit.embedding import write_model_folder
+from tokkit.embedding.write import check_side_files
 from tokkit.errors import VocabMismatchError
 from tokkit.names import resolve_model
 from tokkit.tokenizer import load_tokenizer
@@ -82,6 +83,7 @@ def run_extend(model: str | Path, ext: ExtendedTokenizer, out_dir: str | Path, *
     t0 = time.perf_counter()
     check_output(out_dir, force=force)
     src_folder = resolve_model(model)
+    check_side_files(src_folder)  # a device or FIFO side file: refused before the row work
     own = load_tokenizer(src_folder).vocab
     if own.tokens != ext.old.vocab.tokens:
         raise VocabMismatchError(f"the extension was learnt from {ext.old.name} ({len(ext.old.vocab)} ids), but {model} uses "

@@ -21,6 +21,7 @@ import torch
 
 from tokkit.atomic import check_output, check_replaceable, is_ours
 from tokkit.embedding import EmbeddingTable, ModelEmbeddings, load_model_embeddings, write_model_folder
+from tokkit.embedding.write import check_side_files
 from tokkit.errors import OptionError, VocabMismatchError
 from tokkit.names import resolve_model
 from tokkit.optim.distributed import pick_device
@@ -269,6 +270,7 @@ def run_transplant(plan: Plan, out_dir: str | Path, *, force: bool = False, resu
     import json
 
     check_output(out_dir, force=force)
+    check_side_files(plan.src_folder)  # a device or FIFO side file: refused before the embedding work
     ck = use_checkpoint(plan, out_dir, force=force, resume=resume)
     emb, report = transplant_embeddings(plan)
     template, note = resolve_chat_template(plan)
