@@ -328,7 +328,7 @@ def apply_threads(threads: int | None) -> int:
 
 def _register() -> None:
     # One line per command module; each module adds its commands to `cli`.
-    from tokkit_cli import bytes as _bytes, count, encode, export_cmd, extend, heal, hypernet, image, image_prior, train, transplant, vocab_cmd  # noqa: F401
+    from tokkit_cli import bytes as _bytes, count, encode, export_cmd, extend, heal, hypernet, image, image_codec, image_prior, train, transplant, vocab_cmd  # noqa: F401
 
 
 _register()
