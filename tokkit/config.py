@@ -187,28 +187,17 @@ def read_yaml(path: Path, what: str = "recipe") -> Any:
     not read), a value its tag cannot read, and a key written twice in one mapping (at any depth; YAML would keep
     the last silently) are refused with their line, before anything is constructed (:func:`_plain_yaml_defect`).
     Anchors, aliases and ``<<`` merge keys work as in YAML. Every recipe loader (train, image, prior) reads here."""
-    import stat
-
     import yaml
 
     from tokkit.errors import FormatError
+    from tokkit.input_files import read_input_bytes
 
+    raw = read_input_bytes(path, what=what, expected=f"a {what} is a small YAML file: pass the right file",
+                           max_bytes=YAML_MAX_BYTES)
     try:
-        st = os.stat(path)
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError
-        if not stat.S_ISREG(st.st_mode):
-            raise FormatError(f"{what} {path} is not a regular file (a device, FIFO or socket); pass a YAML file")
-        with open(path, "rb") as f:
-            raw = f.read(YAML_MAX_BYTES + 1)
-        if len(raw) > YAML_MAX_BYTES:
-            raise FormatError(f"{what} {path} is larger than {YAML_MAX_BYTES // 1024} KB; a {what} is a small YAML "
-                              "file: pass the right file")
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise FormatError(f"{what} {path} is not UTF-8 text (byte offset {e.start}); save it as UTF-8 YAML") from None
-    except IsADirectoryError:
-        raise FormatError(f"{what} {path} is a folder; pass a YAML file") from None
     try:
         loader = yaml.SafeLoader(text)
         try:
