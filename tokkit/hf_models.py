@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tokkit.errors import FormatError, MissingFileError
+from tokkit.formats.hf_json import SIDE_FILE_MAX_BYTES, read_json, read_side_bytes
 
 __all__ = ["check_model_folder", "check_model_config", "load_causal_lm", "load_base_model", "load_hf_tokenizer", "load_gguf_model",
            "PICKLE_SUFFIXES", "SAFE_KWARGS", "CONFIG_BOUNDS"]
@@ -56,7 +57,7 @@ def _auto_map(folder: Path) -> str | None:
         if not p.is_file():
             continue
         try:
-            data = json.loads(p.read_text(encoding="utf-8-sig"))
+            data = read_json(p, max_bytes=SIDE_FILE_MAX_BYTES)  # a regular file, capped: /dev/zero never read
         except (ValueError, OSError):
             continue  # the loader itself reports a damaged config
         if isinstance(data, dict) and data.get("auto_map"):
@@ -92,13 +93,10 @@ def check_model_folder(folder: str | Path, *, weights: bool = True) -> Path:
 
 def check_model_config(folder: Path) -> dict[str, Any]:
     """``folder/config.json`` checked before transformers reads it (module docstring); returns it."""
-    from tokkit.input_files import read_input_bytes
-
     p = folder / "config.json"
     if not os.path.lexists(p):
         raise MissingFileError(f"{folder} has no config.json; expected an HF model folder (config.json + *.safetensors)")
-    raw = read_input_bytes(p, what="model config", expected="pass an HF model folder with a JSON config.json",
-                           max_bytes=16 << 20)
+    raw = read_side_bytes(p, expected="pass an HF model folder with a JSON config.json")
     try:
         data = json.loads(raw.decode("utf-8-sig"))
     except (ValueError, UnicodeDecodeError) as e:

@@ -195,8 +195,6 @@ class TransformersNames:
 
         out: dict[str, str | None] = {}
         data = read_json(cfg, max_bytes=SIDE_FILE_MAX_BYTES)
-        if not isinstance(data, dict):  # not a config at all: the vocab's roles stand
-            return {}
         for role in ("bos", "eos", "pad", "unk"):
             key = f"{role}_token"
             if key in data:
